@@ -1,0 +1,59 @@
+# The two commands of the README: `make run` and `make test`. Both set up everything they need on a
+# fresh machine (virtual environment, Python packages, system packages, data).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= data
+PERSONS ?= 100000
+SEED ?= 20261128
+DEFAULT_RAW := $(DATA_DIR)/synthetic-$(PERSONS)-$(SEED)
+DEFAULT_DB := $(DATA_DIR)/sundstat-$(PERSONS)-$(SEED).duckdb
+STATE_DIR ?= state
+
+.PHONY: run test install system-deps data lint typecheck pytest bench clean
+
+run: data
+	$(BIN)/sundstat serve --db $(DEFAULT_DB) --state-dir $(STATE_DIR)
+
+test: install system-deps lint typecheck pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required: install python3.11 (or set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Debian's chromium drives the browser tests (Playwright cannot download its own browser here).
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing Debian chromium for the browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+data: install $(DEFAULT_DB)
+
+$(DEFAULT_DB):
+	$(BIN)/sundstat generate --persons $(PERSONS) --seed $(SEED) --out $(DEFAULT_RAW)
+	$(BIN)/sundstat build $(DEFAULT_RAW) --db $(DEFAULT_DB)
+
+lint: install
+	$(BIN)/ruff check query_engine budget_ledger service dashboard datasets benchmarks tests
+	$(BIN)/ruff format --check query_engine budget_ledger service dashboard datasets benchmarks tests
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install system-deps
+	$(BIN)/python -m pytest -q
+
+bench: data
+	$(BIN)/python -m benchmarks.engine --persons 1000000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output

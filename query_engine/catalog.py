@@ -1,0 +1,525 @@
+"""The data catalog: the trust boundary for privacy.
+
+Every privacy-relevant fact the engine uses (which registers exist, their columns, the public key
+set of each categorical column, the clamping bounds and fixed-point resolution of each numeric
+column, how many rows and groups one person may contribute) is declared here and never read from
+data. The catalog is defined as YAML under ``datasets/catalog/`` with public classifications as
+CSV files, resolved into these frozen types, and stored as JSON inside every built database so a
+database describes itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "Bounds",
+    "Catalog",
+    "CatalogError",
+    "Column",
+    "ColumnType",
+    "Derivation",
+    "KeySet",
+    "Register",
+    "Text",
+    "CATALOG_TABLE",
+    "SQL_TYPES",
+    "load_catalog",
+    "packaged_catalog_dir",
+]
+
+# Physical layout of a built database: one table per register, named after it, holding exactly the
+# register's physical (non-derived) columns with these types, plus this one-row table with the
+# resolved catalog as JSON (column ``catalog``), so that a database describes itself.
+CATALOG_TABLE = "sundstat_catalog"
+SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE"}
+
+ColumnType = Literal["string", "integer", "float", "date"]
+Grain = Literal["person", "event", "person_year"]
+Role = Literal["person_key", "row_key", "identifier"]
+DerivationKind = Literal[
+    "age",
+    "age_band_10",
+    "age_band_5",
+    "year",
+    "vital_status",
+    "icd10_chapter",
+    "atc_level_1",
+    "atc_level_2",
+    "atc_level_3",
+    "atc_level_4",
+]
+
+_COLUMN_TYPES = ("string", "integer", "float", "date")
+_GRAINS = ("person", "event", "person_year")
+_ROLES = ("person_key", "row_key", "identifier")
+_DERIVATIONS = DerivationKind.__args__  # type: ignore[attr-defined]
+_ATC_LEVEL_LENGTH = {"atc_level_1": 1, "atc_level_2": 3, "atc_level_3": 4, "atc_level_4": 5}
+
+
+class CatalogError(ValueError):
+    """The catalog definition is inconsistent; raised at load time, never at query time."""
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text in English and Danish."""
+
+    en: str
+    da: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"en": self.en, "da": self.da}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Declared clamping bounds of a numeric or date column.
+
+    ``resolution`` is the fixed-point unit for sums (values are summed as integers of this unit).
+    For dates, ``lo`` and ``hi`` are ISO dates and ``resolution`` is 1 (day).
+    """
+
+    lo: float | int | str
+    hi: float | int | str
+    resolution: float = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lo, str) != isinstance(self.hi, str):
+            raise CatalogError(f"bounds {self.lo!r}..{self.hi!r} mix dates and numbers")
+        if isinstance(self.lo, str):
+            if dt.date.fromisoformat(self.lo) > dt.date.fromisoformat(str(self.hi)):
+                raise CatalogError(f"bounds {self.lo}..{self.hi} are reversed")
+        elif not float(self.lo) <= float(self.hi):  # type: ignore[arg-type]
+            raise CatalogError(f"bounds {self.lo}..{self.hi} are reversed")
+        if not self.resolution > 0:
+            raise CatalogError(f"resolution must be positive, got {self.resolution}")
+
+    @property
+    def magnitude(self) -> float:
+        """max(|lo|, |hi|): the largest absolute value one row can add to a sum."""
+        return max(abs(float(self.lo)), abs(float(self.hi)))  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lo": self.lo, "hi": self.hi, "resolution": self.resolution}
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """A public set of group keys, with optional human labels (code -> title)."""
+
+    name: str
+    values: tuple[str | int, ...]
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    hierarchical: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if len(set(self.values)) != len(self.values):
+            raise CatalogError(f"key set {self.name!r} has duplicate values")
+        if not self.values:
+            raise CatalogError(f"key set {self.name!r} is empty")
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._lookup
+
+    @property
+    def _lookup(self) -> frozenset[str | int]:
+        cached = self.__dict__.get("_lookup_cache")
+        if cached is None:
+            cached = frozenset(self.values)
+            object.__setattr__(self, "_lookup_cache", cached)
+        return cached
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "values": list(self.values),
+            "labels": self.labels,
+            "hierarchical": self.hierarchical,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a derived column is computed from a physical column of the same register."""
+
+    kind: DerivationKind
+    source: str
+    source_secondary: str | None = None  # e.g. death_date for age (age at death if earlier)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a register: physical or derived, categorical (key set) or numeric (bounds)."""
+
+    name: str
+    type: ColumnType
+    description: Text
+    keyset: str | None = None
+    bounds: Bounds | None = None
+    null_value: float | int | str | None = None
+    nullable: bool = False
+    role: Role | None = None
+    derivation: Derivation | None = None
+    open_domain: bool = False  # a string column whose keys are not public: grouping needs delta
+
+
+    @property
+    def queryable(self) -> bool:
+        """Keys and identifiers are never filtered, grouped or aggregated by analysts."""
+        return self.role is None
+
+    @property
+    def is_derived(self) -> bool:
+        return self.derivation is not None
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("integer", "float")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "description": self.description.to_json(),
+            "keyset": self.keyset,
+            "bounds": self.bounds.to_json() if self.bounds else None,
+            "null_value": self.null_value,
+            "nullable": self.nullable,
+            "role": self.role,
+            "open_domain": self.open_domain,
+        }
+        if self.derivation:
+            out["derived"] = {
+                "kind": self.derivation.kind,
+                "from": self.derivation.source,
+                "also_from": self.derivation.source_secondary,
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class Register:
+    """One register: its description, grain, contribution limits and columns."""
+
+    name: str
+    title: Text
+    description: Text
+    controller: str
+    coverage: tuple[int, int]
+    grain: Grain
+    rows_per_person: tuple[int, int]  # (default, max): c in the privacy semantics
+    groups_per_person: tuple[int, int]  # (default, max): G in the privacy semantics
+    columns: tuple[Column, ...]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    def has_column(self, name: str) -> bool:
+        return any(col.name == name for col in self.columns)
+
+    @property
+    def physical_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if not c.is_derived)
+
+    @property
+    def person_key(self) -> str:
+        return next(c.name for c in self.columns if c.role == "person_key")
+
+    @property
+    def row_key(self) -> str:
+        return next(c.name for c in self.columns if c.role == "row_key")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title.to_json(),
+            "description": self.description.to_json(),
+            "controller": self.controller,
+            "coverage": {"from": self.coverage[0], "to": self.coverage[1]},
+            "grain": self.grain,
+            "rows_per_person": {"default": self.rows_per_person[0], "max": self.rows_per_person[1]},
+            "groups_per_person": {"default": self.groups_per_person[0], "max": self.groups_per_person[1]},
+            "columns": [c.to_json() for c in self.columns],
+        }
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All registers and key sets, plus the global facts the engine needs."""
+
+    registers: tuple[Register, ...]
+    keysets: dict[str, KeySet] = field(hash=False)
+    reference_date: str
+    max_persons: int
+    person_register: str = "cpr"
+    icd10_chapter_ranges: tuple[tuple[str, str, str], ...] = ()  # (chapter, first, last)
+
+    def __post_init__(self) -> None:
+        _check_catalog(self)
+
+    def register(self, name: str) -> Register:
+        for reg in self.registers:
+            if reg.name == name:
+                return reg
+        raise KeyError(name)
+
+    def has_register(self, name: str) -> bool:
+        return any(reg.name == name for reg in self.registers)
+
+    @property
+    def register_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.registers)
+
+    def column(self, qualified: str) -> tuple[Register, Column]:
+        """Resolve ``"register.column"``; raises KeyError if either part is unknown."""
+        register_name, _, column_name = qualified.partition(".")
+        reg = self.register(register_name)
+        return reg, reg.column(column_name)
+
+    def keyset(self, name: str) -> KeySet:
+        return self.keysets[name]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference_date": self.reference_date,
+            "max_persons": self.max_persons,
+            "person_register": self.person_register,
+            "icd10_chapter_ranges": [list(r) for r in self.icd10_chapter_ranges],
+            "registers": [r.to_json() for r in self.registers],
+            "keysets": {name: ks.to_json() for name, ks in self.keysets.items()},
+        }
+
+    def dumps(self) -> str:
+        """Canonical JSON text of the resolved catalog (stored in every built database)."""
+        return json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Catalog:
+        keysets = {
+            name: KeySet(
+                name=ks["name"],
+                values=tuple(ks["values"]),
+                labels=dict(ks.get("labels") or {}),
+                hierarchical=bool(ks.get("hierarchical", False)),
+                description=ks.get("description", ""),
+            )
+            for name, ks in data["keysets"].items()
+        }
+        registers = tuple(_register_from_dict(r) for r in data["registers"])
+        return cls(
+            registers=registers,
+            keysets=keysets,
+            reference_date=data["reference_date"],
+            max_persons=int(data["max_persons"]),
+            person_register=data.get("person_register", "cpr"),
+            icd10_chapter_ranges=tuple(tuple(r) for r in data.get("icd10_chapter_ranges", [])),  # type: ignore[misc]
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Catalog:
+        return cls.from_json(json.loads(text))
+
+
+def packaged_catalog_dir() -> Path:
+    """The catalog shipped with sundstat (``datasets/catalog``)."""
+    return Path(__file__).resolve().parent.parent / "datasets" / "catalog"
+
+
+def load_catalog(directory: Path | str | None = None) -> Catalog:
+    """Load and resolve the YAML catalog in ``directory`` (default: the packaged one).
+
+    A directory holding a resolved ``catalog.json`` (as written by ``sundstat generate``) is read
+    from that file instead.
+    """
+    base = Path(directory) if directory is not None else packaged_catalog_dir()
+    if (base / "catalog.json").is_file():
+        return Catalog.loads((base / "catalog.json").read_text(encoding="utf-8"))
+    settings_file = base / "catalog.yaml"
+    if not settings_file.is_file():
+        raise CatalogError(f"no catalog.yaml or catalog.json in {base}")
+    settings = yaml.safe_load(settings_file.read_text(encoding="utf-8"))
+    classifications = (base / settings.get("classifications", "../classifications")).resolve()
+    keysets = {
+        name: _resolve_keyset(name, spec, classifications)
+        for name, spec in settings["keysets"].items()
+    }
+    registers = []
+    for register_name in settings["registers"]:
+        raw = yaml.safe_load((base / f"{register_name}.yaml").read_text(encoding="utf-8"))
+        registers.append(_register_from_dict(raw))
+    chapters = _read_csv(classifications / "icd10_chapters.csv") if (
+        classifications / "icd10_chapters.csv"
+    ).is_file() else []
+    return Catalog(
+        registers=tuple(registers),
+        keysets=keysets,
+        reference_date=str(settings["reference_date"]),
+        max_persons=int(settings["max_persons"]),
+        person_register=settings.get("person_register", "cpr"),
+        icd10_chapter_ranges=tuple((r["chapter"], r["first"], r["last"]) for r in chapters),
+    )
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _resolve_keyset(name: str, spec: dict[str, Any], classifications: Path) -> KeySet:
+    """Build a key set from its declaration: explicit values, an integer range, bands or a file."""
+    hierarchical = bool(spec.get("hierarchical", False))
+    description = spec.get("description", "")
+    if "values" in spec:
+        values = tuple(spec["values"])
+        labels = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
+    elif "range" in spec:
+        lo, hi = spec["range"]
+        values = tuple(range(int(lo), int(hi) + 1))
+        labels = {}
+    elif "bands" in spec:
+        width, top = int(spec["bands"]["width"]), int(spec["bands"]["open_from"])
+        values = tuple(f"{a}-{a + width - 1}" for a in range(0, top, width)) + (f"{top}+",)
+        labels = {}
+    elif "file" in spec:
+        rows = _read_csv(classifications / spec["file"])
+        if "where" in spec:
+            rows = [r for r in rows if all(r[k] == str(v) for k, v in spec["where"].items())]
+        key, label = spec["key"], spec.get("label")
+        values = tuple(int(r[key]) if spec.get("integer") else r[key] for r in rows)
+        labels = {str(r[key]): r[label] for r in rows} if label else {}
+    else:
+        raise CatalogError(f"key set {name!r} needs one of values, range, bands or file")
+    return KeySet(name, values, labels, hierarchical, description)
+
+
+def _text(raw: Any, what: str) -> Text:
+    if not isinstance(raw, dict) or not {"en", "da"} <= raw.keys():
+        raise CatalogError(f"{what} needs an English and a Danish text (en, da)")
+    return Text(en=str(raw["en"]), da=str(raw["da"]))
+
+
+def _bounds(raw: Any) -> Bounds | None:
+    if raw is None:
+        return None
+    lo, hi = raw["lo"], raw["hi"]
+    if isinstance(lo, dt.date):
+        lo, hi = lo.isoformat(), hi.isoformat()
+    return Bounds(lo=lo, hi=hi, resolution=raw.get("resolution", 1))
+
+
+def _column_from_dict(raw: dict[str, Any], register: str) -> Column:
+    name = raw["name"]
+    where = f"column {register}.{name}"
+    derived = raw.get("derived")
+    derivation = None
+    if derived:
+        if derived["kind"] not in _DERIVATIONS:
+            raise CatalogError(f"{where}: unknown derivation {derived['kind']!r}")
+        derivation = Derivation(derived["kind"], derived["from"], derived.get("also_from"))
+    return Column(
+        name=name,
+        type=raw["type"],
+        description=_text(raw.get("description"), where),
+        keyset=raw.get("keyset"),
+        bounds=_bounds(raw.get("bounds")),
+        null_value=raw.get("null_value"),
+        nullable=bool(raw.get("nullable", False)),
+        role=raw.get("role"),
+        derivation=derivation,
+        open_domain=bool(raw.get("open_domain", False)),
+    )
+
+
+def _register_from_dict(raw: dict[str, Any]) -> Register:
+    name = raw["name"]
+    rows = raw["rows_per_person"]
+    groups = raw["groups_per_person"]
+    coverage = raw["coverage"]
+    return Register(
+        name=name,
+        title=_text(raw.get("title"), f"register {name} title"),
+        description=_text(raw.get("description"), f"register {name} description"),
+        controller=str(raw["controller"]),
+        coverage=(int(coverage["from"]), int(coverage["to"])),
+        grain=raw["grain"],
+        rows_per_person=(int(rows["default"]), int(rows["max"])),
+        groups_per_person=(int(groups["default"]), int(groups["max"])),
+        columns=tuple(_column_from_dict(c, name) for c in raw["columns"]),
+    )
+
+
+def _check_catalog(catalog: Catalog) -> None:
+    """Refuse a catalog whose privacy declarations are incomplete or inconsistent."""
+    names = [r.name for r in catalog.registers]
+    if len(set(names)) != len(names):
+        raise CatalogError("register names must be unique")
+    if catalog.person_register not in names:
+        raise CatalogError(f"person register {catalog.person_register!r} is not defined")
+    if catalog.max_persons <= 0:
+        raise CatalogError("max_persons must be positive")
+    for reg in catalog.registers:
+        _check_register(reg, catalog)
+
+
+def _check_register(reg: Register, catalog: Catalog) -> None:
+    where = f"register {reg.name}"
+    if reg.grain not in _GRAINS:
+        raise CatalogError(f"{where}: grain must be one of {_GRAINS}")
+    for default, maximum, what in (
+        (*reg.rows_per_person, "rows_per_person"),
+        (*reg.groups_per_person, "groups_per_person"),
+    ):
+        if not 1 <= default <= maximum:
+            raise CatalogError(f"{where}: {what} needs 1 <= default <= max")
+    if reg.grain == "person" and reg.rows_per_person != (1, 1):
+        raise CatalogError(f"{where}: a person-grain register has exactly one row per person")
+    roles = [c.role for c in reg.columns]
+    if roles.count("person_key") != 1 or roles.count("row_key") != 1:
+        raise CatalogError(f"{where}: needs exactly one person_key and one row_key column")
+    seen: set[str] = set()
+    for col in reg.columns:
+        cw = f"column {reg.name}.{col.name}"
+        if col.name in seen:
+            raise CatalogError(f"{cw} is defined twice")
+        seen.add(col.name)
+        if col.type not in _COLUMN_TYPES:
+            raise CatalogError(f"{cw}: type must be one of {_COLUMN_TYPES}")
+        if col.role is not None:
+            if col.role not in _ROLES:
+                raise CatalogError(f"{cw}: role must be one of {_ROLES}")
+            continue
+        if col.open_domain:
+            if col.type != "string" or col.keyset is not None:
+                raise CatalogError(f"{cw}: only string columns without a key set can be open_domain")
+        elif col.keyset is None and col.bounds is None:
+            raise CatalogError(f"{cw} needs a public key set, declared bounds or open_domain: true")
+        if col.keyset is not None and col.keyset not in catalog.keysets:
+            raise CatalogError(f"{cw}: unknown key set {col.keyset!r}")
+        if col.is_numeric and col.keyset is None:
+            if col.bounds is None:
+                raise CatalogError(f"{cw}: numeric columns need bounds")
+            if col.nullable and col.null_value is None:
+                raise CatalogError(f"{cw}: nullable numeric columns need a null_value")
+        if col.derivation is not None:
+            if not reg.has_column(col.derivation.source):
+                raise CatalogError(f"{cw}: derived from unknown column {col.derivation.source!r}")
+            if col.derivation.kind == "icd10_chapter" and not catalog.icd10_chapter_ranges:
+                raise CatalogError(f"{cw}: ICD-10 chapter ranges are missing")
+
+
+def atc_prefix_length(kind: str) -> int:
+    """Number of leading characters of a level-5 ATC code that form the given ATC level."""
+    return _ATC_LEVEL_LENGTH[kind]

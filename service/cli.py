@@ -1,0 +1,113 @@
+"""The ``sundstat`` command line: generate, build, serve, admin and ledger commands.
+
+Each command is a thin shell over a library function; heavy imports happen inside the command so
+``sundstat --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from datasets.generate import generate
+
+    summary = generate(args.persons, args.seed, Path(args.out), progress=not args.quiet)
+    print(summary.describe())
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from datasets.build import BuildError, build
+
+    try:
+        report = build(
+            Path(args.dir),
+            Path(args.db),
+            catalog_dir=Path(args.catalog) if args.catalog else None,
+            pseudonym_key_file=Path(args.pseudonym_key_file) if args.pseudonym_key_file else None,
+            reject_dir=Path(args.reject_dir) if args.reject_dir else None,
+        )
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.describe())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser; every command and subcommand answers ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="sundstat",
+        description="Differentially private statistics over linked Danish health registers.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    gen = commands.add_parser(
+        "generate",
+        help="write synthetic linked registers (Parquet) and the catalog into a directory",
+        description="Generate realistic synthetic linked registers, deterministic in --persons and --seed.",
+    )
+    gen.add_argument("--persons", type=_positive_int, required=True, help="number of persons in cpr")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    gen.add_argument("--out", required=True, help="output directory (created if missing)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(handler=_cmd_generate)
+
+    bld = commands.add_parser(
+        "build",
+        help="validate, pseudonymise and load register files into one DuckDB database",
+        description=(
+            "Validate every register file in DIR (Parquet or CSV, one per register) against the "
+            "catalog, pseudonymise raw CPR numbers, and load them atomically into a DuckDB file."
+        ),
+    )
+    bld.add_argument("dir", help="directory with one <register>.parquet or <register>.csv per register")
+    bld.add_argument("--db", required=True, help="DuckDB file to write (replaced atomically)")
+    bld.add_argument("--catalog", help="catalog directory (default: DIR/catalog.json, else the packaged one)")
+    bld.add_argument(
+        "--pseudonym-key-file",
+        help="file holding the pseudonymisation key (default: $SUNDSTAT_PSEUDONYM_KEY)",
+    )
+    bld.add_argument("--reject-dir", help="where reject files go (default: next to the database)")
+    bld.set_defaults(handler=_cmd_build)
+
+    _add_later_commands(commands)
+    return parser
+
+
+def _add_later_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands whose implementation lives in other modules of the service."""
+    from service import cli_commands
+
+    cli_commands.register(commands)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sundstat`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
