@@ -1,0 +1,127 @@
+"""Errors of the query engine, each with a stable ``code`` and an HTTP ``status``.
+
+::
+
+    EngineError
+    ├── QueryError                    422  the query is invalid; nothing was touched or spent
+    │   ├── UnknownRegister           unknown_register
+    │   ├── UnknownColumn             unknown_column
+    │   ├── InvalidOperator           invalid_operator
+    │   ├── ValueOutsideDomain        value_outside_domain
+    │   ├── InvalidBounds             invalid_bounds
+    │   ├── PrivateKeysNeedDelta      private_keys_need_delta
+    │   ├── TooManyGroupColumns       too_many_group_columns
+    │   ├── TooManyCells              too_many_cells
+    │   ├── LossOutOfRange            loss_out_of_range
+    │   └── UnsupportedQuery          unsupported_query
+    ├── ExecutionFailed               503  execution_failed (never carries data-derived text)
+    │   └── QueryTimeout              504  query_timeout
+    └── EngineInternalError           500  internal_error: a bug, never a release
+        └── PrivacyInvariantError     the computed privacy loss differs from what is charged
+
+Messages are sentences a person can act on. No message is ever derived from private data: only
+from the query, the catalog and the settings.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EngineError",
+    "EngineInternalError",
+    "ExecutionFailed",
+    "InvalidBounds",
+    "InvalidOperator",
+    "LossOutOfRange",
+    "PrivacyInvariantError",
+    "PrivateKeysNeedDelta",
+    "QueryError",
+    "QueryTimeout",
+    "TooManyCells",
+    "TooManyGroupColumns",
+    "UnknownColumn",
+    "UnknownRegister",
+    "UnsupportedQuery",
+    "ValueOutsideDomain",
+]
+
+
+class EngineError(Exception):
+    """Base of every engine error."""
+
+    code = "engine_error"
+    status = 500
+
+    def __init__(self, message: str, *, stage: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.stage = stage  # validate | plan | compile | execute | mechanism
+
+
+class QueryError(EngineError):
+    """The query is invalid; validation errors cost nothing."""
+
+    code = "invalid_query"
+    status = 422
+
+
+class UnknownRegister(QueryError):
+    code = "unknown_register"
+
+
+class UnknownColumn(QueryError):
+    code = "unknown_column"
+
+
+class InvalidOperator(QueryError):
+    code = "invalid_operator"
+
+
+class ValueOutsideDomain(QueryError):
+    code = "value_outside_domain"
+
+
+class InvalidBounds(QueryError):
+    code = "invalid_bounds"
+
+
+class PrivateKeysNeedDelta(QueryError):
+    code = "private_keys_need_delta"
+
+
+class TooManyGroupColumns(QueryError):
+    code = "too_many_group_columns"
+
+
+class TooManyCells(QueryError):
+    code = "too_many_cells"
+
+
+class LossOutOfRange(QueryError):
+    code = "loss_out_of_range"
+
+
+class UnsupportedQuery(QueryError):
+    code = "unsupported_query"
+
+
+class ExecutionFailed(EngineError):
+    """Executing the query failed; the text never depends on the data."""
+
+    code = "execution_failed"
+    status = 503
+
+
+class QueryTimeout(ExecutionFailed):
+    code = "query_timeout"
+    status = 504
+
+
+class EngineInternalError(EngineError):
+    """An invariant of the engine failed: this is a bug, and no release is made."""
+
+    code = "internal_error"
+    status = 500
+
+
+class PrivacyInvariantError(EngineInternalError):
+    """The loss computed by OpenDP differs from the loss that will be charged."""
