@@ -172,7 +172,6 @@ class Column:
     derivation: Derivation | None = None
     open_domain: bool = False  # a string column whose keys are not public: grouping needs delta
 
-
     @property
     def queryable(self) -> bool:
         """Keys and identifiers are never filtered, grouped or aggregated by analysts."""
@@ -353,16 +352,17 @@ def load_catalog(directory: Path | str | None = None) -> Catalog:
     settings = yaml.safe_load(settings_file.read_text(encoding="utf-8"))
     classifications = (base / settings.get("classifications", "../classifications")).resolve()
     keysets = {
-        name: _resolve_keyset(name, spec, classifications)
-        for name, spec in settings["keysets"].items()
+        name: _resolve_keyset(name, spec, classifications) for name, spec in settings["keysets"].items()
     }
     registers = []
     for register_name in settings["registers"]:
         raw = yaml.safe_load((base / f"{register_name}.yaml").read_text(encoding="utf-8"))
         registers.append(_register_from_dict(raw))
-    chapters = _read_csv(classifications / "icd10_chapters.csv") if (
-        classifications / "icd10_chapters.csv"
-    ).is_file() else []
+    chapters = (
+        _read_csv(classifications / "icd10_chapters.csv")
+        if (classifications / "icd10_chapters.csv").is_file()
+        else []
+    )
     return Catalog(
         registers=tuple(registers),
         keysets=keysets,
