@@ -1,1 +1,100 @@
-"""budget_ledger."""
+"""budget_ledger: privacy-loss values, accounting, projects and budgets, the append-only ledger and
+its audit chain.
+
+Depends only on the standard library and OpenDP; never on ``query_engine`` or ``service``.
+"""
+
+from .accounting import (
+    BudgetLimits,
+    BudgetStatus,
+    CapLimits,
+    Mode,
+    RegisterStatus,
+    Totals,
+    budget_limits,
+    cap_limits,
+    epsilon_at,
+    rho_budget,
+)
+from .audit_chain import AuditEntry, ChainReport, load_or_create_audit_key, parse_audit_key, verify_chain
+from .cli import verify_command
+from .errors import (
+    BudgetExceeded,
+    ChainBroken,
+    IdempotencyConflict,
+    InvalidBudget,
+    InvalidRequest,
+    LedgerError,
+    LedgerInvariantError,
+    LedgerUnavailable,
+    ModeMismatch,
+    ProjectExists,
+    ProjectExpired,
+    RegisterCapExceeded,
+    RegisterNotInProject,
+    SpendNotPending,
+    UnknownProject,
+    UnknownRelease,
+    UnknownSpend,
+    UnsafeStore,
+)
+from .ledger import DEFAULT_PENDING_TIMEOUT, Ledger, SpendResult, SpendStatus
+from .loss import Amount, Charge
+from .memory_store import MemoryStore
+from .records import Project, ProjectSpec, RegisterState, Spend, StoredRelease
+from .sqlite_store import SqliteStore
+from .store import LedgerStore, LedgerTxn
+from .verify import VerifyReport
+
+__all__ = [
+    "DEFAULT_PENDING_TIMEOUT",
+    "Amount",
+    "AuditEntry",
+    "BudgetExceeded",
+    "BudgetLimits",
+    "BudgetStatus",
+    "CapLimits",
+    "ChainBroken",
+    "ChainReport",
+    "Charge",
+    "IdempotencyConflict",
+    "InvalidBudget",
+    "InvalidRequest",
+    "Ledger",
+    "LedgerError",
+    "LedgerInvariantError",
+    "LedgerStore",
+    "LedgerTxn",
+    "LedgerUnavailable",
+    "MemoryStore",
+    "Mode",
+    "ModeMismatch",
+    "Project",
+    "ProjectExists",
+    "ProjectExpired",
+    "ProjectSpec",
+    "RegisterCapExceeded",
+    "RegisterNotInProject",
+    "RegisterState",
+    "RegisterStatus",
+    "Spend",
+    "SpendNotPending",
+    "SpendResult",
+    "SpendStatus",
+    "SqliteStore",
+    "StoredRelease",
+    "Totals",
+    "UnknownProject",
+    "UnknownRelease",
+    "UnknownSpend",
+    "UnsafeStore",
+    "VerifyReport",
+    "budget_limits",
+    "cap_limits",
+    "epsilon_at",
+    "load_or_create_audit_key",
+    "parse_audit_key",
+    "rho_budget",
+    "verify_chain",
+    "verify_command",
+]

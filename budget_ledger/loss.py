@@ -91,12 +91,14 @@ def float_up(value: Fraction) -> float:
 
 
 def floor_sqrt(value: Fraction) -> Fraction:
-    """Return a float-valued Fraction ``r`` with ``r * r <= value`` (a square root rounded down)."""
+    """The largest float ``r`` with ``r * r <= value`` (a square root rounded down), as a Fraction."""
     if value <= 0:
         return ZERO
     root = math.sqrt(float_down(value))
     while root > 0 and Fraction(root) ** 2 > value:
         root = math.nextafter(root, 0.0)
+    while Fraction(math.nextafter(root, math.inf)) ** 2 <= value:
+        root = math.nextafter(root, math.inf)
     return Fraction(root)
 
 

@@ -1,0 +1,483 @@
+"""Accounting: budgets, register caps, admission of a charge, and budget status.
+
+Two project modes, fixed at creation:
+
+``pure``
+    Budget (epsilon, delta). Charges add up by basic composition: the sum of the epsilons and the sum
+    of the deltas must each stay within the budget. A rho (zCDP) charge is refused (``mode_mismatch``).
+
+``zcdp``
+    Budget given as (epsilon, delta) with delta > 0. Half of delta, ``delta_conversion``, turns the
+    epsilon into a rho budget: the largest rho whose zCDP -> (epsilon, delta) conversion (OpenDP's
+    ``make_zCDP_to_approxDP``) at ``delta_conversion`` is at most the budget epsilon. The other half,
+    ``delta_thresholding``, pays for the deltas of partition selection. A pure-DP charge epsilon
+    counts as rho = epsilon^2/2.
+
+Register caps are held as (rho, delta) and are charged with every spend that touches the register;
+pure-DP charges count as epsilon^2/2 against them. Both compositions are valid under fully adaptive
+composition with a filter: a charge that would exceed what is left is refused and costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any, Literal
+
+from .errors import BudgetExceeded, InvalidBudget, ModeMismatch, RegisterCapExceeded
+from .loss import ZERO, Charge, float_down, float_up, floor_sqrt, format_amount
+
+__all__ = [
+    "MODES",
+    "BudgetLimits",
+    "BudgetStatus",
+    "CapLimits",
+    "Mode",
+    "RegisterStatus",
+    "Totals",
+    "admit_project",
+    "admit_register",
+    "budget_limits",
+    "budget_status",
+    "cap_limits",
+    "check_mode",
+    "epsilon_at",
+    "register_status",
+    "rho_budget",
+]
+
+Mode = Literal["pure", "zcdp"]
+MODES: tuple[Mode, ...] = ("pure", "zcdp")
+
+# Largest rho the binary search for a budget will consider; beyond it a guarantee is meaningless.
+_RHO_SEARCH_LIMIT = 1e9
+
+
+# --- OpenDP conversions -------------------------------------------------------------------------
+
+
+@functools.cache
+def _unit_gaussian() -> tuple[Any, Any]:
+    """A unit-scale discrete Gaussian (zCDP) and its approx-DP conversion, built once."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l2_distance(T=float)
+    gaussian = dp.m.make_gaussian(*space, scale=1.0)
+    return gaussian, dp.c.make_zCDP_to_approxDP(gaussian)
+
+
+def _l2_distance_for(rho: Fraction) -> float:
+    """An L2 distance at which the unit Gaussian's OpenDP rho is at least ``rho``."""
+    gaussian, _ = _unit_gaussian()
+    distance = math.sqrt(2 * float_up(rho))
+    while Fraction(gaussian.map(distance)) < rho:
+        distance = math.nextafter(distance, math.inf)
+    return distance
+
+
+# OpenDP's conversion overflows for rho below ~1e-308 or above ~7e4 (epsilon ~7e4).
+_RHO_FLOOR = Fraction(1, 10**300)
+
+
+def _textbook_epsilon(rho: Fraction, delta: Fraction) -> Fraction:
+    """rho + 2 sqrt(rho ln(1/delta)), rounded up: a valid (looser) bound where OpenDP overflows."""
+    value = float(rho) + 2 * math.sqrt(float(rho) * math.log(1 / float_down(delta)))
+    return Fraction(math.nextafter(value * (1 + 1e-9), math.inf))
+
+
+def _epsilon_at(rho: Fraction, delta: Fraction) -> Fraction:
+    import opendp.prelude as dp
+
+    if rho == 0:
+        return ZERO
+    if delta <= 0:
+        raise InvalidBudget("Converting rho to epsilon needs a delta above 0.")
+    # Epsilon grows with rho, so evaluating at a larger rho is conservative.
+    rho = max(rho, _RHO_FLOOR)
+    _, converted = _unit_gaussian()
+    try:
+        profile = converted.map(_l2_distance_for(rho))
+        # A smaller delta gives a larger epsilon, so rounding delta down is conservative.
+        return Fraction(profile.epsilon(delta=float_down(delta)))
+    except dp.OpenDPException:
+        if rho < 1:
+            raise
+        return _textbook_epsilon(rho, delta)
+
+
+@functools.lru_cache(maxsize=4096)
+def epsilon_at(rho: Fraction, delta: Fraction) -> Fraction:
+    """Epsilon of a rho-zCDP guarantee at ``delta``, by OpenDP's zCDP -> approx-DP conversion.
+
+    OpenDP rounds the conversion up, so the result never understates the loss.
+    """
+    return _epsilon_at(rho, delta)
+
+
+@functools.lru_cache(maxsize=1024)
+def rho_budget(epsilon: Fraction, delta_conversion: Fraction) -> Fraction:
+    """The largest float rho whose OpenDP conversion at ``delta_conversion`` gives at most ``epsilon``.
+
+    A binary search down to adjacent floats (about 60 conversions, ~0.2 s); every candidate is
+    checked against OpenDP, so the result is admissible even if the search were off.
+    """
+    if epsilon == 0:
+        return ZERO
+
+    def fits(rho: float) -> bool:
+        return _epsilon_at(Fraction(rho), delta_conversion) <= epsilon
+
+    low, high = 0.0, float_up(epsilon)
+    while fits(high):
+        low, high = high, high * 2
+        if high > _RHO_SEARCH_LIMIT:
+            raise InvalidBudget(
+                f"Epsilon {format_amount(epsilon)} at delta {format_amount(delta_conversion)} does not "
+                "bound rho; use a smaller delta."
+            )
+    while True:
+        middle = (low + high) / 2
+        if not low < middle < high:
+            return Fraction(low)
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+
+
+# --- Budgets and caps ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetLimits:
+    """A project's budget: as set (epsilon, delta) and, for zcdp, the derived rho."""
+
+    mode: Mode
+    epsilon: Fraction
+    delta: Fraction
+    rho: Fraction | None
+
+    @property
+    def delta_conversion(self) -> Fraction | None:
+        """The part of delta that converts rho to epsilon (zcdp only)."""
+        return self.delta / 2 if self.mode == "zcdp" else None
+
+    @property
+    def delta_thresholding(self) -> Fraction:
+        """The part of delta available for thresholding charges."""
+        return self.delta / 2 if self.mode == "zcdp" else self.delta
+
+
+def budget_limits(mode: Mode, epsilon: Fraction, delta: Fraction) -> BudgetLimits:
+    """Validate a budget and derive its rho (zcdp: an OpenDP binary search, cached)."""
+    if mode not in MODES:
+        raise InvalidBudget(f"Accounting mode must be 'pure' or 'zcdp', got {mode!r}.")
+    if epsilon < 0 or delta < 0:
+        raise InvalidBudget("Epsilon and delta must not be negative.")
+    if delta >= 1:
+        raise InvalidBudget(f"Delta must be below 1, got {format_amount(delta)}.")
+    if mode == "pure":
+        return BudgetLimits(mode, epsilon, delta, None)
+    if delta == 0:
+        raise InvalidBudget(
+            "A zcdp project needs delta above 0: half of it converts the rho budget to epsilon and "
+            "half pays for thresholding. Give a delta such as 1e-6, or use mode 'pure'."
+        )
+    return BudgetLimits(mode, epsilon, delta, rho_budget(epsilon, delta / 2))
+
+
+@dataclass(frozen=True)
+class CapLimits:
+    """A register's global cap, held as (rho, delta), plus what the administrator typed."""
+
+    rho: Fraction
+    delta: Fraction
+    epsilon_requested: Fraction | None
+    delta_requested: Fraction
+
+
+def cap_limits(*, epsilon: Fraction | None, rho: Fraction | None, delta: Fraction) -> CapLimits:
+    """Derive a register cap from (epsilon, delta) or (rho, delta).
+
+    (epsilon, delta > 0) is converted like a zcdp budget: rho from delta/2, delta/2 for thresholding.
+    (epsilon, 0) gives rho = epsilon^2/2 and no thresholding. (rho, delta) is taken as given.
+    """
+    if (epsilon is None) == (rho is None):
+        raise InvalidBudget("Give a register cap as exactly one of epsilon or rho, with delta.")
+    if delta < 0 or delta >= 1:
+        raise InvalidBudget(f"Delta must be in [0, 1), got {format_amount(delta)}.")
+    if rho is not None:
+        if rho < 0:
+            raise InvalidBudget("Rho must not be negative.")
+        return CapLimits(rho, delta, None, delta)
+    assert epsilon is not None
+    if epsilon < 0:
+        raise InvalidBudget("Epsilon must not be negative.")
+    if delta == 0:
+        return CapLimits(epsilon * epsilon / 2, ZERO, epsilon, delta)
+    return CapLimits(rho_budget(epsilon, delta / 2), delta / 2, epsilon, delta)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Running totals of what was spent: exact sums over spend rows."""
+
+    epsilon: Fraction = ZERO
+    """Sum of the pure-DP parts."""
+    rho: Fraction = ZERO
+    """Sum of the zCDP equivalents (rho + epsilon^2/2) of every charge."""
+    delta: Fraction = ZERO
+    spends: int = 0
+
+    def add(self, charge: Charge) -> Totals:
+        """Totals after one more spend of ``charge``."""
+        return replace(
+            self,
+            epsilon=self.epsilon + charge.epsilon,
+            rho=self.rho + charge.zcdp_rho,
+            delta=self.delta + charge.delta,
+            spends=self.spends + 1,
+        )
+
+
+# --- Admission ----------------------------------------------------------------------------------
+
+
+def check_mode(project_id: str, mode: Mode, charge: Charge) -> None:
+    """Refuse a rho charge in a pure-DP project."""
+    if mode == "pure" and charge.rho > 0:
+        raise ModeMismatch(
+            f"Project '{project_id}' uses pure-DP accounting and cannot be charged rho "
+            f"{format_amount(charge.rho)} (a discrete Gaussian query). State the query's loss as "
+            "epsilon (discrete Laplace) instead."
+        )
+
+
+def _refuse(
+    project_id: str, measure: str, requested: Fraction, remaining: Fraction, advice: str, note: str = ""
+) -> None:
+    remaining = max(remaining, ZERO)
+    raise BudgetExceeded(
+        f"This query needs {measure} {format_amount(requested)}{note} but project '{project_id}' has "
+        f"{format_amount(remaining)} left ({format_amount(requested - remaining)} short). {advice}",
+        project_id=project_id,
+        measure=measure,
+        requested=requested,
+        remaining=remaining,
+    )
+
+
+def admit_project(project_id: str, limits: BudgetLimits, totals: Totals, charge: Charge) -> None:
+    """Raise ``BudgetExceeded`` unless ``charge`` fits in what the project has left."""
+    check_mode(project_id, limits.mode, charge)
+    more = "or ask an administrator to raise the project's budget."
+    if limits.mode == "pure":
+        if totals.epsilon + charge.epsilon > limits.epsilon:
+            _refuse(
+                project_id,
+                "epsilon",
+                charge.epsilon,
+                limits.epsilon - totals.epsilon,
+                f"Lower the query's epsilon {more}",
+            )
+    else:
+        assert limits.rho is not None
+        cost = charge.zcdp_rho
+        if totals.rho + cost > limits.rho:
+            left = max(limits.rho - totals.rho, ZERO)
+            note = (
+                f" (its epsilon {format_amount(charge.epsilon)} counts as rho = epsilon^2/2)"
+                if charge.epsilon > 0
+                else ""
+            )
+            _refuse(
+                project_id,
+                "rho",
+                cost,
+                left,
+                f"A discrete-Laplace query could still use epsilon up to "
+                f"{format_amount(floor_sqrt(2 * left))}; lower the query's loss {more}",
+                note,
+            )
+    if totals.delta + charge.delta > limits.delta_thresholding:
+        _refuse(
+            project_id,
+            "delta",
+            charge.delta,
+            limits.delta_thresholding - totals.delta,
+            "Thresholding (group keys without a public key set) costs delta; group by columns with "
+            f"public key sets {more}",
+        )
+
+
+def admit_register(
+    project_id: str, register: str, cap: CapLimits | None, totals: Totals, charge: Charge
+) -> None:
+    """Raise ``RegisterCapExceeded`` unless ``charge`` fits under the register's global cap."""
+    if cap is None:
+        return
+    for measure, requested, cap_value, spent in (
+        ("rho", charge.zcdp_rho, cap.rho, totals.rho),
+        ("delta", charge.delta, cap.delta, totals.delta),
+    ):
+        if spent + requested > cap_value:
+            remaining = max(cap_value - spent, ZERO)
+            raise RegisterCapExceeded(
+                f"This query needs {measure} {format_amount(requested)} on register '{register}', "
+                f"whose global cap across all projects has {format_amount(remaining)} left "
+                f"({format_amount(requested - remaining)} short). The cap protects everyone in "
+                f"'{register}'; a query with a smaller loss may still fit, otherwise an administrator "
+                "decides on the cap.",
+                project_id=project_id,
+                register=register,
+                measure=measure,
+                requested=requested,
+                remaining=remaining,
+            )
+
+
+# --- Status -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A project's budget, spent and remaining, exact (``to_public`` gives the contract's floats).
+
+    For zcdp projects ``epsilon_spent`` and ``epsilon_remaining`` are OpenDP's conversions of
+    ``rho_spent`` and ``rho_remaining`` at ``delta_conversion``; they do not add up to
+    ``epsilon_total`` because the conversion is not linear.
+    """
+
+    project_id: str
+    mode: Mode
+    epsilon_total: Fraction
+    epsilon_spent: Fraction
+    epsilon_remaining: Fraction
+    delta_total: Fraction
+    delta_spent: Fraction
+    delta_remaining: Fraction
+    delta_thresholding: Fraction
+    delta_conversion: Fraction | None
+    rho_total: Fraction | None
+    rho_spent: Fraction | None
+    rho_remaining: Fraction | None
+    largest_laplace_epsilon: Fraction
+    """The largest epsilon one discrete-Laplace query could still be charged."""
+    spends: int
+
+    def to_public(self) -> dict[str, object]:
+        """JSON-ready floats: totals and remaining rounded down, spent rounded up."""
+
+        def down(value: Fraction | None) -> float | None:
+            return None if value is None else float_down(value)
+
+        def up(value: Fraction | None) -> float | None:
+            return None if value is None else float_up(value)
+
+        return {
+            "project": self.project_id,
+            "mode": self.mode,
+            "epsilon_total": float_down(self.epsilon_total),
+            "epsilon_spent": float_up(self.epsilon_spent),
+            "epsilon_remaining": float_down(self.epsilon_remaining),
+            "delta_total": float_down(self.delta_total),
+            "delta_spent": float_up(self.delta_spent),
+            "delta_remaining": float_down(self.delta_remaining),
+            "delta_thresholding": float_down(self.delta_thresholding),
+            "delta_conversion": down(self.delta_conversion),
+            "rho_total": down(self.rho_total),
+            "rho_spent": up(self.rho_spent),
+            "rho_remaining": down(self.rho_remaining),
+            "largest_laplace_epsilon": float_down(self.largest_laplace_epsilon),
+            "spends": self.spends,
+        }
+
+
+def budget_status(project_id: str, limits: BudgetLimits, totals: Totals) -> BudgetStatus:
+    """Compute a project's status; zcdp epsilons come from OpenDP's conversion (cached)."""
+    delta_remaining = max(limits.delta_thresholding - totals.delta, ZERO)
+    if limits.mode == "pure":
+        remaining = max(limits.epsilon - totals.epsilon, ZERO)
+        return BudgetStatus(
+            project_id=project_id,
+            mode="pure",
+            epsilon_total=limits.epsilon,
+            epsilon_spent=totals.epsilon,
+            epsilon_remaining=remaining,
+            delta_total=limits.delta,
+            delta_spent=totals.delta,
+            delta_remaining=delta_remaining,
+            delta_thresholding=limits.delta_thresholding,
+            delta_conversion=None,
+            rho_total=None,
+            rho_spent=None,
+            rho_remaining=None,
+            largest_laplace_epsilon=remaining,
+            spends=totals.spends,
+        )
+    assert limits.rho is not None and limits.delta_conversion is not None
+    rho_remaining = max(limits.rho - totals.rho, ZERO)
+    return BudgetStatus(
+        project_id=project_id,
+        mode="zcdp",
+        epsilon_total=limits.epsilon,
+        epsilon_spent=epsilon_at(totals.rho, limits.delta_conversion),
+        epsilon_remaining=epsilon_at(rho_remaining, limits.delta_conversion),
+        delta_total=limits.delta,
+        delta_spent=totals.delta,
+        delta_remaining=delta_remaining,
+        delta_thresholding=limits.delta_thresholding,
+        delta_conversion=limits.delta_conversion,
+        rho_total=limits.rho,
+        rho_spent=totals.rho,
+        rho_remaining=rho_remaining,
+        largest_laplace_epsilon=floor_sqrt(2 * rho_remaining),
+        spends=totals.spends,
+    )
+
+
+@dataclass(frozen=True)
+class RegisterStatus:
+    """Total privacy loss borne by one register across all projects, and its cap if set."""
+
+    register: str
+    rho_spent: Fraction
+    delta_spent: Fraction
+    spends: int
+    cap: CapLimits | None
+
+    @property
+    def rho_remaining(self) -> Fraction | None:
+        """Rho left under the cap (None without a cap)."""
+        return None if self.cap is None else max(self.cap.rho - self.rho_spent, ZERO)
+
+    @property
+    def delta_remaining(self) -> Fraction | None:
+        """Delta left under the cap (None without a cap)."""
+        return None if self.cap is None else max(self.cap.delta - self.delta_spent, ZERO)
+
+    def to_public(self) -> dict[str, object]:
+        """JSON-ready floats (caps and remaining rounded down, spent rounded up)."""
+        cap = self.cap
+        rho_remaining, delta_remaining = self.rho_remaining, self.delta_remaining
+        return {
+            "register": self.register,
+            "rho_spent": float_up(self.rho_spent),
+            "delta_spent": float_up(self.delta_spent),
+            "spends": self.spends,
+            "cap_rho": None if cap is None else float_down(cap.rho),
+            "cap_delta": None if cap is None else float_down(cap.delta),
+            "cap_epsilon_requested": (
+                None if cap is None or cap.epsilon_requested is None else float_down(cap.epsilon_requested)
+            ),
+            "rho_remaining": None if rho_remaining is None else float_down(rho_remaining),
+            "delta_remaining": None if delta_remaining is None else float_down(delta_remaining),
+        }
+
+
+def register_status(register: str, cap: CapLimits | None, totals: Totals) -> RegisterStatus:
+    """Build a register's status from its cap and running totals."""
+    return RegisterStatus(register, totals.rho, totals.delta, totals.spends, cap)

@@ -1,0 +1,69 @@
+"""Command-line hooks of the ledger, called by the service's CLI (``sundstat ledger verify``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .audit_chain import load_or_create_audit_key, parse_audit_key
+from .errors import LedgerError
+from .sqlite_store import SqliteStore
+from .verify import verify_ledger
+
+__all__ = ["EXIT_BROKEN", "EXIT_OK", "EXIT_USAGE", "verify_command"]
+
+EXIT_OK = 0
+EXIT_BROKEN = 1
+EXIT_USAGE = 2
+
+
+def _load_key(key_path_or_hex: str | os.PathLike[str]) -> bytes:
+    path = Path(key_path_or_hex)
+    if path.is_file():
+        return load_or_create_audit_key(path)
+    return parse_audit_key(str(key_path_or_hex))
+
+
+def verify_command(
+    db_path: str | os.PathLike[str],
+    key_path_or_hex: str | os.PathLike[str],
+    expected_head: str | None = None,
+    expected_count: int | None = None,
+    *,
+    out: TextIO | None = None,
+) -> int:
+    """Verify the ledger at ``db_path`` and print a report; return 0 (OK), 1 (broken) or 2 (usage).
+
+    ``key_path_or_hex`` is the audit key file or the key as hex (``SUNDSTAT_AUDIT_KEY``).
+    ``expected_head`` / ``expected_count`` are a previously published head, to detect truncation.
+    """
+    stream = out if out is not None else sys.stdout
+    if not Path(db_path).is_file():
+        print(f"No ledger database at {db_path}; pass the state directory's ledger file.", file=stream)
+        return EXIT_USAGE
+    try:
+        key = _load_key(key_path_or_hex)
+    except LedgerError as exc:
+        print(f"Cannot use the audit key: {exc.message}", file=stream)
+        return EXIT_USAGE
+    try:
+        store = SqliteStore(db_path)
+    except LedgerError as exc:
+        print(f"Cannot open the ledger: {exc.message}", file=stream)
+        return EXIT_USAGE
+    try:
+        with store.snapshot() as tx:
+            report = verify_ledger(tx, key, expected_head=expected_head, expected_count=expected_count)
+    finally:
+        store.close()
+    print(f"Ledger {db_path}: {'OK' if report.ok else 'BROKEN'}", file=stream)
+    print(f"  entries:   {report.entries}", file=stream)
+    print(f"  head hash: {report.head_hash}", file=stream)
+    if not report.ok:
+        where = "none named" if report.first_bad_index is None else f"entry {report.first_bad_index}"
+        print(f"  first bad: {where}", file=stream)
+        for problem in report.problems:
+            print(f"  - {problem}", file=stream)
+    return EXIT_OK if report.ok else EXIT_BROKEN
