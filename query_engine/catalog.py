@@ -97,7 +97,7 @@ class Bounds:
         if isinstance(self.lo, str):
             if dt.date.fromisoformat(self.lo) > dt.date.fromisoformat(str(self.hi)):
                 raise CatalogError(f"bounds {self.lo}..{self.hi} are reversed")
-        elif not float(self.lo) <= float(self.hi):  # type: ignore[arg-type]
+        elif not float(self.lo) <= float(self.hi):
             raise CatalogError(f"bounds {self.lo}..{self.hi} are reversed")
         if not self.resolution > 0:
             raise CatalogError(f"resolution must be positive, got {self.resolution}")
@@ -105,7 +105,7 @@ class Bounds:
     @property
     def magnitude(self) -> float:
         """max(|lo|, |hi|): the largest absolute value one row can add to a sum."""
-        return max(abs(float(self.lo)), abs(float(self.hi)))  # type: ignore[arg-type]
+        return max(abs(float(self.lo)), abs(float(self.hi)))
 
     def to_json(self) -> dict[str, Any]:
         return {"lo": self.lo, "hi": self.hi, "resolution": self.resolution}
@@ -324,7 +324,7 @@ class Catalog:
             reference_date=data["reference_date"],
             max_persons=int(data["max_persons"]),
             person_register=data.get("person_register", "cpr"),
-            icd10_chapter_ranges=tuple(tuple(r) for r in data.get("icd10_chapter_ranges", [])),  # type: ignore[misc]
+            icd10_chapter_ranges=tuple(tuple(r) for r in data.get("icd10_chapter_ranges", [])),
         )
 
     @classmethod
