@@ -13,6 +13,10 @@
     │   ├── TooManyGroupColumns       too_many_group_columns
     │   ├── TooManyCells              too_many_cells
     │   ├── LossOutOfRange            loss_out_of_range
+    │   ├── LossNotAllowed            loss_not_allowed (rho in a pure project)
+    │   ├── ColumnNotQueryable        column_not_queryable (keys and identifiers)
+    │   ├── InvalidBounding           invalid_bounding (max_groups/max_rows beyond the catalog)
+    │   ├── FixedPointOverflow        fixed_point_overflow (plan-time sum overflow check)
     │   └── UnsupportedQuery          unsupported_query
     ├── ExecutionFailed               503  execution_failed (never carries data-derived text)
     │   └── QueryTimeout              504  query_timeout
@@ -26,11 +30,15 @@ from the query, the catalog and the settings.
 from __future__ import annotations
 
 __all__ = [
+    "ColumnNotQueryable",
     "EngineError",
     "EngineInternalError",
     "ExecutionFailed",
+    "FixedPointOverflow",
+    "InvalidBounding",
     "InvalidBounds",
     "InvalidOperator",
+    "LossNotAllowed",
     "LossOutOfRange",
     "PrivacyInvariantError",
     "PrivateKeysNeedDelta",
@@ -125,3 +133,19 @@ class EngineInternalError(EngineError):
 
 class PrivacyInvariantError(EngineInternalError):
     """The loss computed by OpenDP differs from the loss that will be charged."""
+
+
+class ColumnNotQueryable(QueryError):
+    code = "column_not_queryable"
+
+
+class LossNotAllowed(QueryError):
+    code = "loss_not_allowed"
+
+
+class InvalidBounding(QueryError):
+    code = "invalid_bounding"
+
+
+class FixedPointOverflow(QueryError):
+    code = "fixed_point_overflow"

@@ -1,0 +1,137 @@
+"""Engine overhead benchmark: the full DP run versus the same bounded aggregate SQL run directly in DuckDB.
+
+    python -m benchmarks.engine --persons 1000000
+
+Generates (or reuses, under ``data/``) the synthetic dataset with ``datasets.generate`` and
+``datasets.build``, then times each query interleaved: one DP run (validate, plan, compile from
+cache, execute, noise, release), one raw execution of the identical SQL and parameters on a plain
+DuckDB connection. Prints a table and, as its last line, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from query_engine import Engine, EngineSettings, ProjectContext, Query
+
+DEFAULT_SEED = 20261128
+CONTEXT = ProjectContext("pure")
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "count_persons_by_region": {"measure": "count_persons", "group_by": ["cpr.region"]},
+    "persons_with_e11_by_region_sex": {
+        "measure": "count_persons",
+        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
+        "group_by": ["cpr.region", "cpr.sex"],
+    },
+    "bed_days_sum_by_region": {
+        "measure": "sum",
+        "register": "lpr",
+        "column": "los_days",
+        "bounds": [0, 60],
+        "group_by": ["cpr.region"],
+    },
+    "mean_age_metformin_by_region": {
+        "measure": "mean",
+        "column": "cpr.age",
+        "where": [{"column": "lmdb.atc", "op": "=", "value": "A10BA02"}],
+        "group_by": ["cpr.region"],
+    },
+    "median_income_by_region": {
+        "measure": "quantile",
+        "register": "ind",
+        "column": "disposable_income",
+        "where": [{"column": "ind.year", "op": "=", "value": 2023}],
+        "group_by": ["cpr.region"],
+    },
+}
+
+
+def dataset(persons: int, seed: int, data_dir: Path) -> Path:
+    """The built database for ``persons``/``seed`` (the Makefile's paths), generated if missing."""
+    from datasets.build import build
+    from datasets.generate import generate
+
+    raw = data_dir / f"synthetic-{persons}-{seed}"
+    db = data_dir / f"sundstat-{persons}-{seed}.duckdb"
+    if not db.is_file():
+        if not (raw / "catalog.json").is_file():
+            generate(persons, seed, raw, progress=True)
+        build(raw, db)
+    return db
+
+
+def _median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 2)
+
+
+def bench(db: Path, repeats: int, threads: int) -> dict[str, dict[str, float]]:
+    """Median latency of the DP run and of the raw SQL per query, interleaved."""
+    settings = EngineSettings(threads=threads, memory_limit="4GB")
+    results: dict[str, dict[str, float]] = {}
+    with Engine.open(db, settings) as engine:
+        # Same configuration as the engine's connection (DuckDB shares one instance per file).
+        raw = duckdb.connect(
+            str(db),
+            read_only=True,
+            config={
+                "enable_external_access": False,
+                "autoload_known_extensions": False,
+                "autoinstall_known_extensions": False,
+                "memory_limit": settings.memory_limit,
+                "threads": settings.threads,
+                "lock_configuration": True,
+            },
+        )
+        for name, fields in QUERIES.items():
+            query = Query.model_validate({"project": "bench", "epsilon": 1.0, **fields})
+            compiled = engine.compiled(query, CONTEXT)
+            params = list(compiled.params)
+            for _ in range(2):  # warm caches: plan, SQL, OpenDP measurements, DuckDB buffers
+                engine.run(query, CONTEXT, cost=engine.cost(query, CONTEXT))
+                raw.sql(compiled.sql, params=params).to_arrow_table()
+            dp_times, raw_times = [], []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                cost = engine.cost(query, CONTEXT)
+                engine.run(query, CONTEXT, cost=cost)
+                dp_times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                raw.sql(compiled.sql, params=params).to_arrow_table()
+                raw_times.append(time.perf_counter() - started)
+            dp_ms, raw_ms = _median_ms(dp_times), _median_ms(raw_times)
+            results[name] = {"dp_ms": dp_ms, "raw_ms": raw_ms, "ratio": round(dp_ms / raw_ms, 3)}
+        raw.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    db = dataset(args.persons, args.seed, args.data_dir)
+    results = bench(db, args.repeats, args.threads)
+    print(f"{'query':<34} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
+    for name, r in results.items():
+        print(f"{name:<34} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+    summary = {
+        "persons": args.persons,
+        "queries": results,
+        "max_ratio": max(r["ratio"] for r in results.values()),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

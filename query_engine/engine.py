@@ -1,0 +1,438 @@
+"""The engine: validate -> plan -> compile -> execute -> exact aggregates -> mechanisms -> release.
+
+The service calls ``cost`` (the exact loss to charge, touching no data), charges the ledger, then
+``run`` with that cost; ``run`` re-derives the loss and refuses (``PrivacyInvariantError``) if it
+differs. Exact aggregates never leave the engine except through ``_exact_for_tests``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from .accuracy import loss_for_half_width
+from .backends import Backend, DuckDBBackend
+from .catalog import Catalog
+from .compile import CompiledQuery, compile_plan
+from .errors import EngineInternalError, LossOutOfRange, PrivacyInvariantError, QueryError
+from .mechanisms import (
+    NoiseCalibration,
+    PrivacyLoss,
+    add_noise,
+    calibrate,
+    calibrate_quantile,
+    calibrate_threshold,
+    release_threshold,
+    select_quantile,
+    split_loss,
+    total_loss,
+)
+from .plan import Plan, plan_query
+from .release import (
+    AccuracyPublic,
+    Preview,
+    Release,
+    accuracy_public,
+    columns_for,
+    count_rows,
+    mean_rows,
+    new_release_id,
+    privacy_public,
+    quantile_rows,
+    sum_rows,
+)
+from .settings import EngineSettings
+from .spec import ProjectContext, Query
+from .validate import validate
+
+__all__ = ["Cost", "Engine", "ExactAggregates"]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a query will be charged, computed from the query and the catalog only."""
+
+    loss: PrivacyLoss
+    mechanism: str
+    registers: tuple[str, ...]
+    canonical: dict[str, Any] = field(hash=False)
+    query_hash: str
+
+
+@dataclass(frozen=True)
+class ExactAggregates:
+    """Exact bounded aggregates in key order: ``values[name]`` is (cells,) or (cells, candidates)."""
+
+    keys: tuple[tuple[Any, ...], ...]
+    values: dict[str, np.ndarray] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    plan: Plan
+    calibrations: tuple[NoiseCalibration, ...]  # one per plan output (quantile: the noisy max)
+    loss: PrivacyLoss
+    mechanism: str
+
+
+class _BoundedCache(dict[_K, _V]):
+    """A small thread-safe memo; cleared when full (the working set of a service is small)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: _K, make: Callable[[], _V]) -> _V:
+        with self._lock:
+            if key in self:
+                return self[key]
+        value = make()
+        with self._lock:
+            if len(self) >= self._size:
+                self.clear()
+            self[key] = value
+        return value
+
+
+class Engine:
+    """A DP query engine over one database. Thread-safe; open once, query many times."""
+
+    def __init__(self, backend: Backend, catalog: Catalog, settings: EngineSettings | None = None) -> None:
+        self.backend = backend
+        self.catalog = catalog
+        self.settings = settings or EngineSettings()
+        self._prepared: _BoundedCache[tuple[str, ProjectContext], _Prepared] = _BoundedCache(1024)
+        self._compiled: _BoundedCache[tuple[Any, ...], CompiledQuery] = _BoundedCache(1024)
+
+    @classmethod
+    def open(cls, db_path: str | Path, settings: EngineSettings | None = None) -> Engine:
+        """Open a database built by ``sundstat build``; the catalog is read from the database."""
+        settings = settings or EngineSettings()
+        backend = DuckDBBackend(
+            db_path,
+            memory_limit=settings.memory_limit,
+            threads=settings.threads,
+            timeout_s=settings.query_timeout_s,
+        )
+        try:
+            catalog = Catalog.loads(backend.read_catalog_json())
+        except Exception:
+            backend.close()
+            raise
+        return cls(backend, catalog, settings)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- public API ----------------------------------------------------------------------------
+
+    def cost(self, query: Query, context: ProjectContext) -> Cost:
+        """The exact privacy loss to charge (OpenDP's map), registers touched, canonical query."""
+        prepared = self._prepare(query, context)
+        return Cost(
+            loss=prepared.loss,
+            mechanism=prepared.mechanism,
+            registers=prepared.plan.registers,
+            canonical=query.canonical(),
+            query_hash=query.query_hash(),
+        )
+
+    def preview(self, query: Query, context: ProjectContext) -> Preview:
+        """Loss, mechanism, scale and expected per-cell accuracy; touches no data, spends nothing."""
+        prepared = self._prepare(query, context)
+        plan, calibrations = prepared.plan, prepared.calibrations
+        accuracy = _accuracy(query, plan, calibrations)
+        notes: list[str] = []
+        if plan.partition_selection:
+            open_columns = ", ".join(g.column.qualified for g in plan.groups if g.is_open)
+            notes.append(
+                f"Keys of {open_columns} are not public: only groups whose noisy count reaches "
+                f"{calibrations[0].threshold} are released."
+            )
+        elif plan.measure == "mean":
+            notes.append("A mean's interval depends on its noisy count; each released row carries its own.")
+        return Preview(
+            loss=privacy_public(calibrations, _parts(plan)),
+            mechanism=prepared.mechanism,
+            scale=calibrations[0].scale if len(calibrations) == 1 else None,
+            cells=plan.cells,
+            expected_half_width=accuracy.half_width,
+            confidence=query.confidence,
+            registers=list(plan.registers),
+            measure=plan.measure,
+            rank_error=accuracy.rank_error,
+            accuracy=accuracy,
+            notes=notes,
+        )
+
+    def run(
+        self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None
+    ) -> Release:
+        """Execute and release. ``cost`` is what ``cost()`` said (and the ledger charged)."""
+        context = context or ProjectContext("pure")
+        prepared = self._prepare(query, context)
+        self._recheck(query, context, prepared, cost)
+        exact = self._execute(prepared.plan)
+        rows = self._release_rows(query, prepared, exact)
+        plan = prepared.plan
+        return Release(
+            release_id=new_release_id(),
+            project=query.project,
+            privacy=privacy_public(prepared.calibrations, _parts(plan)),
+            confidence=query.confidence,
+            columns=columns_for(list(query.group_by), plan.measure),
+            rows=rows,
+            measure=plan.measure,
+            query=query.canonical(),
+            cells=len(rows),
+            accuracy=_accuracy(query, plan, prepared.calibrations),
+        )
+
+    def _exact_for_tests(self, query: Query, context: ProjectContext | None = None) -> ExactAggregates:
+        """The exact bounded aggregates, for tests only: never call this from the service."""
+        prepared = self._prepare(query, context or ProjectContext("zcdp", delta_available=True))
+        return self._execute(prepared.plan)
+
+    def compiled(self, query: Query, context: ProjectContext, dialect: str = "duckdb") -> CompiledQuery:
+        """The bounded aggregate SQL of a query (what ``run`` executes), e.g. for benchmarks."""
+        return self._compile(self._prepare(query, context).plan, dialect)
+
+    # --- steps -------------------------------------------------------------------------------------
+
+    def _prepare(self, query: Query, context: ProjectContext) -> _Prepared:
+        return self._prepared.get_or_make(
+            (query.canonical_json(), context), lambda: self._derive(query, context)
+        )
+
+    def _derive(self, query: Query, context: ProjectContext) -> _Prepared:
+        """Validate, plan and calibrate from scratch (calibrations are cached inside mechanisms)."""
+        validate(query, self.catalog, context, self.settings)
+        plan = plan_query(query, self.catalog, context, self.settings)
+        try:
+            calibrations = self._calibrate(plan)
+        except QueryError as exc:
+            if exc.stage is None:
+                exc.stage = "plan"
+            raise
+        loss = _combined(calibrations)
+        self._check_limits(loss)
+        mechanism = "+".join(dict.fromkeys(c.mechanism for c in calibrations))
+        return _Prepared(plan, calibrations, loss, mechanism)
+
+    def _calibrate(self, plan: Plan) -> tuple[NoiseCalibration, ...]:
+        request = plan.loss
+        kind = request.kind
+        if request.target_ci is not None:
+            value = plan.value
+            resolution = value.resolution if value is not None and plan.measure == "sum" else 1.0
+            return (
+                loss_for_half_width(
+                    plan.measure,
+                    kind,
+                    plan.outputs[0].sensitivity,
+                    request.target_ci,
+                    request.confidence,
+                    resolution=resolution,
+                ),
+            )
+        target = (
+            PrivacyLoss(epsilon=request.epsilon)
+            if request.epsilon is not None
+            else PrivacyLoss(rho=request.rho)
+        )
+        if plan.partition_selection:
+            return (
+                calibrate_threshold(
+                    kind,
+                    plan.outputs[0].sensitivity,
+                    epsilon=target.epsilon,
+                    rho=target.rho,
+                    delta=self.settings.partition_delta,
+                ),
+            )
+        if plan.measure == "quantile":
+            assert plan.quantile is not None
+            sensitivity = plan.outputs[0].sensitivity
+            return (
+                calibrate_quantile(
+                    sensitivity.linf, target.epsilon, plan.quantile.candidates, sensitivity.l0, rho=target.rho
+                ),
+            )
+        # Mean: the sum and the count each get half of the loss.
+        parts = (target,) if len(plan.outputs) == 1 else split_loss(target)
+        return tuple(
+            calibrate(kind, output.sensitivity, epsilon=part.epsilon, rho=part.rho)
+            for output, part in zip(plan.outputs, parts, strict=True)
+        )
+
+    def _check_limits(self, loss: PrivacyLoss) -> None:
+        limit = self.settings.max_epsilon if loss.epsilon is not None else self.settings.max_rho
+        name = "epsilon" if loss.epsilon is not None else "rho"
+        if loss.value > limit:
+            raise LossOutOfRange(
+                f"Reaching this target_ci needs {name} = {loss.value:.4g}, above the per-query limit {limit}; "
+                "ask for a wider interval or coarser groups.",
+                stage="plan",
+            )
+
+    def _compile(self, plan: Plan, dialect: str = "duckdb") -> CompiledQuery:
+        key = (dialect, _sql_key(plan))
+        return self._compiled.get_or_make(key, lambda: compile_plan(plan, self.catalog, dialect))
+
+    def _execute(self, plan: Plan) -> ExactAggregates:
+        compiled = self._compile(plan, self.backend.dialect)
+        table = self.backend.execute(compiled)
+        return _exact(plan, table)
+
+    def _recheck(self, query: Query, context: ProjectContext, prepared: _Prepared, cost: Cost | None) -> None:
+        """Re-derive the plan from the query and check it, the calibrations and the loss against the cost.
+
+        The sensitivities of a fresh plan must be those the calibrations were made for; the loss is
+        recomputed from the calibrations (and each calibration's OpenDP map is re-checked by
+        ``mechanisms`` right before sampling), so what is released is what was charged.
+        """
+        validate(query, self.catalog, context, self.settings)
+        plan = plan_query(query, self.catalog, context, self.settings)
+        sensitivities = tuple(o.sensitivity for o in plan.outputs)
+        loss = _combined(prepared.calibrations)
+        problems = []
+        if plan != prepared.plan or sensitivities != tuple(c.sensitivity for c in prepared.calibrations):
+            problems.append("the plan's sensitivity differs from the calibrated one")
+        if loss != prepared.loss:
+            problems.append(f"the calibrations add up to {loss}, not {prepared.loss}")
+        if cost is not None and cost.loss != loss:
+            problems.append(f"the charged cost is {cost.loss}, the derived loss {loss}")
+        if cost is not None and cost.query_hash != query.query_hash():
+            problems.append("the cost belongs to a different query")
+        if problems:
+            raise PrivacyInvariantError(
+                f"Refusing to release: {'; '.join(problems)}. This is a bug in sundstat; nothing was released.",
+                stage="mechanism",
+            )
+
+    def _release_rows(
+        self, query: Query, prepared: _Prepared, exact: ExactAggregates
+    ) -> list[dict[str, Any]]:
+        """Mechanisms on the exact aggregates, then post-processing of the DP outputs only."""
+        plan, calibrations = prepared.plan, prepared.calibrations
+        names = list(query.group_by)
+        threshold = self.settings.small_cell_threshold
+        confidence = query.confidence
+        if plan.partition_selection:
+            encoded = [json.dumps(list(k), ensure_ascii=False) for k in exact.keys]
+            kept, noisy = release_threshold(calibrations[0], encoded, exact.values["count"])
+            keys = [dict(zip(names, json.loads(k), strict=True)) for k in kept]
+            return count_rows(keys, noisy, calibrations[0], confidence, threshold)
+        keys = [dict(zip(names, k, strict=True)) for k in exact.keys]
+        if plan.measure in ("count_persons", "count_rows"):
+            noisy = add_noise(calibrations[0], exact.values["count"])
+            return count_rows(keys, noisy, calibrations[0], confidence, threshold)
+        value = plan.value
+        assert value is not None
+        bounds = (value.lo, value.hi)
+        if plan.measure == "sum":
+            noisy = add_noise(calibrations[0], exact.values["sum"])
+            return sum_rows(
+                keys, noisy, calibrations[0], confidence, resolution=value.resolution, bounds=bounds
+            )
+        if plan.measure == "mean":
+            noisy_sum = add_noise(calibrations[0], exact.values["sum"])
+            noisy_count = add_noise(calibrations[1], exact.values["count"])
+            return mean_rows(
+                keys,
+                noisy_sum,
+                noisy_count,
+                calibrations[0],
+                calibrations[1],
+                confidence,
+                bounds=bounds,
+                resolution=value.resolution,
+                small_cell_threshold=threshold,
+            )
+        quantile = plan.quantile
+        assert quantile is not None
+        selected = select_quantile(calibrations[0], exact.values["scores"])
+        candidates = [_number(c) for c in quantile.candidate_values(value.resolution)]
+        return quantile_rows(keys, selected, candidates, calibrations[0], confidence, quantile=quantile.level)
+
+
+def _combined(calibrations: tuple[NoiseCalibration, ...]) -> PrivacyLoss:
+    return calibrations[0].loss if len(calibrations) == 1 else total_loss(calibrations)
+
+
+def _parts(plan: Plan) -> list[str] | None:
+    return [o.name for o in plan.outputs] if len(plan.outputs) > 1 else None
+
+
+def _number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+def _accuracy(query: Query, plan: Plan, calibrations: tuple[NoiseCalibration, ...]) -> AccuracyPublic:
+    resolution = plan.value.resolution if plan.value is not None and plan.measure == "sum" else 1.0
+    return accuracy_public(
+        plan.measure, calibrations[0], query.confidence, resolution=resolution, quantile=query.quantile_level
+    )
+
+
+def _sql_key(plan: Plan) -> tuple[Any, ...]:
+    """Everything the SQL depends on (not the privacy loss)."""
+    return (
+        plan.measure,
+        plan.grain,
+        plan.row_filters,
+        plan.person_filters,
+        plan.cohorts,
+        plan.groups,
+        plan.bounding,
+        plan.value,
+        plan.quantile,
+        plan.partition_selection,
+    )
+
+
+def _int64(table: pa.Table, column: str) -> np.ndarray:
+    """A writable int64 copy (Arrow buffers are read-only, and OpenDP needs writable memory)."""
+    return np.array(table.column(column).to_numpy(zero_copy_only=False), dtype=np.int64, copy=True)
+
+
+def _exact(plan: Plan, table: pa.Table) -> ExactAggregates:
+    """Exact aggregates from the result table: keys in order, int64 vectors per output."""
+    key_names = [f"g{i}" for i in range(len(plan.groups))]
+    if plan.measure == "quantile":
+        assert plan.quantile is not None
+        m = plan.quantile.candidates
+        scores = _int64(table, "score")
+        if scores.size % m:
+            raise EngineInternalError("quantile scores do not fill the candidate grid", stage="execute")
+        cells = scores.size // m
+        columns = [table.column(k).to_pylist()[::m] for k in key_names]
+        keys = tuple(zip(*columns, strict=True)) if key_names else ((),)
+        if len(keys) != cells:
+            raise EngineInternalError("quantile cells do not match the key sets", stage="execute")
+        return ExactAggregates(keys, {"scores": scores.reshape(cells, m)})
+    columns = [table.column(k).to_pylist() for k in key_names]
+    keys = tuple(zip(*columns, strict=True)) if key_names else ((),) * table.num_rows
+    if not plan.partition_selection and len(keys) != plan.cells:
+        raise EngineInternalError("the result does not hold one row per public key", stage="execute")
+    values: dict[str, np.ndarray] = {
+        o.name: _int64(table, {"count": "n", "sum": "s"}[o.name]) for o in plan.outputs
+    }
+    return ExactAggregates(keys, values)

@@ -1,0 +1,431 @@
+"""The typed, frozen plan of a validated query: what to read, how to bound, what sensitivity follows.
+
+Privacy facts come from the catalog and the query only. Contribution bounds are derived, not asked
+for: a person-level grain or person-level groups cannot contribute more than one row or one group,
+so those queries pay for ``G = 1`` and ``c = 1`` whatever ``max_groups``/``max_rows`` say.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+from .catalog import Catalog, Column, Register
+from .errors import EngineInternalError, FixedPointOverflow
+from .mechanisms import Sensitivity, quantile_fraction
+from .settings import EngineSettings
+from .spec import Condition, Measure, Op, ProjectContext, Query
+from .validate import TypedValue, cell_count, resolve_column, typed_value
+
+__all__ = [
+    "Bounding",
+    "Cohort",
+    "ColumnRef",
+    "Filter",
+    "GroupKey",
+    "LossRequest",
+    "Output",
+    "Plan",
+    "QuantileSpec",
+    "ValueSpec",
+    "plan_query",
+]
+
+NoiseKind = Literal["laplace", "gaussian"]
+OutputName = Literal["count", "sum", "scores"]
+
+_STAGE = "plan"
+_INT64_LIMIT = 2**63
+
+
+def _invariant(ok: bool, what: str) -> None:
+    if not ok:
+        raise EngineInternalError(f"Invalid plan (a bug in sundstat): {what}.", stage=_STAGE)
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """A catalog column, ``register.column``."""
+
+    register: str
+    column: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.register}.{self.column}"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One condition with typed values: one for comparisons, two for between, sorted for in."""
+
+    column: ColumnRef
+    op: Op
+    values: tuple[TypedValue, ...]
+
+    def __post_init__(self) -> None:
+        arity = {"between": 2}.get(self.op, 1)
+        if self.op == "in":
+            _invariant(len(self.values) >= 1, f"'in' on {self.column.qualified} without values")
+        else:
+            _invariant(len(self.values) == arity, f"{self.op!r} on {self.column.qualified} takes {arity}")
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The person has a row in ``register`` satisfying all ``filters`` (on the same row)."""
+
+    register: str
+    filters: tuple[Filter, ...]
+
+    def __post_init__(self) -> None:
+        _invariant(all(f.column.register == self.register for f in self.filters), "cohort mixes registers")
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """A group column and its full public key set in catalog order (``None``: open domain)."""
+
+    column: ColumnRef
+    keys: tuple[str | int, ...] | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.keys is None
+
+
+@dataclass(frozen=True)
+class Bounding:
+    """Contribution bounds: at most ``max_groups`` groups (G) and ``max_rows`` rows per group (c).
+
+    ``bound_rows``/``bound_groups`` say whether SQL must enforce them; when False the bound holds
+    structurally (person grain, distinct persons, or groups that are attributes of the person).
+    """
+
+    max_groups: int
+    max_rows: int
+    bound_rows: bool
+    bound_groups: bool
+
+    def __post_init__(self) -> None:
+        _invariant(self.max_groups >= 1 and self.max_rows >= 1, "bounds must be at least 1")
+        _invariant(self.bound_groups or self.max_groups == 1, "unenforced G must be 1")
+        _invariant(self.bound_rows or self.max_rows == 1, "unenforced c must be 1")
+
+
+@dataclass(frozen=True)
+class ValueSpec:
+    """The measured column: clamp bounds, NULL constant and fixed-point resolution."""
+
+    column: ColumnRef
+    lo: float
+    hi: float
+    resolution: float
+    null_value: float
+
+    def __post_init__(self) -> None:
+        _invariant(self.lo <= self.hi and self.resolution > 0, "value bounds")
+        _invariant(self.lo <= self.null_value <= self.hi, "NULL constant outside the clamp bounds")
+
+    @property
+    def magnitude_units(self) -> int:
+        """ceil(max(|lo|, |hi|) / resolution): the most one row adds to a fixed-point sum."""
+        magnitude = max(abs(_exact(self.lo)), abs(_exact(self.hi)))
+        return math.ceil(magnitude / _exact(self.resolution))
+
+
+@dataclass(frozen=True)
+class QuantileSpec:
+    """Quantile level ``numerator/denominator`` and the candidate grid ``lo_units + j * step_units``."""
+
+    level: float
+    numerator: int
+    denominator: int
+    lo_units: int
+    step_units: int
+    candidates: int
+
+    def __post_init__(self) -> None:
+        _invariant(0 < self.numerator < self.denominator, "quantile level")
+        _invariant(self.step_units >= 1 and self.candidates >= 2, "quantile grid")
+
+    @property
+    def hi_units(self) -> int:
+        return self.lo_units + (self.candidates - 1) * self.step_units
+
+    @property
+    def score_linf_per_row(self) -> int:
+        """How much one row can move one candidate's score: max(num, den - num)."""
+        return max(self.numerator, self.denominator - self.numerator)
+
+    def candidate_values(self, resolution: float) -> tuple[float, ...]:
+        return tuple(
+            float((self.lo_units + j * self.step_units) * _exact(resolution)) for j in range(self.candidates)
+        )
+
+
+@dataclass(frozen=True)
+class Output:
+    """One exact integer vector the engine computes and noises, with its declared sensitivity."""
+
+    name: OutputName
+    sensitivity: Sensitivity
+
+
+@dataclass(frozen=True)
+class LossRequest:
+    """The privacy loss the query asks for; ``share`` is each output's fraction of it."""
+
+    kind: NoiseKind
+    epsilon: float | None
+    rho: float | None
+    target_ci: float | None
+    confidence: float
+
+    def __post_init__(self) -> None:
+        _invariant(
+            sum(x is not None for x in (self.epsilon, self.rho, self.target_ci)) == 1,
+            "exactly one loss field",
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything compile and the mechanisms need; hashable, so compiled SQL can be cached by it."""
+
+    measure: Measure
+    grain: str
+    person_register: str
+    row_filters: tuple[Filter, ...]
+    person_filters: tuple[Filter, ...]
+    cohorts: tuple[Cohort, ...]
+    groups: tuple[GroupKey, ...]
+    bounding: Bounding
+    value: ValueSpec | None
+    quantile: QuantileSpec | None
+    outputs: tuple[Output, ...]
+    loss: LossRequest
+    cells: int
+    partition_selection: bool
+    registers: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _invariant(all(f.column.register == self.grain for f in self.row_filters), "row filter off grain")
+        _invariant(
+            all(f.column.register == self.person_register for f in self.person_filters),
+            "person filter off cpr",
+        )
+        _invariant(
+            all(g.column.register in (self.grain, self.person_register) for g in self.groups),
+            "group column off grain and person register",
+        )
+        _invariant(self.partition_selection == any(g.is_open for g in self.groups), "partition selection")
+        _invariant(self.partition_selection or self.bounding.max_groups <= self.cells, "G above the cells")
+        expected: dict[str, tuple[str, ...]] = {
+            "count_persons": ("count",),
+            "count_rows": ("count",),
+            "sum": ("sum",),
+            "mean": ("sum", "count"),
+            "quantile": ("scores",),
+        }
+        _invariant(tuple(o.name for o in self.outputs) == expected[self.measure], "outputs of the measure")
+        _invariant((self.value is not None) == (self.measure in ("sum", "mean", "quantile")), "value spec")
+        _invariant((self.quantile is not None) == (self.measure == "quantile"), "quantile spec")
+        for output in self.outputs:
+            _invariant(output.sensitivity.l0 == self.bounding.max_groups, "L0 differs from G")
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        return tuple(g.column.qualified for g in self.groups)
+
+    @property
+    def person_level_groups(self) -> bool:
+        return all(g.column.register == self.person_register for g in self.groups)
+
+    @property
+    def needs_person_join(self) -> bool:
+        """Whether the grain rows must be joined to the person register (its attributes are used)."""
+        if self.grain == self.person_register:
+            return False
+        return bool(self.person_filters) or any(
+            g.column.register == self.person_register for g in self.groups
+        )
+
+    @property
+    def loss_share(self) -> int:
+        """Number of outputs the loss is split over (mean: sum and count, in halves)."""
+        return len(self.outputs)
+
+
+def plan_query(query: Query, catalog: Catalog, context: ProjectContext, settings: EngineSettings) -> Plan:
+    """Plan a query that ``validate`` accepted."""
+    person = catalog.person_register
+    grain = catalog.register(query.effective_register if query.measure == "count_persons" else query.register)
+    groups = tuple(_group_key(catalog, qualified) for qualified in query.group_by)
+    grain_groups = [g for g in groups if g.column.register != person]
+    if query.measure == "count_persons" and not grain_groups:
+        # Counting persons with person-level groups only: the grain register (if any) is a cohort.
+        grain = catalog.register(person)
+    filters = [_filter(catalog, c) for c in query.where]
+    row_filters = tuple(f for f in filters if f.column.register == grain.name)
+    person_filters = tuple(f for f in filters if f.column.register == person and grain.name != person)
+    cohorts = _cohorts(f for f in filters if f.column.register not in (grain.name, person))
+    # count_persons with an explicit register but no conditions on it: persons who have a row there.
+    needs_presence = query.measure == "count_persons" and grain.name == person != query.register
+    if needs_presence and query.register not in {c.register for c in cohorts}:
+        cohorts = (*cohorts, Cohort(query.register, ()))
+    columns = [catalog.register(g.column.register).column(g.column.column) for g in groups]
+    cells = cell_count(catalog, columns)
+    bounding = _bounding(query, grain, bool(grain_groups), cells)
+    value = _value_spec(query, catalog, grain) if query.measure in ("sum", "mean", "quantile") else None
+    quantile = _quantile_spec(query, value, settings) if value is not None and query.quantile_level else None
+    _check_overflow(catalog, bounding, value, quantile)
+    outputs = _outputs(query.measure, bounding, value, quantile)
+    kind: NoiseKind
+    if query.epsilon is not None:
+        kind = "laplace"
+    elif query.rho is not None:
+        kind = "gaussian"
+    else:
+        kind = "laplace" if context.mode == "pure" else "gaussian"
+    loss = LossRequest(kind, query.epsilon, query.rho, query.target_ci, query.confidence)
+    touched = {grain.name, *(c.register for c in cohorts)}
+    if grain.name != person and (person_filters or any(g.column.register == person for g in groups)):
+        touched.add(person)
+    return Plan(
+        measure=query.measure,
+        grain=grain.name,
+        person_register=person,
+        row_filters=row_filters,
+        person_filters=person_filters,
+        cohorts=cohorts,
+        groups=groups,
+        bounding=bounding,
+        value=value,
+        quantile=quantile,
+        outputs=outputs,
+        loss=loss,
+        cells=cells,
+        partition_selection=any(g.is_open for g in groups),
+        registers=tuple(sorted(touched)),
+    )
+
+
+def _group_key(catalog: Catalog, qualified: str) -> GroupKey:
+    register, column = resolve_column(catalog, qualified)
+    keys = catalog.keyset(column.keyset).values if column.keyset else None
+    return GroupKey(ColumnRef(register.name, column.name), keys)
+
+
+def _filter(catalog: Catalog, condition: Condition) -> Filter:
+    register, column = resolve_column(catalog, condition.column)
+    raw = condition.value if isinstance(condition.value, list) else [condition.value]
+    values = tuple(typed_value(column, v, "condition") for v in raw)
+    if condition.op == "in":
+        values = tuple(sorted(set(values), key=lambda v: (str(type(v)), v)))
+    return Filter(ColumnRef(register.name, column.name), condition.op, values)
+
+
+def _cohorts(filters: Iterable[Filter]) -> tuple[Cohort, ...]:
+    by_register: dict[str, list[Filter]] = {}
+    for f in filters:
+        by_register.setdefault(f.column.register, []).append(f)
+    return tuple(Cohort(name, tuple(fs)) for name, fs in sorted(by_register.items()))
+
+
+def _bounding(query: Query, grain: Register, grain_groups: bool, cells: int) -> Bounding:
+    person_grain = grain.grain == "person"
+    if person_grain or not grain_groups:
+        max_groups, bound_groups = 1, False
+    else:
+        max_groups = min(query.max_groups or grain.groups_per_person[0], cells)
+        bound_groups = True
+    if person_grain or query.measure == "count_persons":
+        max_rows, bound_rows = 1, False
+    else:
+        max_rows, bound_rows = query.max_rows or grain.rows_per_person[0], True
+    return Bounding(max_groups, max_rows, bound_rows, bound_groups)
+
+
+def _value_spec(query: Query, catalog: Catalog, grain: Register) -> ValueSpec:
+    qualified = query.qualified_column
+    assert qualified is not None
+    register, column = resolve_column(catalog, qualified)
+    assert column.bounds is not None
+    lo, hi = float(column.bounds.lo), float(column.bounds.hi)
+    if query.bounds is not None:
+        lo, hi = query.bounds
+    return ValueSpec(
+        column=ColumnRef(register.name, column.name),
+        lo=lo,
+        hi=hi,
+        resolution=float(column.bounds.resolution),
+        null_value=_null_constant(column, lo, hi),
+    )
+
+
+def _null_constant(column: Column, lo: float, hi: float) -> float:
+    """The declared NULL constant, clamped into the query's bounds (so it cannot widen them)."""
+    declared = float(column.null_value) if column.null_value is not None else lo
+    return min(max(declared, lo), hi)
+
+
+def _quantile_spec(query: Query, value: ValueSpec, settings: EngineSettings) -> QuantileSpec:
+    level = query.quantile_level
+    assert level is not None
+    numerator, denominator = quantile_fraction(level)
+    resolution = _exact(value.resolution)
+    lo_units = math.ceil(_exact(value.lo) / resolution)
+    hi_units = math.floor(_exact(value.hi) / resolution)
+    span = hi_units - lo_units
+    step = max(1, math.ceil(span / (settings.max_quantile_candidates - 1)))
+    return QuantileSpec(
+        level=level,
+        numerator=numerator,
+        denominator=denominator,
+        lo_units=lo_units,
+        step_units=step,
+        candidates=span // step + 1,
+    )
+
+
+def _check_overflow(
+    catalog: Catalog, bounding: Bounding, value: ValueSpec | None, quantile: QuantileSpec | None
+) -> None:
+    rows = catalog.max_persons * bounding.max_groups * bounding.max_rows
+    if value is not None and quantile is None and rows * value.magnitude_units >= _INT64_LIMIT:
+        raise FixedPointOverflow(
+            f"A sum over up to {catalog.max_persons} persons with these bounds could overflow 64-bit "
+            f"fixed point (max |value| {value.magnitude_units} units of {value.resolution}); narrow the "
+            "bounds or lower max_rows/max_groups.",
+            stage=_STAGE,
+        )
+    if quantile is not None and rows * quantile.denominator >= _INT64_LIMIT:
+        raise FixedPointOverflow(
+            "Quantile scores could overflow 64-bit integers; use a simpler quantile level such as 0.5.",
+            stage=_STAGE,
+        )
+
+
+def _outputs(
+    measure: Measure, bounding: Bounding, value: ValueSpec | None, quantile: QuantileSpec | None
+) -> tuple[Output, ...]:
+    g, c = bounding.max_groups, bounding.max_rows
+    count = Sensitivity.for_contribution(g, c)
+    if measure in ("count_persons", "count_rows"):
+        return (Output("count", count),)
+    assert value is not None
+    if measure == "quantile":
+        assert quantile is not None
+        # Per cell, each score moves by at most c * max(num, den - num); a person touches G cells.
+        return (Output("scores", Sensitivity.for_contribution(g, c, quantile.score_linf_per_row)),)
+    total = Sensitivity.for_contribution(g, c, value.magnitude_units)
+    return (Output("sum", total),) if measure == "sum" else (Output("sum", total), Output("count", count))
+
+
+def _exact(x: float) -> Fraction:
+    """The decimal the number was written as (0.01, not 0.01000000000000000020816...)."""
+    return Fraction(repr(x))

@@ -1,0 +1,629 @@
+"""Releases: the public contract (pydantic models) and the post-processing of noisy values into rows.
+
+Post-processing only ever sees outputs of OpenDP measurements: every function here takes
+``DPArray``s (made only by ``query_engine.mechanisms``) and refuses plain arrays, so an exact
+aggregate cannot reach a release by mistake. What it does, all of it post-processing:
+
+- counts: the value is clipped at zero (the unclipped noisy value is kept as ``value_raw`` for
+  unbiased downstream use); the interval ``[raw - a, raw + a]`` is intersected with ``[0, inf)``;
+  a cell whose noisy count is below the small-cell threshold is suppressed (value, interval and raw
+  value are null), decided on the noisy value only.
+- sums: fixed-point integers times the resolution (each the float nearest the exact product);
+  clipped at zero when the declared bounds make the sum non-negative (or non-positive).
+- a small-cell threshold of 0 turns suppression off.
+- means: noisy sum / noisy count, clipped to the declared bounds, with the honest interval of
+  ``query_engine.accuracy.mean_interval``; suppressed when the noisy count is small (always when it
+  is not positive); values get two decimals beyond the resolution.
+- quantiles: the selected candidate; instead of a value interval, ``rank_error`` (rows) with the
+  meaning given in ``query_engine.accuracy``; ``ci_low``/``ci_high`` are null.
+
+Interval endpoints are rounded outward (down/up), so rounding never reduces coverage.
+``make_release`` and ``make_preview`` are the engine's entry points (plan + calibrations -> models).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from query_engine.accuracy import alpha_for, half_width, mean_interval, quantile_rank_error
+from query_engine.errors import EngineInternalError, PrivacyInvariantError
+from query_engine.mechanisms import DPArray, NoiseCalibration, PrivacyLoss, quantile_fraction, total_loss
+
+if TYPE_CHECKING:
+    from query_engine.catalog import Catalog
+    from query_engine.plan import Plan
+    from query_engine.settings import EngineSettings
+    from query_engine.spec import Query
+
+__all__ = [
+    "AccuracyPublic",
+    "LossPart",
+    "Preview",
+    "PrivacyPublic",
+    "Release",
+    "accuracy_public",
+    "columns_for",
+    "count_rows",
+    "make_preview",
+    "make_release",
+    "mean_rows",
+    "new_release_id",
+    "privacy_public",
+    "quantile_rows",
+    "sum_rows",
+    "threshold_rows",
+]
+
+Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile"]
+Key = Mapping[str, Any]
+Row = dict[str, Any]
+
+DEFAULT_SMALL_CELL_THRESHOLD = 5
+_MEAN_EXTRA_DECIMALS = 2
+
+
+# --- public models --------------------------------------------------------------------------------
+
+
+class LossPart(BaseModel):
+    """One measurement of a composite release (e.g. the noisy sum of a mean)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    part: str
+    epsilon: float | None = None
+    rho: float | None = None
+    delta: float = 0.0
+    mechanism: str
+    scale: float
+
+
+class PrivacyPublic(BaseModel):
+    """The privacy loss of a release as charged, and the mechanism that produced it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epsilon: float | None = None
+    delta: float = 0.0
+    rho: float | None = None
+    mechanism: str
+    scale: float | None = None
+    loss_split: list[LossPart] | None = None
+    threshold: int | None = None
+
+
+class AccuracyPublic(BaseModel):
+    """Per-cell accuracy: interval half-width (value units) or quantile rank error (rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    half_width: float | None = None
+    confidence: float
+    rank_error: float | None = None
+    method: str
+
+
+class Release(BaseModel):
+    """The response of ``POST /v1/queries``."""
+
+    release_id: str
+    project: str
+    cached: bool = False
+    privacy: PrivacyPublic
+    confidence: float
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    budget: dict[str, Any] | None = None
+    measure: Measure | None = None
+    query: dict[str, Any] | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    cells: int = 0
+    accuracy: AccuracyPublic | None = None
+    small_cell_threshold: int | None = None
+
+
+class Preview(BaseModel):
+    """The response of ``POST /v1/queries/preview``: cost and expected accuracy, no data touched."""
+
+    loss: PrivacyPublic
+    mechanism: str
+    scale: float | None = None
+    cells: int
+    expected_half_width: float | None = None
+    confidence: float
+    registers: list[str]
+    measure: Measure | None = None
+    rank_error: float | None = None
+    accuracy: AccuracyPublic | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+def new_release_id() -> str:
+    """A new release id: ``r_`` and 16 random hex characters."""
+    return "r_" + secrets.token_hex(8)
+
+
+# --- privacy and accuracy summaries ---------------------------------------------------------------
+
+
+def _mechanism_name(calibration: NoiseCalibration) -> str:
+    if calibration.mechanism == "noise_threshold":
+        return (
+            "discrete_laplace_threshold" if calibration.measure == "pure" else "discrete_gaussian_threshold"
+        )
+    return calibration.mechanism
+
+
+def privacy_public(
+    calibrations: Sequence[NoiseCalibration], parts: Sequence[str] | None = None
+) -> PrivacyPublic:
+    """The public privacy block of a release made by one calibration, or by several (``parts`` names them)."""
+    if not calibrations:
+        raise EngineInternalError("A release needs at least one calibration.")
+    loss = total_loss(calibrations)
+    if len(calibrations) == 1:
+        (single,) = calibrations
+        return PrivacyPublic(
+            epsilon=loss.epsilon,
+            delta=loss.delta,
+            rho=loss.rho,
+            mechanism=_mechanism_name(single),
+            scale=single.scale,
+            threshold=single.threshold,
+        )
+    names = list(parts) if parts is not None else [f"part_{i}" for i in range(len(calibrations))]
+    if len(names) != len(calibrations):
+        raise EngineInternalError("Name every part of a composite release.")
+    split = [
+        LossPart(
+            part=name,
+            epsilon=c.loss.epsilon,
+            rho=c.loss.rho,
+            delta=c.loss.delta,
+            mechanism=_mechanism_name(c),
+            scale=c.scale,
+        )
+        for name, c in zip(names, calibrations, strict=True)
+    ]
+    mechanisms = {part.mechanism for part in split}
+    return PrivacyPublic(
+        epsilon=loss.epsilon,
+        delta=loss.delta,
+        rho=loss.rho,
+        mechanism=mechanisms.pop() if len(mechanisms) == 1 else "composite",
+        scale=None,
+        loss_split=split,
+    )
+
+
+def accuracy_public(
+    measure: Measure,
+    calibration: NoiseCalibration,
+    confidence: float,
+    *,
+    resolution: float = 1.0,
+    quantile: float | None = None,
+) -> AccuracyPublic:
+    """Per-cell accuracy known before the data is touched (for previews and releases).
+
+    For a mean the half-width depends on the private count, so it is null (each row has its interval).
+    """
+    alpha = alpha_for(confidence)
+    if measure in ("count_persons", "count_rows", "sum"):
+        kind = calibration.noise
+        return AccuracyPublic(
+            half_width=float(_scaled(int(half_width(calibration, alpha)), resolution)),
+            confidence=confidence,
+            method=f"discrete_{'laplacian' if kind == 'laplace' else 'gaussian'}_scale_to_accuracy, "
+            "closed interval on integer noise, per cell",
+        )
+    if measure == "mean":
+        return AccuracyPublic(
+            confidence=confidence,
+            method="noisy sum and noisy count intervals at alpha/2 each (union bound), ratio, declared bounds",
+        )
+    if measure == "quantile":
+        if quantile is None:
+            raise EngineInternalError("A quantile's accuracy needs the quantile.")
+        _, den = quantile_fraction(quantile)
+        return AccuracyPublic(
+            confidence=confidence,
+            rank_error=_ceil_decimals(quantile_rank_error(calibration, alpha, den), 2),
+            method="noisy-max utility bound: rank error in rows relative to the best candidate",
+        )
+    raise EngineInternalError(f"Unknown measure {measure!r}.")
+
+
+def columns_for(group_by: Sequence[str], measure: Measure) -> list[str]:
+    """The release columns: the group columns, then value, interval, suppression and extras."""
+    extra = ["rank_error"] if measure == "quantile" else ["value_raw"]
+    return [*group_by, "value", "ci_low", "ci_high", "suppressed", *extra]
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _require_dp(name: str, values: Any) -> np.ndarray:
+    if not isinstance(values, DPArray):
+        raise PrivacyInvariantError(
+            f"Post-processing received {name} that is not the output of an OpenDP measurement: this is a bug, "
+            "and nothing was released."
+        )
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise EngineInternalError(f"{name} must be one-dimensional.")
+    return array
+
+
+def _check_keys(keys: Sequence[Key], n: int) -> None:
+    if len(keys) != n:
+        raise EngineInternalError(f"Got {len(keys)} keys for {n} cells.")
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def _decimals(resolution: float) -> int:
+    exponent = _decimal(resolution).normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def _scaled(units: int, resolution: float) -> int | float:
+    """``units * resolution`` exactly (an int when the resolution is whole)."""
+    value = Decimal(units) * _decimal(resolution)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _times_resolution(units: np.ndarray, resolution: float) -> np.ndarray:
+    """``units * resolution``, each the float nearest to the exact product (ints for whole resolutions).
+
+    With ``resolution = p/q`` exactly, ``units * p`` is an exact integer and one IEEE division by
+    ``q`` rounds correctly; products beyond 2^53 go through ``Fraction``.
+    """
+    fraction = Fraction(repr(float(resolution)))
+    p, q = fraction.numerator, fraction.denominator
+    ints = np.asarray(units, dtype=np.int64)
+    largest = int(np.abs(ints).max()) if ints.size else 0
+    if q == 1 and largest * p < 2**63:
+        return ints * p
+    if largest * p < 2**53:
+        return (ints * p).astype(np.float64) / q
+    return np.array([float(Fraction(int(u) * p, q)) for u in ints.tolist()], dtype=np.float64)
+
+
+def _ceil_decimals(value: float, decimals: int) -> float:
+    return float(_decimal(value).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_CEILING))
+
+
+def _check_threshold(small_cell_threshold: int) -> int:
+    if isinstance(small_cell_threshold, bool) or small_cell_threshold < 0:
+        raise EngineInternalError(f"The small-cell threshold must be >= 0; got {small_cell_threshold!r}.")
+    return int(small_cell_threshold)
+
+
+def _suppressed_row(key: Key, extra: str = "value_raw") -> Row:
+    return {**key, "value": None, "ci_low": None, "ci_high": None, "suppressed": True, extra: None}
+
+
+# --- post-processing ------------------------------------------------------------------------------
+
+
+def count_rows(
+    keys: Sequence[Key],
+    noisy: DPArray,
+    calibration: NoiseCalibration,
+    confidence: float,
+    small_cell_threshold: int = DEFAULT_SMALL_CELL_THRESHOLD,
+) -> list[Row]:
+    """Rows of a count release: clipped value, raw value, interval and small-cell suppression.
+
+    A threshold of 0 turns suppression off (negative noisy counts then show as 0, raw value kept).
+    """
+    values = _require_dp("noisy counts", noisy)
+    _check_keys(keys, len(values))
+    threshold = _check_threshold(small_cell_threshold)
+    a = int(half_width(calibration, alpha_for(confidence)))
+    rows: list[Row] = []
+    for key, raw in zip(keys, values.tolist(), strict=True):
+        if threshold > 0 and raw < threshold:
+            rows.append(_suppressed_row(key))
+            continue
+        rows.append(
+            {
+                **key,
+                "value": max(raw, 0),
+                "ci_low": max(raw - a, 0),
+                "ci_high": max(raw + a, 0),
+                "suppressed": False,
+                "value_raw": raw,
+            }
+        )
+    return rows
+
+
+def threshold_rows(
+    column: str,
+    kept_keys: Sequence[str],
+    noisy: DPArray,
+    calibration: NoiseCalibration,
+    confidence: float,
+    small_cell_threshold: int = DEFAULT_SMALL_CELL_THRESHOLD,
+) -> list[Row]:
+    """Rows of a count with DP partition selection (keys from ``release_threshold``)."""
+    if calibration.mechanism != "noise_threshold":
+        raise EngineInternalError("threshold_rows takes a noise-threshold calibration.")
+    return count_rows(
+        [{column: key} for key in kept_keys], noisy, calibration, confidence, small_cell_threshold
+    )
+
+
+def sum_rows(
+    keys: Sequence[Key],
+    noisy: DPArray,
+    calibration: NoiseCalibration,
+    confidence: float,
+    *,
+    resolution: float,
+    bounds: tuple[float, float],
+) -> list[Row]:
+    """Rows of a sum release: fixed-point noisy sums times the resolution, with intervals.
+
+    When the declared bounds make every sum non-negative (non-positive), values and intervals are
+    clipped at zero from below (above); ``value_raw`` keeps the unclipped value.
+    """
+    values = _require_dp("noisy sums", noisy)
+    _check_keys(keys, len(values))
+    lower, upper = bounds
+    a = int(half_width(calibration, alpha_for(confidence)))
+
+    def clip(x: np.ndarray) -> np.ndarray:
+        if lower >= 0:
+            x = np.maximum(x, 0)
+        if upper <= 0:
+            x = np.minimum(x, 0)
+        return x
+
+    raw = _times_resolution(values, resolution)
+    low = _times_resolution(values - a, resolution)
+    high = _times_resolution(values + a, resolution)
+    return [
+        {**key, "value": v, "ci_low": lo, "ci_high": hi, "suppressed": False, "value_raw": r}
+        for key, v, lo, hi, r in zip(
+            keys,
+            clip(raw).tolist(),
+            clip(low).tolist(),
+            clip(high).tolist(),
+            raw.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def mean_rows(
+    keys: Sequence[Key],
+    noisy_sum: DPArray,
+    noisy_count: DPArray,
+    sum_calibration: NoiseCalibration,
+    count_calibration: NoiseCalibration,
+    confidence: float,
+    *,
+    bounds: tuple[float, float],
+    resolution: float,
+    small_cell_threshold: int = DEFAULT_SMALL_CELL_THRESHOLD,
+) -> list[Row]:
+    """Rows of a mean release: noisy sum / noisy count clipped to the bounds, with honest intervals.
+
+    Cells whose noisy count is below the small-cell threshold (or not positive) are suppressed.
+    Values are rounded to two decimals beyond the resolution; interval ends outward.
+    """
+    sums = _require_dp("noisy sums", noisy_sum)
+    counts = _require_dp("noisy counts", noisy_count)
+    if len(sums) != len(counts):
+        raise EngineInternalError("A mean needs one noisy sum and one noisy count per cell.")
+    _check_keys(keys, len(sums))
+    threshold = max(_check_threshold(small_cell_threshold), 1)
+    lower, upper = float(bounds[0]), float(bounds[1])
+    low, high = mean_interval(
+        noisy_sum, noisy_count, sum_calibration, count_calibration, alpha_for(confidence), bounds, resolution
+    )
+    shown = counts >= threshold
+    step = 10.0 ** (_decimals(resolution) + _MEAN_EXTRA_DECIMALS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.asarray(_times_resolution(sums, resolution), dtype=np.float64) / np.where(shown, counts, 1)
+    value = np.round(np.clip(raw, lower, upper) * step) / step
+    value_raw = np.round(raw * step) / step
+    ci_low = np.maximum(np.floor(low * step) / step, lower)
+    ci_high = np.minimum(np.ceil(high * step) / step, upper)
+    rows: list[Row] = []
+    for key, ok, v, r, lo, hi in zip(
+        keys,
+        shown.tolist(),
+        value.tolist(),
+        value_raw.tolist(),
+        ci_low.tolist(),
+        ci_high.tolist(),
+        strict=True,
+    ):
+        if ok:
+            rows.append({**key, "value": v, "ci_low": lo, "ci_high": hi, "suppressed": False, "value_raw": r})
+        else:
+            rows.append(_suppressed_row(key))
+    return rows
+
+
+def quantile_rows(
+    keys: Sequence[Key],
+    selected: DPArray,
+    candidates: Sequence[Any],
+    calibration: NoiseCalibration,
+    confidence: float,
+    *,
+    quantile: float,
+) -> list[Row]:
+    """Rows of a quantile release: the selected candidate value and its rank error (rows).
+
+    ``ci_low``/``ci_high`` are null: a value interval would need the data's ranks (see accuracy).
+    """
+    indices = _require_dp("selected candidates", selected)
+    _check_keys(keys, len(indices))
+    if calibration.candidates != len(candidates):
+        raise EngineInternalError(f"Expected {calibration.candidates} candidates, got {len(candidates)}.")
+    _, den = quantile_fraction(quantile)
+    rank_error = _ceil_decimals(quantile_rank_error(calibration, alpha_for(confidence), den), 2)
+    return [
+        {
+            **key,
+            "value": candidates[index],
+            "ci_low": None,
+            "ci_high": None,
+            "suppressed": False,
+            "rank_error": rank_error,
+        }
+        for key, index in zip(keys, indices.tolist(), strict=True)
+    ]
+
+
+# --- the engine's entry points --------------------------------------------------------------------
+
+
+def _checked_privacy(
+    plan: Plan, calibrations: Sequence[NoiseCalibration], loss: PrivacyLoss
+) -> PrivacyPublic:
+    parts = [o.name for o in plan.outputs] if len(calibrations) > 1 else None
+    privacy = privacy_public(calibrations, parts)
+    if total_loss(calibrations) != loss:
+        raise PrivacyInvariantError(
+            f"The loss of the calibrations ({total_loss(calibrations)}) differs from the loss charged ({loss}): "
+            "this is a bug, and nothing was released.",
+            stage="mechanism",
+        )
+    return privacy
+
+
+def _resolution(plan: Plan) -> float:
+    return float(plan.value.resolution) if plan.value is not None else 1.0
+
+
+def _accuracy(plan: Plan, calibrations: Sequence[NoiseCalibration]) -> AccuracyPublic:
+    quantile = plan.quantile.level if plan.quantile is not None else None
+    resolution = _resolution(plan) if plan.measure == "sum" else 1.0
+    return accuracy_public(
+        plan.measure, calibrations[0], plan.loss.confidence, resolution=resolution, quantile=quantile
+    )
+
+
+def make_preview(
+    query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration], loss: PrivacyLoss, catalog: Catalog
+) -> Preview:
+    """The preview of a planned query: its loss, mechanism and expected per-cell accuracy."""
+    privacy = _checked_privacy(plan, calibrations, loss)
+    accuracy = _accuracy(plan, calibrations)
+    confidence = plan.loss.confidence
+    notes: list[str] = []
+    if plan.measure == "mean":
+        alpha = alpha_for(confidence)
+        sum_half = _scaled(int(half_width(calibrations[0], alpha / 2)), _resolution(plan))
+        count_half = int(half_width(calibrations[1], alpha / 2))
+        notes.append(
+            f"A mean's interval depends on its noisy count: it is built from the noisy sum (+/- {sum_half}) "
+            f"and the noisy count (+/- {count_half}), each at {1 - alpha / 2:.4g} confidence."
+        )
+    if plan.measure == "quantile":
+        notes.append(
+            "A quantile comes with a rank error: with the stated confidence, the released value's rank misses "
+            "the target rank by at most rank_error rows more than the best candidate of the grid does."
+        )
+    if plan.partition_selection:
+        notes.append(
+            f"Groups whose noisy count is below {calibrations[0].threshold} are not released "
+            f"(partition selection, delta = {privacy.delta:.3g})."
+        )
+    return Preview(
+        loss=privacy,
+        mechanism=privacy.mechanism,
+        scale=privacy.scale,
+        cells=plan.cells,
+        expected_half_width=accuracy.half_width,
+        confidence=confidence,
+        registers=list(plan.registers),
+        measure=plan.measure,
+        rank_error=accuracy.rank_error,
+        accuracy=accuracy,
+        notes=notes,
+    )
+
+
+def make_release(
+    query: Query,
+    plan: Plan,
+    calibrations: Sequence[NoiseCalibration],
+    loss: PrivacyLoss,
+    noisy: Mapping[str, Any],
+    catalog: Catalog,
+    settings: EngineSettings,
+) -> Release:
+    """The release of a query from its DP outputs (``noisy``: keys and DPArrays) and public facts."""
+    privacy = _checked_privacy(plan, calibrations, loss)
+    confidence = plan.loss.confidence
+    threshold = settings.small_cell_threshold
+    group_columns = list(plan.group_columns)
+    keys = [dict(zip(group_columns, key, strict=True)) for key in noisy["keys"]]
+    rows: list[Row]
+    if plan.measure in ("count_persons", "count_rows"):
+        rows = count_rows(keys, noisy["count"], calibrations[0], confidence, threshold)
+    elif plan.partition_selection:
+        raise EngineInternalError("Partition selection is only planned for counts.")
+    elif plan.measure == "sum":
+        assert plan.value is not None
+        rows = sum_rows(
+            keys,
+            noisy["sum"],
+            calibrations[0],
+            confidence,
+            resolution=_resolution(plan),
+            bounds=(plan.value.lo, plan.value.hi),
+        )
+    elif plan.measure == "mean":
+        assert plan.value is not None
+        rows = mean_rows(
+            keys,
+            noisy["sum"],
+            noisy["count"],
+            calibrations[0],
+            calibrations[1],
+            confidence,
+            bounds=(plan.value.lo, plan.value.hi),
+            resolution=_resolution(plan),
+            small_cell_threshold=threshold,
+        )
+    else:
+        assert plan.quantile is not None and plan.value is not None
+        resolution = _resolution(plan)
+        whole = float(resolution).is_integer()
+        candidates = [int(v) if whole else v for v in plan.quantile.candidate_values(resolution)]
+        rows = quantile_rows(
+            keys, noisy["index"], candidates, calibrations[0], confidence, quantile=plan.quantile.level
+        )
+    return Release(
+        release_id=new_release_id(),
+        project=query.project,
+        privacy=privacy,
+        confidence=confidence,
+        columns=columns_for(group_columns, plan.measure),
+        rows=rows,
+        measure=plan.measure,
+        query=query.canonical(),
+        cells=len(rows),
+        accuracy=_accuracy(plan, calibrations),
+        small_cell_threshold=threshold,
+    )

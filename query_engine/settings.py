@@ -1,0 +1,30 @@
+"""Engine settings: limits and resources, one validated object passed to ``Engine.open``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["EngineSettings"]
+
+
+class EngineSettings(BaseModel):
+    """Limits on what one query may ask for, and the resources the backend may use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_cells: int = Field(default=20_000, ge=1, description="Most output cells (product of key-set sizes).")
+    max_group_columns: int = Field(default=3, ge=1, description="Most group-by columns in one query.")
+    max_epsilon: float = Field(default=10.0, gt=0, description="Largest epsilon one query may spend.")
+    max_rho: float = Field(default=5.0, gt=0, description="Largest rho one query may spend.")
+    partition_delta: float = Field(
+        default=1e-7, gt=0, lt=1, description="Delta spent by DP partition selection over open-domain keys."
+    )
+    small_cell_threshold: int = Field(
+        default=5, ge=0, description="Noisy counts below this are shown as '<N'."
+    )
+    query_timeout_s: float = Field(
+        default=30.0, gt=0, description="Wall-clock limit of one query's execution."
+    )
+    memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
+    threads: int = Field(default=2, ge=1, le=256)
+    max_quantile_candidates: int = Field(default=100, ge=2, le=1000)

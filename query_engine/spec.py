@@ -1,0 +1,225 @@
+"""The Query of the public contract (DESIGN.md section 6), its canonical form and hash.
+
+The model checks shape only (types, one privacy-loss field, operator arity); everything that needs the
+catalog is checked by ``validate``. ``parse_query`` turns shape errors into a ``QueryError`` at stage
+``spec``, so every error an analyst sees has one form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+from .errors import QueryError
+
+__all__ = [
+    "Condition",
+    "Measure",
+    "Op",
+    "ProjectContext",
+    "Query",
+    "Scalar",
+    "parse_query",
+]
+
+Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile"]
+Op = Literal["=", "!=", "in", "prefix", "between", "<", "<=", ">", ">="]
+Scalar = StrictStr | StrictInt | StrictFloat
+
+_LIST_OPS = ("in", "between")
+
+
+class Condition(BaseModel):
+    """One filter: ``{"column": "lpr.icd10", "op": "prefix", "value": "E11"}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(min_length=1, max_length=200)
+    op: Op
+    value: Scalar | list[Scalar]
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Condition:
+        if self.op == "in":
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError("operator 'in' needs a non-empty list of values")
+            if len(self.value) > 10_000:
+                raise ValueError("operator 'in' takes at most 10000 values")
+        elif self.op == "between":
+            if not isinstance(self.value, list) or len(self.value) != 2:
+                raise ValueError("operator 'between' needs a list of two values [low, high]")
+        elif isinstance(self.value, list):
+            raise ValueError(f"operator {self.op!r} needs a single value, not a list")
+        values = self.value if isinstance(self.value, list) else [self.value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ValueError("values must be finite numbers")
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        value: Any = self.value
+        if self.op == "in":
+            value = sorted({_normal_scalar(v) for v in self.value}, key=_scalar_sort_key)  # type: ignore[union-attr]
+        elif isinstance(value, list):
+            value = [_normal_scalar(v) for v in value]
+        else:
+            value = _normal_scalar(value)
+        return {"column": self.column, "op": self.op, "value": value}
+
+
+# ``register`` is the contract's field name; it shadows ABCMeta.register on the class only.
+warnings.filterwarnings("ignore", message='Field name "register" in "Query" shadows', category=UserWarning)
+
+
+class Query(BaseModel):
+    """A statistics query: measure, grain register, filters, groups and privacy loss."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project: str = Field(min_length=1, max_length=200)
+    measure: Measure
+    register: str = Field(default="cpr", min_length=1, max_length=100)
+    column: str | None = Field(default=None, min_length=1, max_length=200)
+    bounds: tuple[float, float] | None = None
+    quantile: float | None = Field(default=None, gt=0, lt=1)
+    where: tuple[Condition, ...] = Field(default=(), max_length=50)
+    group_by: tuple[str, ...] = Field(default=(), max_length=20)
+    epsilon: float | None = None
+    rho: float | None = None
+    target_ci: float | None = None
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    max_groups: int | None = Field(default=None, ge=1)
+    max_rows: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_loss(self) -> Query:
+        given = [name for name in ("epsilon", "rho", "target_ci") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of epsilon, rho or target_ci"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        value = getattr(self, given[0])
+        if not math.isfinite(value):
+            raise ValueError(f"{given[0]} must be a finite number")
+        if self.bounds is not None and not all(math.isfinite(b) for b in self.bounds):
+            raise ValueError("bounds must be finite numbers")
+        if self.quantile is not None and self.measure != "quantile":
+            raise ValueError("quantile is only for measure 'quantile'")
+        return self
+
+    @property
+    def qualified_column(self) -> str | None:
+        """The measured column as ``register.column`` (an unqualified name is on the grain register)."""
+        if self.column is None:
+            return None
+        return self.column if "." in self.column else f"{self.register}.{self.column}"
+
+    @property
+    def quantile_level(self) -> float | None:
+        """The quantile level; the median (0.5) unless given."""
+        if self.measure != "quantile":
+            return None
+        return 0.5 if self.quantile is None else self.quantile
+
+    @property
+    def effective_register(self) -> str:
+        """The grain: for ``count_persons`` the one non-cpr register among the group columns, if any."""
+        if self.measure == "count_persons":
+            others = [g.partition(".")[0] for g in self.group_by if "." in g and g.partition(".")[0] != "cpr"]
+            if others and self.register == "cpr":
+                return others[0]
+        return self.register
+
+    def canonical(self) -> dict[str, Any]:
+        """The query with defaults filled and order-free lists sorted (group_by order is kept)."""
+        where = sorted(
+            (c.canonical() for c in self.where),
+            key=lambda c: (c["column"], c["op"], json.dumps(c["value"], sort_keys=True)),
+        )
+        return {
+            "project": self.project,
+            "measure": self.measure,
+            "register": self.effective_register,
+            "column": self.qualified_column,
+            "bounds": [_normal_scalar(b) for b in self.bounds] if self.bounds else None,
+            "quantile": _normal_scalar(self.quantile_level) if self.quantile_level is not None else None,
+            "where": where,
+            "group_by": list(self.group_by),
+            "epsilon": _normal_scalar(self.epsilon) if self.epsilon is not None else None,
+            "rho": _normal_scalar(self.rho) if self.rho is not None else None,
+            "target_ci": _normal_scalar(self.target_ci) if self.target_ci is not None else None,
+            "confidence": _normal_scalar(self.confidence),
+            "max_groups": self.max_groups,
+            "max_rows": self.max_rows,
+        }
+
+    def canonical_json(self) -> str:
+        """Canonical JSON text: sorted keys, no spaces."""
+        return self._canonical_text
+
+    def query_hash(self) -> str:
+        """sha256 (hex) of the canonical JSON; the ledger caches releases by it."""
+        return self._hash
+
+    # The model is frozen, so both are computed once per query object.
+    @cached_property
+    def _canonical_text(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @cached_property
+    def _hash(self) -> str:
+        return hashlib.sha256(self._canonical_text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    """What the engine needs to know about the project a query runs in."""
+
+    mode: Literal["pure", "zcdp"]
+    delta_available: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("pure", "zcdp"):
+            raise ValueError(f"mode must be 'pure' or 'zcdp', got {self.mode!r}")
+
+
+def parse_query(data: Mapping[str, Any] | str | bytes) -> Query:
+    """Parse a Query from JSON text or a mapping; shape errors become ``QueryError`` (stage spec)."""
+    try:
+        if isinstance(data, str | bytes):
+            return Query.model_validate_json(data)
+        return Query.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "query"
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" ({exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        raise QueryError(f"Invalid query field '{where}': {message}.{more}", stage="spec") from None
+
+
+def _normal_scalar(value: Any) -> Any:
+    """1.0 and 1 hash alike."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _scalar_sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int | float) else (1, str(value))

@@ -1,0 +1,103 @@
+-- count_persons_by_icd10_chapter_and_sex
+-- dialect: duckdb
+-- params: ["emergency", "inpatient"]
+WITH k0 AS (
+  SELECT
+    key,
+    ord
+  FROM (VALUES
+    ('I', 0),
+    ('II', 1),
+    ('IV', 2),
+    ('V', 3),
+    ('IX', 4),
+    ('X', 5),
+    ('XXI', 6)) AS k0(key, ord)
+), k1 AS (
+  SELECT
+    key,
+    ord
+  FROM (VALUES
+    ('F', 0),
+    ('M', 1)) AS k1(key, ord)
+), src AS (
+  SELECT
+    g."person_id" AS pid,
+    g."row_key" AS rk,
+    CASE
+      WHEN SUBSTRING(g."icd10", 1, 3) BETWEEN 'A00' AND 'B99'
+      THEN 'I'
+      WHEN SUBSTRING(g."icd10", 1, 3) BETWEEN 'C00' AND 'D48'
+      THEN 'II'
+      WHEN SUBSTRING(g."icd10", 1, 3) BETWEEN 'E00' AND 'E90'
+      THEN 'IV'
+      WHEN SUBSTRING(g."icd10", 1, 3) BETWEEN 'F00' AND 'F99'
+      THEN 'V'
+      WHEN SUBSTRING(g."icd10", 1, 3) BETWEEN 'I00' AND 'I99'
+      THEN 'IX'
+      WHEN SUBSTRING(g."icd10", 1, 3) BETWEEN 'J00' AND 'J99'
+      THEN 'X'
+      WHEN SUBSTRING(g."icd10", 1, 3) BETWEEN 'Z00' AND 'Z99'
+      THEN 'XXI'
+    END AS g0
+  FROM "lpr" AS g
+  WHERE
+    g."contact_type" IN ($1, $2)
+), kept AS (
+  SELECT
+    *
+  FROM src
+  WHERE
+    src.g0 IN (
+      SELECT
+        key
+      FROM k0
+    )
+), person_groups AS (
+  SELECT
+    kept.pid,
+    kept.g0,
+    MIN(kept.rk) AS grk
+  FROM kept
+  GROUP BY
+    kept.pid,
+    kept.g0
+), groups_ranked AS (
+  SELECT
+    *,
+    DENSE_RANK() OVER (PARTITION BY person_groups.pid ORDER BY person_groups.grk, person_groups.g0) AS gn
+  FROM person_groups
+), bounded AS (
+  SELECT
+    *
+  FROM groups_ranked
+  WHERE
+    groups_ranked.gn <= 5
+), joined AS (
+  SELECT
+    bounded.*,
+    p."sex" AS g1
+  FROM bounded
+  JOIN "cpr" AS p
+    ON p."person_id" = bounded.pid
+), agg AS (
+  SELECT
+    joined.g0,
+    joined.g1,
+    COUNT(*) AS n
+  FROM joined
+  GROUP BY
+    joined.g0,
+    joined.g1
+)
+SELECT
+  k0.key AS g0,
+  k1.key AS g1,
+  COALESCE(agg.n, 0) AS n
+FROM k0
+CROSS JOIN k1
+LEFT JOIN agg
+  ON agg.g0 = k0.key AND agg.g1 = k1.key
+ORDER BY
+  k0.ord,
+  k1.ord

@@ -1,0 +1,265 @@
+"""Sensitivity, checked on the real compiled SQL: adding or removing one person (with all their rows,
+however many and however extreme) changes each exact aggregate vector by no more than the plan's
+declared Sensitivity, in L1, L2, Linf and L0."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from engine_fixtures import build_fixture_catalog, create_tables, insert_rows, random_dataset
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from query_engine.catalog import Catalog
+from query_engine.compile import CompiledQuery, compile_plan
+from query_engine.plan import Plan, plan_query
+from query_engine.settings import EngineSettings
+from query_engine.spec import ProjectContext, parse_query
+from query_engine.validate import validate
+
+CONTEXT = ProjectContext("zcdp", delta_available=True)
+SETTINGS = EngineSettings(max_quantile_candidates=25)
+
+
+def _q(measure: str, **fields: Any) -> dict[str, Any]:
+    return {"project": "p", "measure": measure, "epsilon": 1.0, **fields}
+
+
+def _c(column: str, op: str, value: Any) -> dict[str, Any]:
+    return {"column": column, "op": op, "value": value}
+
+
+QUERIES: dict[str, list[dict[str, Any]]] = {
+    "count_persons": [
+        _q("count_persons", group_by=["cpr.region"]),
+        _q("count_persons", group_by=["cpr.sex", "cpr.age_band"], where=[_c("lpr.icd10", "prefix", "E1")]),
+        _q(
+            "count_persons",
+            group_by=["lpr.icd10_chapter", "cpr.sex"],
+            where=[_c("lmdb.atc", "prefix", "A10"), _c("lpr.contact_type", "!=", "emergency")],
+        ),
+        _q("count_persons", group_by=["lpr.icd10"], max_groups=3),
+        _q("count_persons", group_by=["lpr.diagnosis_code"]),
+    ],
+    "count_rows": [
+        _q("count_rows", register="lpr", group_by=["cpr.region"]),
+        _q("count_rows", register="lpr", group_by=["lpr.year", "lpr.contact_type"], max_rows=4, max_groups=7),
+        _q("count_rows", register="lmdb", group_by=["lmdb.atc_level_2"], where=[_c("cpr.sex", "=", "F")]),
+        _q("count_rows", register="lpr", group_by=["lpr.diagnosis_code"], max_groups=2, max_rows=3),
+        _q("count_rows", register="ind"),
+    ],
+    "sum": [
+        _q("sum", register="lpr", column="los_days", group_by=["cpr.region"]),
+        _q(
+            "sum", register="ind", column="disposable_income", group_by=["ind.year"], max_groups=3, max_rows=2
+        ),
+        _q("sum", register="lmdb", column="ddd", group_by=["lmdb.atc_level_1"], bounds=[0.5, 100.25]),
+    ],
+    "mean": [
+        _q("mean", register="lmdb", column="ddd", group_by=["lmdb.atc_level_1"], max_groups=2),
+        _q("mean", column="cpr.age", group_by=["cpr.region"], where=[_c("lmdb.atc", "=", "A10BA02")]),
+        _q("mean", register="ind", column="disposable_income", bounds=[-1000, 500000]),
+    ],
+    "quantile": [
+        _q("quantile", register="ind", column="disposable_income", group_by=["cpr.region"]),
+        _q(
+            "quantile",
+            register="lpr",
+            column="los_days",
+            group_by=["lpr.contact_type"],
+            quantile=0.25,
+            max_rows=3,
+            max_groups=2,
+        ),
+        _q("quantile", column="cpr.age", quantile=0.9),
+        _q("quantile", register="lmdb", column="ddd", bounds=[0, 100], quantile=0.5, max_rows=5),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    plan: Plan
+    compiled: CompiledQuery
+
+
+@cache
+def _world() -> tuple[Catalog, duckdb.DuckDBPyConnection, dict[str, list[Case]]]:
+    import tempfile
+
+    catalog = build_fixture_catalog(Path(tempfile.mkdtemp(prefix="sens-catalog-")))
+    con = duckdb.connect()
+    create_tables(con, catalog)
+    cases: dict[str, list[Case]] = {}
+    for measure, queries in QUERIES.items():
+        for data in queries:
+            query = parse_query(data)
+            validate(query, catalog, CONTEXT, SETTINGS)
+            plan = plan_query(query, catalog, CONTEXT, SETTINGS)
+            cases.setdefault(measure, []).append(Case(plan, compile_plan(plan, catalog)))
+    return catalog, con, cases
+
+
+EXTREME_LOS = [None, -5, 0, 1, 365, 366, 10**9, -(10**9)]
+EXTREME_INCOME = [None, -(10**12), -200_000, 0, 2_000_000, 10**12]
+EXTREME_DDD = [None, float("nan"), float("inf"), -float("inf"), -1.0, 0.004, 0.005, 999.995, 1e300]
+DIAGNOSES = ["DE11", "DE110", "DX99", "", None]
+
+
+def adversary(
+    pid: int, seed: int, rows: int, catalog: Catalog, in_cpr: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """One person with ``rows`` rows in each event register, values drawn from the extremes."""
+    rng = random.Random(seed)
+    icd10 = [*catalog.keyset("icd10").values, "ZZZ", None]
+    atc = [*catalog.keyset("atc5").values, "A10XX99", None]
+    day = lambda: dt.date(2009, 6, 1) + dt.timedelta(days=rng.randrange(0, 365 * 17))  # noqa: E731
+    key = iter(rng.sample(range(10**9, 2 * 10**9), 4 * rows + 2))
+    tables: dict[str, list[dict[str, Any]]] = {"cpr": [], "lpr": [], "lmdb": [], "ind": []}
+    if in_cpr:
+        birth = rng.choice([dt.date(1900, 1, 1), dt.date(2024, 12, 31), dt.date(1980, 2, 29), day()])
+        tables["cpr"].append(
+            {
+                "person_id": pid,
+                "row_key": next(key),
+                "sex": rng.choice(["F", "M", None]),
+                "birth_date": birth,
+                "region": rng.choice([*catalog.keyset("regions").values, "Atlantis", None]),
+                "municipality": "101",
+                "death_date": rng.choice([None, dt.date(2015, 5, 5), dt.date(1800, 1, 1)]),
+            }
+        )
+    for _ in range(rows):
+        tables["lpr"].append(
+            {
+                "person_id": pid,
+                "row_key": next(key),
+                "contact_id": 1,
+                "admission_date": rng.choice([day(), None]),
+                "los_days": rng.choice(EXTREME_LOS),
+                "icd10": rng.choice(icd10),
+                "diagnosis_code": rng.choice(DIAGNOSES),
+                "contact_type": rng.choice(["inpatient", "outpatient", "emergency", None]),
+                "hospital_region": "Hovedstaden",
+            }
+        )
+        tables["lmdb"].append(
+            {
+                "person_id": pid,
+                "row_key": next(key),
+                "date": day(),
+                "atc": rng.choice(atc),
+                "ddd": rng.choice(EXTREME_DDD),
+                "packages": 1,
+            }
+        )
+        tables["ind"].append(
+            {
+                "person_id": pid,
+                "row_key": next(key),
+                "year": rng.choice([2014, 2015, 2020, 2024, None]),
+                "disposable_income": rng.choice(EXTREME_INCOME),
+            }
+        )
+    return tables
+
+
+def _load(con: duckdb.DuckDBPyConnection, catalog: Catalog, tables: dict[str, list[dict[str, Any]]]) -> None:
+    for register in catalog.registers:
+        con.execute(f'DELETE FROM "{register.name}"')
+    insert_rows(con, catalog, tables)
+
+
+def _run(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery) -> pa.Table:
+    return con.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
+
+
+def _vectors(plan: Plan, table: pa.Table) -> dict[str, dict[tuple[Any, ...], int]]:
+    """Each output as {cell key: value} (quantile: {(cell..., j): score})."""
+    keys = [f"g{i}" for i in range(len(plan.groups))]
+    rows = table.to_pylist()
+    out: dict[str, dict[tuple[Any, ...], int]] = {}
+    for output in plan.outputs:
+        column = {"count": "n", "sum": "s", "scores": "score"}[output.name]
+        extra = ["j"] if output.name == "scores" else []
+        out[output.name] = {tuple(r[k] for k in keys + extra): int(r[column]) for r in rows}
+    return out
+
+
+def _check(plan: Plan, before: pa.Table, after: pa.Table) -> None:
+    if not plan.partition_selection:
+        assert before.num_rows == after.num_rows, "public keys must not depend on the data"
+        assert before.select([f"g{i}" for i in range(len(plan.groups))]).equals(
+            after.select([f"g{i}" for i in range(len(plan.groups))])
+        )
+    vb, va = _vectors(plan, before), _vectors(plan, after)
+    for output in plan.outputs:
+        b, a = vb[output.name], va[output.name]
+        cells = sorted(set(b) | set(a), key=repr)
+        diff = np.array([a.get(k, 0) - b.get(k, 0) for k in cells], dtype=np.int64)
+        sens = output.sensitivity
+        if output.name == "scores":
+            changed_cells = {k[:-1] for k, d in zip(cells, diff, strict=True) if d != 0}
+            assert np.abs(diff).max(initial=0) <= sens.linf, (plan, diff)
+            assert len(changed_cells) <= sens.l0
+            continue
+        assert np.abs(diff).sum() <= sens.l1, (output.name, diff, sens)
+        assert math.sqrt(float((diff.astype(float) ** 2).sum())) <= sens.l2 * (1 + 1e-12), (diff, sens)
+        assert np.abs(diff).max(initial=0) <= sens.linf, (diff, sens)
+        assert np.count_nonzero(diff) <= sens.l0, (diff, sens)
+
+
+neighbours = st.tuples(
+    st.integers(0, 2**32 - 1),  # base dataset seed
+    st.integers(0, 6),  # base persons
+    st.integers(0, 2**32 - 1),  # adversary seed
+    st.one_of(st.integers(0, 12), st.integers(13, 3000)),  # adversary rows per register
+    st.booleans(),  # adversary in cpr
+)
+
+
+def _check_measure(measure: str, draw: tuple[int, int, int, int, bool]) -> None:
+    catalog, con, cases = _world()
+    base_seed, persons, adv_seed, rows, in_cpr = draw
+    base = random_dataset(base_seed, persons, catalog)
+    _load(con, catalog, base)
+    before = [_run(con, case.compiled) for case in cases[measure]]
+    insert_rows(con, catalog, adversary(10_000, adv_seed, rows, catalog, in_cpr))
+    after = [_run(con, case.compiled) for case in cases[measure]]
+    for case, b, a in zip(cases[measure], before, after, strict=True):
+        _check(case.plan, b, a)
+
+
+_settings = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("measure", list(QUERIES))
+def test_declared_sensitivity_bounds_one_person(measure: str) -> None:
+    @_settings
+    @given(neighbours)
+    def run(draw: tuple[int, int, int, int, bool]) -> None:
+        _check_measure(measure, draw)
+
+    run()
+
+
+def test_bound_is_reached_by_a_heavy_person() -> None:
+    """The bounding is not vacuous: a person with many rows reaches the declared L1 of a count."""
+    catalog, con, cases = _world()
+    _load(con, catalog, {})
+    case = cases["count_rows"][0]  # lpr rows by region: c = 10 rows, one group
+    rows = adversary(1, 3, 500, catalog, in_cpr=True)
+    rows["cpr"][0]["region"] = "Hovedstaden"
+    insert_rows(con, catalog, rows)
+    total = sum(_vectors(case.plan, _run(con, case.compiled))["count"].values())
+    assert total == case.plan.outputs[0].sensitivity.l1 == 10
