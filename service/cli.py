@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate realistic synthetic linked registers, deterministic in --persons and --seed.",
     )
     gen.add_argument("--persons", type=_positive_int, required=True, help="number of persons in cpr")
-    gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    gen.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same bytes)")
     gen.add_argument("--out", required=True, help="output directory (created if missing)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(handler=_cmd_generate)
@@ -95,6 +95,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or a positive integer, got {text}")
     return value
 
 
