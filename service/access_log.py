@@ -1,0 +1,93 @@
+"""Access records in the audit chain, written in batches (group commit).
+
+Spends, releases, budgets, caps, projects and decisions are chained by the ledger synchronously, in the
+same transaction as the change. Requests that change nothing but touch a project (reads, previews,
+refusals, releases served from the cache) are recorded too, but one fsynced chain entry per request
+would serialise every worker on the disk. Each worker therefore buffers them and chains one
+``access_batch`` entry per batch (at most ``interval`` seconds or ``max_batch`` records later, and on
+shutdown). A crash can lose the last fraction of a second of access records, never a spend or a release.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any, Protocol
+
+__all__ = ["ACCESS_BATCH", "AccessLog", "EventSink"]
+
+ACCESS_BATCH = "access_batch"
+
+log = logging.getLogger("sundstat.service")
+
+
+class EventSink(Protocol):
+    """Where batches go: ``budget_ledger.Ledger.append_event``."""
+
+    def append_event(self, kind: str, payload: dict[str, Any], actor: str) -> Any:
+        """Chain one service event."""
+        ...
+
+
+class AccessLog:
+    """A per-worker buffer of access records, flushed to the audit chain by a background thread."""
+
+    def __init__(self, sink: EventSink, *, interval: float = 0.1, max_batch: int = 500) -> None:
+        self._sink = sink
+        self._interval = interval
+        self._max_batch = max_batch
+        self._records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(self, kind: str, project: str | None, actor: str, **details: Any) -> None:
+        """Queue one access record; it reaches the chain within ``interval`` seconds."""
+        entry = {"kind": kind, "project": project, "actor": actor, "ts": dt.datetime.now(dt.UTC).isoformat()}
+        entry.update(details)
+        with self._lock:
+            self._records.append(entry)
+            full = len(self._records) >= self._max_batch
+        if self._thread is None:
+            self.flush()
+        elif full:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Chain everything queued so far as one entry; returns how many records were written."""
+        with self._flush_lock:
+            with self._lock:
+                records, self._records = self._records, []
+            if not records:
+                return 0
+            try:
+                self._sink.append_event(ACCESS_BATCH, {"records": records}, "service")
+            except Exception:
+                log.exception("could not chain %d access records; they will be retried", len(records))
+                with self._lock:
+                    self._records[:0] = records
+                return 0
+            return len(records)
+
+    def start(self) -> None:
+        """Flush in the background from now on."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sundstat-access-log", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the background thread and write what is left."""
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush()

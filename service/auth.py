@@ -1,0 +1,192 @@
+"""Who is calling, and how much they may call: principals, bearer tokens, rate limits, query slots.
+
+Roles: ``admin`` (every route), ``analyst`` (one project; other projects look exactly like unknown
+ones) and ``anonymous`` (public routes only). Rate limits are token buckets kept in process memory, one
+bucket per token (or per client address without a token); with several workers each worker keeps its
+own buckets, so the effective limit is up to ``workers`` times the setting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+
+from .errors import Busy, Forbidden, ProjectNotFound, RateLimited, Unauthorized
+from .tokens import TokenRecord, TokenStore
+
+__all__ = [
+    "Principal",
+    "QuerySlots",
+    "RateLimiter",
+    "authenticate",
+    "bearer_token",
+]
+
+PrincipalRole = Literal["admin", "analyst", "anonymous"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of one request."""
+
+    role: PrincipalRole
+    token_id: str | None = None
+    project: str | None = None
+    name: str = "anonymous"
+    client: str = "unknown"
+
+    @classmethod
+    def from_token(cls, record: TokenRecord, client: str) -> Principal:
+        """The principal holding ``record``'s token."""
+        return cls(record.role, record.id, record.project, record.name, client)
+
+    @property
+    def actor(self) -> str:
+        """How the caller is named in the audit chain (never the token itself)."""
+        if self.token_id is None:
+            return "anonymous"
+        return f"{self.role}:{self.token_id}"
+
+    @property
+    def rate_key(self) -> str:
+        """The bucket this caller's requests are counted in."""
+        return f"token:{self.token_id}" if self.token_id else f"addr:{self.client}"
+
+    @property
+    def is_admin(self) -> bool:
+        """True for administrators."""
+        return self.role == "admin"
+
+    def can_see(self, project_id: str) -> bool:
+        """Administrators see every project; an analyst only their own."""
+        return self.is_admin or (self.role == "analyst" and self.project == project_id)
+
+    def require_project(self, project_id: str) -> None:
+        """Raise ``ProjectNotFound`` (never 403) for a project this caller may not see."""
+        if not self.can_see(project_id):
+            raise ProjectNotFound(_project_not_found(project_id))
+
+    def require_admin(self) -> None:
+        """Raise ``Unauthorized`` without a token and ``Forbidden`` for non-administrators."""
+        if self.role == "anonymous":
+            raise Unauthorized(
+                "This route needs an administrator token: send 'Authorization: Bearer <token>'."
+            )
+        if not self.is_admin:
+            raise Forbidden("This route is for administrators; your token is an analyst token.")
+
+    def require_token(self) -> None:
+        """Raise ``Unauthorized`` for anonymous callers."""
+        if self.role == "anonymous":
+            raise Unauthorized("This route needs a token: send 'Authorization: Bearer <token>'.")
+
+
+def _project_not_found(project_id: str) -> str:
+    return (
+        f"No project '{project_id}' is visible to this token. Check the project id; an analyst token "
+        "sees only its own project."
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None if absent."""
+    if authorization is None or not authorization.strip():
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+    return token.strip()
+
+
+def authenticate(
+    authorization: str | None, tokens: TokenStore, *, client: str, now: dt.datetime | None = None
+) -> Principal:
+    """Resolve the Authorization header to a principal; a bad token is 401, never anonymous."""
+    token = bearer_token(authorization)
+    if token is None:
+        return Principal("anonymous", client=client)
+    if len(token) > 200:
+        raise Unauthorized("The token is not valid. Ask an administrator for a new one.")
+    record = tokens.authenticate(token, now=now)
+    if record is None:
+        raise Unauthorized(
+            "The token is unknown, expired or revoked. Ask an administrator for a new one "
+            "(sundstat admin create-token)."
+        )
+    return Principal.from_token(record, client)
+
+
+class RateLimiter:
+    """Token buckets: ``rate`` requests per second sustained, ``burst`` at once, per key."""
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, key: str) -> None:
+        """Take one token from ``key``'s bucket or raise ``RateLimited`` with the wait."""
+        now = self._clock()
+        with self._lock:
+            level, last = self._buckets.get(key, (float(self.burst), now))
+            level = min(float(self.burst), level + (now - last) * self.rate)
+            if level < 1.0:
+                self._buckets[key] = (level, now)
+                wait = (1.0 - level) / self.rate
+                raise RateLimited(
+                    f"Too many requests: the limit is {self.rate:g} per second (bursts of {self.burst}). "
+                    f"Retry in {math.ceil(wait * 10) / 10:g} s.",
+                    retry_after=wait,
+                )
+            self._buckets[key] = (level - 1.0, now)
+            if len(self._buckets) > 10_000:
+                self._forget_full(now)
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have refilled completely (they hold no state worth keeping)."""
+        full_after = self.burst / self.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+
+
+class QuerySlots:
+    """At most ``limit`` queries execute at once in this worker; others wait up to ``timeout``."""
+
+    def __init__(self, limit: int, timeout: float) -> None:
+        self.limit = limit
+        self.timeout = timeout
+        self._semaphore: anyio.Semaphore | None = None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the duration of the block, or raise ``Busy``; nothing is spent."""
+        if self._semaphore is None:
+            self._semaphore = anyio.Semaphore(self.limit)
+        semaphore = self._semaphore
+        try:
+            semaphore.acquire_nowait()
+            acquired = True
+        except anyio.WouldBlock:
+            acquired = False
+            with anyio.move_on_after(self.timeout):
+                await semaphore.acquire()
+                acquired = True
+        if not acquired:
+            raise Busy(
+                f"All {self.limit} query slots stayed busy for {self.timeout:g} s; nothing was spent. "
+                "Retry in a moment.",
+                retry_after=1.0,
+            )
+        try:
+            yield
+        finally:
+            semaphore.release()

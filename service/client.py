@@ -1,0 +1,391 @@
+"""A small synchronous Python client for the sundstat HTTP API.
+
+Every route has a method; responses are the JSON bodies as dicts. Every error response raises an
+:class:`ApiError` subclass chosen by status (and by code for ``budget_exceeded``) that carries the
+error body's ``code``, ``error`` and ``status``. Pass ``transport=httpx.MockTransport(handler)`` to test
+code that uses the client without a server.
+
+>>> from service.client import Client
+>>> with Client("http://127.0.0.1:8000", token="sst_analyst_...") as api:   # doctest: +SKIP
+...     release = api.run({"project": "demo", "measure": "count_persons", "epsilon": 0.1})
+
+This module imports only httpx and the standard library, so the dashboard can use it alone.
+
+::
+
+    ApiError
+    ├── Unauthorized        401
+    ├── Forbidden           403
+    │   └── BudgetExceeded  403 budget_exceeded
+    ├── NotFound            404
+    ├── Conflict            409
+    ├── InvalidQuery        422
+    ├── RateLimited         429 (retry_after)
+    └── ServerError         5xx
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "ApiError",
+    "BudgetExceeded",
+    "Client",
+    "Conflict",
+    "Forbidden",
+    "InvalidQuery",
+    "NotFound",
+    "RateLimited",
+    "ServerError",
+    "Unauthorized",
+]
+
+JSON = dict[str, Any]
+
+
+class ApiError(Exception):
+    """An error response of the API: ``code``, ``error`` (a sentence) and ``status``."""
+
+    def __init__(self, status: int, code: str, error: str, body: Mapping[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code}: {error}")
+        self.status = status
+        self.code = code
+        self.error = error
+        self.body = (
+            dict(body) if body is not None else {"ok": False, "code": code, "error": error, "status": status}
+        )
+
+
+class Unauthorized(ApiError):
+    """401: no token, or an unknown, expired or revoked token."""
+
+
+class Forbidden(ApiError):
+    """403: the token may not do this."""
+
+
+class BudgetExceeded(Forbidden):
+    """403 ``budget_exceeded``: the query does not fit in what the project (or a register cap) has left."""
+
+
+class NotFound(ApiError):
+    """404: unknown, or not visible to this token."""
+
+
+class Conflict(ApiError):
+    """409: in progress, already decided, or already exists."""
+
+
+class InvalidQuery(ApiError):
+    """422: the query or request body is not valid."""
+
+
+class RateLimited(ApiError):
+    """429: too many requests; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        error: str,
+        body: Mapping[str, Any] | None = None,
+        retry_after: float = 1.0,
+    ) -> None:
+        super().__init__(status, code, error, body)
+        self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """5xx: the service failed (or is busy); a failed release stays charged."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidQuery,
+    429: RateLimited,
+}
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "code" not in body:
+        body = {
+            "ok": False,
+            "code": "http_error",
+            "error": response.text[:500],
+            "status": response.status_code,
+        }
+    status, code, error = response.status_code, str(body.get("code")), str(body.get("error"))
+    if status == 429:
+        retry = float(response.headers.get("Retry-After", "1") or 1)
+        raise RateLimited(status, code, error, body, retry_after=retry)
+    if status == 403 and code == "budget_exceeded":
+        raise BudgetExceeded(status, code, error, body)
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    raise cls(status, code, error, body)
+
+
+def _drop_none(values: Mapping[str, Any]) -> JSON:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class Client:
+    """The sundstat API. ``token`` is an analyst or administrator token (none for public routes)."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, transport=transport, timeout=timeout
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        response = self._http.request(method, path, json=json, params=params, headers=headers)
+        _raise_for(response)
+        return response.json()
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def health(self) -> JSON:
+        """``GET /v1/health``."""
+        result: JSON = self._request("GET", "/v1/health")
+        return result
+
+    def catalog(self) -> JSON:
+        """``GET /v1/catalog``: registers, columns, key sets, controllers, coverage."""
+        result: JSON = self._request("GET", "/v1/catalog")
+        return result
+
+    def catalog_dcat(self) -> JSON:
+        """``GET /v1/catalog/dcat``: the catalog as DCAT-AP JSON-LD."""
+        result: JSON = self._request("GET", "/v1/catalog/dcat")
+        return result
+
+    def transparency(self) -> JSON:
+        """``GET /v1/transparency``: projects, per-register loss and the ledger head."""
+        result: JSON = self._request("GET", "/v1/transparency")
+        return result
+
+    def me(self) -> JSON:
+        """``GET /v1/me``: the role and project of this client's token."""
+        result: JSON = self._request("GET", "/v1/me")
+        return result
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def preview(self, query: Mapping[str, Any]) -> JSON:
+        """``POST /v1/queries/preview``: cost and expected accuracy; spends nothing."""
+        result: JSON = self._request("POST", "/v1/queries/preview", json=dict(query))
+        return result
+
+    def run(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> JSON:
+        """``POST /v1/queries``: spend budget and return the release (a retry with the same key is free)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        result: JSON = self._request("POST", "/v1/queries", json=dict(query), headers=headers)
+        return result
+
+    def sql_preview(self, sql: str, *, project: str, **loss: Any) -> JSON:
+        """``POST /v1/sql/preview``: like :meth:`preview` for an SQL text (loss as ``epsilon=...``)."""
+        result: JSON = self._request("POST", "/v1/sql/preview", json={"project": project, "sql": sql, **loss})
+        return result
+
+    def sql(self, sql: str, *, project: str, idempotency_key: str | None = None, **loss: Any) -> JSON:
+        """``POST /v1/sql``: like :meth:`run` for an SQL text; same charge and cache as the JSON query."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = {"project": project, "sql": sql, **loss}
+        result: JSON = self._request("POST", "/v1/sql", json=body, headers=headers)
+        return result
+
+    # --- projects -------------------------------------------------------------------------------
+
+    def list_projects(self) -> list[JSON]:
+        """``GET /v1/projects``: all projects (admin) or this token's project (analyst)."""
+        result: list[JSON] = self._request("GET", "/v1/projects")
+        return result
+
+    def project(self, project: str) -> JSON:
+        """``GET /v1/projects/{id}``."""
+        result: JSON = self._request("GET", f"/v1/projects/{project}")
+        return result
+
+    def budget(self, project: str) -> JSON:
+        """``GET /v1/projects/{id}/budget``."""
+        result: JSON = self._request("GET", f"/v1/projects/{project}/budget")
+        return result
+
+    def releases(self, project: str) -> JSON:
+        """``GET /v1/projects/{id}/releases``: ``{"project", "count", "releases": [...]}``."""
+        result: JSON = self._request("GET", f"/v1/projects/{project}/releases")
+        return result
+
+    def release(self, project: str, release_id: str) -> JSON:
+        """``GET /v1/projects/{id}/releases/{release_id}``."""
+        result: JSON = self._request("GET", f"/v1/projects/{project}/releases/{release_id}")
+        return result
+
+    def create_project(
+        self,
+        id: str,
+        *,
+        title: str,
+        purpose: str,
+        registers: list[str],
+        epsilon: float,
+        delta: float = 0.0,
+        mode: str = "pure",
+        expires: dt.date | str | None = None,
+        institution: str = "",
+        summary: str = "",
+    ) -> JSON:
+        """``POST /v1/projects`` (admin)."""
+        body = {
+            "id": id,
+            "title": title,
+            "purpose": purpose,
+            "registers": registers,
+            "mode": mode,
+            "epsilon": epsilon,
+            "delta": delta,
+            "expires": None if expires is None else str(expires),
+            "institution": institution,
+            "summary": summary,
+        }
+        result: JSON = self._request("POST", "/v1/projects", json=body)
+        return result
+
+    def set_budget(self, project: str, *, epsilon: float, delta: float = 0.0, reason: str) -> JSON:
+        """``PUT /v1/projects/{id}/budget`` (admin)."""
+        body = {"epsilon": epsilon, "delta": delta, "reason": reason}
+        result: JSON = self._request("PUT", f"/v1/projects/{project}/budget", json=body)
+        return result
+
+    # --- tokens and caps ------------------------------------------------------------------------
+
+    def create_token(self, project: str, name: str, *, ttl_days: int | None = None) -> JSON:
+        """``POST /v1/projects/{id}/tokens`` (admin): a new analyst token, shown once."""
+        body = _drop_none({"name": name, "role": "analyst", "ttl_days": ttl_days})
+        result: JSON = self._request("POST", f"/v1/projects/{project}/tokens", json=body)
+        return result
+
+    def create_admin_token(self, name: str, *, ttl_days: int | None = None) -> JSON:
+        """``POST /v1/admin/tokens`` (admin): a new administrator token, shown once."""
+        body = _drop_none({"name": name, "role": "admin", "ttl_days": ttl_days})
+        result: JSON = self._request("POST", "/v1/admin/tokens", json=body)
+        return result
+
+    def list_tokens(self, project: str | None = None) -> list[JSON]:
+        """``GET /v1/admin/tokens`` or ``GET /v1/projects/{id}/tokens`` (admin)."""
+        path = "/v1/admin/tokens" if project is None else f"/v1/projects/{project}/tokens"
+        result: list[JSON] = self._request("GET", path)
+        return result
+
+    def revoke_token(self, token_id: str) -> JSON:
+        """``DELETE /v1/admin/tokens/{token_id}`` (admin)."""
+        result: JSON = self._request("DELETE", f"/v1/admin/tokens/{token_id}")
+        return result
+
+    def set_register_cap(
+        self,
+        register: str,
+        *,
+        reason: str,
+        epsilon: float | None = None,
+        rho: float | None = None,
+        delta: float = 0.0,
+    ) -> JSON:
+        """``PUT /v1/registers/{name}/cap`` (admin): a global cap across all projects."""
+        body = _drop_none({"epsilon": epsilon, "rho": rho, "delta": delta, "reason": reason})
+        result: JSON = self._request("PUT", f"/v1/registers/{register}/cap", json=body)
+        return result
+
+    def ledger_verify(self) -> JSON:
+        """``GET /v1/admin/ledger/verify`` (admin)."""
+        result: JSON = self._request("GET", "/v1/admin/ledger/verify")
+        return result
+
+    # --- applications ---------------------------------------------------------------------------
+
+    def policy(self) -> JSON:
+        """``GET /v1/applications/policy``: the published approval policy."""
+        result: JSON = self._request("GET", "/v1/applications/policy")
+        return result
+
+    def apply(self, application: Mapping[str, Any]) -> JSON:
+        """``POST /v1/applications``: keep ``status_key``; ``token`` is set when approved at once."""
+        result: JSON = self._request("POST", "/v1/applications", json=dict(application))
+        return result
+
+    def application_status(self, application_id: str, status_key: str | None = None) -> JSON:
+        """``GET /v1/applications/{id}`` with the status key (administrators need none)."""
+        headers = {"X-Status-Key": status_key} if status_key else None
+        result: JSON = self._request("GET", f"/v1/applications/{application_id}", headers=headers)
+        return result
+
+    def list_applications(self, status: str | None = None) -> list[JSON]:
+        """``GET /v1/applications`` (admin), optionally only ``pending``/``approved``/``rejected``."""
+        params = {"status": status} if status else None
+        result: list[JSON] = self._request("GET", "/v1/applications", params=params)
+        return result
+
+    def decide(
+        self,
+        application_id: str,
+        decision: str,
+        *,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        expires: dt.date | str | None = None,
+        reason: str | None = None,
+    ) -> JSON:
+        """``POST /v1/applications/{id}/decision`` (admin): ``approve`` or ``reject``."""
+        body = _drop_none(
+            {
+                "decision": decision,
+                "epsilon": epsilon,
+                "delta": delta,
+                "expires": None if expires is None else str(expires),
+                "reason": reason,
+            }
+        )
+        result: JSON = self._request("POST", f"/v1/applications/{application_id}/decision", json=body)
+        return result

@@ -1,0 +1,102 @@
+"""The boundary between the service and the query engine.
+
+The engine and the ledger never import each other; this module is where the engine's privacy loss
+becomes the ledger's exact :class:`~budget_ledger.Charge`, and where the engine is opened with limits
+taken from the service's settings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from budget_ledger import Charge
+from query_engine.catalog import Catalog
+from query_engine.engine import Cost
+from query_engine.spec import ProjectContext, Query
+
+from .settings import Settings
+
+__all__ = ["EngineLike", "QueryCost", "cost_of", "open_engine"]
+
+
+class EngineLike(Protocol):
+    """What the service uses of ``query_engine.engine.Engine``."""
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog of the served database."""
+        ...
+
+    def cost(self, query: Query, context: ProjectContext) -> Cost:
+        """Validate and compute the exact privacy loss; touches no data."""
+        ...
+
+    def preview(self, query: Query, context: ProjectContext) -> Any:
+        """Cost and expected accuracy; touches no data."""
+        ...
+
+    def run(self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None) -> Any:
+        """Execute, add noise, and return the release (refusing if the loss differs from ``cost``)."""
+        ...
+
+    def close(self) -> None:
+        """Release the database."""
+        ...
+
+
+@dataclass(frozen=True)
+class QueryCost:
+    """What the ledger needs to charge a query: exact loss, touched registers, canonical form and hash."""
+
+    charge: Charge
+    registers: tuple[str, ...]
+    canonical_json: str
+    query_hash: str
+    engine_cost: Cost
+
+
+def cost_of(engine: EngineLike, query: Query, context: ProjectContext) -> QueryCost:
+    """Ask the engine for the query's cost and express it as a ledger charge.
+
+    The engine states losses as floats (OpenDP's ``map``); ``Charge.of`` converts them exactly,
+    rounding up, so the ledger never charges less than OpenDP computed.
+    """
+    cost = engine.cost(query, context)
+    loss = cost.loss
+    charge = Charge.of(epsilon=loss.epsilon or 0, rho=loss.rho or 0, delta=loss.delta)
+    canonical = json.dumps(cost.canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return QueryCost(
+        charge=charge,
+        registers=tuple(cost.registers),
+        canonical_json=canonical,
+        query_hash=cost.query_hash,
+        engine_cost=cost,
+    )
+
+
+def engine_settings(settings: Settings) -> Any:
+    """The engine's limits, from the service's settings."""
+    from query_engine.settings import EngineSettings
+
+    return EngineSettings.model_validate(
+        {
+            "max_cells": settings.engine_max_cells,
+            "small_cell_threshold": settings.small_cell_threshold,
+            "query_timeout_s": settings.engine_timeout_seconds,
+            "memory_limit": settings.engine_memory_limit,
+            "threads": settings.engine_threads,
+            "max_group_columns": settings.engine_max_group_columns,
+            "max_epsilon": settings.engine_max_epsilon,
+            "max_rho": settings.engine_max_rho,
+        }
+    )
+
+
+def open_engine(settings: Settings) -> EngineLike:
+    """Open the engine read-only on the settings' database."""
+    from query_engine.engine import Engine
+
+    engine: EngineLike = Engine.open(settings.db_path, engine_settings(settings))
+    return engine

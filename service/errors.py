@@ -1,0 +1,206 @@
+"""Errors raised by the service layer, each with a stable ``code`` and an HTTP ``status``.
+
+The engine (``query_engine.errors``) and the ledger (``budget_ledger.errors``) have their own trees
+with the same two attributes; one handler in ``service.app`` maps all of them onto the single error
+body ``{"ok": false, "code", "error", "status"}``.
+
+::
+
+    ServiceError
+    ├── Unauthorized             401  unauthorized            no, unknown, expired or revoked token
+    ├── Forbidden                403  forbidden               the token's role may not use this route
+    ├── PermitExpired            403  permit_expired          the project's approval has ended
+    ├── RegisterNotPermitted     403  register_not_permitted  the query touches a register not approved
+    ├── ProjectNotFound          404  project_not_found       unknown project, or not the token's project
+    ├── ReleaseNotFound          404  release_not_found
+    ├── ApplicationNotFound      404  application_not_found   unknown id or wrong status key
+    ├── TokenNotFound            404  token_not_found
+    ├── RouteNotFound            404  not_found               no such route
+    ├── MethodNotAllowed         405  method_not_allowed
+    ├── InProgress               409  in_progress             the same query is still running
+    ├── Conflict                 409  conflict                e.g. an application already decided
+    ├── PayloadTooLarge          413  payload_too_large
+    ├── InvalidRequest           422  invalid_request         the body or parameters do not validate
+    ├── RateLimited              429  rate_limited            slow down; see Retry-After
+    ├── QueryFailed              503  execution_failed        data-free; the spend stays charged
+    ├── Busy                     503  busy                    no free query slot; retry later
+    └── InternalError            500  internal_error          a bug in sundstat
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApplicationNotFound",
+    "Busy",
+    "Conflict",
+    "Forbidden",
+    "InProgress",
+    "InternalError",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "PayloadTooLarge",
+    "PermitExpired",
+    "ProjectNotFound",
+    "QueryFailed",
+    "RateLimited",
+    "RegisterNotPermitted",
+    "ReleaseNotFound",
+    "RouteNotFound",
+    "ServiceError",
+    "TokenNotFound",
+    "Unauthorized",
+    "error_body",
+]
+
+
+def error_body(code: str, message: str, status: int) -> dict[str, object]:
+    """The contract's one error body."""
+    return {"ok": False, "code": code, "error": message, "status": status}
+
+
+class ServiceError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    code = "service_error"
+    status = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class Unauthorized(ServiceError):
+    """No token, or a token that is unknown, expired or revoked."""
+
+    code = "unauthorized"
+    status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ServiceError):
+    """The token is valid but its role may not use this route."""
+
+    code = "forbidden"
+    status = 403
+
+
+class PermitExpired(ServiceError):
+    """The project's permit has expired; it can no longer spend."""
+
+    code = "permit_expired"
+    status = 403
+
+
+class RegisterNotPermitted(ServiceError):
+    """The query touches a register outside the project's approved registers."""
+
+    code = "register_not_permitted"
+    status = 403
+
+
+class ProjectNotFound(ServiceError):
+    """Unknown project, or one the token may not see (the two are indistinguishable on purpose)."""
+
+    code = "project_not_found"
+    status = 404
+
+
+class ReleaseNotFound(ServiceError):
+    """No release with that id in the project."""
+
+    code = "release_not_found"
+    status = 404
+
+
+class ApplicationNotFound(ServiceError):
+    """Unknown application id, or a status key that does not match."""
+
+    code = "application_not_found"
+    status = 404
+
+
+class TokenNotFound(ServiceError):
+    """No token with that id."""
+
+    code = "token_not_found"
+    status = 404
+
+
+class RouteNotFound(ServiceError):
+    """No route at this path."""
+
+    code = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(ServiceError):
+    """The route exists but not with this HTTP method."""
+
+    code = "method_not_allowed"
+    status = 405
+
+
+class InProgress(ServiceError):
+    """The same query (or idempotency key) is still being executed; retry shortly."""
+
+    code = "in_progress"
+    status = 409
+
+
+class Conflict(ServiceError):
+    """The request conflicts with the current state (e.g. an application was already decided)."""
+
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body is larger than the service accepts."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class InvalidRequest(ServiceError):
+    """The request body or parameters do not validate."""
+
+    code = "invalid_request"
+    status = 422
+
+
+class RateLimited(ServiceError):
+    """Too many requests for this token (or address); the Retry-After header says when to retry."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after + 0.5)))})
+        self.retry_after = retry_after
+
+
+class QueryFailed(ServiceError):
+    """Execution failed after the spend was committed; the body is the same whatever the cause."""
+
+    code = "execution_failed"
+    status = 503
+
+
+class Busy(ServiceError):
+    """Every query slot stayed taken for the queue timeout; nothing was spent."""
+
+    code = "busy"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+class InternalError(ServiceError):
+    """An unexpected failure: this is a bug in sundstat."""
+
+    code = "internal_error"
+    status = 500

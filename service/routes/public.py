@@ -1,0 +1,87 @@
+"""Public routes (no token needed): health, catalog (JSON and DCAT-AP), transparency, whoami."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from .. import API_VERSION
+from ..catalog_public import catalog_dcat
+from ..deps import Caller, ServicesDep
+from ..schemas import HealthPublic, LedgerHeadPublic, TransparencyPublic, WhoAmIPublic
+from ..tokens import utcnow
+from ..views import register_public, transparency_projects
+from .common import ERRORS
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["public"], responses=ERRORS)
+
+_JSON_LD = "application/ld+json"
+
+
+@router.get("/health", summary="Liveness")
+def health(services: ServicesDep) -> HealthPublic:
+    """The service is up; which registers it serves and how long the audit chain is."""
+    entries, _ = services.ledger.audit_head()
+    return HealthPublic(
+        ok=True,
+        status="ok",
+        version=API_VERSION,
+        registers=list(services.catalog.register_names),
+        ledger_entries=entries,
+    )
+
+
+def _base_url(request: Request, configured: str | None) -> str:
+    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+
+
+@router.get(
+    "/catalog",
+    summary="The data catalog",
+    responses={200: {"content": {"application/json": {}, _JSON_LD: {}}}},
+)
+def catalog(
+    request: Request,
+    services: ServicesDep,
+    caller: Caller,
+    format: Annotated[
+        Literal["json", "dcat"], Query(description="json (default) or dcat (JSON-LD)")
+    ] = "json",
+) -> Response:
+    """Every register, column, key set (with labels), controller and coverage; ``?format=dcat`` for DCAT-AP."""
+    if format == "dcat":
+        return _dcat(request, services)
+    return Response(services.catalog_bytes(), media_type="application/json")
+
+
+@router.get("/catalog/dcat", summary="The data catalog as DCAT-AP JSON-LD")
+def catalog_dcat_route(request: Request, services: ServicesDep, caller: Caller) -> Response:
+    """A ``dcat:Catalog`` with one ``dcat:Dataset`` per register (HealthDCAT-AP fields where they apply)."""
+    return _dcat(request, services)
+
+
+def _dcat(request: Request, services: ServicesDep) -> Response:
+    body = catalog_dcat(services.catalog, _base_url(request, services.settings.public_url))
+    return Response(json.dumps(body, ensure_ascii=False), media_type=_JSON_LD)
+
+
+@router.get("/transparency", summary="Who uses which registers, and how much privacy budget was spent")
+def transparency(services: ServicesDep, caller: Caller) -> TransparencyPublic:
+    """Every approved project, the privacy loss each register bears across projects, and the ledger head."""
+    entries, head = services.ledger.audit_head()
+    return TransparencyPublic(
+        generated_at=utcnow(),
+        projects=transparency_projects(services.ledger, services.desk),
+        registers=[register_public(r) for r in services.ledger.register_caps()],
+        ledger=LedgerHeadPublic(entries=entries, head_hash=head),
+    )
+
+
+@router.get("/me", summary="Who am I")
+def whoami(caller: Caller) -> WhoAmIPublic:
+    """The caller as the service sees the token (anonymous without one)."""
+    return WhoAmIPublic(role=caller.role, token_id=caller.token_id, project=caller.project, name=caller.name)

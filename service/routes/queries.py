@@ -1,0 +1,125 @@
+"""Query routes: preview (free) and release (spends budget; Idempotency-Key honoured), as JSON
+queries or as SQL (parsed into the same query, then the same code path).
+
+These are the hot routes: the orchestrator's JSON-ready bodies are returned as ``JSONResponse``
+(``response_model`` documents them) instead of being validated into the models a second time.
+
+Responses of ``POST /v1/queries`` and ``POST /v1/sql`` (answers and errors alike) are padded to at
+least ``min_response_seconds`` so that response time says little about the data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from query_engine.spec import Query
+from query_engine.sql_dialect import sql_to_query
+
+from ..auth import Principal
+from ..deps import ServicesDep, TokenHolder
+from ..runtime import Services
+from ..schemas import PreviewPublic, QueryRequest, ReleasePublic, SqlRequest
+from .common import ERRORS
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["queries"], responses=ERRORS)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key returns the stored release, never fresh noise.",
+    ),
+]
+
+
+@router.post(
+    "/queries/preview", response_model=PreviewPublic, summary="Cost and expected accuracy of a query (free)"
+)
+async def preview(body: QueryRequest, services: ServicesDep, caller: TokenHolder) -> Response:
+    """The privacy loss the query would be charged and its expected accuracy; touches no data."""
+    previewed = await run_in_threadpool(services.orchestrator.preview, body, caller)
+    return JSONResponse(previewed)
+
+
+@router.post(
+    "/queries", response_model=ReleasePublic, summary="Run a query: spends budget and returns a release"
+)
+async def run(
+    body: QueryRequest,
+    services: ServicesDep,
+    caller: TokenHolder,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Validate, charge the project's budget, execute, add noise and return the release.
+
+    The same query in the same project returns its stored release free (``cached: true``).
+    """
+    return await _release(services, lambda: body, caller, idempotency_key)
+
+
+async def _release(
+    services: Services, build: Callable[[], Query], caller: Principal, idempotency_key: str | None
+) -> Response:
+    """Run in a query slot, padded to the minimum response time whatever the outcome."""
+    started = time.monotonic()
+    try:
+        query = build()
+        async with services.slots.slot():
+            released = await run_in_threadpool(services.orchestrator.run, query, caller, idempotency_key)
+        return JSONResponse(released)
+    finally:
+        remaining = services.settings.min_response_seconds - (time.monotonic() - started)
+        if remaining > 0:
+            await anyio.sleep(remaining)
+
+
+def _sql_query(body: SqlRequest, services: Services) -> Query:
+    return sql_to_query(
+        body.sql,
+        project=body.project,
+        catalog=services.catalog,
+        epsilon=body.epsilon,
+        rho=body.rho,
+        target_ci=body.target_ci,
+        confidence=body.confidence,
+        max_groups=body.max_groups,
+        max_rows=body.max_rows,
+    )
+
+
+@router.post(
+    "/sql/preview", response_model=PreviewPublic, summary="Cost and expected accuracy of an SQL query (free)"
+)
+async def sql_preview(body: SqlRequest, services: ServicesDep, caller: TokenHolder) -> Response:
+    """The SQL is parsed into the same query as the JSON API; then exactly like /v1/queries/preview."""
+    caller.require_project(body.project)
+    query = _sql_query(body, services)
+    previewed = await run_in_threadpool(services.orchestrator.preview, query, caller)
+    return JSONResponse(previewed)
+
+
+@router.post(
+    "/sql", response_model=ReleasePublic, summary="Run an SQL query: spends budget and returns a release"
+)
+async def sql_run(
+    body: SqlRequest,
+    services: ServicesDep,
+    caller: TokenHolder,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """The SQL is parsed into the same query as the JSON API; then exactly like /v1/queries (same
+    charge, same cache: the same question in SQL or JSON returns the same stored release)."""
+    caller.require_project(body.project)
+    return await _release(services, lambda: _sql_query(body, services), caller, idempotency_key)

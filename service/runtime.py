@@ -1,0 +1,127 @@
+"""Everything one worker process serves with: engine, ledger, token store, application desk, limits.
+
+``open_services`` builds it from the settings; the FastAPI app opens one per worker at startup and
+hands it to routes through a dependency. Nothing here is a module-level singleton.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from budget_ledger import Ledger, SqliteStore, load_or_create_audit_key, parse_audit_key
+from budget_ledger.store import open_store
+from query_engine.catalog import Catalog
+
+from .access_log import AccessLog
+from .applications import ApplicationDesk, ApprovalPolicy
+from .auth import Principal, QuerySlots, RateLimiter
+from .catalog_public import catalog_json
+from .engine_adapter import EngineLike, open_engine
+from .orchestration import Orchestrator
+from .settings import Settings
+from .store import ServiceStore
+from .tokens import TokenStore
+
+__all__ = ["Services", "audit_key_for", "open_ledger", "open_services"]
+
+log = logging.getLogger("sundstat.service")
+
+
+def audit_key_for(settings: Settings) -> bytes:
+    """The audit-chain key: ``SUNDSTAT_AUDIT_KEY`` (hex), else the 0600 key file in the state dir."""
+    if settings.audit_key is not None:
+        return parse_audit_key(settings.audit_key.get_secret_value())
+    return load_or_create_audit_key(settings.audit_key_path)
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The budget ledger: SQLite in the state directory, or PostgreSQL at ``SUNDSTAT_LEDGER_URL``."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if settings.ledger_url is not None:
+        store = open_store(settings.ledger_url.get_secret_value())
+    else:
+        store = SqliteStore(settings.ledger_path)
+    return Ledger(store, audit_key_for(settings))
+
+
+@dataclass
+class Services:
+    """The worker's collaborators; routes reach them through ``service.deps``."""
+
+    settings: Settings
+    engine: EngineLike
+    ledger: Ledger
+    store: ServiceStore
+    tokens: TokenStore
+    desk: ApplicationDesk
+    orchestrator: Orchestrator
+    limiter: RateLimiter
+    public_limiter: RateLimiter
+    slots: QuerySlots
+    access: AccessLog
+    _catalog_bytes: bytes | None = field(default=None, repr=False)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog of the served database."""
+        return self.engine.catalog
+
+    def catalog_bytes(self) -> bytes:
+        """The public catalog as JSON bytes, rendered once."""
+        if self._catalog_bytes is None:
+            self._catalog_bytes = json.dumps(catalog_json(self.catalog), ensure_ascii=False).encode("utf-8")
+        return self._catalog_bytes
+
+    def rate_check(self, principal: Principal) -> None:
+        """Count one request against the caller's bucket (per token, or per address without one)."""
+        limiter = self.limiter if principal.token_id else self.public_limiter
+        limiter.check(principal.rate_key)
+
+    def audit(self, kind: str, project: str, principal: Principal, **details: Any) -> None:
+        """Record a request that touched a project in the audit chain (when ``audit_reads`` is on)."""
+        if self.settings.audit_reads:
+            self.access.record(kind, project, principal.actor, **details)
+
+    def close(self) -> None:
+        """Write the last access records, then release files and connections."""
+        self.access.close()
+        self.engine.close()
+        self.ledger.store.close()
+        self.store.close()
+
+
+def open_services(settings: Settings) -> Services:
+    """Open the engine on the database and the ledger and service store in the state directory."""
+    engine = open_engine(settings)
+    ledger = open_ledger(settings)
+    store = ServiceStore(settings.service_db_path)
+    env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+    tokens = TokenStore(store, env_admin_token=env_admin)
+    ttl = dt.timedelta(days=settings.token_ttl_days)
+    access = AccessLog(ledger)
+    access.start()
+    desk = ApplicationDesk(
+        store,
+        ledger,
+        tokens,
+        ApprovalPolicy.from_settings(settings),
+        engine.catalog.register_names,
+        token_ttl=ttl,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        ledger=ledger,
+        store=store,
+        tokens=tokens,
+        desk=desk,
+        orchestrator=Orchestrator(engine, ledger, access if settings.audit_reads else None),
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        public_limiter=RateLimiter(settings.public_rate_limit_per_second, settings.public_rate_limit_burst),
+        slots=QuerySlots(settings.max_concurrent_queries, settings.queue_timeout_seconds),
+        access=access,
+    )

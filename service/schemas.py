@@ -1,0 +1,380 @@
+"""Request and response bodies of the HTTP API, named by role (``...Request``, ``...Public``).
+
+The query body is the engine's own ``Query`` model; the release and preview bodies are the engine's
+``Release`` and ``Preview``. Everything else the service defines here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from query_engine.release import Preview, Release
+from query_engine.spec import Query
+
+from .settings import EHDS_PURPOSES
+
+__all__ = [
+    "ApplicantPublic",
+    "ApplicationPublic",
+    "ApplicationRequest",
+    "ApplicationSubmitted",
+    "BudgetPublic",
+    "BudgetUpdateRequest",
+    "CapUpdateRequest",
+    "DecisionRequest",
+    "ErrorBody",
+    "HealthPublic",
+    "LedgerHeadPublic",
+    "PolicyPublic",
+    "ProjectCreateRequest",
+    "ProjectPublic",
+    "PreviewPublic",
+    "QueryRequest",
+    "RegisterCapPublic",
+    "ReleaseListPublic",
+    "ReleasePublic",
+    "SqlRequest",
+    "TokenCreateRequest",
+    "TokenIssuedPublic",
+    "TokenPublic",
+    "TransparencyProjectPublic",
+    "TransparencyPublic",
+    "VerifyPublic",
+    "WhoAmIPublic",
+]
+
+Purpose = Literal[
+    "public_health", "policy", "official_statistics", "education", "research", "care_improvement"
+]
+assert set(Purpose.__args__) == set(EHDS_PURPOSES)  # type: ignore[attr-defined]
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """The one error body of every error response."""
+
+    ok: Literal[False] = False
+    code: str = Field(description="Stable machine-readable code, e.g. budget_exceeded.")
+    error: str = Field(description="A sentence a person can act on.")
+    status: int = Field(description="The HTTP status, repeated.")
+
+
+QueryRequest: TypeAlias = Query
+"""A statistics query (body of POST /v1/queries and /v1/queries/preview): the engine's ``Query`` itself.
+
+An alias, not a subclass: on a pydantic subclass the field ``register`` resolves to the metaclass's
+``register`` method, so the engine's model is used as is (its OpenAPI name is ``Query``).
+"""
+
+
+class SqlRequest(BaseModel):
+    """Body of POST /v1/sql and /v1/sql/preview: one SELECT in sundstat's SQL dialect (docs/sql.md).
+
+    The privacy loss is given beside the SQL, never in it: exactly one of epsilon, rho or target_ci.
+    """
+
+    model_config = _STRICT
+
+    project: str = Field(min_length=1, max_length=200)
+    sql: str = Field(min_length=1, max_length=20_000)
+    epsilon: float | None = Field(default=None, allow_inf_nan=False)
+    rho: float | None = Field(default=None, allow_inf_nan=False)
+    target_ci: float | None = Field(default=None, allow_inf_nan=False)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    max_groups: int | None = Field(default=None, ge=1)
+    max_rows: int | None = Field(default=None, ge=1)
+
+
+class PreviewPublic(Preview):
+    """Response of POST /v1/queries/preview: the engine's preview plus the project's budget now."""
+
+    budget: BudgetPublic | None = None
+
+
+class ReleasePublic(Release):
+    """Response of POST /v1/queries: the engine's release with ``cached`` and ``budget`` filled in."""
+
+    budget: BudgetPublic | None = None  # type: ignore[assignment]
+
+
+class HealthPublic(BaseModel):
+    """Liveness and what is being served."""
+
+    ok: bool
+    status: Literal["ok"]
+    version: str
+    registers: list[str]
+    ledger_entries: int
+
+
+class BudgetPublic(BaseModel):
+    """A project's privacy budget: total, spent and remaining (totals rounded down, spent up)."""
+
+    project: str
+    mode: Literal["pure", "zcdp"]
+    epsilon_total: float
+    epsilon_spent: float
+    epsilon_remaining: float
+    delta_total: float
+    delta_spent: float
+    delta_remaining: float
+    delta_thresholding: float
+    delta_conversion: float | None
+    rho_total: float | None
+    rho_spent: float | None
+    rho_remaining: float | None
+    largest_laplace_epsilon: float
+    spends: int
+
+
+class ProjectCreateRequest(BaseModel):
+    """Body of POST /v1/projects (administrators)."""
+
+    model_config = _STRICT
+
+    id: str = Field(min_length=1, max_length=64, examples=["diabetes-2026"])
+    title: str = Field(min_length=1, max_length=300)
+    purpose: Purpose
+    registers: list[str] = Field(min_length=1, max_length=20)
+    mode: Literal["pure", "zcdp"] = "pure"
+    epsilon: float = Field(ge=0, allow_inf_nan=False)
+    delta: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
+    expires: dt.date | None = None
+    institution: str = Field(default="", max_length=300)
+    summary: str = Field(default="", max_length=5000)
+
+
+class ProjectPublic(BaseModel):
+    """A project: its permit (purpose, registers, expiry) and its budget."""
+
+    id: str
+    title: str
+    purpose: str
+    institution: str
+    summary: str
+    registers: list[str]
+    mode: Literal["pure", "zcdp"]
+    expires: dt.date | None
+    created_at: str
+    budget: BudgetPublic
+
+
+class BudgetUpdateRequest(BaseModel):
+    """Body of PUT /v1/projects/{id}/budget (administrators)."""
+
+    model_config = _STRICT
+
+    epsilon: float = Field(ge=0, allow_inf_nan=False)
+    delta: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class TokenCreateRequest(BaseModel):
+    """Body of POST /v1/projects/{id}/tokens and POST /v1/admin/tokens (administrators)."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1, max_length=200, examples=["analyst-1"])
+    role: Literal["analyst", "admin"] = "analyst"
+    ttl_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Lifetime; default from the settings."
+    )
+
+
+class TokenPublic(BaseModel):
+    """A token's record; never the token itself."""
+
+    id: str
+    prefix: str
+    role: Literal["admin", "analyst"]
+    project: str | None
+    name: str
+    created_at: dt.datetime
+    created_by: str
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    active: bool
+
+
+class TokenIssuedPublic(TokenPublic):
+    """A new token: ``token`` is shown this once and is stored only as a hash."""
+
+    token: str
+
+
+class CapUpdateRequest(BaseModel):
+    """Body of PUT /v1/registers/{name}/cap: a global cap across all projects."""
+
+    model_config = _STRICT
+
+    epsilon: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    rho: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    delta: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RegisterCapPublic(BaseModel):
+    """The total privacy loss a register bears across projects, and its cap if one is set."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    name: str = Field(alias="register", description="The register.")
+    rho_spent: float
+    delta_spent: float
+    spends: int
+    cap_rho: float | None
+    cap_delta: float | None
+    cap_epsilon_requested: float | None
+    rho_remaining: float | None
+    delta_remaining: float | None
+
+
+class ReleaseListPublic(BaseModel):
+    """A project's stored releases, oldest first."""
+
+    project: str
+    count: int
+    releases: list[dict[str, Any]]
+
+
+class ApplicantPublic(BaseModel):
+    """Who applies."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ApplicationRequest(BaseModel):
+    """Body of POST /v1/applications: an application for a project (no account needed)."""
+
+    model_config = _STRICT
+
+    title: str = Field(min_length=1, max_length=300)
+    purpose: Purpose
+    institution: str = Field(min_length=1, max_length=300)
+    summary: str = Field(min_length=1, max_length=5000, description="A lay summary of the project.")
+    registers: list[str] = Field(min_length=1, max_length=20)
+    epsilon: float = Field(gt=0, le=100, allow_inf_nan=False)
+    delta: float = Field(default=0.0, ge=0, lt=1e-3, allow_inf_nan=False)
+    duration_days: int = Field(ge=1, le=3650)
+    applicant: ApplicantPublic
+
+
+class ApplicationPublic(BaseModel):
+    """An application's state, as its applicant or an administrator sees it."""
+
+    id: str
+    status: Literal["pending", "approved", "rejected"]
+    title: str
+    purpose: str
+    institution: str
+    summary: str
+    registers: list[str]
+    epsilon: float
+    delta: float
+    duration_days: int
+    submitted_at: dt.datetime
+    decided_at: dt.datetime | None
+    decision_seconds: float | None
+    route: Literal["auto", "admin"] | None
+    reason: str | None
+    project: str | None
+    granted_epsilon: float | None
+    granted_delta: float | None
+    expires: dt.date | None
+    applicant: dict[str, str] | None = Field(default=None, description="Shown to administrators only.")
+    token: str | None = Field(default=None, description="The analyst token, returned exactly once.")
+
+
+class ApplicationSubmitted(ApplicationPublic):
+    """Response to a submission: keep ``status_key`` to read the status later (X-Status-Key header)."""
+
+    status_key: str
+    policy_reasons: list[str] = Field(description="Why the application waits for an administrator.")
+
+
+class DecisionRequest(BaseModel):
+    """Body of POST /v1/applications/{id}/decision (administrators)."""
+
+    model_config = _STRICT
+
+    decision: Literal["approve", "reject"]
+    epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    delta: float | None = Field(default=None, ge=0, lt=1, allow_inf_nan=False)
+    expires: dt.date | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class PolicyPublic(BaseModel):
+    """The published approval policy: applications within it are approved automatically."""
+
+    max_epsilon: float
+    max_delta: float
+    max_duration_days: int
+    allowed_registers: list[str]
+    allowed_purposes: list[str]
+    purposes: list[str]
+    mode: str
+
+
+class TransparencyProjectPublic(BaseModel):
+    """One approved project as the public sees it."""
+
+    id: str
+    title: str
+    purpose: str
+    institution: str
+    summary: str
+    registers: list[str]
+    mode: Literal["pure", "zcdp"]
+    created_at: str
+    expires: dt.date | None
+    epsilon_total: float
+    epsilon_spent: float
+    delta_total: float
+    delta_spent: float
+    releases: int
+    approval_route: Literal["auto", "admin"]
+    decision_seconds: float | None
+
+
+class LedgerHeadPublic(BaseModel):
+    """The audit chain's head: publish it, and check it later with ``sundstat ledger verify``."""
+
+    entries: int
+    head_hash: str | None
+
+
+class TransparencyPublic(BaseModel):
+    """Every approved project, the loss each register bears, and the audit chain's head."""
+
+    generated_at: dt.datetime
+    projects: list[TransparencyProjectPublic]
+    registers: list[RegisterCapPublic]
+    ledger: LedgerHeadPublic
+
+
+class VerifyPublic(BaseModel):
+    """Result of recomputing the audit chain and checking every ledger table against it."""
+
+    ok: bool
+    entries: int
+    head_hash: str
+    first_bad_index: int | None
+    reason: str | None
+    problems: list[str]
+
+
+class WhoAmIPublic(BaseModel):
+    """The caller, as the service sees the token."""
+
+    role: Literal["admin", "analyst", "anonymous"]
+    token_id: str | None
+    project: str | None
+    name: str

@@ -1,0 +1,305 @@
+"""The service's settings: one validated object, read from ``SUNDSTAT_*`` environment variables.
+
+Every setting has a safe default for a laptop on loopback. :func:`check_serving` refuses settings that
+would be unsafe to serve with (a missing database, an unwritable state directory, a short administrator
+token, a public bind address without an explicit opt-in) and says what to set instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = [
+    "DEFAULT_DATASET_PERSONS",
+    "DEFAULT_DATASET_SEED",
+    "EHDS_PURPOSES",
+    "MIN_ADMIN_TOKEN_LENGTH",
+    "Settings",
+    "SettingsError",
+    "check_serving",
+    "default_db_path",
+]
+
+DEFAULT_DATASET_PERSONS = 100_000
+DEFAULT_DATASET_SEED = 20261128
+MIN_ADMIN_TOKEN_LENGTH = 32
+
+# Secondary-use purposes of the European Health Data Space regulation (Art. 53) that this service
+# answers with aggregate statistics.
+EHDS_PURPOSES = (
+    "public_health",
+    "policy",
+    "official_statistics",
+    "education",
+    "research",
+    "care_improvement",
+)
+ALL_REGISTERS = ("cpr", "lpr", "lmdb", "dar", "ind", "udda")
+
+
+class SettingsError(ValueError):
+    """The settings are missing or unsafe; the message says which variable to set."""
+
+
+def default_db_path() -> Path:
+    """The embedded default dataset that ``make run`` builds (relative to the working directory)."""
+    return Path("data") / f"sundstat-{DEFAULT_DATASET_PERSONS}-{DEFAULT_DATASET_SEED}.duckdb"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept ``a,b,c`` as well as a JSON list in environment variables."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+StrList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each field is read from ``SUNDSTAT_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SUNDSTAT_", extra="ignore", frozen=True)
+
+    # --- where things are ---------------------------------------------------------------------
+    db: Path | None = Field(
+        default=None, description="DuckDB file with the registers; unset: the embedded default dataset."
+    )
+    ledger_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://... to keep the ledger in PostgreSQL (several API hosts); unset: SQLite in the state dir.",
+    )
+    state_dir: Path = Field(
+        default=Path("state"), description="Directory for the ledger, token database and audit key."
+    )
+
+    # --- secrets ------------------------------------------------------------------------------
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="When set, this is the administrator's token (at least 32 characters).",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Pseudonymisation key (hex) for raw CPR numbers, used by 'sundstat build' and when "
+        "serve builds the default dataset.",
+    )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Audit-chain HMAC key as hex (32 bytes); unset: a 0600 key file in the state dir.",
+    )
+
+    # --- network ------------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the API binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port of the API.")
+    dashboard_port: int = Field(default=8501, ge=0, le=65535, description="Port of the Streamlit dashboard.")
+    workers: int = Field(default=1, ge=1, le=64, description="Number of uvicorn worker processes.")
+    allow_public_bind: bool = Field(
+        default=False, description="Set to 1 to allow binding to a non-loopback address."
+    )
+    public_url: str | None = Field(
+        default=None, description="URL under which the API is reached (for printed links and the dashboard)."
+    )
+
+    # --- limits -------------------------------------------------------------------------------
+    rate_limit_per_second: float = Field(
+        default=20.0, gt=0, description="Sustained requests per second per token (token bucket, per worker)."
+    )
+    rate_limit_burst: int = Field(default=60, ge=1, description="Burst size of the per-token rate limit.")
+    public_rate_limit_per_second: float = Field(
+        default=5.0, gt=0, description="Sustained requests per second per client address without a token."
+    )
+    public_rate_limit_burst: int = Field(
+        default=30, ge=1, description="Burst size of the per-address rate limit for requests without a token."
+    )
+    max_concurrent_queries: int = Field(
+        default=4, ge=1, description="Queries executing at once per worker; more wait in line."
+    )
+    queue_timeout_seconds: float = Field(
+        default=10.0, ge=0, description="How long a query waits for a free slot before a 503 `busy`."
+    )
+    min_response_seconds: float = Field(
+        default=0.3,
+        ge=0,
+        le=30,
+        description="Responses of POST /v1/queries are padded to at least this time.",
+    )
+    token_ttl_days: int = Field(default=365, ge=1, description="Default lifetime of a new token in days.")
+    audit_reads: bool = Field(
+        default=True,
+        description="Chain access records (reads, previews, refusals, cached serves) in batches per worker.",
+    )
+
+    # --- engine -------------------------------------------------------------------------------
+    small_cell_threshold: int = Field(
+        default=5, ge=0, description="Noisy counts below this are shown as '<N' (suppressed)."
+    )
+    engine_memory_limit: str = Field(default="1GB", description="DuckDB memory limit per worker.")
+    engine_threads: int = Field(default=2, ge=1, description="DuckDB threads per worker.")
+    engine_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Execution time limit of one query."
+    )
+    engine_max_cells: int = Field(
+        default=20_000, ge=1, description="Largest number of output cells of a query."
+    )
+    engine_max_group_columns: int = Field(default=3, ge=1, description="Most group-by columns in one query.")
+    engine_max_epsilon: float = Field(default=10.0, gt=0, description="Largest epsilon one query may spend.")
+    engine_max_rho: float = Field(default=5.0, gt=0, description="Largest rho one query may spend.")
+
+    # --- approval policy ----------------------------------------------------------------------
+    policy_max_epsilon: float = Field(
+        default=1.0, ge=0, description="Applications up to this epsilon are approved automatically."
+    )
+    policy_max_delta: float = Field(
+        default=1e-6, ge=0, lt=1, description="Applications up to this delta are approved automatically."
+    )
+    policy_max_duration_days: int = Field(
+        default=365, ge=1, description="Applications up to this many days are approved automatically."
+    )
+    policy_allowed_registers: StrList = Field(
+        default=list(ALL_REGISTERS),
+        description="Registers an application may name and be approved automatically.",
+    )
+    policy_allowed_purposes: StrList = Field(
+        default=["public_health", "official_statistics", "research", "education"],
+        description="EHDS purposes approved automatically (others wait for an administrator).",
+    )
+
+    # --- first start --------------------------------------------------------------------------
+    demo_project: bool = Field(
+        default=True, description="Create the 'demo' project and token on first start."
+    )
+    demo_epsilon: float = Field(default=2.0, gt=0, description="Pure-DP budget of the demo project.")
+
+    @field_validator("policy_allowed_registers", "policy_allowed_purposes", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("policy_allowed_purposes")
+    @classmethod
+    def _known_purposes(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(EHDS_PURPOSES))
+        if unknown:
+            raise ValueError(f"unknown purposes {unknown}; choose from {list(EHDS_PURPOSES)}")
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        """The database to serve: ``db`` or the embedded default."""
+        return self.db if self.db is not None else default_db_path()
+
+    @property
+    def uses_default_db(self) -> bool:
+        """True when no database was given and the embedded default is served."""
+        return self.db is None
+
+    @property
+    def ledger_path(self) -> Path:
+        """The SQLite file of the budget ledger and audit chain."""
+        return self.state_dir / "ledger.sqlite"
+
+    @property
+    def service_db_path(self) -> Path:
+        """The SQLite file holding tokens, applications and service metadata."""
+        return self.state_dir / "service.sqlite"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The 0600 audit key file used when ``SUNDSTAT_AUDIT_KEY`` is unset."""
+        return self.state_dir / "audit.key"
+
+    @property
+    def api_url(self) -> str:
+        """The URL clients use to reach the API."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``SUNDSTAT_*`` variables, so worker processes rebuild the same object."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            elif isinstance(value, list):
+                text = ",".join(value)
+            elif isinstance(value, bool):
+                text = "1" if value else "0"
+            else:
+                text = str(value)
+            env[f"SUNDSTAT_{name.upper()}"] = text
+        return env
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_serving(settings: Settings, *, need_db: bool = True) -> None:
+    """Raise ``SettingsError`` listing every missing or unsafe setting, each with what to set."""
+    problems: list[str] = []
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        problems.append(
+            f"SUNDSTAT_ADMIN_TOKEN is {len(token)} characters long; it must be at least "
+            f"{MIN_ADMIN_TOKEN_LENGTH}. Generate one with: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
+    if settings.audit_key is not None:
+        try:
+            key = bytes.fromhex(settings.audit_key.get_secret_value().strip())
+        except ValueError:
+            key = b""
+            problems.append("SUNDSTAT_AUDIT_KEY must be hexadecimal (64 hex digits for 32 bytes).")
+        if key and len(key) < 16:
+            problems.append("SUNDSTAT_AUDIT_KEY must hold at least 16 bytes (use 32 random bytes).")
+    if not _is_loopback(settings.host) and not settings.allow_public_bind:
+        problems.append(
+            f"Binding to {settings.host} exposes the API beyond this machine. Put it behind TLS and set "
+            "SUNDSTAT_ALLOW_PUBLIC_BIND=1, or use --host 127.0.0.1."
+        )
+    if need_db and not settings.db_path.is_file():
+        problems.append(
+            f"The database {settings.db_path} does not exist. Set SUNDSTAT_DB (or --db) to a file "
+            "written by 'sundstat build'."
+        )
+    problems.extend(_state_dir_problems(settings.state_dir))
+    if problems:
+        raise SettingsError("Refusing to start:\n  - " + "\n  - ".join(problems))
+
+
+def _state_dir_problems(state_dir: Path) -> list[str]:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return [
+            f"The state directory {state_dir} cannot be created ({exc.strerror}); set SUNDSTAT_STATE_DIR."
+        ]
+    if not state_dir.is_dir():
+        return [f"The state directory {state_dir} is not a directory; set SUNDSTAT_STATE_DIR."]
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        return [
+            f"The state directory {state_dir} is not writable; set SUNDSTAT_STATE_DIR to a writable directory."
+        ]
+    return []

@@ -1,0 +1,94 @@
+"""Fixtures of the service tests: one real server (2 uvicorn workers) on a real small dataset.
+
+The dataset (5,000 synthetic persons) is generated and built once per session; the server is
+``sundstat serve`` in a subprocess with a real SQLite ledger in a temporary state directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from svc_helpers import ADMIN_TOKEN, ProjectAccess, Server, bearer, build_dataset, start_server
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real DuckDB file built from 5,000 synthetic persons."""
+    return build_dataset(tmp_path_factory.mktemp("service-data"))
+
+
+@pytest.fixture(scope="session")
+def server(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``sundstat serve`` with 2 workers on loopback; generous rate limits, no response padding."""
+    running = start_server(dataset, tmp_path_factory.mktemp("service-state") / "state", workers=2)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def http(server: Server) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the server (no token)."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def admin_headers() -> dict[str, str]:
+    """The administrator's Authorization header (the token from SUNDSTAT_ADMIN_TOKEN)."""
+    return bearer(ADMIN_TOKEN)
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def make_project(http: httpx.Client, admin_headers: dict[str, str]) -> Callable[..., ProjectAccess]:
+    """Create a project (pure, all registers unless given) and an analyst token for it."""
+
+    def make(
+        epsilon: float = 5.0,
+        *,
+        registers: tuple[str, ...] = ("cpr", "lpr", "lmdb", "dar", "ind", "udda"),
+        mode: str = "pure",
+        delta: float = 0.0,
+        expires: str | None = None,
+        prefix: str = "p",
+    ) -> ProjectAccess:
+        project_id = f"{prefix}-{next(_counter)}"
+        body = {
+            "id": project_id,
+            "title": f"Test project {project_id}",
+            "purpose": "research",
+            "registers": list(registers),
+            "mode": mode,
+            "epsilon": epsilon,
+            "delta": delta,
+            "expires": expires,
+        }
+        created = http.post("/v1/projects", json=body, headers=admin_headers)
+        assert created.status_code == 201, created.text
+        token = http.post(
+            f"/v1/projects/{project_id}/tokens", json={"name": "analyst"}, headers=admin_headers
+        )
+        assert token.status_code == 201, token.text
+        return ProjectAccess(project_id, token.json()["token"])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def own(make_project: Callable[..., ProjectAccess]) -> ProjectAccess:
+    """A project with a generous budget, for the authorization matrix and contract tests."""
+    return make_project(50.0, prefix="own")
+
+
+@pytest.fixture(scope="session")
+def other(make_project: Callable[..., ProjectAccess]) -> ProjectAccess:
+    """Someone else's project."""
+    return make_project(50.0, prefix="other")

@@ -1,0 +1,229 @@
+"""Orchestration with a fake engine and a real SQLite ledger: failures after the charge, duplicates.
+
+These paths depend on timing or on failures the real engine cannot be made to produce on demand, so
+the engine is replaced by a fake (the engine is a Protocol at this boundary); the ledger, the app and
+its error handling are the real ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from svc_helpers import ADMIN_TOKEN, ERROR_KEYS
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # starlette prefers httpx2 for its TestClient
+    from fastapi.testclient import TestClient
+
+from budget_ledger import ProjectSpec
+from query_engine.catalog import Catalog, load_catalog
+from query_engine.engine import Cost
+from query_engine.errors import ExecutionFailed, QueryTimeout
+from query_engine.mechanisms import PrivacyLoss
+from query_engine.release import PrivacyPublic, Release
+from query_engine.spec import ProjectContext, Query
+from service.app import create_app
+from service.auth import Principal
+from service.errors import InProgress, QueryFailed
+from service.orchestration import EXECUTION_FAILED_MESSAGE, Orchestrator
+from service.runtime import Services, open_ledger
+from service.settings import Settings
+
+SECRET = "person 0101801234 has 7 rows"
+
+
+class FakeEngine:
+    """Costs every query at its epsilon; ``run`` fails or blocks on demand."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self.failure: BaseException | None = None
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def cost(self, query: Query, context: ProjectContext) -> Cost:
+        assert query.epsilon is not None
+        loss = PrivacyLoss(epsilon=query.epsilon)
+        return Cost(loss, "discrete_laplace", ("cpr",), query.canonical(), query.query_hash())
+
+    def preview(self, query: Query, context: ProjectContext) -> Any:
+        raise RuntimeError(SECRET)
+
+    def run(
+        self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None
+    ) -> Release:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.failure is not None:
+            raise self.failure
+        privacy = PrivacyPublic(epsilon=query.epsilon, mechanism="discrete_laplace", scale=1.0)
+        return Release(
+            release_id="r_fake",
+            project=query.project,
+            privacy=privacy,
+            confidence=0.95,
+            columns=["value"],
+            rows=[],
+        )
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngine]]:
+    from service.access_log import AccessLog
+    from service.applications import ApplicationDesk, ApprovalPolicy
+    from service.auth import QuerySlots, RateLimiter
+    from service.store import ServiceStore
+    from service.tokens import TokenStore
+
+    settings = Settings(
+        db=tmp_path / "unused.duckdb",
+        state_dir=tmp_path / "state",
+        admin_token=SecretStr(ADMIN_TOKEN),
+        min_response_seconds=0,
+    )
+    engine = FakeEngine(catalog)
+    ledger = open_ledger(settings)
+    ledger.create_project(ProjectSpec("p", "t", "research", ("cpr",), "pure", 1.0), actor="test")
+    store = ServiceStore(settings.service_db_path)
+    tokens = TokenStore(store, env_admin_token=ADMIN_TOKEN)
+    desk = ApplicationDesk(
+        store,
+        ledger,
+        tokens,
+        ApprovalPolicy.from_settings(settings),
+        catalog.register_names,
+        token_ttl=dt.timedelta(days=1),
+    )
+    services = Services(
+        settings=settings,
+        engine=engine,
+        ledger=ledger,
+        store=store,
+        tokens=tokens,
+        desk=desk,
+        orchestrator=Orchestrator(engine, ledger),
+        limiter=RateLimiter(1000, 1000),
+        public_limiter=RateLimiter(1000, 1000),
+        slots=QuerySlots(4, 10),
+        access=AccessLog(ledger),
+    )
+    yield services, engine
+    ledger.store.close()
+
+
+ADMIN = Principal("admin", "tok_test", None, "test")
+QUERY = Query(project="p", measure="count_persons", epsilon=0.25)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(ExecutionFailed(SECRET), id="execution_failed"),
+        pytest.param(QueryTimeout(SECRET), id="timeout"),
+        pytest.param(RuntimeError(SECRET), id="unexpected"),
+        pytest.param(MemoryError(), id="memory"),
+    ],
+)
+def test_failure_after_the_charge_stays_charged_and_says_nothing(
+    setup: tuple[Services, FakeEngine], failure: BaseException
+) -> None:
+    services, engine = setup
+    engine.failure = failure
+    with TestClient(
+        create_app(services.settings, services=services), raise_server_exceptions=False
+    ) as client:
+        response = client.post(
+            "/v1/queries", json=QUERY.model_dump(), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+    assert response.status_code == 503
+    assert response.json() == {
+        "ok": False,
+        "code": "execution_failed",
+        "error": EXECUTION_FAILED_MESSAGE,
+        "status": 503,
+    }
+    assert SECRET not in response.text
+    budget = services.ledger.budget("p")
+    assert budget.spends == 1 and float(budget.epsilon_spent) == pytest.approx(0.25)
+    assert services.ledger.list_releases("p") == []
+    assert services.ledger.verify().ok
+
+
+def test_a_retry_of_a_failed_idempotent_request_is_not_fresh_noise(
+    setup: tuple[Services, FakeEngine],
+) -> None:
+    services, engine = setup
+    engine.failure = ExecutionFailed("x")
+    with pytest.raises(QueryFailed):
+        services.orchestrator.run(QUERY, ADMIN, "key-1")
+    engine.failure = None
+    with pytest.raises(QueryFailed):
+        services.orchestrator.run(QUERY, ADMIN, "key-1")
+    assert services.ledger.budget("p").spends == 1
+
+
+def test_concurrent_duplicate_gets_in_progress(setup: tuple[Services, FakeEngine]) -> None:
+    services, engine = setup
+    engine.gate = threading.Event()
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(services.orchestrator.run(QUERY, ADMIN, "dup")))
+    first.start()
+    assert engine.entered.wait(10)
+    with pytest.raises(InProgress):
+        services.orchestrator.run(QUERY, ADMIN, "dup")
+    with pytest.raises(InProgress):
+        services.orchestrator.run(QUERY, ADMIN)  # same canonical query, no key
+    engine.gate.set()
+    first.join(10)
+    assert results and results[0]["cached"] is False
+    replay = services.orchestrator.run(QUERY, ADMIN, "dup")
+    assert replay["cached"] is True and replay["release_id"] == results[0]["release_id"]
+    assert services.ledger.budget("p").spends == 1
+
+
+def test_in_progress_over_http_has_the_one_body(setup: tuple[Services, FakeEngine]) -> None:
+    services, engine = setup
+    engine.gate = threading.Event()
+    holder = threading.Thread(target=lambda: services.orchestrator.run(QUERY, ADMIN, "http-dup"))
+    holder.start()
+    assert engine.entered.wait(10)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Idempotency-Key": "http-dup"}
+    with TestClient(create_app(services.settings, services=services)) as client:
+        response = client.post("/v1/queries", json=QUERY.model_dump(), headers=headers)
+    engine.gate.set()
+    holder.join(10)
+    assert response.status_code == 409 and response.json()["code"] == "in_progress"
+    assert set(response.json()) == ERROR_KEYS
+
+
+def test_unexpected_exception_is_a_500_with_the_one_body(setup: tuple[Services, FakeEngine]) -> None:
+    services, _ = setup
+    with TestClient(
+        create_app(services.settings, services=services), raise_server_exceptions=False
+    ) as client:
+        response = client.post(
+            "/v1/queries/preview", json=QUERY.model_dump(), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+    assert response.status_code == 500
+    body = response.json()
+    assert set(body) == ERROR_KEYS and body["code"] == "internal_error" and SECRET not in response.text
