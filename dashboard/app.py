@@ -1,0 +1,65 @@
+"""The sundstat dashboard: ``streamlit run dashboard/app.py`` (``SUNDSTAT_API_URL`` names the API).
+
+The entry point draws the sidebar (language, sign-in) and the navigation; each page is one module in
+``dashboard/views`` (not ``pages/``, which Streamlit would also run as old-style pages). Public pages
+(Catalog, Apply, Transparency) work without a token; Explore and My project need an analyst token,
+Administration an administrator token.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dashboard.session import me, render_sidebar, t, token  # noqa: E402
+
+
+def _pages() -> dict[str, list[st.Page]]:
+    """The navigation, in the chosen language; Administration only for administrators."""
+    public = [
+        st.Page(
+            "views/catalog.py",
+            title=t("page_catalog"),
+            icon=":material/menu_book:",
+            url_path="catalog",
+            default=True,
+        ),
+        st.Page("views/apply.py", title=t("page_apply"), icon=":material/assignment:", url_path="apply"),
+        st.Page(
+            "views/transparency.py",
+            title=t("page_transparency"),
+            icon=":material/visibility:",
+            url_path="transparency",
+        ),
+    ]
+    analysis = [
+        st.Page(
+            "views/explore.py", title=t("page_explore"), icon=":material/query_stats:", url_path="explore"
+        ),
+        st.Page(
+            "views/project.py", title=t("page_project"), icon=":material/donut_large:", url_path="project"
+        ),
+    ]
+    pages = {t("nav_public"): public, t("nav_analysis"): analysis}
+    if token() and me().get("role") == "admin":
+        admin = st.Page(
+            "views/admin.py", title=t("page_admin"), icon=":material/admin_panel_settings:", url_path="admin"
+        )
+        pages[t("nav_admin")] = [admin]
+    return pages
+
+
+def main() -> None:
+    """Draw the sidebar and run the selected page."""
+    st.set_page_config(page_title="sundstat", page_icon=":material/health_metrics:", layout="wide")
+    page = st.navigation(_pages())
+    render_sidebar()
+    page.run()
+
+
+main()

@@ -1,0 +1,159 @@
+"""Altair charts of releases, budgets and the transparency report (pure functions of DataFrames).
+
+Column names of releases contain dots (``cpr.region``), which Vega-Lite reads as nested fields, so the
+charts work on renamed copies (``g0``, ``g1``, ``g2``) and put the real names in the axis titles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+from .logic import BudgetSummary
+
+__all__ = [
+    "budget_chart",
+    "purpose_chart",
+    "release_chart",
+    "transparency_budget_chart",
+    "transparency_register_chart",
+]
+
+_GROUP_FIELDS = ("g0", "g1", "g2")
+
+
+def release_chart(
+    frame: pd.DataFrame,
+    groups: Sequence[str],
+    *,
+    time_axis: bool = False,
+    value_title: str = "value",
+    total_label: str = "total",
+    labels: dict[str, dict[str, str]] | None = None,
+) -> alt.LayerChart | alt.FacetChart:
+    """Bars (categories) or lines (years) of ``value`` with CI error bars; suppressed cells are left out.
+
+    The first group column is the x axis, the second the colour, the third a facet row. ``labels``
+    maps a group column to ``code -> label`` for tooltips.
+    """
+    shown = frame[~frame["suppressed"]].copy()
+    renamed: dict[str, str] = {}
+    if groups:
+        renamed = {g: _GROUP_FIELDS[i] for i, g in enumerate(groups[:3])}
+        data = shown.rename(columns=renamed)
+        for original, name in renamed.items():
+            data[name] = data[name].astype(str)
+            if labels and original in labels:
+                data[f"{name}_label"] = data[name].map(labels[original]).fillna("")
+    else:
+        data = shown.assign(g0=total_label)
+        renamed = {total_label: "g0"}
+    data = data[[c for c in data.columns if c in ("value", "ci_low", "ci_high") or c.startswith("g")]]
+    for name in ("value", "ci_low", "ci_high"):
+        data[name] = data[name].astype("float64")
+    titles = {v: k for k, v in renamed.items()}
+    x_order = list(dict.fromkeys(data["g0"])) if len(data) else None
+    angle = 0 if x_order is None or len(x_order) <= 8 else -45
+    x = alt.X(
+        "g0:O" if time_axis else "g0:N", title=titles["g0"], sort=x_order, axis=alt.Axis(labelAngle=angle)
+    )
+    y = alt.Y("value:Q", title=value_title)
+    tooltip = [alt.Tooltip(f"{n}:N", title=titles[n]) for n in titles if n in data.columns]
+    tooltip += [alt.Tooltip(f"{n}_label:N", title="") for n in titles if f"{n}_label" in data.columns]
+    tooltip += [alt.Tooltip("value:Q"), alt.Tooltip("ci_low:Q"), alt.Tooltip("ci_high:Q")]
+    colour = "g1" in data.columns
+    base = alt.Chart(data)
+    encode: dict[str, object] = {"x": x, "y": y, "tooltip": tooltip}
+    error_encode: dict[str, object] = {
+        "x": x,
+        "y": alt.Y("ci_low:Q", title=value_title),
+        "y2": alt.Y2("ci_high:Q"),
+    }
+    if colour:
+        encode["color"] = alt.Color("g1:N", title=titles["g1"])
+        error_encode["color"] = alt.Color("g1:N", title=titles["g1"])
+        if not time_axis:
+            encode["xOffset"] = alt.XOffset("g1:N")
+            error_encode["xOffset"] = alt.XOffset("g1:N")
+    marks = base.mark_line(point=True) if time_axis else base.mark_bar()
+    layers: list[alt.Chart] = [marks.encode(**encode)]
+    if data["ci_low"].notna().any():
+        layers.append(base.mark_errorbar(ticks=True).encode(**error_encode))
+    chart = alt.layer(*layers) if len(layers) > 1 else alt.layer(layers[0])
+    if "g2" in data.columns:
+        return chart.facet(row=alt.Row("g2:N", title=titles["g2"]), data=data)
+    return chart.properties(height=360)
+
+
+def budget_chart(summary: BudgetSummary, *, spent: str, remaining: str) -> alt.LayerChart | alt.FacetChart:
+    """A donut gauge of the budget: spent and remaining share, with the spent percentage in the middle."""
+    share = summary.fraction_spent
+    data = pd.DataFrame({"part": [spent, remaining], "share": [share, 1.0 - share]})
+    base = alt.Chart(data).encode(
+        theta=alt.Theta("share:Q", stack=True),
+        color=alt.Color(
+            "part:N",
+            scale=alt.Scale(domain=[spent, remaining], range=["#c0392b", "#2e86c1"]),
+            legend=alt.Legend(title=None, orient="bottom"),
+        ),
+        tooltip=[alt.Tooltip("part:N"), alt.Tooltip("share:Q", format=".1%")],
+    )
+    ring = base.mark_arc(innerRadius=60, outerRadius=100)
+    text = (
+        alt.Chart(pd.DataFrame({"label": [f"{share:.0%}"]}))
+        .mark_text(fontSize=26, fontWeight="bold")
+        .encode(text="label:N")
+    )
+    return alt.layer(ring, text).properties(width=240, height=240)
+
+
+def transparency_budget_chart(projects: pd.DataFrame, *, spent: str, total: str) -> alt.Chart:
+    """Epsilon spent against the budget, per project."""
+    data = projects[["id", "epsilon_spent", "epsilon_total"]].melt(
+        id_vars="id", var_name="kind", value_name="epsilon"
+    )
+    data["kind"] = data["kind"].map({"epsilon_spent": spent, "epsilon_total": total})
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            y=alt.Y("id:N", title=None),
+            x=alt.X("epsilon:Q", title="ε"),
+            yOffset=alt.YOffset("kind:N"),
+            color=alt.Color(
+                "kind:N", title=None, scale=alt.Scale(domain=[spent, total], range=["#c0392b", "#aab7b8"])
+            ),
+            tooltip=["id:N", "kind:N", alt.Tooltip("epsilon:Q", format=".4g")],
+        )
+    )
+
+
+def transparency_register_chart(registers: pd.DataFrame, *, title: str) -> alt.Chart:
+    """The privacy loss (zCDP rho) each register bears across all projects."""
+    data = registers[["register", "rho_spent", "spends"]].copy()
+    data["rho_spent"] = data["rho_spent"].astype("float64")
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("register:N", title=None, sort=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("rho_spent:Q", title=title),
+            tooltip=["register:N", alt.Tooltip("rho_spent:Q", format=".4g"), "spends:Q"],
+        )
+    )
+
+
+def purpose_chart(purposes: pd.Series) -> alt.Chart:
+    """How many projects there are per purpose (``purposes``: one purpose label per project)."""
+    data = purposes.value_counts().rename_axis("purpose").reset_index(name="projects")
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            y=alt.Y("purpose:N", title=None, sort="-x"),
+            x=alt.X("projects:Q", title=None, axis=alt.Axis(tickMinStep=1)),
+            tooltip=["purpose:N", "projects:Q"],
+        )
+    )

@@ -1,0 +1,113 @@
+"""The view of one release, shared by Explore (a fresh release) and My project (a reopened one)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from . import charts, logic
+from .session import api_url, lang, public_catalog, t
+
+__all__ = ["render_release", "render_query_code"]
+
+
+def _labels(catalog: Mapping[str, Any], groups: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for group in groups:
+        keyset = logic.keyset_of(catalog, group)
+        if keyset and keyset.get("labels"):
+            out[group] = {str(v): logic.code_label(keyset, v, lang()) for v in keyset.get("values", [])}
+    return out
+
+
+def render_query_code(query: Mapping[str, Any], key: str) -> None:
+    """The query as JSON and as Python client code, each with a download button."""
+    as_json, as_python = st.tabs([t("query_as_json"), t("query_as_python")])
+    with as_json:
+        text = logic.query_json(query)
+        st.code(text, language="json")
+        st.download_button(
+            t("download_json"),
+            text,
+            file_name="query.json",
+            mime="application/json",
+            key=f"{key}_json",
+            on_click="ignore",
+        )
+    with as_python:
+        code = logic.python_snippet(query, api_url())
+        st.code(code, language="python")
+        st.download_button(
+            t("download_python"),
+            code,
+            file_name="query.py",
+            mime="text/x-python",
+            key=f"{key}_py",
+            on_click="ignore",
+        )
+
+
+def render_release(release: Mapping[str, Any], query: Mapping[str, Any] | None, *, key: str) -> None:
+    """Privacy facts, chart with error bars, table with CIs (``<5`` for small cells) and downloads."""
+    summary = logic.release_summary(release)
+    if summary["cached"]:
+        st.info(t("release_cached"), icon=":material/history:")
+    cols = st.columns(4)
+    if summary["rho"] is not None and summary["epsilon"] is None:
+        cols[0].metric(t("loss_rho"), f"{summary['rho']:.4g}")
+    else:
+        cols[0].metric(t("loss_epsilon"), "-" if summary["epsilon"] is None else f"{summary['epsilon']:.4g}")
+    cols[1].metric(t("confidence"), "-" if summary["confidence"] is None else f"{summary['confidence']:.0%}")
+    cols[2].metric(t("cells"), summary["cells"])
+    remaining = summary["epsilon_remaining"]
+    cols[3].metric(t("epsilon_remaining"), "-" if remaining is None else f"{remaining:.4g}")
+    with st.container(key=f"{key}_release_id"):
+        st.caption(
+            t("release_caption", release_id=summary["release_id"], mechanism=summary["mechanism"] or "-")
+        )
+
+    catalog = public_catalog()
+    groups = logic.group_columns_of(release)
+    frame = logic.release_frame(release)
+    time_axis = bool(groups) and logic.is_time_column(catalog, groups[0])
+    measure = str(summary["measure"] or (query or {}).get("measure") or "")
+    chart = charts.release_chart(
+        frame,
+        groups,
+        time_axis=time_axis,
+        value_title=t(f"measure_{measure}") if measure else t("value"),
+        total_label=t("total"),
+        labels=_labels(catalog, groups),
+    )
+    with st.container(key=f"{key}_chart"):
+        st.altair_chart(chart, width="stretch")
+    threshold = logic.suppression_threshold(release)
+    suppressed = int(frame["suppressed"].sum())
+    if suppressed:
+        st.caption(t("suppressed_note", count=suppressed, threshold=threshold))
+    table = logic.table_frame(release)
+    with st.container(key=f"{key}_table"):
+        st.dataframe(table, hide_index=True, width="stretch")
+    d1, d2 = st.columns(2)
+    stem = str(summary["release_id"] or "release")
+    d1.download_button(
+        t("download_csv"),
+        logic.csv_bytes(release),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        key=f"{key}_csv",
+        on_click="ignore",
+    )
+    d2.download_button(
+        t("download_parquet"),
+        logic.parquet_bytes(release),
+        file_name=f"{stem}.parquet",
+        mime="application/vnd.apache.parquet",
+        key=f"{key}_parquet",
+        on_click="ignore",
+    )
+    if query:
+        with st.expander(t("same_query_as_code")):
+            render_query_code(query, key=f"{key}_code")

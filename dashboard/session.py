@@ -1,0 +1,218 @@
+"""What every page shares: the API client, the signed-in token, the language and error display.
+
+The token lives only in this browser session's ``st.session_state``. The only thing cached across
+sessions is the public catalog, keyed by the API URL; everything that depends on a token is fetched
+per session (``session_cached``) and never put in ``st.cache_data``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+import streamlit as st
+
+from service.client import ApiError, Client
+
+from .i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+
+__all__ = [
+    "API_ERRORS",
+    "API_URL_ENV",
+    "DEFAULT_API_URL",
+    "api",
+    "api_url",
+    "forget_session_data",
+    "labeller",
+    "lang",
+    "me",
+    "public_catalog",
+    "render_sidebar",
+    "require_role",
+    "session_cached",
+    "show_error",
+    "sign_in",
+    "t",
+    "token",
+]
+
+API_URL_ENV = "SUNDSTAT_API_URL"
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+# Session-state keys. ``_api_transport`` lets tests hand the client an ``httpx.MockTransport``.
+TOKEN = "auth_token"
+ME = "auth_me"
+LANG = "lang"
+TRANSPORT = "_api_transport"
+_CACHE = "_session_cache"
+_SIGNIN_ERROR = "signin_error"
+
+T = TypeVar("T")
+# What a call of the API can raise: an error answer, or no answer at all (refused, timed out, ...).
+API_ERRORS = (ApiError, httpx.TransportError)
+
+
+def api_url() -> str:
+    """The API base URL, from ``SUNDSTAT_API_URL``."""
+    return os.environ.get(API_URL_ENV, DEFAULT_API_URL).rstrip("/")
+
+
+def lang() -> str:
+    """The chosen UI language (``en`` or ``da``)."""
+    value = st.session_state.get(LANG, DEFAULT_LANGUAGE)
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def t(key: str, **values: Any) -> str:
+    """A UI string in the chosen language."""
+    return translate(lang(), key, **values)
+
+
+def labeller(prefix: str) -> Callable[[Any], str]:
+    """A ``format_func`` showing ``prefix + value`` translated, in the language chosen now."""
+    language = lang()
+    return lambda value: translate(language, f"{prefix}{value}")
+
+
+def token() -> str | None:
+    """The signed-in token, if any."""
+    value = st.session_state.get(TOKEN)
+    return value if isinstance(value, str) and value else None
+
+
+def me() -> dict[str, Any]:
+    """``GET /v1/me`` of the signed-in token (kept from sign-in), or the anonymous caller."""
+    value = st.session_state.get(ME)
+    return value if isinstance(value, dict) else {"role": "anonymous", "project": None, "name": "anonymous"}
+
+
+def _transport() -> httpx.BaseTransport | None:
+    value = st.session_state.get(TRANSPORT)
+    return value if isinstance(value, httpx.BaseTransport) else None
+
+
+@contextmanager
+def api(*, anonymous: bool = False) -> Iterator[Client]:
+    """A client of the API with this session's token (or none for ``anonymous``)."""
+    client = Client(api_url(), token=None if anonymous else token(), transport=_transport())
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _cached_catalog(url: str, _transport: httpx.BaseTransport | None) -> dict[str, Any]:
+    with Client(url, transport=_transport) as client:
+        return client.catalog()
+
+
+def public_catalog() -> dict[str, Any]:
+    """The public catalog (no token involved), cached for five minutes per API URL."""
+    return _cached_catalog(api_url(), _transport())
+
+
+def session_cached(name: str, load: Callable[[], T]) -> T:
+    """``load()`` once per session (token-dependent data stays in this session only)."""
+    cache: dict[str, Any] = st.session_state.setdefault(_CACHE, {})
+    if name not in cache:
+        cache[name] = load()
+    value: T = cache[name]
+    return value
+
+
+def forget_session_data(*names: str) -> None:
+    """Drop session-cached data (all of it without names), e.g. after a release changed the budget."""
+    cache: dict[str, Any] = st.session_state.setdefault(_CACHE, {})
+    for name in names or list(cache):
+        cache.pop(name, None)
+
+
+def show_error(exc: ApiError | httpx.TransportError) -> None:
+    """Show an API error (its sentence) or an unreachable API."""
+    if isinstance(exc, ApiError):
+        st.error(t("api_error", status=exc.status, code=exc.code, error=exc.error), icon=":material/error:")
+        if exc.status == 401 and token():  # expired or revoked: sign out rather than fail on every page
+            _sign_out()
+            st.warning(t("session_expired"), icon=":material/logout:")
+    else:
+        st.error(t("api_unreachable", url=api_url(), error=str(exc)), icon=":material/cloud_off:")
+
+
+def sign_in(new_token: str) -> bool:
+    """Check ``new_token`` with ``GET /v1/me`` and keep it in the session; False (and a message) if refused."""
+    new_token = new_token.strip()
+    st.session_state.pop(_SIGNIN_ERROR, None)
+    if not new_token:
+        st.session_state[_SIGNIN_ERROR] = translate(lang(), "signin_empty")
+        return False
+    try:
+        with Client(api_url(), token=new_token, transport=_transport()) as client:
+            who = client.me()
+    except ApiError as exc:
+        st.session_state[_SIGNIN_ERROR] = translate(
+            lang(), "api_error", status=exc.status, code=exc.code, error=exc.error
+        )
+        return False
+    except httpx.TransportError as exc:
+        st.session_state[_SIGNIN_ERROR] = translate(lang(), "api_unreachable", url=api_url(), error=str(exc))
+        return False
+    if who.get("role") not in ("admin", "analyst"):
+        st.session_state[_SIGNIN_ERROR] = translate(lang(), "signin_refused")
+        return False
+    forget_session_data()
+    st.session_state[TOKEN] = new_token
+    st.session_state[ME] = who
+    return True
+
+
+def _sign_in_from_widget() -> None:
+    if sign_in(str(st.session_state.get("signin_token", ""))):
+        st.session_state["signin_token"] = ""
+
+
+def _sign_out() -> None:
+    for key in (TOKEN, ME, _SIGNIN_ERROR):
+        st.session_state.pop(key, None)
+    forget_session_data()
+
+
+def render_sidebar() -> None:
+    """The language switch and the sign-in box, on every page."""
+    with st.sidebar:
+        st.radio(
+            translate(DEFAULT_LANGUAGE, "language"),
+            options=list(LANGUAGES),
+            format_func=lambda code: {"en": "English", "da": "Dansk"}[code],
+            key=LANG,
+            horizontal=True,
+        )
+        who = me()
+        if token():
+            st.success(
+                t("signed_in_as", name=who.get("name", ""), role=t(f"role_{who.get('role')}")),
+                icon=":material/key:",
+            )
+            if who.get("project"):
+                st.caption(t("signed_in_project", project=who["project"]))
+            st.button(t("sign_out"), key="signout_button", on_click=_sign_out)
+        else:
+            st.text_input(t("token"), type="password", key="signin_token", help=t("token_help"))
+            st.button(t("sign_in"), key="signin_button", on_click=_sign_in_from_widget, type="primary")
+            if st.session_state.get(_SIGNIN_ERROR):
+                st.error(st.session_state[_SIGNIN_ERROR])
+        st.caption(t("api_at", url=api_url()))
+
+
+def require_role(*roles: str) -> dict[str, Any] | None:
+    """The caller if signed in with one of ``roles``; otherwise a hint to sign in, and None."""
+    who = me()
+    if not token():
+        st.info(t("signin_needed"), icon=":material/login:")
+        return None
+    if who.get("role") not in roles:
+        st.warning(t("role_needed", roles=", ".join(t(f"role_{r}") for r in roles)))
+        return None
+    return who

@@ -1,0 +1,1 @@
+"""The dashboard pages, one module each; Streamlit runs them as scripts through ``st.navigation``."""

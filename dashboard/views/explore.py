@@ -1,0 +1,397 @@
+"""Explore (analysts): build a query, see its cost and expected accuracy (free), run it, see the release.
+
+The builder's widgets only change the draft; the draft is previewed once per distinct query (previews
+touch no data and spend nothing). Budget is spent only by the Run button, with an idempotency key made
+once per distinct query and kept in the session, so a rerun, a double click or a retry never spends twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import streamlit as st
+
+from dashboard import logic
+from dashboard.release_view import render_query_code, render_release
+from dashboard.session import (
+    API_ERRORS,
+    api,
+    forget_session_data,
+    labeller,
+    lang,
+    public_catalog,
+    require_role,
+    session_cached,
+    show_error,
+    t,
+)
+from service.client import ApiError
+
+__all__ = ["render"]
+
+CONDITION_IDS = "explore_condition_ids"
+PREVIEWS = "explore_previews"
+IDEMPOTENCY_KEYS = "explore_idempotency_keys"
+RELEASE = "explore_release"
+RELEASE_QUERY = "explore_release_query"
+_SMALL_KEYSET = 40
+_MAX_PREVIEWS = 32
+_DEFAULT_LOSS = {"epsilon": 0.1, "rho": 0.005, "target_ci": 10.0}
+
+
+def _add_condition() -> None:
+    ids: list[int] = st.session_state.setdefault(CONDITION_IDS, [])
+    ids.append(max(ids, default=-1) + 1)
+
+
+def _remove_condition(cid: int) -> None:
+    ids: list[int] = st.session_state.setdefault(CONDITION_IDS, [])
+    if cid in ids:
+        ids.remove(cid)
+
+
+def _column_labeller(columns: Mapping[str, Any]) -> Callable[[str], str]:
+    """A ``format_func``: the qualified name and its description, in the language chosen now."""
+    language = lang()
+
+    def label(name: str) -> str:
+        description = logic.localized(columns[name].get("description"), language)
+        return f"{name} — {description}" if description else name
+
+    return label
+
+
+def _date(value: Any, fallback: dt.date) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        return fallback
+
+
+def _code_picker(cid: int, keyset: Mapping[str, Any], single: bool) -> list[Any]:
+    """Pick codes of a key set; large lists (ICD-10, ATC) are searched by code or title first."""
+    values = list(keyset.get("values", []))
+    key = f"cond_{cid}_codes"
+    chosen = list(st.session_state.get(key) or [])
+    if len(values) <= _SMALL_KEYSET:
+        options = values
+    else:
+        text = st.text_input(
+            t("code_search_text"), key=f"cond_{cid}_search", placeholder=t("code_search_hint")
+        )
+        hits = [code for code, _ in logic.search_codes(keyset, text, lang=lang(), limit=150)] if text else []
+        options = chosen + [code for code in hits if code not in chosen]
+        if text and not hits:
+            st.caption(t("code_no_hits", text=text))
+    language = lang()
+    picked = st.multiselect(
+        t("codes"),
+        options,
+        key=key,
+        max_selections=1 if single else None,
+        format_func=lambda code: f"{code} — {logic.code_label(keyset, code, language)}".rstrip(" —"),
+        placeholder=t("codes_placeholder"),
+    )
+    return list(picked)
+
+
+def _number_input(label: str, key: str, column: Mapping[str, Any], default: Any) -> float | int:
+    integer = column.get("type") == "integer"
+    bounds = column.get("bounds") or {}
+    step: float | int = 1 if integer else float(bounds.get("resolution") or 0.01)
+    value: float | int = int(default) if integer else float(default)
+    result = st.number_input(label, value=value, step=step, key=key)
+    return int(result) if integer else float(result)
+
+
+def _date_input(label: str, value: dt.date, key: str) -> dt.date:
+    return st.date_input(
+        label,
+        value=value,
+        min_value=dt.date(1900, 1, 1),
+        max_value=dt.date(2100, 12, 31),
+        key=key,
+        format="YYYY-MM-DD",
+    )
+
+
+def _condition_value(cid: int, column: Mapping[str, Any], op: str, catalog: Mapping[str, Any]) -> Any:
+    """The value widgets for the column's kind and the operator; returns the condition's value."""
+    kind = logic.column_kind(column)
+    bounds = column.get("bounds") or {}
+    if kind == "codes" and op in ("in", "=", "!="):
+        keyset = catalog.get("keysets", {}).get(column["keyset"], {})
+        picked = _code_picker(cid, keyset, single=op != "in")
+        return picked if op == "in" else (picked[0] if picked else None)
+    if op == "prefix" or kind == "text":
+        text = st.text_input(t("value"), key=f"cond_{cid}_text", help=t("text_value_help")).strip()
+        if op == "in":
+            return [v.strip() for v in text.split(",") if v.strip()]
+        return text
+    if kind == "date":
+        lo = _date(bounds.get("lo"), dt.date(1900, 1, 1))
+        hi = _date(bounds.get("hi"), dt.date.today())
+        if op == "between":
+            a, b = st.columns(2)
+            with a:
+                first = _date_input(t("from"), lo, f"cond_{cid}_date_lo")
+            with b:
+                last = _date_input(t("to"), hi, f"cond_{cid}_date_hi")
+            return [first, last]
+        return _date_input(t("value"), lo, f"cond_{cid}_date")
+    values = catalog.get("keysets", {}).get(column.get("keyset") or "", {}).get("values") or []
+    lo_default = bounds.get("lo", values[0] if values else 0)
+    hi_default = bounds.get("hi", values[-1] if values else 0)
+    if op == "between":
+        a, b = st.columns(2)
+        with a:
+            start = _number_input(t("from"), f"cond_{cid}_num_lo", column, lo_default)
+        with b:
+            end = _number_input(t("to"), f"cond_{cid}_num_hi", column, hi_default)
+        return [start, end]
+    return _number_input(t("value"), f"cond_{cid}_num", column, lo_default)
+
+
+def _conditions(catalog: Mapping[str, Any], columns: Mapping[str, Any]) -> list[logic.Condition]:
+    st.subheader(t("cohort"))
+    st.caption(t("cohort_help"))
+    conditions: list[logic.Condition] = []
+    for cid in list(st.session_state.setdefault(CONDITION_IDS, [])):
+        with st.container(border=True, key=f"cond_{cid}"):
+            c1, c2, c3 = st.columns([3, 2, 1])
+            name = c1.selectbox(
+                t("column"),
+                list(columns),
+                key=f"cond_{cid}_column",
+                format_func=_column_labeller(columns),
+            )
+            column = columns[name]
+            op = c2.selectbox(
+                t("operator"),
+                logic.operators_for(column),
+                key=f"cond_{cid}_op",
+                format_func=labeller("op_"),
+            )
+            c3.button(
+                t("remove"),
+                key=f"cond_{cid}_remove",
+                on_click=_remove_condition,
+                args=(cid,),
+                icon=":material/delete:",
+            )
+            value = _condition_value(cid, column, op, catalog)
+            try:
+                conditions.append(logic.Condition(name, op, value))
+            except logic.DraftError as exc:
+                st.caption(t(exc.key, **exc.values))
+    st.button(t("add_condition"), key="explore_add_condition", on_click=_add_condition, icon=":material/add:")
+    return conditions
+
+
+def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.QueryDraft:
+    """The query builder; raises ``DraftError`` while the draft is incomplete."""
+    registers = list(project.get("registers") or [])
+    all_columns = logic.column_index(catalog)
+    columns = {n: c for n, c in all_columns.items() if c["register"] in registers}
+    c1, c2, c3 = st.columns(3)
+    measure = c1.selectbox(
+        t("measure"), logic.MEASURES, key="explore_measure", format_func=labeller("measure_")
+    )
+    register, column, bounds, quantile = "cpr", None, None, None
+    titles = {r["name"]: logic.localized(r.get("title"), lang()) for r in catalog.get("registers", [])}
+    if measure != "count_persons":
+        register = c2.selectbox(
+            t("grain_register"),
+            registers,
+            key="explore_register",
+            format_func=lambda r: f"{r} — {titles.get(r, '')}",
+        )
+    if measure in ("sum", "mean", "quantile"):
+        numeric = logic.measure_columns(catalog, register)
+        column = c3.selectbox(
+            t("numeric_column"),
+            numeric,
+            key="explore_column",
+            format_func=_column_labeller(all_columns),
+            placeholder=t("no_numeric_columns"),
+        )
+        if column:
+            declared = all_columns[column].get("bounds") or {}
+            own = st.checkbox(t("own_bounds"), key="explore_bounds_on", help=t("own_bounds_help"))
+            if own:
+                a, b = st.columns(2)
+                with a:
+                    lo = _number_input(
+                        t("lower_bound"), "explore_lo", all_columns[column], declared.get("lo", 0)
+                    )
+                with b:
+                    hi = _number_input(
+                        t("upper_bound"), "explore_hi", all_columns[column], declared.get("hi", 1)
+                    )
+                bounds = (float(lo), float(hi))
+            else:
+                st.caption(t("declared_bounds", lo=declared.get("lo"), hi=declared.get("hi")))
+        if measure == "quantile":
+            quantile = st.slider(t("quantile"), 0.01, 0.99, 0.5, 0.01, key="explore_quantile")
+    where = _conditions(catalog, columns)
+    st.subheader(t("groups_and_loss"))
+    group_by = st.multiselect(
+        t("group_by"),
+        logic.group_columns(catalog, registers),
+        key="explore_group_by",
+        max_selections=3,
+        format_func=_column_labeller(all_columns),
+        placeholder=t("group_by_placeholder"),
+    )
+    d1, d2, d3 = st.columns(3)
+    confidence = d1.select_slider(
+        t("confidence"),
+        options=list(logic.CONFIDENCE_LEVELS),
+        value=0.95,
+        key="explore_confidence",
+        format_func=lambda c: f"{c:.0%}",
+    )
+    kinds = logic.loss_kinds(str(project.get("mode", "pure")))
+    kind = d2.radio(t("loss_kind"), kinds, key="explore_loss_kind", format_func=labeller("loss_kind_"))
+    kind = kind if kind in kinds else kinds[0]
+    loss = d3.number_input(
+        t(f"loss_value_{kind}"),
+        min_value=0.0,
+        value=_DEFAULT_LOSS[kind],
+        step=0.01 if kind != "target_ci" else 1.0,
+        format="%.4f" if kind != "target_ci" else "%.2f",
+        key=f"explore_{kind}",
+        help=t(f"loss_help_{kind}"),
+    )
+    return logic.QueryDraft(
+        project=str(project["id"]),
+        measure=measure,
+        register=register,
+        column=column,
+        bounds=bounds,
+        quantile=quantile,
+        where=tuple(where),
+        group_by=tuple(group_by),
+        loss_kind=kind,
+        loss=float(loss),
+        confidence=float(confidence),
+    )
+
+
+def _preview(query: Mapping[str, Any]) -> tuple[str, Any]:
+    """The preview of ``query``, asked once per distinct query in this session."""
+    memo: dict[str, tuple[str, Any]] = st.session_state.setdefault(PREVIEWS, {})
+    fingerprint = logic.query_fingerprint(query)
+    if fingerprint in memo:
+        return memo[fingerprint]
+    try:
+        with api() as client:
+            answer: tuple[str, Any] = ("ok", client.preview(query))
+    except API_ERRORS as exc:
+        answer = ("error", exc)
+        if not isinstance(exc, ApiError) or exc.status >= 500 or exc.status == 429:
+            return answer  # transient: ask again on the next run
+    memo[fingerprint] = answer
+    while len(memo) > _MAX_PREVIEWS:
+        memo.pop(next(iter(memo)))
+    return answer
+
+
+def _render_preview(query: Mapping[str, Any]) -> None:
+    """Show the cost and expected accuracy, or why the service refuses the query."""
+    status, body = _preview(query)
+    with st.container(border=True, key="explore_preview"):
+        st.markdown(f"**{t('preview_title')}**")
+        if status == "error":
+            show_error(body)
+            return
+        summary = logic.preview_summary(body)
+        c1, c2, c3 = st.columns(3)
+        if summary.rho is not None and (summary.epsilon is None or query.get("rho") is not None):
+            c1.metric(t("cost_rho"), f"{summary.rho:.4g}")
+        else:
+            c1.metric(t("cost_epsilon"), "-" if summary.epsilon is None else f"{summary.epsilon:.4g}")
+        confidence = summary.confidence or float(query.get("confidence") or 0.95)
+        if summary.half_width is not None:
+            c2.metric(t("expected_ci", confidence=f"{confidence:.0%}"), f"± {summary.half_width:.4g}")
+        elif summary.rank_error is not None:
+            c2.metric(t("expected_rank_error", confidence=f"{confidence:.0%}"), f"± {summary.rank_error:.4g}")
+        else:
+            c2.metric(t("expected_ci", confidence=f"{confidence:.0%}"), "-")
+        if summary.epsilon_remaining is not None:
+            c3.metric(t("preview_left"), f"{summary.epsilon_remaining:.4g}")
+        if summary.delta:
+            st.caption(t("cost_delta", delta=f"{summary.delta:.3g}"))
+        if summary.cells is not None:
+            st.caption(t("preview_cells", cells=summary.cells))
+        for note in summary.notes:
+            st.caption(note)
+        if summary.fits is False:
+            st.warning(t("preview_exceeds"), icon=":material/block:")
+
+
+def _run(query: dict[str, Any]) -> None:
+    """Spend: run ``query`` with its idempotency key and keep the release in the session."""
+    keys: dict[str, str] = st.session_state.setdefault(IDEMPOTENCY_KEYS, {})
+    key = logic.idempotency_key(keys, query)
+    try:
+        with st.spinner(t("running")), api() as client:
+            release = client.run(query, idempotency_key=key)
+    except API_ERRORS as exc:
+        show_error(exc)
+        return
+    finally:
+        forget_session_data("budget", "releases")
+        st.session_state[PREVIEWS] = {}  # the remaining budget they show has changed
+    st.session_state[RELEASE] = release
+    st.session_state[RELEASE_QUERY] = query
+
+
+def render() -> None:
+    """The Explore page."""
+    st.title(t("page_explore"))
+    who = require_role("analyst")
+    if who is None:
+        return
+    project_id = str(who.get("project"))
+    try:
+        catalog = public_catalog()
+        with api() as client:
+            project = session_cached("project", lambda: client.project(project_id))
+    except API_ERRORS as exc:
+        show_error(exc)
+        return
+    st.caption(
+        t(
+            "explore_project",
+            project=project_id,
+            mode=t(f"mode_{project.get('mode')}"),
+            registers=", ".join(project.get("registers") or []),
+        )
+    )
+    try:
+        draft = _builder(catalog, project)
+    except logic.DraftError as exc:
+        st.warning(t(exc.key, **exc.values))
+        draft = None
+    if draft is not None:
+        query = draft.to_query()
+        _render_preview(query)
+        with st.expander(t("query_as_code")):
+            render_query_code(query, key="explore_draft_code")
+        if st.button(t("run"), key="explore_run", type="primary", icon=":material/play_arrow:"):
+            _run(query)
+    release = st.session_state.get(RELEASE)
+    if release:
+        st.divider()
+        st.subheader(t("result"))
+        shown_query = st.session_state.get(RELEASE_QUERY)
+        if draft is not None and shown_query != draft.to_query():
+            st.caption(t("result_of_earlier_query"))
+        render_release(release, shown_query, key="explore_result")
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,104 @@
+"""My project (analysts): the budget gauge and the past releases, each reopened at no cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import charts, logic
+from dashboard.release_view import render_release
+from dashboard.session import (
+    API_ERRORS,
+    api,
+    forget_session_data,
+    require_role,
+    session_cached,
+    show_error,
+    t,
+)
+
+__all__ = ["render"]
+
+OPENED = "project_opened_release"
+
+
+def _render_budget(summary: logic.BudgetSummary) -> None:
+    left, right = st.columns([1, 2])
+    with left, st.container(key="project_gauge"):
+        st.altair_chart(charts.budget_chart(summary, spent=t("spent"), remaining=t("remaining")))
+    with right:
+        c1, c2, c3 = st.columns(3)
+        c1.metric(t("epsilon_total"), f"{summary.epsilon_total:.4g}")
+        c2.metric(t("epsilon_spent"), f"{summary.epsilon_spent:.4g}")
+        with c3, st.container(key="project_remaining"):
+            st.metric(t("epsilon_remaining"), f"{summary.epsilon_remaining:.4g}")
+        st.caption(t("budget_mode", mode=t(f"mode_{summary.mode}"), delta=f"{summary.delta_total:.3g}"))
+        if summary.mode == "zcdp" and summary.rho_total is not None:
+            r1, r2, r3 = st.columns(3)
+            r1.metric(t("rho_total"), f"{summary.rho_total:.4g}")
+            r2.metric(t("rho_spent"), f"{summary.rho_spent or 0:.4g}")
+            r3.metric(t("rho_remaining"), f"{summary.rho_remaining or 0:.4g}")
+            st.caption(t("zcdp_note", delta=f"{summary.delta_total:.3g}"))
+        st.caption(t("spends", count=summary.spends))
+
+
+def _open(project_id: str, release_id: str) -> None:
+    try:
+        with api() as client:
+            st.session_state[OPENED] = client.release(project_id, release_id)
+    except API_ERRORS as exc:
+        show_error(exc)
+
+
+def render() -> None:
+    """The My project page."""
+    st.title(t("page_project"))
+    who = require_role("analyst")
+    if who is None:
+        return
+    project_id = str(who.get("project"))
+    if st.button(t("refresh"), key="project_refresh", icon=":material/refresh:"):
+        forget_session_data("budget", "releases", "project")
+    try:
+        with api() as client:
+            project: dict[str, Any] = session_cached("project", lambda: client.project(project_id))
+            budget: dict[str, Any] = session_cached("budget", lambda: client.budget(project_id))
+            listing: dict[str, Any] = session_cached("releases", lambda: client.releases(project_id))
+    except API_ERRORS as exc:
+        show_error(exc)
+        return
+    st.subheader(f"{project.get('title', project_id)} ({project_id})")
+    st.caption(
+        t(
+            "project_permit",
+            purpose=t(f"purpose_{project.get('purpose')}"),
+            registers=", ".join(project.get("registers") or []),
+            expires=project.get("expires") or "-",
+        )
+    )
+    _render_budget(logic.budget_summary(budget))
+
+    st.subheader(t("past_releases"))
+    releases = listing.get("releases") or []
+    if not releases:
+        st.info(t("no_releases"))
+        return
+    frame = logic.releases_frame(releases)
+    shown = frame.assign(measure=[t(f"measure_{m}") if m else "" for m in frame["measure"]])
+    shown.columns = [t(f"rel_{c}") for c in frame.columns]
+    with st.container(key="project_releases"):
+        st.dataframe(shown, hide_index=True, width="stretch")
+    ids = list(frame["release_id"])
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    picked = c1.selectbox(t("reopen_release"), ids, key="project_release_pick")
+    if c2.button(t("open"), key="project_release_open", icon=":material/open_in_new:") and picked:
+        _open(project_id, str(picked))
+    opened = st.session_state.get(OPENED)
+    if opened and opened.get("project") in (None, project_id):
+        st.caption(t("reopened_free"))
+        render_release(opened, opened.get("query"), key="project_result")
+
+
+if __name__ == "__main__":
+    render()

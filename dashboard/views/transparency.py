@@ -1,0 +1,68 @@
+"""Transparency (public): every project, its purpose, registers and spend; the loss each register bears;
+the ledger's head hash, which anyone can later check with ``sundstat ledger verify --expected-head``."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, logic
+from dashboard.session import API_ERRORS, api, show_error, t
+
+__all__ = ["render"]
+
+
+def render() -> None:
+    """The Transparency page."""
+    st.title(t("page_transparency"))
+    st.write(t("transparency_intro"))
+    try:
+        with api(anonymous=True) as client:
+            report = client.transparency()
+    except API_ERRORS as exc:
+        show_error(exc)
+        return
+    projects = logic.transparency_projects_frame(report)
+    registers = logic.transparency_registers_frame(report)
+    ledger = report.get("ledger") or {}
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(t("projects"), len(projects))
+    c2.metric(t("releases"), int(projects["releases"].fillna(0).sum()) if len(projects) else 0)
+    c3.metric(
+        t("epsilon_spent_all"), f"{projects['epsilon_spent'].fillna(0).sum():.4g}" if len(projects) else "0"
+    )
+    c4.metric(t("ledger_entries"), ledger.get("entries", 0))
+    st.markdown(f"**{t('ledger_head')}**")
+    with st.container(key="transparency_head"):
+        st.code(ledger.get("head_hash") or "-", language=None)
+    st.caption(t("ledger_head_help", entries=ledger.get("entries", 0)))
+
+    st.subheader(t("projects"))
+    if len(projects):
+        shown = projects.copy()
+        shown["purpose"] = [t(f"purpose_{p}") for p in shown["purpose"]]
+        shown["approval_route"] = [t(f"route_{r}") for r in shown["approval_route"]]
+        shown["mode"] = [t(f"mode_{m}") for m in shown["mode"]]
+        shown.columns = [t(f"tp_{c}") for c in shown.columns]
+        with st.container(key="transparency_projects"):
+            st.dataframe(shown, hide_index=True, width="stretch")
+        st.altair_chart(
+            charts.transparency_budget_chart(projects, spent=t("spent"), total=t("budget")), width="stretch"
+        )
+        st.markdown(f"**{t('projects_by_purpose')}**")
+        purposes = projects["purpose"].map(lambda p: t(f"purpose_{p}"))
+        st.altair_chart(charts.purpose_chart(purposes), width="stretch")
+    else:
+        st.info(t("no_projects"))
+
+    st.subheader(t("register_loss"))
+    st.caption(t("register_loss_help"))
+    if len(registers):
+        st.altair_chart(charts.transparency_register_chart(registers, title=t("rho_spent")), width="stretch")
+        shown = registers.copy()
+        shown.columns = [t(f"reg_{c}") for c in registers.columns]
+        st.dataframe(shown, hide_index=True, width="stretch")
+    st.caption(t("generated_at", at=report.get("generated_at", "-")))
+
+
+if __name__ == "__main__":
+    render()

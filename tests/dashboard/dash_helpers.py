@@ -1,0 +1,293 @@
+"""Helpers of the dashboard tests: a real API server, fresh projects, a fake API, and AppTest shortcuts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "dashboard" / "app.py"
+ADMIN_TOKEN = "sst_admin_dashboard_tests_" + "y" * 32
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_dataset(directory: Path, persons: int = 1500, seed: int = 20261128) -> Path:
+    """A small synthetic database made by the real generator and build."""
+    from datasets.build import build
+    from datasets.generate import generate
+
+    generate(persons, seed, directory / "raw", progress=False)
+    db = directory / "sundstat.duckdb"
+    build(directory / "raw", db)
+    return db
+
+
+def catalog_body(db: Path) -> dict[str, Any]:
+    """The public catalog JSON of ``db``, exactly as ``GET /v1/catalog`` serves it."""
+    from datasets.build import open_catalog_from_db
+    from service.catalog_public import catalog_json
+
+    body: dict[str, Any] = json.loads(json.dumps(catalog_json(open_catalog_from_db(db))))
+    return body
+
+
+@dataclass
+class Process:
+    """A subprocess in its own process group, with its output in a log file."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        """What the process printed so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        """Stop the process group."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def spawn(command: list[str], log: Path, env: Mapping[str, str]) -> Process:
+    """Start ``command`` from the repository root with ``env`` added to the environment."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Process(process, log)
+
+
+def wait_for(url: str, process: Process, timeout: float = 90.0) -> None:
+    """Wait until ``url`` answers 200, or fail with the process's output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.process.poll() is not None:
+            raise RuntimeError(f"exited with {process.process.returncode}:\n{process.output()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.stop()
+    raise RuntimeError(f"{url} did not answer within {timeout} s:\n{process.output()}")
+
+
+@dataclass
+class Api:
+    """A running ``sundstat serve --no-dashboard``, its first-start demo token, and admin shortcuts."""
+
+    url: str
+    server: Process
+    demo_token: str
+    admin_token: str = ADMIN_TOKEN
+    _projects: int = field(default=0)
+
+    def admin(self) -> httpx.Client:
+        """An httpx client with the administrator's token."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=60
+        )
+
+    def new_project(self, epsilon: float = 2.0, mode: str = "pure", delta: float = 0.0) -> tuple[str, str]:
+        """A fresh project (all registers) and an analyst token for it: (project id, token)."""
+        self._projects += 1
+        project = f"dash-{os.getpid()}-{self._projects}-{time.monotonic_ns() % 100000}"
+        with self.admin() as http:
+            created = http.post(
+                "/v1/projects",
+                json={
+                    "id": project,
+                    "title": f"Dashboard test {self._projects}",
+                    "purpose": "research",
+                    "registers": ["cpr", "lpr", "lmdb", "dar", "ind", "udda"],
+                    "mode": mode,
+                    "epsilon": epsilon,
+                    "delta": delta,
+                },
+            )
+            assert created.status_code == 201, created.text
+            issued = http.post(f"/v1/projects/{project}/tokens", json={"name": "dashboard-test"})
+            assert issued.status_code == 201, issued.text
+        return project, str(issued.json()["token"])
+
+
+def start_api(db: Path, state_dir: Path, settings: Mapping[str, str] | None = None) -> Api:
+    """Start the API on ``db`` with a fresh state directory (one worker, no rate limits to speak of)."""
+    port = free_port()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "SUNDSTAT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SUNDSTAT_MIN_RESPONSE_SECONDS": "0",
+        "SUNDSTAT_RATE_LIMIT_PER_SECOND": "5000",
+        "SUNDSTAT_RATE_LIMIT_BURST": "5000",
+        "SUNDSTAT_PUBLIC_RATE_LIMIT_PER_SECOND": "5000",
+        "SUNDSTAT_PUBLIC_RATE_LIMIT_BURST": "5000",
+        "SUNDSTAT_ENGINE_THREADS": "1",
+        **(settings or {}),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--no-dashboard",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--db",
+        str(db),
+        "--state-dir",
+        str(state_dir),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    server = spawn(command, state_dir.parent / f"api-{port}.log", env)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/v1/health", server)
+    found = re.search(r"Demo analyst token \(project '[^']+'\): (\S+)", server.output())
+    if not found:
+        server.stop()
+        raise RuntimeError(f"no demo token in the server's output:\n{server.output()}")
+    return Api(url, server, found.group(1))
+
+
+# --- a fake API for tests that need exact control -------------------------------------------------
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@dataclass
+class FakeApi:
+    """An in-memory stand-in for the HTTP API (``httpx.MockTransport``); records every request.
+
+    ``routes`` maps ``"METHOD /path"`` to a JSON body, a ``(status, body)`` pair, or a function of
+    the request returning either.
+    """
+
+    routes: dict[str, Any] = field(default_factory=dict)
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def transport(self) -> httpx.MockTransport:
+        """The transport to hand to the dashboard (session state ``_api_transport``)."""
+        return httpx.MockTransport(self._handle)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.routes.get(f"{request.method} {request.url.path}")
+        if answer is None:
+            return httpx.Response(
+                404,
+                json={
+                    "ok": False,
+                    "code": "not_found",
+                    "error": f"No route {request.url.path}.",
+                    "status": 404,
+                },
+            )
+        if callable(answer):
+            answer = answer(request)
+        status, body = answer if isinstance(answer, tuple) else (200, answer)
+        return httpx.Response(status, json=body)
+
+    def calls(self, method: str, path: str) -> list[httpx.Request]:
+        """The recorded requests to one route."""
+        return [r for r in self.requests if r.method == method and r.url.path == path]
+
+
+def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    """An error answer with the contract's body."""
+    return status, {"ok": False, "code": code, "error": message, "status": status}
+
+
+# --- AppTest --------------------------------------------------------------------------------------
+
+
+def app_test(transport: httpx.BaseTransport | None = None, *, timeout: float = 30) -> AppTest:
+    """The dashboard under AppTest (not yet run); ``transport`` replaces the network."""
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    if transport is not None:
+        at.session_state["_api_transport"] = transport
+    return at
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    """Run the app, switch to ``views/<page>.py`` and run it; fail on any exception."""
+    if not getattr(at, "_tree", None):
+        at.run()
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def sign_in(at: AppTest, token: str) -> AppTest:
+    """Sign in through the sidebar."""
+    at.run()
+    at.text_input(key="signin_token").set_value(token)
+    at.button(key="signin_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every markdown, caption, title, alert and metric text on the page, in one string."""
+    parts: list[str] = []
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "success",
+        "info",
+        "warning",
+        "error",
+    ):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [f"{m.label}: {m.value}" for m in at.metric]
+    parts += [str(c.value) for c in at.code]
+    return "\n".join(parts)
+
+
+def charts(at: AppTest) -> list[dict[str, Any]]:
+    """The Vega-Lite specs of the Altair charts on the page."""
+    found = []
+    for element in at.get("vega_lite_chart"):
+        proto = getattr(element, "proto", None)
+        spec = getattr(proto, "spec", None)
+        if spec:
+            found.append(json.loads(spec))
+    return found
