@@ -28,12 +28,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Debian's chromium drives the browser tests (Playwright cannot download its own browser here).
+# Debian's chromium drives the browser tests (Playwright cannot download its own browser here);
+# Debian's postgresql gives the PostgreSQL ledger tests a real server (started by the tests themselves).
+APT_PACKAGES = $(if $(shell command -v chromium),,chromium) \
+	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql)
+
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		echo "installing Debian chromium for the browser tests"; \
+	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \
+		echo "installing Debian packages: $(strip $(APT_PACKAGES))"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
 data: install $(DEFAULT_DB)
@@ -50,7 +54,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-deps
-	$(BIN)/python -m pytest -q
+	SUNDSTAT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
 bench: data
 	$(BIN)/python -m benchmarks.engine --persons 1000000

@@ -1,13 +1,16 @@
 """Ledger benchmark: reserve-and-commit latency and sustained multi-process spend throughput.
 
-Run with ``python -m benchmarks.ledger``. Targets: median reserve-and-commit <= 5 ms; >= 200 spends/s
-from 4 processes on one project, with no spend lost or doubled (rows == successes, totals exact).
-Prints a table, then one JSON object on the last line.
+Run with ``python -m benchmarks.ledger`` (SQLite, the default store) or ``python -m benchmarks.ledger
+--store postgres`` (a throwaway PostgreSQL server on loopback, started with the test suite's
+``tests/budget_ledger/pg_server.py``; fsync=on, synchronous_commit=on). Targets: median
+reserve-and-commit <= 5 ms; >= 200 spends/s from 4 processes on one project, with no spend lost or
+doubled (rows == successes, totals exact). Prints a table, then one JSON object on the last line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -15,10 +18,12 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
-from budget_ledger import Charge, Ledger, Mode, ProjectSpec, SqliteStore
+from budget_ledger import Charge, Ledger, Mode, ProjectSpec
+from budget_ledger.store import open_store
 
 KEY = bytes(range(32))
 COST = Fraction(1, 1000)
@@ -29,6 +34,48 @@ THROUGHPUT_TARGET = 200.0
 def _percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _postgres_floor(url: str, n: int = 200) -> float:
+    """Median ms of a bare one-row PostgreSQL commit on the ledger's server: its fsync floor."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("CREATE TABLE floor (x INTEGER)")
+        samples = []
+        for i in range(n):
+            start = time.perf_counter()
+            with con.transaction():
+                con.execute("INSERT INTO floor VALUES (%s)", (i,))
+            samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+@contextlib.contextmanager
+def _stores(kind: str, directory: Path) -> Iterator[tuple[Callable[[str], str], str, float]]:
+    """(a function naming a fresh, empty ledger, the store's description, the commit floor in ms)."""
+    if kind == "sqlite":
+        yield (
+            (lambda name: str(directory / f"{name}.sqlite")),
+            "SQLite WAL, synchronous=FULL",
+            _fsync_floor(directory),
+        )
+        return
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "budget_ledger"))
+    from pg_server import TemporaryPostgres, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL server binaries not found; install the Debian package 'postgresql'.")
+    with TemporaryPostgres(bindir) as server:
+        version = server.sql("SHOW server_version")[0][0]
+        yield (
+            lambda name: server.url(server.create_database(name)),
+            f"PostgreSQL {version}, fsync=on, synchronous_commit=on, TCP loopback",
+            _postgres_floor(server.url(server.create_database("floor"))),
+        )
 
 
 def _fsync_floor(directory: Path, n: int = 200) -> float:
@@ -48,8 +95,8 @@ def _fsync_floor(directory: Path, n: int = 200) -> float:
     return statistics.median(samples)
 
 
-def _latency(directory: Path, mode: Mode, n: int) -> dict[str, float]:
-    store = SqliteStore(directory / f"latency-{mode}.sqlite")
+def _latency(fresh: Callable[[str], str], mode: Mode, n: int) -> dict[str, float]:
+    store = open_store(fresh(f"latency_{mode}"))
     ledger = Ledger(store, KEY)
     delta = "1e-6" if mode == "zcdp" else 0
     ledger.create_project(
@@ -97,9 +144,9 @@ def _latency(directory: Path, mode: Mode, n: int) -> dict[str, float]:
 
 
 def _spender(
-    db_path: str, index: int, duration: float, start_at: float, results: multiprocessing.Queue
+    target: str, index: int, duration: float, start_at: float, results: multiprocessing.Queue
 ) -> None:
-    store = SqliteStore(db_path)
+    store = open_store(target)
     ledger = Ledger(store, KEY)
     charge = Charge(epsilon=COST)
     successes = errors = 0
@@ -118,9 +165,11 @@ def _spender(
     results.put((successes, errors, time.time()))
 
 
-def _throughput(directory: Path, processes: int, duration: float) -> dict[str, float | int | bool]:
-    db_path = directory / "throughput.sqlite"
-    store = SqliteStore(db_path)
+def _throughput(
+    fresh: Callable[[str], str], processes: int, duration: float
+) -> dict[str, float | int | bool]:
+    target = fresh("throughput")
+    store = open_store(target)
     ledger = Ledger(store, KEY)
     ledger.create_project(
         ProjectSpec(
@@ -132,7 +181,7 @@ def _throughput(directory: Path, processes: int, duration: float) -> dict[str, f
     results = context.Queue()
     start_at = time.time() + 0.5
     workers = [
-        context.Process(target=_spender, args=(str(db_path), i, duration, start_at, results))
+        context.Process(target=_spender, args=(target, i, duration, start_at, results))
         for i in range(processes)
     ]
     for worker in workers:
@@ -167,13 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="spends for the latency measurement")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of sustained spending")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="ledger store")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="sundstat-ledger-bench-") as name:
-        directory = Path(name)
-        floor = _fsync_floor(directory)
-        pure = _latency(directory, "pure", args.n)
-        zcdp = _latency(directory, "zcdp", args.n)
-        throughput = _throughput(directory, args.processes, args.duration)
+    with (
+        tempfile.TemporaryDirectory(prefix="sundstat-ledger-bench-") as name,
+        _stores(args.store, Path(name)) as (fresh, described, floor),
+    ):
+        pure = _latency(fresh, "pure", args.n)
+        zcdp = _latency(fresh, "zcdp", args.n)
+        throughput = _throughput(fresh, args.processes, args.duration)
     ok = (
         pure["median_ms"] <= LATENCY_TARGET_MS
         and zcdp["median_ms"] <= LATENCY_TARGET_MS
@@ -182,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         and bool(throughput["chain_verified"])
         and throughput["errors"] == 0
     )
-    print(f"sundstat ledger benchmark (SQLite WAL, synchronous=FULL, {os.cpu_count()} cores)")
+    print(f"sundstat ledger benchmark ({described}, {os.cpu_count()} cores)")
     print(f"{'measurement':<44}{'value':>12}  target")
     rows = [
-        ("bare SQLite commit median: fsync floor (ms)", floor, ""),
+        ("bare one-row commit median: fsync floor (ms)", floor, ""),
         ("reserve_and_commit median, pure (ms)", pure["median_ms"], f"<= {LATENCY_TARGET_MS:g}"),
         ("reserve_and_commit p95, pure (ms)", pure["p95_ms"], ""),
         ("reserve_and_commit p99, pure (ms)", pure["p99_ms"], ""),
@@ -210,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "ok": ok,
+                "store": args.store,
                 "fsync_floor_ms": floor,
                 "latency_pure": pure,
                 "latency_zcdp": zcdp,

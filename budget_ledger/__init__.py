@@ -43,10 +43,11 @@ from .loss import Amount, Charge
 from .memory_store import MemoryStore
 from .records import Project, ProjectSpec, RegisterState, Spend, StoredRelease
 from .sqlite_store import SqliteStore
-from .store import LedgerStore, LedgerTxn
+from .store import LedgerStore, LedgerTxn, open_store
 from .verify import VerifyReport
 
 __all__ = [
+    "open_store",
     "DEFAULT_PENDING_TIMEOUT",
     "Amount",
     "AuditEntry",

@@ -2,20 +2,24 @@
 
 The ledger's logic (admission, idempotency, audit chaining) lives in :mod:`budget_ledger.ledger` and
 runs inside ``store.transaction()``, which must be exclusive across threads and processes (SQLite:
-``BEGIN IMMEDIATE``; PostgreSQL: a serializable transaction or a row lock on the project) and durable
-on commit. ``store.snapshot()`` gives a consistent read-only view.
+``BEGIN IMMEDIATE``; PostgreSQL: one ledger-wide lock taken first, because every write appends to the
+single audit chain, so a per-project lock would not do) and durable on commit. ``store.snapshot()``
+gives a consistent read-only view. ``open_store`` picks the store from a setting.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from .audit_chain import AuditEntry
+from .errors import InvalidRequest
 from .records import Project, RegisterState, Spend, StoredRelease
 
-__all__ = ["LedgerStore", "LedgerTxn"]
+__all__ = ["LedgerStore", "LedgerTxn", "open_store"]
 
 
 class LedgerTxn(Protocol):
@@ -116,3 +120,27 @@ class LedgerStore(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def open_store(url_or_path: str | os.PathLike[str]) -> LedgerStore:
+    """Open the store a setting names: a ``postgresql://`` URL, else a SQLite file path (the default).
+
+    Any other ``scheme://`` is refused rather than taken for a file name.
+    """
+    text = os.fspath(url_or_path)
+    scheme = _URL_SCHEME.match(text)
+    if scheme is not None:
+        if scheme.group(1) not in ("postgresql", "postgres"):
+            raise InvalidRequest(
+                f"Unknown ledger URL scheme '{scheme.group(1)}://': use postgresql://user:password@host/db "
+                "for PostgreSQL, or a file path for the default SQLite ledger."
+            )
+        from .postgres_store import PostgresLedgerStore  # imported only when asked for: needs psycopg
+
+        return PostgresLedgerStore(text)
+    from .sqlite_store import SqliteStore
+
+    return SqliteStore(text)

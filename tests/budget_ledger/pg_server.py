@@ -11,7 +11,7 @@ A watchdog process stops the server and removes the directory if the Python proc
 dies without doing so (for instance a test run killed by a CI timeout).
 
 The pytest fixtures: ``postgres_server`` (one server for the whole session, skipped only when the
-binaries are missing and ``SUNDSTAT_REQUIRE_POSTGRES`` is unset) and ``pg_url`` (a fresh database per
+binaries are missing and ``SUNDSTAT_REQUIRE_POSTGRES`` is unset) and ``pg_url`` (a fresh schema per
 test). Test modules import ``postgres_server_fixture`` and ``pg_url_fixture`` to register them.
 """
 
@@ -31,13 +31,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 REQUIRE_ENV = "SUNDSTAT_REQUIRE_POSTGRES"
 SUPERUSER = "sundstat_admin"
@@ -91,7 +92,15 @@ def _server_os_user() -> str | None:
             pwd.getpwnam(name)
             return name
     subprocess.run(
-        ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", _FALLBACK_OS_USER],
+        [
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            _FALLBACK_OS_USER,
+        ],
         check=True,
         capture_output=True,
     )
@@ -99,18 +108,15 @@ def _server_os_user() -> str | None:
 
 
 class TemporaryPostgres:
-    """A PostgreSQL server in a temporary directory, listening on 127.0.0.1 only.
+    """A PostgreSQL server in a temporary directory, listening on 127.0.0.1 only."""
 
-    ``settings`` are extra ``-c name=value`` server settings (e.g. ``{"fsync": "off"}``).
-    """
-
-    def __init__(self, bindir: Path, settings: Mapping[str, str] | None = None) -> None:
+    def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.settings = dict(settings or {})
         self.os_user = _server_os_user()
         self.password = secrets.token_urlsafe(18)
         self.port = 0
-        self.base = Path(tempfile.mkdtemp(prefix="sundstat-pg-"))
+        # The server's user must be able to reach the directory: /tmp rather than a private TMPDIR.
+        self.base = Path(tempfile.mkdtemp(prefix="sundstat-pg-", dir="/tmp" if self.os_user else None))
         self.data = self.base / "data"
         self.socket_dir = self.base / "socket"
         self.log = self.base / "server.log"
@@ -118,6 +124,7 @@ class TemporaryPostgres:
         self._counter_lock = threading.Lock()
         self._owner_pid = os.getpid()
         self._watchdog: subprocess.Popen[bytes] | None = None
+        self._shared_db: str | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -161,39 +168,51 @@ class TemporaryPostgres:
         self._start_watchdog()
         for _ in range(5):
             self.port = _free_port()
-            options = [
-                f"-p {self.port}",
-                f"-k {self.socket_dir}",
-                "-c listen_addresses=127.0.0.1",
-                "-c max_connections=300",
-                "-c shared_buffers=64MB",
-                *(f"-c {name}={value}" for name, value in self.settings.items()),
-            ]
-            started = self._run(
-                [
-                    str(self.bindir / "pg_ctl"),
-                    "-D",
-                    str(self.data),
-                    "-l",
-                    str(self.log),
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    " ".join(options),
-                    "start",
-                ]
-            )
+            started = self._pg_ctl_start()
             if started.returncode == 0:
                 break
             if "could not bind" not in self.log_text():
                 self.stop()
-                raise RuntimeError(f"pg_ctl start failed:\n{started.stdout}\n{started.stderr}\n{self.log_text()}")
+                raise RuntimeError(
+                    f"pg_ctl start failed:\n{started.stdout}\n{started.stderr}\n{self.log_text()}"
+                )
         else:
             self.stop()
             raise RuntimeError("PostgreSQL found no free port in 5 attempts.")
         self.sql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{self.password}'")
         return self
+
+    def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
+        options = [
+            f"-p {self.port}",
+            f"-k {self.socket_dir}",
+            "-c listen_addresses=127.0.0.1",
+            "-c max_connections=300",
+            "-c shared_buffers=64MB",
+        ]
+        return self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                " ".join(options),
+                "start",
+            ]
+        )
+
+    def crash_and_restart(self) -> None:
+        """Crash the server (immediate shutdown: no checkpoint, WAL not yet flushed is lost), then
+        start it again on the same port; it recovers from the WAL."""
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "stop", "-m", "immediate", "-w"])
+        started = self._pg_ctl_start()
+        if started.returncode != 0:
+            raise RuntimeError(f"restart after the crash failed:\n{started.stderr}\n{self.log_text()}")
 
     def _start_watchdog(self) -> None:
         self._watchdog = subprocess.Popen(
@@ -225,7 +244,11 @@ class TemporaryPostgres:
         if os.getpid() != self._owner_pid:
             return  # a forked child must never stop its parent's server
         if (self.data / "postmaster.pid").exists():
-            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "stop", "-m", "fast", "-w"], timeout=60)
+            # immediate: no shutdown checkpoint (seconds of fsync on a busy disk); the data is thrown away.
+            self._run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.data), "stop", "-m", "immediate", "-w"],
+                timeout=60,
+            )
         self.cleanup()
 
     def cleanup(self) -> None:
@@ -252,24 +275,62 @@ class TemporaryPostgres:
             f"?{query}" if query else ""
         )
 
-    def admin_connect(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
-        """A superuser connection over the Unix socket (autocommit)."""
+    def admin_connect(self, target: str = "postgres") -> psycopg.Connection[Any]:
+        """A superuser connection over the Unix socket (autocommit).
+
+        ``target`` is a database name, or a ledger URL: then its database and search path.
+        """
+        options = ""
+        dbname = target
+        if "://" in target:
+            parts = conninfo_to_dict(target)
+            dbname, options = str(parts["dbname"]), str(parts.get("options", ""))
         return psycopg.connect(
-            host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname, autocommit=True
+            host=str(self.socket_dir),
+            port=self.port,
+            user=SUPERUSER,
+            dbname=dbname,
+            options=options,
+            autocommit=True,
         )
 
-    def sql(self, statement: str, dbname: str = "postgres") -> list[tuple[Any, ...]]:
-        """Run one statement as the superuser; return its rows (empty for commands)."""
-        with self.admin_connect(dbname) as con:
+    def sql(self, statement: str, target: str = "postgres") -> list[tuple[Any, ...]]:
+        """Run one statement as the superuser in ``target`` (see ``admin_connect``); return its rows."""
+        with self.admin_connect(target) as con:
             cursor = con.execute(statement.encode())
             return cursor.fetchall() if cursor.description is not None else []
 
+    def _name(self, prefix: str) -> str:
+        with self._counter_lock:
+            return f"{prefix}_{os.getpid()}_{next(self._counter)}"
+
     def create_database(self, prefix: str = "ledger") -> str:
         """A new empty database owned by the ordinary role; returns its name."""
-        with self._counter_lock:
-            name = f"{prefix}_{os.getpid()}_{next(self._counter)}"
+        name = self._name(prefix)
         self.sql(f"CREATE DATABASE {name} OWNER {APP_USER} TEMPLATE template0")
         return name
+
+    def schema_url(self) -> str:
+        """The URL of a new empty schema (in one shared database), first on the search path.
+
+        Much cheaper than a database per test; its name is also the URL's ``application_name``, so a
+        test can find (and terminate) exactly its own sessions.
+        """
+        with self._counter_lock:
+            if self._shared_db is None:
+                self._shared_db = f"ledger_tests_{os.getpid()}"
+                self.sql(f"CREATE DATABASE {self._shared_db} OWNER {APP_USER} TEMPLATE template0")
+        name = self._name("t")
+        self.sql(f"CREATE SCHEMA {name} AUTHORIZATION {APP_USER}", self._shared_db)
+        return self.url(self._shared_db, options=f"-c search_path={name}", application_name=name)
+
+    def terminate_sessions(self, url: str) -> int:
+        """Terminate the server sessions opened with this URL's application_name; return how many."""
+        name = conninfo_to_dict(url)["application_name"]
+        rows = self.sql(
+            f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
+        )
+        return int(rows[0][0])
 
     def wait_for_setting(self, name: str, value: str, timeout: float = 10.0) -> None:
         """Poll new sessions until ``SHOW name`` gives ``value`` (after a reload)."""
@@ -288,7 +349,8 @@ _shared: dict[str, Any] = {"server": None, "users": 0}
 _shared_lock = threading.Lock()
 
 
-def _require_bindir() -> Path:
+def require_bindir() -> Path:
+    """The server binaries' directory; skip if missing, or fail when SUNDSTAT_REQUIRE_POSTGRES is set."""
     bindir = find_bindir()
     if bindir is None:
         message = (
@@ -304,7 +366,7 @@ def _require_bindir() -> Path:
 @pytest.fixture(scope="session", name="postgres_server")
 def postgres_server_fixture() -> Iterator[TemporaryPostgres]:
     """The session's PostgreSQL server (started by the first module that needs it)."""
-    bindir = _require_bindir()
+    bindir = require_bindir()
     with _shared_lock:
         if _shared["server"] is None:
             _shared["server"] = TemporaryPostgres(bindir).start()
@@ -322,5 +384,5 @@ def postgres_server_fixture() -> Iterator[TemporaryPostgres]:
 
 @pytest.fixture(name="pg_url")
 def pg_url_fixture(postgres_server: TemporaryPostgres) -> str:
-    """The URL of a fresh, empty database for one test."""
-    return postgres_server.url(postgres_server.create_database())
+    """The URL of a fresh, empty schema for one test."""
+    return postgres_server.schema_url()

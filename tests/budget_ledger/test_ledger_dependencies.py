@@ -1,4 +1,4 @@
-"""budget_ledger imports only the standard library, OpenDP, pydantic and itself."""
+"""budget_ledger imports only the standard library, OpenDP, pydantic, psycopg (PostgreSQL store) and itself."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import budget_ledger
 
 PACKAGE = Path(budget_ledger.__file__).parent
-ALLOWED = set(sys.stdlib_module_names) | {"opendp", "pydantic", "budget_ledger"}
+ALLOWED = set(sys.stdlib_module_names) | {"opendp", "pydantic", "psycopg", "budget_ledger"}
 
 
 def _imports(path: Path) -> set[str]:
