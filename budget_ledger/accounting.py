@@ -441,13 +441,20 @@ def budget_status(project_id: str, limits: BudgetLimits, totals: Totals) -> Budg
 
 @dataclass(frozen=True)
 class RegisterStatus:
-    """Total privacy loss borne by one register across all projects, and its cap if set."""
+    """Total privacy loss borne by one register across all projects, and its cap if set.
+
+    ``rho_spent`` is the zCDP total (every charge's ``rho + epsilon^2/2``; what caps are checked
+    against), ``epsilon_spent`` the pure-DP part alone: the exact sum of the epsilon of every charge
+    (discrete Laplace, noisy max) in any project, by basic composition. Discrete-Gaussian charges
+    appear only in ``rho_spent``.
+    """
 
     register: str
     rho_spent: Fraction
     delta_spent: Fraction
     spends: int
     cap: CapLimits | None
+    epsilon_spent: Fraction
 
     @property
     def rho_remaining(self) -> Fraction | None:
@@ -465,6 +472,7 @@ class RegisterStatus:
         rho_remaining, delta_remaining = self.rho_remaining, self.delta_remaining
         return {
             "register": self.register,
+            "epsilon_spent": float_up(self.epsilon_spent),
             "rho_spent": float_up(self.rho_spent),
             "delta_spent": float_up(self.delta_spent),
             "spends": self.spends,
@@ -480,4 +488,4 @@ class RegisterStatus:
 
 def register_status(register: str, cap: CapLimits | None, totals: Totals) -> RegisterStatus:
     """Build a register's status from its cap and running totals."""
-    return RegisterStatus(register, totals.rho, totals.delta, totals.spends, cap)
+    return RegisterStatus(register, totals.rho, totals.delta, totals.spends, cap, totals.epsilon)

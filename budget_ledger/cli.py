@@ -9,7 +9,7 @@ from typing import TextIO
 
 from .audit_chain import load_or_create_audit_key, parse_audit_key
 from .errors import LedgerError
-from .sqlite_store import SqliteStore
+from .store import is_postgres_url, open_store
 from .verify import verify_ledger
 
 __all__ = ["EXIT_BROKEN", "EXIT_OK", "EXIT_USAGE", "verify_command"]
@@ -26,22 +26,34 @@ def _load_key(key_path_or_hex: str | os.PathLike[str]) -> bytes:
     return parse_audit_key(str(key_path_or_hex))
 
 
+def _describe(target: str) -> str:
+    """How the report names the ledger: the file path, or ``user@host:port/db`` without the password."""
+    if is_postgres_url(target):
+        from .postgres_store import describe_url  # imported only when asked for: needs psycopg
+
+        return f"{describe_url(target)} (PostgreSQL)"
+    return target
+
+
 def verify_command(
-    db_path: str | os.PathLike[str],
+    target: str | os.PathLike[str],
     key_path_or_hex: str | os.PathLike[str],
     expected_head: str | None = None,
     expected_count: int | None = None,
     *,
     out: TextIO | None = None,
 ) -> int:
-    """Verify the ledger at ``db_path`` and print a report; return 0 (OK), 1 (broken) or 2 (usage).
+    """Verify the ledger at ``target`` and print a report; return 0 (OK), 1 (broken) or 2 (usage).
 
-    ``key_path_or_hex`` is the audit key file or the key as hex (``SUNDSTAT_AUDIT_KEY``).
-    ``expected_head`` / ``expected_count`` are a previously published head, to detect truncation.
+    ``target`` is the SQLite ledger file or a ``postgresql://`` URL (opened with ``open_store``; the
+    report never shows the URL's password). ``key_path_or_hex`` is the audit key file or the key as
+    hex (``SUNDSTAT_AUDIT_KEY``). ``expected_head`` / ``expected_count`` are a previously published
+    head, to detect truncation. Nothing is written: a missing file or an empty database is an error.
     """
     stream = out if out is not None else sys.stdout
-    if not Path(db_path).is_file():
-        print(f"No ledger database at {db_path}; pass the state directory's ledger file.", file=stream)
+    text = os.fspath(target)
+    if "://" not in text and not Path(text).is_file():
+        print(f"No ledger database at {text}; pass the state directory's ledger file.", file=stream)
         return EXIT_USAGE
     try:
         key = _load_key(key_path_or_hex)
@@ -49,21 +61,25 @@ def verify_command(
         print(f"Cannot use the audit key: {exc.message}", file=stream)
         return EXIT_USAGE
     try:
-        store = SqliteStore(db_path)
+        where = _describe(text)
+        store = open_store(text, create=False)
     except LedgerError as exc:
         print(f"Cannot open the ledger: {exc.message}", file=stream)
         return EXIT_USAGE
     try:
         with store.snapshot() as tx:
             report = verify_ledger(tx, key, expected_head=expected_head, expected_count=expected_count)
+    except LedgerError as exc:
+        print(f"Cannot read the ledger {where}: {exc.message}", file=stream)
+        return EXIT_USAGE
     finally:
         store.close()
-    print(f"Ledger {db_path}: {'OK' if report.ok else 'BROKEN'}", file=stream)
+    print(f"Ledger {where}: {'OK' if report.ok else 'BROKEN'}", file=stream)
     print(f"  entries:   {report.entries}", file=stream)
     print(f"  head hash: {report.head_hash}", file=stream)
     if not report.ok:
-        where = "none named" if report.first_bad_index is None else f"entry {report.first_bad_index}"
-        print(f"  first bad: {where}", file=stream)
+        where_bad = "none named" if report.first_bad_index is None else f"entry {report.first_bad_index}"
+        print(f"  first bad: {where_bad}", file=stream)
         for problem in report.problems:
             print(f"  - {problem}", file=stream)
     return EXIT_OK if report.ok else EXIT_BROKEN

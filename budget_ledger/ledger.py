@@ -161,6 +161,10 @@ class Ledger:
         """The store this ledger writes to."""
         return self._store
 
+    def close(self) -> None:
+        """Release the store's connections and files (the ledger is unusable afterwards)."""
+        self._store.close()
+
     # --- helpers --------------------------------------------------------------------------------
 
     def _now(self) -> datetime:
@@ -515,6 +519,16 @@ class Ledger:
         if release is None or release.project_id != project_id:
             raise UnknownRelease(f"Project '{project_id}' has no release '{release_id}'.")
         return release
+
+    def cached_release(self, project_id: str, query_hash: str) -> StoredRelease | None:
+        """The newest stored release of this query in the project, or None; a read, never a write.
+
+        It reads one snapshot and takes no write lock, so a repeated query can be answered while
+        other requests spend. Releases are append-only, so a release found here is the one
+        ``reserve_and_commit`` would return as ``cached`` (free). An unknown project has none.
+        """
+        with self._store.snapshot() as tx:
+            return tx.find_latest_release(project_id, query_hash)
 
     def list_releases(self, project_id: str) -> list[StoredRelease]:
         """The project's stored releases, oldest first."""

@@ -43,9 +43,10 @@ from psycopg.rows import DictRow, dict_row
 
 from .accounting import BudgetLimits, CapLimits, Mode, Totals
 from .audit_chain import AuditEntry, canonical_json
-from .errors import LedgerInvariantError, LedgerUnavailable, UnsafeStore
+from .errors import InvalidRequest, LedgerInvariantError, LedgerUnavailable, UnsafeStore
 from .loss import Charge, fraction_from_text, fraction_to_text
 from .records import Project, RegisterState, Spend, StoredRelease
+from .store import is_postgres_url
 
 __all__ = [
     "LOCK_CLASS",
@@ -193,11 +194,6 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "ledger tables, append-only 
 """(version, description, SQL), applied in order, each once."""
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-
-
-def is_postgres_url(text: str) -> bool:
-    """True for ``postgresql://`` and ``postgres://`` URLs."""
-    return text.startswith(("postgresql://", "postgres://"))
 
 
 def _fr(text: str) -> Fraction:
@@ -648,6 +644,8 @@ class PostgresLedgerStore:
     ``url`` is a libpq URL (``postgresql://user:password@host:5432/dbname``). ``lock_timeout`` (s)
     bounds the wait for the ledger lock and for a free pooled connection; ``pool_size`` caps the
     connections this process opens. Use a database (or a schema on the search path) of its own.
+    ``create=False`` (read-only tools) refuses a database without the current ledger schema instead
+    of creating or upgrading it.
     """
 
     def __init__(
@@ -658,6 +656,7 @@ class PostgresLedgerStore:
         pool_size: int = 8,
         connect_timeout: float = 10.0,
         idle_in_transaction_timeout: float = 60.0,
+        create: bool = True,
     ) -> None:
         if not is_postgres_url(url):
             raise UnsafeStore("A PostgreSQL ledger URL starts with postgresql:// (or postgres://).")
@@ -676,7 +675,7 @@ class PostgresLedgerStore:
         self._lock = threading.Lock()
         self._pool = self._new_pool()
         self._inherited: list[_Pool] = []
-        self._migrate()
+        self._migrate(create)
 
     # --- connections ----------------------------------------------------------------------------
 
@@ -738,15 +737,24 @@ class PostgresLedgerStore:
                 self._pool = self._new_pool()
             return self._pool
 
-    def _migrate(self) -> None:
-        """Create or upgrade the schema; several processes starting at once apply it once."""
+    def _migrate(self, create: bool = True) -> None:
+        """Create or upgrade the schema; several processes starting at once apply it once.
+
+        Without ``create`` nothing is written: a missing or older schema is refused.
+        """
         pool = self._current_pool()
         con = pool.acquire()
         try:
             con.execute("BEGIN")
             con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_MIGRATION_LOCK,))
             exists = con.execute("SELECT to_regclass('ledger_schema_migrations') AS t").fetchone()
-            if exists is None or exists["t"] is None:
+            absent = exists is None or exists["t"] is None
+            if absent and not create:
+                raise InvalidRequest(
+                    f"There is no ledger in {self.where} (no ledger tables on the search path). Check the "
+                    "URL's database and search_path."
+                )
+            if absent:
                 con.execute(
                     "CREATE TABLE ledger_schema_migrations (version INTEGER PRIMARY KEY, "
                     "description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
@@ -758,6 +766,12 @@ class PostgresLedgerStore:
                 raise UnsafeStore(
                     f"The PostgreSQL ledger at {self.where} has schema version {newest}; this sundstat "
                     f"knows versions up to {SCHEMA_VERSION}. Upgrade sundstat on this host."
+                )
+            missing = [version for version, _, _ in MIGRATIONS if version not in applied]
+            if missing and not create:
+                raise InvalidRequest(
+                    f"The ledger in {self.where} has schema version {newest}; this sundstat expects "
+                    f"{SCHEMA_VERSION}. Start the service once to upgrade it."
                 )
             for version, description, sql in MIGRATIONS:
                 if version not in applied:

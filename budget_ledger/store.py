@@ -19,7 +19,7 @@ from .audit_chain import AuditEntry
 from .errors import InvalidRequest
 from .records import Project, RegisterState, Spend, StoredRelease
 
-__all__ = ["LedgerStore", "LedgerTxn", "open_store"]
+__all__ = ["LedgerStore", "LedgerTxn", "is_postgres_url", "open_store"]
 
 
 class LedgerTxn(Protocol):
@@ -125,22 +125,33 @@ class LedgerStore(Protocol):
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def open_store(url_or_path: str | os.PathLike[str]) -> LedgerStore:
+def is_postgres_url(text: str) -> bool:
+    """True for ``postgresql://`` and ``postgres://`` URLs."""
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(url_or_path: str | os.PathLike[str], *, create: bool = True) -> LedgerStore:
     """Open the store a setting names: a ``postgresql://`` URL, else a SQLite file path (the default).
 
-    Any other ``scheme://`` is refused rather than taken for a file name.
+    Any other ``scheme://`` is refused rather than taken for a file name. With ``create=False``
+    (read-only tools such as ``sundstat ledger verify``) a missing SQLite file, or a PostgreSQL
+    database without a current ledger schema, is refused instead of being set up empty.
     """
     text = os.fspath(url_or_path)
     scheme = _URL_SCHEME.match(text)
     if scheme is not None:
-        if scheme.group(1) not in ("postgresql", "postgres"):
+        if not is_postgres_url(text):
             raise InvalidRequest(
                 f"Unknown ledger URL scheme '{scheme.group(1)}://': use postgresql://user:password@host/db "
                 "for PostgreSQL, or a file path for the default SQLite ledger."
             )
         from .postgres_store import PostgresLedgerStore  # imported only when asked for: needs psycopg
 
-        return PostgresLedgerStore(text)
+        return PostgresLedgerStore(text, create=create)
+    if not create and not os.path.isfile(text):
+        raise InvalidRequest(
+            f"There is no ledger database at {text}; give the state directory's ledger file."
+        )
     from .sqlite_store import SqliteStore
 
     return SqliteStore(text)

@@ -3,12 +3,15 @@
 Roles: ``admin`` (every route), ``analyst`` (one project; other projects look exactly like unknown
 ones) and ``anonymous`` (public routes only). Rate limits are token buckets kept in process memory, one
 bucket per token (or per client address without a token); with several workers each worker keeps its
-own buckets, so the effective limit is up to ``workers`` times the setting.
+own buckets, so the effective limit is up to ``workers`` times the setting. Requests without a token
+from a loopback address (the dashboard on the same host, which serves many visitors) may be exempt
+(``trust_loopback_anonymous``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import threading
 import time
@@ -28,6 +31,7 @@ __all__ = [
     "RateLimiter",
     "authenticate",
     "bearer_token",
+    "is_loopback_client",
 ]
 
 PrincipalRole = Literal["admin", "analyst", "anonymous"]
@@ -94,6 +98,17 @@ def _project_not_found(project_id: str) -> str:
         f"No project '{project_id}' is visible to this token. Check the project id; an analyst token "
         "sees only its own project."
     )
+
+
+def is_loopback_client(address: str) -> bool:
+    """True when a client address is on this host (127.0.0.0/8, ::1, or IPv4-mapped 127.x)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # not an address: a Unix socket, a test client, "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def bearer_token(authorization: str | None) -> str | None:

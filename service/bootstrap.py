@@ -8,10 +8,11 @@ again and say how to issue new ones.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 
-from budget_ledger import Ledger, ProjectSpec, UnknownProject
+from budget_ledger import Ledger, ProjectExists, ProjectSpec
 
 from .store import ServiceStore
 from .tokens import TokenStore, utcnow
@@ -87,9 +88,9 @@ def bootstrap(
 def _ensure_demo_project(
     ledger: Ledger, registers: tuple[str, ...], epsilon: float, now: dt.datetime
 ) -> None:
-    try:
-        ledger.get_project(DEMO_PROJECT)
-    except UnknownProject:
+    """Create the demo project unless the ledger has it (another host sharing a PostgreSQL ledger
+    may have created it first, even at the same moment)."""
+    with contextlib.suppress(ProjectExists):
         ledger.create_project(
             ProjectSpec(
                 id=DEMO_PROJECT,

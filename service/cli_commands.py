@@ -36,6 +36,7 @@ def _serve_settings(args: argparse.Namespace) -> Any:
         "port": args.port,
         "dashboard_port": args.dashboard_port,
         "workers": args.workers,
+        "ledger_url": args.ledger_url,
     }
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -83,7 +84,7 @@ def _first_start(settings: Any) -> Any:
         )
     finally:
         store.close()
-        ledger.store.close()
+        ledger.close()
 
 
 def _print_banner(settings: Any, start: Any, dashboard: bool) -> None:
@@ -99,6 +100,7 @@ def _print_banner(settings: Any, start: Any, dashboard: bool) -> None:
         lines.append(f"  Dashboard:  http://{host}:{settings.dashboard_port}")
     lines.append(f"  Database:   {settings.db_path}")
     lines.append(f"  State dir:  {settings.state_dir}")
+    lines.append(f"  Ledger:     {settings.ledger_description}")
     if start.first:
         lines.append("")
         lines.append("First start: these tokens are shown ONCE and stored only as hashes. Keep them safe.")
@@ -362,6 +364,10 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
     from budget_ledger import verify_command
 
     state_dir = Path(args.state_dir or os.environ.get("SUNDSTAT_STATE_DIR", "state"))
+    # The same choice as serve's: the PostgreSQL URL if one is given, else SQLite in the state dir.
+    target = (
+        args.ledger_url or os.environ.get("SUNDSTAT_LEDGER_URL", "").strip() or state_dir / "ledger.sqlite"
+    )
     key: str | Path = os.environ.get("SUNDSTAT_AUDIT_KEY") or state_dir / "audit.key"
     if isinstance(key, Path) and not key.is_file():
         print(
@@ -370,16 +376,14 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return verify_command(
-        state_dir / "ledger.sqlite", key, expected_head=args.expected_head, expected_count=args.expected_count
-    )
+    return verify_command(target, key, expected_head=args.expected_head, expected_count=args.expected_count)
 
 
 def _add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ledger = commands.add_parser(
         "ledger",
         help="offline checks of the budget ledger",
-        description="Offline commands on the ledger file in the state directory.",
+        description="Offline commands on the ledger: the file in the state directory, or PostgreSQL.",
     )
     sub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION")
     sub.required = True
@@ -387,12 +391,19 @@ def _add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "verify",
         help="recompute the audit chain and check every ledger table against it",
         description=(
-            "Recompute the hash chain of the ledger in the state directory (with its audit key) and name "
-            "the first bad entry. Exit 0 if intact, 1 if broken, 2 on usage errors."
+            "Recompute the hash chain of the ledger (with its audit key) and name the first bad entry. "
+            "The ledger is --ledger-url, else $SUNDSTAT_LEDGER_URL, else ledger.sqlite in the state "
+            "directory; the key is $SUNDSTAT_AUDIT_KEY, else audit.key in the state directory. Nothing is "
+            "written. Exit 0 if intact, 1 if broken, 2 on usage errors."
         ),
     )
     verify.add_argument(
         "--state-dir", help="the service's state directory (default: $SUNDSTAT_STATE_DIR or state)"
+    )
+    verify.add_argument(
+        "--ledger-url",
+        help="a postgresql:// ledger to verify instead of the state directory's SQLite file "
+        "(default: $SUNDSTAT_LEDGER_URL)",
     )
     verify.add_argument("--expected-head", help="a published head hash that must be in the chain")
     verify.add_argument("--expected-count", type=int, help="the entry count published with that head hash")
@@ -426,6 +437,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--dashboard-port", type=int, help="dashboard port (default 8501)")
     serve.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    serve.add_argument(
+        "--ledger-url",
+        help="keep the ledger in PostgreSQL, postgresql://user:password@host/db, shared by several API "
+        "hosts (default: $SUNDSTAT_LEDGER_URL, else SQLite in the state directory)",
+    )
     serve.add_argument(
         "--log-level",
         default="info",

@@ -118,17 +118,16 @@ class Orchestrator:
     # --- release --------------------------------------------------------------------------------
 
     def _cached(self, project_id: str, query_hash: str) -> tuple[StoredRelease, Project] | None:
-        """The stored release of this query and the project as it is now, from a read-only snapshot.
+        """The stored release of this query and the project as it is now, without the write lock.
 
-        Releases are append-only, so a release seen in a snapshot can be returned without taking the
-        ledger's write lock; ``reserve_and_commit`` would return the same one (its ``cached`` case).
+        ``Ledger.cached_release`` reads a snapshot; ``reserve_and_commit`` would return the same
+        release (its ``cached`` case). The project is read after the release, so the budget shown
+        includes the spend that paid for it.
         """
-        with self._ledger.store.snapshot() as tx:
-            release = tx.find_latest_release(project_id, query_hash)
-            current = tx.get_project(project_id) if release is not None else None
-        if release is None or current is None:
+        release = self._ledger.cached_release(project_id, query_hash)
+        if release is None:
             return None
-        return release, current
+        return release, self._ledger.get_project(project_id)
 
     def run(self, query: Query, principal: Principal, idempotency_key: str | None = None) -> dict[str, Any]:
         """Charge, execute and return the release of ``query`` (a stored one when cached or replayed)."""

@@ -18,7 +18,7 @@ from query_engine.catalog import Catalog
 
 from .access_log import AccessLog
 from .applications import ApplicationDesk, ApprovalPolicy
-from .auth import Principal, QuerySlots, RateLimiter
+from .auth import Principal, QuerySlots, RateLimiter, is_loopback_client
 from .catalog_public import catalog_json
 from .engine_adapter import EngineLike, open_engine
 from .orchestration import Orchestrator
@@ -77,9 +77,17 @@ class Services:
         return self._catalog_bytes
 
     def rate_check(self, principal: Principal) -> None:
-        """Count one request against the caller's bucket (per token, or per address without one)."""
-        limiter = self.limiter if principal.token_id else self.public_limiter
-        limiter.check(principal.rate_key)
+        """Count one request against the caller's bucket (per token, or per address without one).
+
+        Without a token, a loopback client is exempt when ``trust_loopback_anonymous`` is on: that is
+        the dashboard on this host, whose visitors would otherwise all share one address's bucket.
+        """
+        if principal.token_id:
+            self.limiter.check(principal.rate_key)
+            return
+        if self.settings.trust_loopback_anonymous and is_loopback_client(principal.client):
+            return
+        self.public_limiter.check(principal.rate_key)
 
     def audit(self, kind: str, project: str, principal: Principal, **details: Any) -> None:
         """Record a request that touched a project in the audit chain (when ``audit_reads`` is on)."""
@@ -90,7 +98,7 @@ class Services:
         """Write the last access records, then release files and connections."""
         self.access.close()
         self.engine.close()
-        self.ledger.store.close()
+        self.ledger.close()
         self.store.close()
 
 

@@ -223,7 +223,15 @@ class RegisterCapPublic(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     name: str = Field(alias="register", description="The register.")
-    rho_spent: float
+    epsilon_spent: float = Field(
+        description="Pure-DP epsilon borne across projects: the sum of the epsilon of every charge "
+        "(discrete Laplace, noisy max) that touched the register, rounded up. Gaussian charges count "
+        "only in rho_spent."
+    )
+    rho_spent: float = Field(
+        description="zCDP loss borne across projects (rho + epsilon^2/2 of every charge); caps are checked "
+        "against it."
+    )
     delta_spent: float
     spends: int
     cap_rho: float | None

@@ -15,6 +15,9 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from budget_ledger.errors import LedgerError
+from budget_ledger.store import is_postgres_url
+
 __all__ = [
     "DEFAULT_DATASET_PERSONS",
     "DEFAULT_DATASET_SEED",
@@ -122,6 +125,11 @@ class Settings(BaseSettings):
     public_rate_limit_burst: int = Field(
         default=30, ge=1, description="Burst size of the per-address rate limit for requests without a token."
     )
+    trust_loopback_anonymous: bool = Field(
+        default=True,
+        description="Requests without a token from a loopback address (the dashboard on this host) are not "
+        "rate-limited; turn off if a proxy on this host forwards without X-Forwarded-For.",
+    )
     max_concurrent_queries: int = Field(
         default=4, ge=1, description="Queries executing at once per worker; more wait in line."
     )
@@ -181,6 +189,13 @@ class Settings(BaseSettings):
     )
     demo_epsilon: float = Field(default=2.0, gt=0, description="Pure-DP budget of the demo project.")
 
+    @field_validator("ledger_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("policy_allowed_registers", "policy_allowed_purposes", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
@@ -208,6 +223,21 @@ class Settings(BaseSettings):
     def ledger_path(self) -> Path:
         """The SQLite file of the budget ledger and audit chain."""
         return self.state_dir / "ledger.sqlite"
+
+    @property
+    def ledger_description(self) -> str:
+        """Where the ledger is, safe to print: the SQLite file, or PostgreSQL without the password."""
+        if self.ledger_url is None:
+            return str(self.ledger_path)
+        text = self.ledger_url.get_secret_value()
+        if not is_postgres_url(text):
+            return "(not a postgresql:// URL)"
+        from budget_ledger.postgres_store import describe_url
+
+        try:
+            return f"{describe_url(text)} (PostgreSQL)"
+        except LedgerError:  # the URL does not parse; opening the ledger says so
+            return "(a PostgreSQL URL that does not parse)"
 
     @property
     def service_db_path(self) -> Path:
@@ -274,6 +304,11 @@ def check_serving(settings: Settings, *, need_db: bool = True) -> None:
             problems.append("SUNDSTAT_AUDIT_KEY must be hexadecimal (64 hex digits for 32 bytes).")
         if key and len(key) < 16:
             problems.append("SUNDSTAT_AUDIT_KEY must hold at least 16 bytes (use 32 random bytes).")
+    if settings.ledger_url is not None and not is_postgres_url(settings.ledger_url.get_secret_value()):
+        problems.append(
+            "SUNDSTAT_LEDGER_URL (--ledger-url) must be a postgresql://user:password@host/db URL; unset it to "
+            "keep the ledger in ledger.sqlite in the state directory."
+        )
     if not _is_loopback(settings.host) and not settings.allow_public_bind:
         problems.append(
             f"Binding to {settings.host} exposes the API beyond this machine. Put it behind TLS and set "

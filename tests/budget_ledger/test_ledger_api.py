@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import date
 from fractions import Fraction
 
@@ -29,6 +30,7 @@ from budget_ledger import (
     UnknownSpend,
     epsilon_at,
 )
+from budget_ledger.loss import float_up
 
 HALF = Charge(epsilon=Fraction(1, 2))
 
@@ -110,6 +112,36 @@ def test_release_flow_then_identical_query_is_cached_free(ledger: Ledger) -> Non
     assert ledger.list_releases("diabetes-2026") == [stored]
     with pytest.raises(UnknownRelease):
         ledger.get_release("diabetes-2026", "r_2")
+
+
+def test_cached_release_is_the_release_reserve_and_commit_would_return(ledger: Ledger) -> None:
+    ledger.create_project(pure_spec(), "admin")
+    ledger.create_project(pure_spec("other"), "admin")
+    assert ledger.cached_release("diabetes-2026", "h-a") is None
+    first = spend(ledger, "a")
+    assert ledger.cached_release("diabetes-2026", "h-a") is None  # charged, not yet released
+    stored = ledger.store_release(first.spend_id, "r_1", '{"value": 1}')
+    head = ledger.audit_head()
+
+    assert ledger.cached_release("diabetes-2026", "h-a") == stored
+    assert ledger.cached_release("other", "h-a") is None  # per project
+    assert ledger.cached_release("nope", "h-a") is None  # an unknown project has no releases
+    assert ledger.audit_head() == head  # a read: nothing chained, nothing charged
+    assert ledger.budget("diabetes-2026").spends == 1
+    assert spend(ledger, "a").release == stored
+
+
+def test_cached_release_does_not_wait_for_the_write_lock(ledger: Ledger) -> None:
+    ledger.create_project(pure_spec(), "admin")
+    first = spend(ledger, "a")
+    stored = ledger.store_release(first.spend_id, "r_1", "{}")
+    found: list[object] = []
+    with ledger.store.transaction():  # another request holds the ledger's write lock
+        reader = threading.Thread(target=lambda: found.append(ledger.cached_release("diabetes-2026", "h-a")))
+        reader.start()
+        reader.join(timeout=5)
+        assert not reader.is_alive(), "cached_release waited for the write lock"
+    assert found == [stored]
 
 
 def test_cache_is_per_project(ledger: Ledger) -> None:
@@ -357,6 +389,23 @@ def test_register_cap_is_shared_by_all_projects(ledger: Ledger) -> None:
     assert caps["lpr"].rho_spent == Fraction(3, 8) and caps["lpr"].rho_remaining == Fraction(1, 8)
     assert caps["cpr"].cap is None and caps["cpr"].rho_spent == Fraction(1, 8) + Fraction(1, 4)
     assert caps["cpr"].spends == 2 and caps["lpr"].to_public()["cap_rho"] == 0.5
+
+
+def test_register_status_reports_the_pure_epsilon_borne(ledger: Ledger) -> None:
+    ledger.create_project(pure_spec("p1", epsilon=10), "admin")
+    ledger.create_project(zcdp_spec("p2", epsilon=10), "admin")
+    spend(ledger, "a", Charge(epsilon=Fraction(1, 3)), project="p1", registers=("cpr", "lpr"))
+    spend(ledger, "b", Charge(epsilon=Fraction(1, 10)), project="p2", registers=("lpr",))  # Laplace in zcdp
+    spend(ledger, "c", Charge(rho=Fraction(1, 4)), project="p2", registers=("lpr",))  # Gaussian: rho only
+    caps = {c.register: c for c in ledger.register_caps()}
+    assert caps["lpr"].epsilon_spent == Fraction(1, 3) + Fraction(1, 10)  # exact: 13/30
+    assert caps["lpr"].rho_spent == Fraction(1, 18) + Fraction(1, 200) + Fraction(1, 4)
+    assert caps["cpr"].epsilon_spent == Fraction(1, 3) and caps["cpr"].rho_spent == Fraction(1, 18)
+    public = caps["lpr"].to_public()
+    assert public["epsilon_spent"] == float_up(Fraction(13, 30)) >= 13 / 30  # spent rounds up
+    assert public["rho_spent"] == float_up(caps["lpr"].rho_spent) and public["spends"] == 3
+    capped = ledger.set_register_cap("cpr", epsilon=5, delta=0, reason="r", actor="admin")
+    assert capped.epsilon_spent == Fraction(1, 3)
 
 
 def test_register_cap_from_epsilon(ledger: Ledger) -> None:

@@ -208,3 +208,16 @@ def test_verify_command_reports_ok_and_broken(ledger: Ledger, db_path: Path, tmp
     out = io.StringIO()
     assert verify_command(tmp_path / "missing.sqlite", key_file, out=out) == 2
     assert verify_command(db_path, "zz", out=io.StringIO()) == 2
+
+
+def test_verify_command_writes_nothing_and_never_prints_a_url_password(tmp_path: Path) -> None:
+    key = os.urandom(32).hex()
+    missing = tmp_path / "missing.sqlite"
+    out = io.StringIO()
+    assert verify_command(missing, key, out=out) == 2
+    assert "No ledger database" in out.getvalue() and not missing.exists()
+
+    out = io.StringIO()
+    assert verify_command("mysql://auditor:s3cret-pw@db.internal/ledger", key, out=out) == 2
+    assert "Unknown ledger URL scheme 'mysql://'" in out.getvalue()
+    assert "s3cret-pw" not in out.getvalue()

@@ -7,6 +7,7 @@ is out of reach.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ import psycopg
 import pytest
 from ledger_helpers import pure_spec
 from pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
+from psycopg.conninfo import conninfo_to_dict
 
-from budget_ledger import ChainBroken, Charge, Ledger
-from budget_ledger.postgres_store import PostgresLedgerStore
+from budget_ledger import ChainBroken, Charge, InvalidRequest, Ledger, verify_command
+from budget_ledger.postgres_store import PostgresLedgerStore, describe_url
+from budget_ledger.store import open_store
 from budget_ledger.verify import verify_ledger
 
 TENTH = Charge(epsilon=Fraction(1, 10))
@@ -150,3 +153,48 @@ def test_the_key_is_not_in_the_database(
     for table in tables:
         dump = "".join(str(row) for row in attacker.execute(f"SELECT * FROM {table}").fetchall())
         assert audit_key.hex() not in dump and repr(audit_key) not in dump
+
+
+# --- sundstat ledger verify on a PostgreSQL URL -----------------------------------------------------
+
+
+def test_verify_command_on_a_postgres_url(
+    ledger: Ledger, audit_key: bytes, pg_url: str, attacker: psycopg.Connection
+) -> None:
+    fill(ledger, 2)
+    count, head = ledger.audit_head()
+    password = conninfo_to_dict(pg_url)["password"]
+    out = io.StringIO()
+    assert verify_command(pg_url, audit_key.hex(), expected_head=head, expected_count=count, out=out) == 0
+    report = out.getvalue()
+    assert f"Ledger {describe_url(pg_url)} (PostgreSQL): OK" in report and f"entries:   {count}" in report
+    assert password not in report
+
+    attacker.execute("DELETE FROM audit WHERE seq = 3")
+    out = io.StringIO()
+    assert verify_command(pg_url, audit_key.hex(), out=out) == 1
+    assert "BROKEN" in out.getvalue() and "first bad: entry 3" in out.getvalue()
+    assert password not in out.getvalue()
+
+
+def test_verify_command_refuses_an_empty_database_and_creates_nothing(
+    postgres_server: TemporaryPostgres, audit_key: bytes
+) -> None:
+    url = postgres_server.schema_url()  # a fresh schema: no ledger in it
+    out = io.StringIO()
+    assert verify_command(url, audit_key.hex(), out=out) == 2
+    assert "There is no ledger in" in out.getvalue()
+    tables = postgres_server.sql("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()", url)
+    assert tables == [(0,)]
+    with pytest.raises(InvalidRequest, match="There is no ledger in"):
+        open_store(url, create=False)
+
+
+def test_verify_command_on_an_unreachable_server_names_it_without_the_password(
+    postgres_server: TemporaryPostgres, audit_key: bytes
+) -> None:
+    url = postgres_server.url("ledger_missing_db", password="not-the-password")
+    out = io.StringIO()
+    assert verify_command(url, audit_key.hex(), out=out) == 2
+    assert "Cannot open the ledger" in out.getvalue() and "sundstat@127.0.0.1" in out.getvalue()
+    assert "not-the-password" not in out.getvalue()

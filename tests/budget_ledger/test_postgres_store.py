@@ -279,3 +279,16 @@ def test_open_store_keeps_sqlite_the_default_and_refuses_other_urls(tmp_path: Pa
         opened.close()
     with pytest.raises(InvalidRequest, match="Unknown ledger URL scheme 'mysql://'"):
         open_store("mysql://user@host/db")
+
+
+def test_open_store_without_create_opens_only_an_existing_ledger(tmp_path: Path, pg_url: str) -> None:
+    missing = tmp_path / "missing.sqlite"
+    with pytest.raises(InvalidRequest, match="There is no ledger database"):
+        open_store(missing, create=False)
+    assert not missing.exists()
+    with pytest.raises(InvalidRequest, match="There is no ledger in sundstat@127.0.0.1"):
+        open_store(pg_url, create=False)
+    open_store(pg_url).close()  # creates the schema
+    opened = open_store(pg_url, create=False)
+    assert isinstance(opened, PostgresLedgerStore)
+    opened.close()

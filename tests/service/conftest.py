@@ -2,17 +2,28 @@
 
 The dataset (5,000 synthetic persons) is generated and built once per session; the server is
 ``sundstat serve`` in a subprocess with a real SQLite ledger in a temporary state directory.
+``postgres_server`` is the ledger tests' throwaway PostgreSQL server (``tests/budget_ledger/pg_server.py``,
+one per session, shared with those tests), started only by tests that ask for it.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from svc_helpers import ADMIN_TOKEN, ProjectAccess, Server, bearer, build_dataset, start_server
+
+# The same module object as the ledger tests' ``pg_server`` (imported by that name), so the whole
+# session shares one server.
+_LEDGER_TESTS = str(Path(__file__).resolve().parents[1] / "budget_ledger")
+if _LEDGER_TESTS not in sys.path:
+    sys.path.append(_LEDGER_TESTS)
+
+from pg_server import postgres_server_fixture  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

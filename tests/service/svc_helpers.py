@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,10 @@ def start_server(
     *,
     workers: int = 2,
     settings: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
     timeout: float = 90.0,
 ) -> Server:
-    """Run ``sundstat serve --no-dashboard`` on a free loopback port and wait until it answers."""
+    """Run ``sundstat serve --no-dashboard [args]`` on a free loopback port and wait until it answers."""
     port = free_port()
     log = state_dir.parent / f"server-{port}.log"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,7 @@ def start_server(
         str(port),
         "--workers",
         str(workers),
+        *args,
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(

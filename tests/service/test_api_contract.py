@@ -66,8 +66,13 @@ def test_transparency_shows_projects_registers_and_ledger_head(
     http: httpx.Client, make_project: Callable[..., ProjectAccess]
 ) -> None:
     project = make_project(3.0, registers=("cpr", "lpr"))
+    before = next(
+        (r for r in http.get("/v1/transparency").json()["registers"] if r["register"] == "cpr"),
+        {"epsilon_spent": 0.0, "rho_spent": 0.0},
+    )
     release = http.post("/v1/queries", json=count_query(project.id), headers=project.headers)
     assert release.status_code == 200, release.text
+    charged = release.json()["privacy"]["epsilon"]
     body = http.get("/v1/transparency").json()
     entry = next(p for p in body["projects"] if p["id"] == project.id)
     assert entry["registers"] == ["cpr", "lpr"] and entry["purpose"] == "research"
@@ -75,6 +80,9 @@ def test_transparency_shows_projects_registers_and_ledger_head(
     assert entry["releases"] == 1 and entry["approval_route"] == "admin"
     cpr = next(r for r in body["registers"] if r["register"] == "cpr")
     assert cpr["rho_spent"] > 0 and cpr["spends"] >= 1
+    assert cpr["epsilon_spent"] - before["epsilon_spent"] == pytest.approx(charged)
+    assert cpr["rho_spent"] - before["rho_spent"] == pytest.approx(charged**2 / 2)
+    assert {"register", "epsilon_spent", "rho_spent", "delta_spent", "spends", "cap_rho"} <= set(cpr)
     assert body["ledger"]["entries"] > 0 and len(body["ledger"]["head_hash"]) == 64
 
 

@@ -132,6 +132,24 @@ def test_ledger_verify_needs_the_state_dir(tmp_path: object, capsys: pytest.Capt
     assert main(["ledger", "verify", "--state-dir", "/nonexistent/state"]) == 2
 
 
+def test_ledger_verify_target_is_the_flag_then_the_environment_then_the_state_dir(
+    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = ["--state-dir", str(server.state_dir)]
+    monkeypatch.delenv("SUNDSTAT_LEDGER_URL", raising=False)
+    assert main(["ledger", "verify", *state]) == 0
+    assert f"Ledger {server.state_dir / 'ledger.sqlite'}: OK" in capsys.readouterr().out
+
+    # Unknown schemes are refused by name; which one is refused shows which target was chosen.
+    monkeypatch.setenv("SUNDSTAT_LEDGER_URL", "mysql://auditor:env-secret@db/ledger")
+    assert main(["ledger", "verify", *state]) == 2
+    out = capsys.readouterr().out
+    assert "Unknown ledger URL scheme 'mysql://'" in out and "env-secret" not in out
+    assert main(["ledger", "verify", *state, "--ledger-url", "redis://auditor:flag-secret@db/0"]) == 2
+    out = capsys.readouterr().out
+    assert "Unknown ledger URL scheme 'redis://'" in out and "flag-secret" not in out
+
+
 def test_first_start_banner_and_later_starts(server: Server) -> None:
     from service.cli_commands import _first_start
     from service.settings import Settings

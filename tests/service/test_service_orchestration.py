@@ -227,3 +227,23 @@ def test_unexpected_exception_is_a_500_with_the_one_body(setup: tuple[Services, 
     assert response.status_code == 500
     body = response.json()
     assert set(body) == ERROR_KEYS and body["code"] == "internal_error" and SECRET not in response.text
+
+
+def test_a_cached_release_is_served_free_without_the_write_lock(setup: tuple[Services, FakeEngine]) -> None:
+    services, _ = setup
+    first = services.orchestrator.run_outcome(QUERY, ADMIN)
+    assert first.kind == "committed" and first.release["cached"] is False
+    served: list[Any] = []
+    with services.ledger.store.transaction():  # another request holds the ledger's write lock
+        reader = threading.Thread(
+            target=lambda: served.append(services.orchestrator.run_outcome(QUERY, ADMIN))
+        )
+        reader.start()
+        reader.join(timeout=10)
+        assert not reader.is_alive(), "a cached query waited for the ledger's write lock"
+    again = served[0]
+    assert again.kind == "cached" and again.release["cached"] is True
+    assert again.release["release_id"] == first.release["release_id"]
+    assert again.release["rows"] == first.release["rows"]
+    assert again.release["budget"]["spends"] == 1 and again.release["budget"]["epsilon_spent"] == 0.25
+    assert services.ledger.budget("p").spends == 1

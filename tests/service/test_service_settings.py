@@ -70,6 +70,9 @@ def test_unknown_purpose_is_refused() -> None:
         pytest.param({"audit_key": "zz"}, "SUNDSTAT_AUDIT_KEY", id="audit_key_not_hex"),
         pytest.param({"audit_key": "00" * 8}, "SUNDSTAT_AUDIT_KEY", id="audit_key_short"),
         pytest.param({"db": "missing.duckdb"}, "SUNDSTAT_DB", id="missing_db"),
+        pytest.param(
+            {"ledger_url": "mysql://u:pw@h/db"}, "SUNDSTAT_LEDGER_URL", id="ledger_url_not_postgres"
+        ),
     ],
 )
 def test_unsafe_settings_refuse_to_start(
@@ -99,3 +102,36 @@ def test_serve_refuses_with_a_message(
     assert code == 2
     err = capsys.readouterr().err
     assert "Refusing to start" in err and "SUNDSTAT_ADMIN_TOKEN" in err and "at least 32" in err
+
+
+def test_serve_ledger_url_flag_overrides_the_environment(monkeypatch: pytest.MonkeyPatch, db: Path) -> None:
+    from service.cli import build_parser
+    from service.cli_commands import _serve_settings
+
+    monkeypatch.setenv("SUNDSTAT_LEDGER_URL", "postgresql://env:pw-from-env@db-a/ledger")
+    flag = "postgresql://flag:pw-from-flag@db-b:5433/ledger"
+    settings = _serve_settings(build_parser().parse_args(["serve", "--db", str(db), "--ledger-url", flag]))
+    assert settings.ledger_url is not None and settings.ledger_url.get_secret_value() == flag
+    assert settings.to_env()["SUNDSTAT_LEDGER_URL"] == flag  # what the uvicorn workers read
+    assert settings.ledger_description == "flag@db-b:5433/ledger (PostgreSQL)"
+    without_flag = _serve_settings(build_parser().parse_args(["serve", "--db", str(db)]))
+    assert without_flag.ledger_url == SecretStr("postgresql://env:pw-from-env@db-a/ledger")
+    assert "pw-from" not in repr(settings) + str(settings)
+
+
+def test_blank_ledger_url_means_sqlite_in_the_state_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SUNDSTAT_LEDGER_URL", "  ")
+    settings = Settings(state_dir=tmp_path)
+    assert settings.ledger_url is None and settings.ledger_description == str(tmp_path / "ledger.sqlite")
+
+
+def test_serve_refuses_a_ledger_url_that_is_not_postgres_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
+) -> None:
+    args = ["--db", str(db), "--state-dir", str(tmp_path / "state"), "--no-dashboard"]
+    code = main(["serve", *args, "--ledger-url", "mysql://u:s3cret@h/db"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "SUNDSTAT_LEDGER_URL (--ledger-url) must be a postgresql://" in err and "s3cret" not in err
