@@ -1,8 +1,9 @@
 """The dashboard's logic as plain functions: no Streamlit, no network, so every piece is unit-tested.
 
-Catalog lookups (columns, operators, code search), the query draft and its JSON, idempotency keys,
-releases as DataFrames, CSV/Parquet bytes, client-code snippets, and the shapes of previews, budgets
-and transparency reports. Everything works on the JSON bodies of the HTTP API (DESIGN.md section 6).
+Catalog lookups (columns, operators, code search, contribution-bounding limits), the query draft and
+its JSON, the SQL draft and the position of SQL errors, idempotency keys, releases as DataFrames,
+CSV/Parquet bytes, client-code snippets, and the shapes of previews, budgets and transparency reports.
+Everything works on the JSON bodies of the HTTP API (DESIGN.md section 6).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 __all__ = [
     "CONFIDENCE_LEVELS",
     "MEASURES",
+    "BoundingLimit",
     "BudgetSummary",
     "ColumnKind",
     "Condition",
@@ -30,12 +32,15 @@ __all__ = [
     "LossKind",
     "PreviewSummary",
     "QueryDraft",
+    "SqlDraft",
     "application_body",
+    "bounding_limits",
     "budget_summary",
     "code_label",
     "column_index",
     "column_kind",
     "csv_bytes",
+    "error_position",
     "group_columns",
     "group_columns_of",
     "idempotency_key",
@@ -55,6 +60,8 @@ __all__ = [
     "releases_frame",
     "search_catalog",
     "search_codes",
+    "sql_excerpt",
+    "sql_snippet",
     "suppression_threshold",
     "table_frame",
     "transparency_projects_frame",
@@ -64,6 +71,7 @@ __all__ = [
 Json = dict[str, Any]
 Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile"]
 LossKind = Literal["epsilon", "rho", "target_ci"]
+BoundingName = Literal["max_groups", "max_rows"]
 ColumnKind = Literal["codes", "number", "date", "text"]
 
 MEASURES: tuple[Measure, ...] = ("count_persons", "count_rows", "sum", "mean", "quantile")
@@ -123,6 +131,51 @@ def group_columns(catalog: Mapping[str, Any], registers: Iterable[str] | None = 
     public = [name for name, col in cols.items() if col.get("keyset")]
     open_ = [name for name, col in cols.items() if col.get("open_domain") and not col.get("keyset")]
     return public + open_
+
+
+@dataclass(frozen=True)
+class BoundingLimit:
+    """A contribution bound the analyst may tighten: the catalog's default and maximum for the register."""
+
+    name: BoundingName
+    register: str
+    default: int
+    maximum: int
+
+
+def _grain(catalog: Mapping[str, Any], measure: str, register: str, group_by: Sequence[str]) -> str:
+    """The register whose rows are bounded: for ``count_persons``, the one non-person group register."""
+    if measure != "count_persons":
+        return register
+    person = str(catalog.get("person_register") or "cpr")
+    others = [g.partition(".")[0] for g in group_by if "." in g and g.partition(".")[0] != person]
+    return others[0] if others else person
+
+
+def bounding_limits(
+    catalog: Mapping[str, Any], measure: str, register: str, group_by: Sequence[str]
+) -> list[BoundingLimit]:
+    """The contribution bounds (``max_groups``, ``max_rows``) that can be tightened for this query.
+
+    As the engine bounds: nothing on a register with one row per person; ``max_groups`` only when a
+    group column is on the bounded register; ``max_rows`` not when counting persons. A bound whose
+    catalog maximum is 1 has nothing to tighten.
+    """
+    grain = _grain(catalog, measure, register, group_by)
+    reg = next((r for r in catalog.get("registers", []) if r.get("name") == grain), None)
+    if reg is None or reg.get("grain") == "person":
+        return []
+    found: list[BoundingLimit] = []
+    wanted: list[tuple[BoundingName, str, bool]] = [
+        ("max_groups", "groups_per_person", any(g.partition(".")[0] == grain for g in group_by)),
+        ("max_rows", "rows_per_person", measure != "count_persons"),
+    ]
+    for name, field_name, applies in wanted:
+        limits = reg.get(field_name) or {}
+        maximum, default = int(limits.get("max") or 1), int(limits.get("default") or 1)
+        if applies and maximum > 1:
+            found.append(BoundingLimit(name, grain, default, maximum))
+    return found
 
 
 def keyset_of(catalog: Mapping[str, Any], qualified: str) -> Json | None:
@@ -280,6 +333,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _check_bounding(max_groups: int | None, max_rows: int | None) -> None:
+    for name, value in (("max_groups", max_groups), ("max_rows", max_rows)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise DraftError("error_bounding", name=name)
+
+
+def _check_loss(loss: Any, kind: str) -> None:
+    if not (isinstance(loss, int | float) and math.isfinite(loss) and loss > 0):
+        raise DraftError("error_loss", kind=kind)
+
+
 def loss_kinds(mode: str) -> list[LossKind]:
     """How the loss can be stated: epsilon always, rho in zCDP projects, or accuracy-first."""
     return ["epsilon", "rho", "target_ci"] if mode == "zcdp" else ["epsilon", "target_ci"]
@@ -300,6 +364,8 @@ class QueryDraft:
     loss_kind: LossKind = "epsilon"
     loss: float = 0.1
     confidence: float = 0.95
+    max_groups: int | None = None
+    max_rows: int | None = None
 
     def __post_init__(self) -> None:
         if self.measure not in MEASURES:
@@ -312,11 +378,12 @@ class QueryDraft:
             raise DraftError("error_group_by", count=len(self.group_by))
         if len(set(self.group_by)) != len(self.group_by):
             raise DraftError("error_group_by_repeat")
-        if not (isinstance(self.loss, int | float) and math.isfinite(self.loss) and self.loss > 0):
-            raise DraftError("error_loss", kind=self.loss_kind)
+        _check_loss(self.loss, self.loss_kind)
+        _check_bounding(self.max_groups, self.max_rows)
 
     def to_query(self) -> Json:
-        """The query JSON: one of epsilon, rho or target_ci; column, bounds and quantile only where used."""
+        """The query JSON: one of epsilon, rho or target_ci; column, bounds and quantile only where used;
+        ``max_groups``/``max_rows`` only when set."""
         value_measure = self.measure in _VALUE_MEASURES
         query: Json = {
             "project": self.project,
@@ -330,7 +397,70 @@ class QueryDraft:
             self.loss_kind: self.loss,
             "confidence": self.confidence,
         }
+        for name, value in (("max_groups", self.max_groups), ("max_rows", self.max_rows)):
+            if value is not None:
+                query[name] = value
         return query
+
+
+@dataclass(frozen=True)
+class SqlDraft:
+    """What the SQL tab holds; ``to_body()`` is the request body of ``/v1/sql/preview`` and ``/v1/sql``."""
+
+    project: str
+    sql: str
+    loss_kind: LossKind = "epsilon"
+    loss: float = 0.1
+    confidence: float = 0.95
+    max_groups: int | None = None
+    max_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sql.strip():
+            raise DraftError("error_sql_empty")
+        _check_loss(self.loss, self.loss_kind)
+        _check_bounding(self.max_groups, self.max_rows)
+
+    def to_body(self) -> Json:
+        """The body: project, the SQL text (trailing blanks dropped, so positions stay those of the
+        text as typed), one of epsilon, rho or target_ci, confidence, and the bounds that are set."""
+        body: Json = {
+            "project": self.project,
+            "sql": self.sql.rstrip(),
+            self.loss_kind: self.loss,
+            "confidence": self.confidence,
+        }
+        for name, value in (("max_groups", self.max_groups), ("max_rows", self.max_rows)):
+            if value is not None:
+                body[name] = value
+        return body
+
+
+def error_position(body: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(line, column)`` of an SQL error body's ``position``, if it has one."""
+    position = body.get("position")
+    if not isinstance(position, Mapping):
+        return None
+    line, column = position.get("line"), position.get("column")
+    if isinstance(line, int) and isinstance(column, int) and line >= 1 and column >= 1:
+        return line, column
+    return None
+
+
+def sql_excerpt(sql: str, line: int, column: int) -> str:
+    r"""The line of ``sql`` an error points at, numbered, with a caret under the column (1-based).
+
+    >>> print(sql_excerpt("SELECT a\nFROM cpr WHERE a = 1 OR b = 2", 2, 22))
+    2 | FROM cpr WHERE a = 1 OR b = 2
+      |                      ^
+    """
+    lines = sql.split("\n")  # the service counts lines by newline characters
+    if not 1 <= line <= len(lines):
+        return ""
+    text = lines[line - 1].rstrip("\r")
+    number = f"{line} | "
+    pad = "".join("\t" if ch == "\t" else " " for ch in text[: column - 1])
+    return f"{number}{text}\n{' ' * (len(number) - 2)}| {pad}^"
 
 
 def query_fingerprint(query: Mapping[str, Any]) -> str:
@@ -376,6 +506,35 @@ def python_snippet(query: Mapping[str, Any], api_url: str) -> str:
         f'with Client("{api_url}", token=os.environ["SUNDSTAT_TOKEN"]) as api:\n'
         "    preview = api.preview(query)  # free: cost and expected accuracy\n"
         "    release = api.run(query, idempotency_key=key)  # spends budget\n\n"
+        'for row in release["rows"]:\n'
+        "    print(row)\n"
+    )
+
+
+def _sql_literal(sql: str) -> str:
+    """The SQL text as a Python literal: a triple-quoted string where that is exact, else ``repr``."""
+    if '"""' in sql or "\\" in sql or "\r" in sql or sql.endswith('"'):
+        return repr(sql)
+    return f'"""{sql}"""'
+
+
+def sql_snippet(body: Mapping[str, Any], api_url: str) -> str:
+    """Python code that previews and runs the same SQL query with ``Client.sql_preview`` and ``Client.sql``.
+
+    The token is read from the ``SUNDSTAT_TOKEN`` environment variable, never written into the code.
+    """
+    project = body.get("project")
+    options = "".join(f", {k}={v!r}" for k, v in body.items() if k not in ("project", "sql"))
+    return (
+        "import os\n"
+        "import uuid\n\n"
+        "from service.client import Client\n\n"
+        f"sql = {_sql_literal(str(body.get('sql', '')))}\n\n"
+        "# Keep the key: a retry with the same key returns the stored release instead of spending again.\n"
+        "key = str(uuid.uuid4())\n"
+        f'with Client("{api_url}", token=os.environ["SUNDSTAT_TOKEN"]) as api:\n'
+        f"    preview = api.sql_preview(sql, project={project!r}{options})  # free: cost and accuracy\n"
+        f"    release = api.sql(sql, project={project!r}, idempotency_key=key{options})  # spends budget\n\n"
         'for row in release["rows"]:\n'
         "    print(row)\n"
     )

@@ -10,14 +10,14 @@ import streamlit as st
 from . import charts, logic
 from .session import api_url, lang, public_catalog, t
 
-__all__ = ["render_release", "render_query_code"]
+__all__ = ["render_query_code", "render_release", "render_sql_code"]
 
 
 def _labels(catalog: Mapping[str, Any], groups: list[str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for group in groups:
         keyset = logic.keyset_of(catalog, group)
-        if keyset and keyset.get("labels"):
+        if keyset and (keyset.get("labels") or keyset.get("labels_da")):
             out[group] = {str(v): logic.code_label(keyset, v, lang()) for v in keyset.get("values", [])}
     return out
 
@@ -49,8 +49,49 @@ def render_query_code(query: Mapping[str, Any], key: str) -> None:
         )
 
 
-def render_release(release: Mapping[str, Any], query: Mapping[str, Any] | None, *, key: str) -> None:
-    """Privacy facts, chart with error bars, table with CIs (``<5`` for small cells) and downloads."""
+def render_sql_code(body: Mapping[str, Any], key: str, parsed: Mapping[str, Any] | None = None) -> None:
+    """An SQL request as SQL and as Python client code (``client.sql``), and the query it was parsed
+    into (``parsed``, a release's ``query``) as JSON; each with a download button."""
+    names = [t("query_as_sql"), t("query_as_python")] + ([t("query_as_parsed")] if parsed else [])
+    tabs = st.tabs(names)
+    with tabs[0]:
+        st.code(str(body.get("sql", "")), language="sql")
+        st.download_button(
+            t("download_sql"),
+            str(body.get("sql", "")),
+            file_name="query.sql",
+            mime="application/sql",
+            key=f"{key}_sql",
+            on_click="ignore",
+        )
+    with tabs[1]:
+        code = logic.sql_snippet(body, api_url())
+        st.code(code, language="python")
+        st.download_button(
+            t("download_python"),
+            code,
+            file_name="query.py",
+            mime="text/x-python",
+            key=f"{key}_py",
+            on_click="ignore",
+        )
+    if parsed:
+        with tabs[2]:
+            st.code(logic.query_json(parsed), language="json")
+
+
+def render_release(
+    release: Mapping[str, Any],
+    query: Mapping[str, Any] | None,
+    *,
+    key: str,
+    sql: Mapping[str, Any] | None = None,
+) -> None:
+    """Privacy facts, chart with error bars, table with CIs (``<5`` for small cells) and downloads.
+
+    ``query`` is the JSON query shown as code; for a release of an SQL query, ``sql`` is the request
+    body instead (shown as SQL, Python client code and the parsed query).
+    """
     summary = logic.release_summary(release)
     if summary["cached"]:
         st.info(t("release_cached"), icon=":material/history:")
@@ -108,6 +149,9 @@ def render_release(release: Mapping[str, Any], query: Mapping[str, Any] | None, 
         key=f"{key}_parquet",
         on_click="ignore",
     )
-    if query:
+    if sql:
+        with st.expander(t("same_sql_as_code")):
+            render_sql_code(sql, key=f"{key}_code", parsed=release.get("query"))
+    elif query:
         with st.expander(t("same_query_as_code")):
             render_query_code(query, key=f"{key}_code")

@@ -96,7 +96,10 @@ _EXACT_GAUSSIAN_MAX_SCALE = 1024.0
 
 def _check_alpha(alpha: float) -> float:
     if isinstance(alpha, bool) or not math.isfinite(alpha) or not 0 < alpha < 1:
-        raise EngineInternalError(f"alpha must be strictly between 0 and 1; got {alpha!r}.")
+        raise EngineInternalError(
+            f"Internal error: alpha must be strictly between 0 and 1, got {alpha!r}. "
+            "This is a bug in sundstat."
+        )
     return float(alpha)
 
 
@@ -156,7 +159,10 @@ def half_width(calibration: NoiseCalibration, alpha: float) -> float:
 def _units(half_width: float, resolution: float) -> int:
     """Target half-width in integer units: the largest integer ``a`` with ``a * resolution <= half_width``."""
     if isinstance(half_width, bool) or not math.isfinite(half_width) or half_width < 0:
-        raise QueryError(f"The target interval half-width must be a non-negative number; got {half_width!r}.")
+        raise QueryError(
+            f"The target interval half-width must be a non-negative number, got {half_width!r}; "
+            "give a number above 0."
+        )
     if not math.isfinite(resolution) or resolution <= 0:
         raise EngineInternalError(f"A resolution must be positive; got {resolution!r}.")
     return math.floor(Fraction(repr(float(half_width))) / Fraction(repr(float(resolution))))
@@ -226,7 +232,7 @@ def loss_for_half_width(
         return calibrate_for_half_width(kind, sensitivity, half_width, confidence, resolution=resolution)
     if measure in ("mean", "quantile"):
         raise UnsupportedQuery(
-            f"target_ci is not supported for {measure}: the width of its interval depends on the number of "
+            f"A target_ci is not supported for {measure}: the width of its interval depends on the number of "
             "rows, which is private, so no privacy loss can promise it. State epsilon or rho instead, and "
             "use a preview to see the interval it gives."
         )
@@ -274,7 +280,9 @@ def mean_interval(
 def quantile_score_error(calibration: NoiseCalibration, alpha: float) -> float:
     """Bound ``t`` (score units) with P(score of the selected > best score + t) <= alpha, per cell."""
     if calibration.mechanism != "noisy_max" or calibration.candidates is None:
-        raise EngineInternalError("quantile_score_error takes a noisy-max calibration.")
+        raise EngineInternalError(
+            "Internal error: quantile_score_error takes a noisy-max calibration. This is a bug in sundstat."
+        )
     alpha = _check_alpha(alpha)
     others = calibration.candidates - 1
     if others == 0:

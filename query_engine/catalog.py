@@ -13,11 +13,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Bounds",
@@ -93,14 +96,21 @@ class Bounds:
 
     def __post_init__(self) -> None:
         if isinstance(self.lo, str) != isinstance(self.hi, str):
-            raise CatalogError(f"bounds {self.lo!r}..{self.hi!r} mix dates and numbers")
+            raise CatalogError(
+                f"The bounds {self.lo!r}..{self.hi!r} mix a date and a number; "
+                "give two ISO dates or two numbers."
+            )
         if isinstance(self.lo, str):
             if dt.date.fromisoformat(self.lo) > dt.date.fromisoformat(str(self.hi)):
-                raise CatalogError(f"bounds {self.lo}..{self.hi} are reversed")
+                raise CatalogError(
+                    f"The bounds {self.lo}..{self.hi} are reversed; give the lower bound first."
+                )
         elif not float(self.lo) <= float(self.hi):
-            raise CatalogError(f"bounds {self.lo}..{self.hi} are reversed")
+            raise CatalogError(f"The bounds {self.lo}..{self.hi} are reversed; give the lower bound first.")
         if not self.resolution > 0:
-            raise CatalogError(f"resolution must be positive, got {self.resolution}")
+            raise CatalogError(
+                f"The resolution must be positive, got {self.resolution}; give e.g. 1 or 0.01."
+            )
 
     @property
     def magnitude(self) -> float:
@@ -113,19 +123,31 @@ class Bounds:
 
 @dataclass(frozen=True)
 class KeySet:
-    """A public set of group keys, with optional human labels (code -> title)."""
+    """A public set of group keys, with optional human labels (code -> title) in English and Danish.
+
+    ``labels`` are the English (or only) labels; ``labels_da`` the Danish ones, or None when the
+    catalog declares none (catalogs stored in databases built before Danish labels have none).
+    """
 
     name: str
     values: tuple[str | int, ...]
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     hierarchical: bool = False
     description: str = ""
+    labels_da: dict[str, str] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if len(set(self.values)) != len(self.values):
-            raise CatalogError(f"key set {self.name!r} has duplicate values")
+            raise CatalogError(f"The key set {self.name!r} has duplicate values; list each value once.")
         if not self.values:
-            raise CatalogError(f"key set {self.name!r} is empty")
+            raise CatalogError(f"The key set {self.name!r} is empty; give it at least one value.")
+        if self.labels_da:
+            unknown = sorted(set(self.labels_da) - {str(v) for v in self.values})
+            if unknown:
+                raise CatalogError(
+                    f"The key set {self.name!r} has Danish labels for {', '.join(map(repr, unknown[:5]))}, "
+                    "which are not among its values; label only its values."
+                )
 
     def __contains__(self, value: object) -> bool:
         return value in self._lookup
@@ -139,13 +161,17 @@ class KeySet:
         return cached
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "values": list(self.values),
             "labels": self.labels,
             "hierarchical": self.hierarchical,
             "description": self.description,
         }
+        # Only when declared, so a catalog without Danish labels dumps exactly as before.
+        if self.labels_da is not None:
+            out["labels_da"] = self.labels_da
+        return out
 
 
 @dataclass(frozen=True)
@@ -314,6 +340,7 @@ class Catalog:
                 labels=dict(ks.get("labels") or {}),
                 hierarchical=bool(ks.get("hierarchical", False)),
                 description=ks.get("description", ""),
+                labels_da=dict(ks["labels_da"]) if ks.get("labels_da") is not None else None,
             )
             for name, ks in data["keysets"].items()
         }
@@ -348,7 +375,10 @@ def load_catalog(directory: Path | str | None = None) -> Catalog:
         return Catalog.loads((base / "catalog.json").read_text(encoding="utf-8"))
     settings_file = base / "catalog.yaml"
     if not settings_file.is_file():
-        raise CatalogError(f"no catalog.yaml or catalog.json in {base}")
+        raise CatalogError(
+            f"There is no catalog.yaml or catalog.json in {base}; "
+            "give a catalog directory such as datasets/catalog."
+        )
     settings = yaml.safe_load(settings_file.read_text(encoding="utf-8"))
     classifications = (base / settings.get("classifications", "../classifications")).resolve()
     keysets = {
@@ -379,12 +409,19 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _resolve_keyset(name: str, spec: dict[str, Any], classifications: Path) -> KeySet:
-    """Build a key set from its declaration: explicit values, an integer range, bands or a file."""
+    """Build a key set from its declaration: explicit values, an integer range, bands or a file.
+
+    Labels: explicit ``labels`` and ``labels_da`` maps for values; for a file, its ``label`` and
+    ``label_da`` columns.
+    """
     hierarchical = bool(spec.get("hierarchical", False))
     description = spec.get("description", "")
+    labels_da: dict[str, str] | None = None
     if "values" in spec:
         values = tuple(spec["values"])
         labels = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
+        if spec.get("labels_da") is not None:
+            labels_da = {str(k): str(v) for k, v in spec["labels_da"].items()}
     elif "range" in spec:
         lo, hi = spec["range"]
         values = tuple(range(int(lo), int(hi) + 1))
@@ -397,17 +434,39 @@ def _resolve_keyset(name: str, spec: dict[str, Any], classifications: Path) -> K
         rows = _read_csv(classifications / spec["file"])
         if "where" in spec:
             rows = [r for r in rows if all(r[k] == str(v) for k, v in spec["where"].items())]
-        key, label = spec["key"], spec.get("label")
+        key, label, label_da = spec["key"], spec.get("label"), spec.get("label_da")
+        columns = list(rows[0]) if rows else []
+        for column in (key, label):
+            if column is not None and rows and column not in columns:
+                raise CatalogError(
+                    f"The key set {name!r} names the column {column!r}, which {spec['file']} does not have; "
+                    f"use one of its columns: {', '.join(columns)}."
+                )
         values = tuple(int(r[key]) if spec.get("integer") else r[key] for r in rows)
         labels = {str(r[key]): r[label] for r in rows} if label else {}
+        if label_da and rows and label_da not in columns:
+            # Labels are not privacy facts: a classification file without Danish names (an older or
+            # an operator's own) still loads, and the Danish view falls back to the English labels.
+            log.warning(
+                "The key set %r names the Danish label column %r, which %s does not have (columns: %s); "
+                "it gets no Danish labels. Add the column, or fix the name in catalog.yaml.",
+                name,
+                label_da,
+                spec["file"],
+                ", ".join(columns),
+            )
+        elif label_da:
+            labels_da = {str(r[key]): r[label_da] for r in rows}
     else:
-        raise CatalogError(f"key set {name!r} needs one of values, range, bands or file")
-    return KeySet(name, values, labels, hierarchical, description)
+        raise CatalogError(
+            f"The key set {name!r} needs one of values, range, bands or file; declare one of them."
+        )
+    return KeySet(name, values, labels, hierarchical, description, labels_da)
 
 
 def _text(raw: Any, what: str) -> Text:
     if not isinstance(raw, dict) or not {"en", "da"} <= raw.keys():
-        raise CatalogError(f"{what} needs an English and a Danish text (en, da)")
+        raise CatalogError(f"The {what} needs an English and a Danish text; give both, as en: and da:.")
     return Text(en=str(raw["en"]), da=str(raw["da"]))
 
 
@@ -422,17 +481,19 @@ def _bounds(raw: Any) -> Bounds | None:
 
 def _column_from_dict(raw: dict[str, Any], register: str) -> Column:
     name = raw["name"]
-    where = f"column {register}.{name}"
     derived = raw.get("derived")
     derivation = None
     if derived:
         if derived["kind"] not in _DERIVATIONS:
-            raise CatalogError(f"{where}: unknown derivation {derived['kind']!r}")
+            raise CatalogError(
+                f"Column {register}.{name} has the unknown derivation {derived['kind']!r}; use one of "
+                f"{', '.join(_DERIVATIONS)}."
+            )
         derivation = Derivation(derived["kind"], derived["from"], derived.get("also_from"))
     return Column(
         name=name,
         type=raw["type"],
-        description=_text(raw.get("description"), where),
+        description=_text(raw.get("description"), f"description of column {register}.{name}"),
         keyset=raw.get("keyset"),
         bounds=_bounds(raw.get("bounds")),
         null_value=raw.get("null_value"),
@@ -450,8 +511,8 @@ def _register_from_dict(raw: dict[str, Any]) -> Register:
     coverage = raw["coverage"]
     return Register(
         name=name,
-        title=_text(raw.get("title"), f"register {name} title"),
-        description=_text(raw.get("description"), f"register {name} description"),
+        title=_text(raw.get("title"), f"title of register {name}"),
+        description=_text(raw.get("description"), f"description of register {name}"),
         controller=str(raw["controller"]),
         coverage=(int(coverage["from"]), int(coverage["to"])),
         grain=raw["grain"],
@@ -465,59 +526,94 @@ def _check_catalog(catalog: Catalog) -> None:
     """Refuse a catalog whose privacy declarations are incomplete or inconsistent."""
     names = [r.name for r in catalog.registers]
     if len(set(names)) != len(names):
-        raise CatalogError("register names must be unique")
+        raise CatalogError("Register names must be unique; rename or remove the duplicate register.")
     if catalog.person_register not in names:
-        raise CatalogError(f"person register {catalog.person_register!r} is not defined")
+        raise CatalogError(
+            f"The person register {catalog.person_register!r} is not defined; add it or set person_register."
+        )
     if catalog.max_persons <= 0:
-        raise CatalogError("max_persons must be positive")
+        raise CatalogError(
+            f"The catalog's max_persons must be positive, got {catalog.max_persons}; "
+            "give the population size."
+        )
     for reg in catalog.registers:
         _check_register(reg, catalog)
 
 
 def _check_register(reg: Register, catalog: Catalog) -> None:
-    where = f"register {reg.name}"
     if reg.grain not in _GRAINS:
-        raise CatalogError(f"{where}: grain must be one of {_GRAINS}")
+        raise CatalogError(
+            f"Register {reg.name} has the grain {reg.grain!r}; use one of {', '.join(_GRAINS)}."
+        )
     for default, maximum, what in (
         (*reg.rows_per_person, "rows_per_person"),
         (*reg.groups_per_person, "groups_per_person"),
     ):
         if not 1 <= default <= maximum:
-            raise CatalogError(f"{where}: {what} needs 1 <= default <= max")
+            raise CatalogError(
+                f"Register {reg.name} declares {what} default {default} and max {maximum}; "
+                "they need 1 <= default <= max."
+            )
     if reg.grain == "person" and reg.rows_per_person != (1, 1):
-        raise CatalogError(f"{where}: a person-grain register has exactly one row per person")
+        raise CatalogError(
+            f"Register {reg.name} has the grain person, so it has exactly one row per person; set "
+            "rows_per_person default and max to 1."
+        )
     roles = [c.role for c in reg.columns]
     if roles.count("person_key") != 1 or roles.count("row_key") != 1:
-        raise CatalogError(f"{where}: needs exactly one person_key and one row_key column")
+        raise CatalogError(f"Register {reg.name} needs exactly one person_key column and one row_key column.")
     seen: set[str] = set()
     for col in reg.columns:
-        cw = f"column {reg.name}.{col.name}"
         if col.name in seen:
-            raise CatalogError(f"{cw} is defined twice")
+            raise CatalogError(f"Column {reg.name}.{col.name} is defined twice; keep one definition.")
         seen.add(col.name)
         if col.type not in _COLUMN_TYPES:
-            raise CatalogError(f"{cw}: type must be one of {_COLUMN_TYPES}")
+            raise CatalogError(
+                f"Column {reg.name}.{col.name} has the type {col.type!r}; use one of "
+                f"{', '.join(_COLUMN_TYPES)}."
+            )
         if col.role is not None:
             if col.role not in _ROLES:
-                raise CatalogError(f"{cw}: role must be one of {_ROLES}")
+                raise CatalogError(
+                    f"Column {reg.name}.{col.name} has the role {col.role!r}; use one of {', '.join(_ROLES)}."
+                )
             continue
         if col.open_domain:
             if col.type != "string" or col.keyset is not None:
-                raise CatalogError(f"{cw}: only string columns without a key set can be open_domain")
+                raise CatalogError(
+                    f"Column {reg.name}.{col.name} is open_domain, which only string columns without a key "
+                    "set can be; remove open_domain or the key set."
+                )
         elif col.keyset is None and col.bounds is None:
-            raise CatalogError(f"{cw} needs a public key set, declared bounds or open_domain: true")
+            raise CatalogError(
+                f"Column {reg.name}.{col.name} needs a public key set, declared bounds or open_domain: true."
+            )
         if col.keyset is not None and col.keyset not in catalog.keysets:
-            raise CatalogError(f"{cw}: unknown key set {col.keyset!r}")
+            raise CatalogError(
+                f"Column {reg.name}.{col.name} uses the unknown key set {col.keyset!r}; "
+                "declare it under keysets."
+            )
         if col.is_numeric and col.keyset is None:
             if col.bounds is None:
-                raise CatalogError(f"{cw}: numeric columns need bounds")
+                raise CatalogError(
+                    f"Column {reg.name}.{col.name} is numeric and needs bounds; declare bounds: {{lo, hi}}."
+                )
             if col.nullable and col.null_value is None:
-                raise CatalogError(f"{cw}: nullable numeric columns need a null_value")
+                raise CatalogError(
+                    f"Column {reg.name}.{col.name} is a nullable numeric column and needs a null_value; "
+                    "declare one."
+                )
         if col.derivation is not None:
             if not reg.has_column(col.derivation.source):
-                raise CatalogError(f"{cw}: derived from unknown column {col.derivation.source!r}")
+                raise CatalogError(
+                    f"Column {reg.name}.{col.name} is derived from the unknown column "
+                    f"{col.derivation.source!r}; "
+                    f"name a column of {reg.name}."
+                )
             if col.derivation.kind == "icd10_chapter" and not catalog.icd10_chapter_ranges:
-                raise CatalogError(f"{cw}: ICD-10 chapter ranges are missing")
+                raise CatalogError(
+                    f"Column {reg.name}.{col.name} needs the ICD-10 chapter ranges; add icd10_chapters.csv."
+                )
 
 
 def atc_prefix_length(kind: str) -> int:

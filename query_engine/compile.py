@@ -72,7 +72,11 @@ def _ref(table: str, name: str) -> exp.Column:
 
 def _lit(value: Any) -> exp.Expr:
     if isinstance(value, bool) or value is None:
-        raise EngineInternalError("unexpected literal (a bug in sundstat)", stage=_STAGE)
+        raise EngineInternalError(
+            "Internal error: an unexpected literal in the plan. This is a bug in sundstat; "
+            "nothing was released.",
+            stage=_STAGE,
+        )
     if isinstance(value, int | float):
         return exp.Literal.number(value)
     return exp.Literal.string(str(value))
@@ -169,7 +173,11 @@ class _Builder:
         bands = [re.fullmatch(r"(\d+)-(\d+)", str(v)) for v in labels]
         open_band = re.fullmatch(r"(\d+)\+", str(labels[-1]))
         if open_band is None or not all(bands[:-1]):
-            raise EngineInternalError("age band key set is not of the form a-b ... N+", stage=_STAGE)
+            raise EngineInternalError(
+                "Internal error: the age band key set is not of the form a-b ... N+. This is a bug in "
+                "sundstat; nothing was released.",
+                stage=_STAGE,
+            )
         width = int(bands[0].group(2)) - int(bands[0].group(1)) + 1  # type: ignore[union-attr]
         start = exp.Mul(this=exp.IntDiv(this=age.copy(), expression=_lit(width)), expression=_lit(width))
         label = exp.DPipe(

@@ -23,6 +23,7 @@ from .catalog import Catalog
 from .compile import CompiledQuery, compile_plan
 from .errors import EngineInternalError, LossOutOfRange, PrivacyInvariantError, QueryError
 from .mechanisms import (
+    DPArray,
     NoiseCalibration,
     PrivacyLoss,
     add_noise,
@@ -35,19 +36,7 @@ from .mechanisms import (
     total_loss,
 )
 from .plan import Plan, plan_query
-from .release import (
-    AccuracyPublic,
-    Preview,
-    Release,
-    accuracy_public,
-    columns_for,
-    count_rows,
-    mean_rows,
-    new_release_id,
-    privacy_public,
-    quantile_rows,
-    sum_rows,
-)
+from .release import Preview, Release, make_preview, make_release, mechanism_label
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
 from .validate import validate
@@ -157,30 +146,7 @@ class Engine:
     def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Loss, mechanism, scale and expected per-cell accuracy; touches no data, spends nothing."""
         prepared = self._prepare(query, context)
-        plan, calibrations = prepared.plan, prepared.calibrations
-        accuracy = _accuracy(query, plan, calibrations)
-        notes: list[str] = []
-        if plan.partition_selection:
-            open_columns = ", ".join(g.column.qualified for g in plan.groups if g.is_open)
-            notes.append(
-                f"Keys of {open_columns} are not public: only groups whose noisy count reaches "
-                f"{calibrations[0].threshold} are released."
-            )
-        elif plan.measure == "mean":
-            notes.append("A mean's interval depends on its noisy count; each released row carries its own.")
-        return Preview(
-            loss=privacy_public(calibrations, _parts(plan)),
-            mechanism=prepared.mechanism,
-            scale=calibrations[0].scale if len(calibrations) == 1 else None,
-            cells=plan.cells,
-            expected_half_width=accuracy.half_width,
-            confidence=query.confidence,
-            registers=list(plan.registers),
-            measure=plan.measure,
-            rank_error=accuracy.rank_error,
-            accuracy=accuracy,
-            notes=notes,
-        )
+        return make_preview(query, prepared.plan, prepared.calibrations)
 
     def run(
         self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None
@@ -190,19 +156,14 @@ class Engine:
         prepared = self._prepare(query, context)
         self._recheck(query, context, prepared, cost)
         exact = self._execute(prepared.plan)
-        rows = self._release_rows(query, prepared, exact)
-        plan = prepared.plan
-        return Release(
-            release_id=new_release_id(),
-            project=query.project,
-            privacy=privacy_public(prepared.calibrations, _parts(plan)),
-            confidence=query.confidence,
-            columns=columns_for(list(query.group_by), plan.measure),
-            rows=rows,
-            measure=plan.measure,
-            query=query.canonical(),
-            cells=len(rows),
-            accuracy=_accuracy(query, plan, prepared.calibrations),
+        keys, noisy = _noise(prepared, exact)
+        return make_release(
+            query,
+            prepared.plan,
+            prepared.calibrations,
+            keys,
+            noisy,
+            small_cell_threshold=self.settings.small_cell_threshold,
         )
 
     def _exact_for_tests(self, query: Query, context: ProjectContext | None = None) -> ExactAggregates:
@@ -233,7 +194,7 @@ class Engine:
             raise
         loss = _combined(calibrations)
         self._check_limits(loss)
-        mechanism = "+".join(dict.fromkeys(c.mechanism for c in calibrations))
+        mechanism = mechanism_label(calibrations)
         return _Prepared(plan, calibrations, loss, mechanism)
 
     def _calibrate(self, plan: Plan) -> tuple[NoiseCalibration, ...]:
@@ -327,69 +288,29 @@ class Engine:
                 stage="mechanism",
             )
 
-    def _release_rows(
-        self, query: Query, prepared: _Prepared, exact: ExactAggregates
-    ) -> list[dict[str, Any]]:
-        """Mechanisms on the exact aggregates, then post-processing of the DP outputs only."""
-        plan, calibrations = prepared.plan, prepared.calibrations
-        names = list(query.group_by)
-        threshold = self.settings.small_cell_threshold
-        confidence = query.confidence
-        if plan.partition_selection:
-            encoded = [json.dumps(list(k), ensure_ascii=False) for k in exact.keys]
-            kept, noisy = release_threshold(calibrations[0], encoded, exact.values["count"])
-            keys = [dict(zip(names, json.loads(k), strict=True)) for k in kept]
-            return count_rows(keys, noisy, calibrations[0], confidence, threshold)
-        keys = [dict(zip(names, k, strict=True)) for k in exact.keys]
-        if plan.measure in ("count_persons", "count_rows"):
-            noisy = add_noise(calibrations[0], exact.values["count"])
-            return count_rows(keys, noisy, calibrations[0], confidence, threshold)
-        value = plan.value
-        assert value is not None
-        bounds = (value.lo, value.hi)
-        if plan.measure == "sum":
-            noisy = add_noise(calibrations[0], exact.values["sum"])
-            return sum_rows(
-                keys, noisy, calibrations[0], confidence, resolution=value.resolution, bounds=bounds
-            )
-        if plan.measure == "mean":
-            noisy_sum = add_noise(calibrations[0], exact.values["sum"])
-            noisy_count = add_noise(calibrations[1], exact.values["count"])
-            return mean_rows(
-                keys,
-                noisy_sum,
-                noisy_count,
-                calibrations[0],
-                calibrations[1],
-                confidence,
-                bounds=bounds,
-                resolution=value.resolution,
-                small_cell_threshold=threshold,
-            )
-        quantile = plan.quantile
-        assert quantile is not None
-        selected = select_quantile(calibrations[0], exact.values["scores"])
-        candidates = [_number(c) for c in quantile.candidate_values(value.resolution)]
-        return quantile_rows(keys, selected, candidates, calibrations[0], confidence, quantile=quantile.level)
+
+def _noise(prepared: _Prepared, exact: ExactAggregates) -> tuple[list[tuple[Any, ...]], dict[str, DPArray]]:
+    """The mechanisms on the exact aggregates: the released keys and the DP outputs by name.
+
+    Nothing exact leaves this function: the keys are public (key-set order), or, with partition
+    selection, the keys that the noisy threshold kept.
+    """
+    plan, calibrations = prepared.plan, prepared.calibrations
+    if plan.partition_selection:
+        encoded = [json.dumps(list(k), ensure_ascii=False) for k in exact.keys]
+        kept, noisy_count = release_threshold(calibrations[0], encoded, exact.values["count"])
+        return [tuple(json.loads(k)) for k in kept], {"count": noisy_count}
+    keys = list(exact.keys)
+    if plan.measure == "quantile":
+        return keys, {"index": select_quantile(calibrations[0], exact.values["scores"])}
+    return keys, {
+        output.name: add_noise(calibration, exact.values[output.name])
+        for output, calibration in zip(plan.outputs, calibrations, strict=True)
+    }
 
 
 def _combined(calibrations: tuple[NoiseCalibration, ...]) -> PrivacyLoss:
     return calibrations[0].loss if len(calibrations) == 1 else total_loss(calibrations)
-
-
-def _parts(plan: Plan) -> list[str] | None:
-    return [o.name for o in plan.outputs] if len(plan.outputs) > 1 else None
-
-
-def _number(x: float) -> int | float:
-    return int(x) if float(x).is_integer() else x
-
-
-def _accuracy(query: Query, plan: Plan, calibrations: tuple[NoiseCalibration, ...]) -> AccuracyPublic:
-    resolution = plan.value.resolution if plan.value is not None and plan.measure == "sum" else 1.0
-    return accuracy_public(
-        plan.measure, calibrations[0], query.confidence, resolution=resolution, quantile=query.quantile_level
-    )
 
 
 def _sql_key(plan: Plan) -> tuple[Any, ...]:
@@ -421,17 +342,29 @@ def _exact(plan: Plan, table: pa.Table) -> ExactAggregates:
         m = plan.quantile.candidates
         scores = _int64(table, "score")
         if scores.size % m:
-            raise EngineInternalError("quantile scores do not fill the candidate grid", stage="execute")
+            raise EngineInternalError(
+                "Internal error: the quantile scores do not fill the candidate grid. This is a bug in "
+                "sundstat; nothing was released.",
+                stage="execute",
+            )
         cells = scores.size // m
         columns = [table.column(k).to_pylist()[::m] for k in key_names]
         keys = tuple(zip(*columns, strict=True)) if key_names else ((),)
         if len(keys) != cells:
-            raise EngineInternalError("quantile cells do not match the key sets", stage="execute")
+            raise EngineInternalError(
+                "Internal error: the quantile cells do not match the key sets. This is a bug in sundstat; "
+                "nothing was released.",
+                stage="execute",
+            )
         return ExactAggregates(keys, {"scores": scores.reshape(cells, m)})
     columns = [table.column(k).to_pylist() for k in key_names]
     keys = tuple(zip(*columns, strict=True)) if key_names else ((),) * table.num_rows
     if not plan.partition_selection and len(keys) != plan.cells:
-        raise EngineInternalError("the result does not hold one row per public key", stage="execute")
+        raise EngineInternalError(
+            "Internal error: the result does not hold one row per public key. This is a bug in sundstat; "
+            "nothing was released.",
+            stage="execute",
+        )
     values: dict[str, np.ndarray] = {
         o.name: _int64(table, {"count": "n", "sum": "s"}[o.name]) for o in plan.outputs
     }

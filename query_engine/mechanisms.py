@@ -268,7 +268,10 @@ def _sqrt_up(n: int) -> float:
 
 def _check_target(name: str, value: float | None) -> float:
     if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise LossOutOfRange(f"The privacy loss {name} must be a positive, finite number; got {value!r}.")
+        raise LossOutOfRange(
+            f"The privacy loss {name} must be a positive, finite number, got {value!r}; "
+            "give a number above 0."
+        )
     return float(value)
 
 
@@ -457,13 +460,15 @@ def add_noise(calibration: NoiseCalibration, exact: np.ndarray) -> DPArray:
     """
     if calibration.mechanism not in ("discrete_laplace", "discrete_gaussian"):
         raise EngineInternalError(
-            f"add_noise takes a Laplace or Gaussian calibration, not {calibration.mechanism}.",
+            f"Internal error: add_noise takes a Laplace or Gaussian calibration, not {calibration.mechanism}."
+            " This is a bug in sundstat; nothing was released.",
             stage="mechanism",
         )
     values = np.asarray(exact)
     if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
         raise EngineInternalError(
-            f"add_noise takes a one-dimensional integer vector; got {values.dtype} with shape {values.shape}.",
+            "Internal error: add_noise takes a one-dimensional integer vector, not "
+            f"{values.dtype} with shape {values.shape}. This is a bug in sundstat; nothing was released.",
             stage="mechanism",
         )
     values = _int64(values)
@@ -497,7 +502,10 @@ def total_loss(parts: Iterable[NoiseCalibration | PrivacyLoss]) -> PrivacyLoss:
     """The loss of a composition: epsilons (or rhos) and deltas added exactly, rounded up."""
     losses = [p.loss if isinstance(p, NoiseCalibration) else p for p in parts]
     if not losses:
-        raise EngineInternalError("total_loss needs at least one part.")
+        raise EngineInternalError(
+            "Internal error: total_loss needs at least one part. This is a bug in sundstat; "
+            "nothing was released."
+        )
     measures = {loss.measure for loss in losses}
     if len(measures) != 1:
         raise EngineInternalError(
@@ -512,7 +520,9 @@ def total_loss(parts: Iterable[NoiseCalibration | PrivacyLoss]) -> PrivacyLoss:
 def quantile_fraction(q: float) -> tuple[int, int]:
     """The quantile as an exact reduced fraction ``(num, den)`` of its decimal form (0.95 -> 19/20)."""
     if isinstance(q, bool) or not isinstance(q, int | float) or not math.isfinite(q) or not 0 < q < 1:
-        raise UnsupportedQuery(f"A quantile must be a number strictly between 0 and 1; got {q!r}.")
+        raise UnsupportedQuery(
+            f"A quantile must be a number strictly between 0 and 1, got {q!r}; give e.g. 0.5 for the median."
+        )
     fraction = Fraction(repr(float(q)))
     if fraction.denominator > _MAX_QUANTILE_DENOMINATOR:
         raise UnsupportedQuery(
@@ -579,7 +589,8 @@ def select_quantile(calibration: NoiseCalibration, scores: np.ndarray) -> DPArra
     """
     if calibration.mechanism != "noisy_max":
         raise EngineInternalError(
-            f"select_quantile takes a noisy-max calibration, not {calibration.mechanism}."
+            f"Internal error: select_quantile takes a noisy-max calibration, not {calibration.mechanism}."
+            " This is a bug in sundstat; nothing was released."
         )
     matrix = np.asarray(scores)
     if (
@@ -616,7 +627,10 @@ def calibrate_threshold(
     measure = _measure_of(kind)
     target = _target(measure, epsilon, rho)
     if isinstance(delta, bool) or not math.isfinite(delta) or not 0 < delta < 1:
-        raise LossOutOfRange(f"Partition selection needs a delta strictly between 0 and 1; got {delta!r}.")
+        raise LossOutOfRange(
+            f"Partition selection needs a delta strictly between 0 and 1, got {delta!r}; "
+            "give a delta such as 1e-7."
+        )
     return _calibrate_threshold(kind, sensitivity, target, float(delta))
 
 
@@ -678,13 +692,20 @@ def release_threshold(
     """
     if calibration.mechanism != "noise_threshold":
         raise EngineInternalError(
-            f"release_threshold takes a threshold calibration, not {calibration.mechanism}."
+            f"Internal error: release_threshold takes a threshold calibration, not {calibration.mechanism}."
+            " This is a bug in sundstat; nothing was released."
         )
     counts = np.asarray(exact_counts)
     if counts.ndim != 1 or len(counts) != len(keys) or not np.issubdtype(counts.dtype, np.integer):
-        raise EngineInternalError("release_threshold needs one integer count per key.")
+        raise EngineInternalError(
+            "Internal error: release_threshold needs one integer count per key. This is a bug in sundstat; "
+            "nothing was released."
+        )
     if not all(isinstance(key, str) for key in keys) or len(set(keys)) != len(keys):
-        raise EngineInternalError("release_threshold needs distinct string keys.")
+        raise EngineInternalError(
+            "Internal error: release_threshold needs distinct string keys. This is a bug in sundstat; "
+            "nothing was released."
+        )
     counts = _int64(counts)
     measurement = _measurement_for(calibration)
     released: dict[str, int] = measurement(dict(zip(keys, counts.tolist(), strict=True)))

@@ -323,7 +323,7 @@ def _group_key(catalog: Catalog, qualified: str) -> GroupKey:
 def _filter(catalog: Catalog, condition: Condition) -> Filter:
     register, column = resolve_column(catalog, condition.column)
     raw = condition.value if isinstance(condition.value, list) else [condition.value]
-    values = tuple(typed_value(column, v, "condition") for v in raw)
+    values = tuple(typed_value(column, v, f"the condition on {register.name}.{column.name}") for v in raw)
     if condition.op == "in":
         values = tuple(sorted(set(values), key=lambda v: (str(type(v)), v)))
     return Filter(ColumnRef(register.name, column.name), condition.op, values)

@@ -18,7 +18,8 @@ aggregate cannot reach a release by mistake. What it does, all of it post-proces
   meaning given in ``query_engine.accuracy``; ``ci_low``/``ci_high`` are null.
 
 Interval endpoints are rounded outward (down/up), so rounding never reduces coverage.
-``make_release`` and ``make_preview`` are the engine's entry points (plan + calibrations -> models).
+``make_preview`` and ``make_release`` are what the engine calls (plan, calibrations and, for a
+release, the mechanisms' outputs -> the public models); the engine applies the mechanisms itself.
 """
 
 from __future__ import annotations
@@ -35,12 +36,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from query_engine.accuracy import alpha_for, half_width, mean_interval, quantile_rank_error
 from query_engine.errors import EngineInternalError, PrivacyInvariantError
-from query_engine.mechanisms import DPArray, NoiseCalibration, PrivacyLoss, quantile_fraction, total_loss
+from query_engine.mechanisms import DPArray, NoiseCalibration, quantile_fraction, total_loss
 
 if TYPE_CHECKING:
-    from query_engine.catalog import Catalog
     from query_engine.plan import Plan
-    from query_engine.settings import EngineSettings
     from query_engine.spec import Query
 
 __all__ = [
@@ -54,6 +53,7 @@ __all__ = [
     "count_rows",
     "make_preview",
     "make_release",
+    "mechanism_label",
     "mean_rows",
     "new_release_id",
     "privacy_public",
@@ -254,12 +254,15 @@ def columns_for(group_by: Sequence[str], measure: Measure) -> list[str]:
 def _require_dp(name: str, values: Any) -> np.ndarray:
     if not isinstance(values, DPArray):
         raise PrivacyInvariantError(
-            f"Post-processing received {name} that is not the output of an OpenDP measurement: this is a bug, "
-            "and nothing was released."
+            f"Post-processing received {name} that is not the output of an OpenDP measurement: "
+            "this is a bug, and nothing was released."
         )
     array = np.asarray(values)
     if array.ndim != 1:
-        raise EngineInternalError(f"{name} must be one-dimensional.")
+        raise EngineInternalError(
+            f"Internal error: {name} must be one-dimensional. This is a bug in sundstat; "
+            "nothing was released."
+        )
     return array
 
 
@@ -361,7 +364,10 @@ def threshold_rows(
 ) -> list[Row]:
     """Rows of a count with DP partition selection (keys from ``release_threshold``)."""
     if calibration.mechanism != "noise_threshold":
-        raise EngineInternalError("threshold_rows takes a noise-threshold calibration.")
+        raise EngineInternalError(
+            "Internal error: threshold_rows takes a noise-threshold calibration. This is a bug in sundstat; "
+            "nothing was released."
+        )
     return count_rows(
         [{column: key} for key in kept_keys], noisy, calibration, confidence, small_cell_threshold
     )
@@ -496,65 +502,45 @@ def quantile_rows(
 # --- the engine's entry points --------------------------------------------------------------------
 
 
-def _checked_privacy(
-    plan: Plan, calibrations: Sequence[NoiseCalibration], loss: PrivacyLoss
-) -> PrivacyPublic:
-    parts = [o.name for o in plan.outputs] if len(calibrations) > 1 else None
-    privacy = privacy_public(calibrations, parts)
-    if total_loss(calibrations) != loss:
-        raise PrivacyInvariantError(
-            f"The loss of the calibrations ({total_loss(calibrations)}) differs from the loss charged ({loss}): "
-            "this is a bug, and nothing was released.",
-            stage="mechanism",
-        )
-    return privacy
+def mechanism_label(calibrations: Sequence[NoiseCalibration]) -> str:
+    """The mechanisms of a query's calibrations, in order, joined by ``+`` (the cost's ``mechanism``)."""
+    return "+".join(dict.fromkeys(c.mechanism for c in calibrations))
 
 
-def _resolution(plan: Plan) -> float:
-    return float(plan.value.resolution) if plan.value is not None else 1.0
+def _parts(plan: Plan) -> list[str] | None:
+    return [o.name for o in plan.outputs] if len(plan.outputs) > 1 else None
 
 
-def _accuracy(plan: Plan, calibrations: Sequence[NoiseCalibration]) -> AccuracyPublic:
-    quantile = plan.quantile.level if plan.quantile is not None else None
-    resolution = _resolution(plan) if plan.measure == "sum" else 1.0
+def _number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+def _accuracy(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration]) -> AccuracyPublic:
+    resolution = plan.value.resolution if plan.value is not None and plan.measure == "sum" else 1.0
     return accuracy_public(
-        plan.measure, calibrations[0], plan.loss.confidence, resolution=resolution, quantile=quantile
+        plan.measure, calibrations[0], query.confidence, resolution=resolution, quantile=query.quantile_level
     )
 
 
-def make_preview(
-    query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration], loss: PrivacyLoss, catalog: Catalog
-) -> Preview:
+def make_preview(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration]) -> Preview:
     """The preview of a planned query: its loss, mechanism and expected per-cell accuracy."""
-    privacy = _checked_privacy(plan, calibrations, loss)
-    accuracy = _accuracy(plan, calibrations)
-    confidence = plan.loss.confidence
+    accuracy = _accuracy(query, plan, calibrations)
     notes: list[str] = []
-    if plan.measure == "mean":
-        alpha = alpha_for(confidence)
-        sum_half = _scaled(int(half_width(calibrations[0], alpha / 2)), _resolution(plan))
-        count_half = int(half_width(calibrations[1], alpha / 2))
-        notes.append(
-            f"A mean's interval depends on its noisy count: it is built from the noisy sum (+/- {sum_half}) "
-            f"and the noisy count (+/- {count_half}), each at {1 - alpha / 2:.4g} confidence."
-        )
-    if plan.measure == "quantile":
-        notes.append(
-            "A quantile comes with a rank error: with the stated confidence, the released value's rank misses "
-            "the target rank by at most rank_error rows more than the best candidate of the grid does."
-        )
     if plan.partition_selection:
+        open_columns = ", ".join(g.column.qualified for g in plan.groups if g.is_open)
         notes.append(
-            f"Groups whose noisy count is below {calibrations[0].threshold} are not released "
-            f"(partition selection, delta = {privacy.delta:.3g})."
+            f"Keys of {open_columns} are not public: only groups whose noisy count reaches "
+            f"{calibrations[0].threshold} are released."
         )
+    elif plan.measure == "mean":
+        notes.append("A mean's interval depends on its noisy count; each released row carries its own.")
     return Preview(
-        loss=privacy,
-        mechanism=privacy.mechanism,
-        scale=privacy.scale,
+        loss=privacy_public(calibrations, _parts(plan)),
+        mechanism=mechanism_label(calibrations),
+        scale=calibrations[0].scale if len(calibrations) == 1 else None,
         cells=plan.cells,
         expected_half_width=accuracy.half_width,
-        confidence=confidence,
+        confidence=query.confidence,
         registers=list(plan.registers),
         measure=plan.measure,
         rank_error=accuracy.rank_error,
@@ -567,63 +553,63 @@ def make_release(
     query: Query,
     plan: Plan,
     calibrations: Sequence[NoiseCalibration],
-    loss: PrivacyLoss,
-    noisy: Mapping[str, Any],
-    catalog: Catalog,
-    settings: EngineSettings,
+    keys: Sequence[Sequence[Any]],
+    noisy: Mapping[str, DPArray],
+    *,
+    small_cell_threshold: int,
 ) -> Release:
-    """The release of a query from its DP outputs (``noisy``: keys and DPArrays) and public facts."""
-    privacy = _checked_privacy(plan, calibrations, loss)
-    confidence = plan.loss.confidence
-    threshold = settings.small_cell_threshold
-    group_columns = list(plan.group_columns)
-    keys = [dict(zip(group_columns, key, strict=True)) for key in noisy["keys"]]
+    """The release of a query from its DP outputs and public facts only.
+
+    ``keys`` are the released group keys in order (for partition selection: the kept ones), and
+    ``noisy`` the mechanisms' outputs by name: ``count``, ``sum`` (counts, sums, means) or ``index``
+    (the selected quantile candidate per cell).
+    """
+    names = list(query.group_by)
+    named = [dict(zip(names, key, strict=True)) for key in keys]
+    confidence = query.confidence
+    first = calibrations[0]
     rows: list[Row]
     if plan.measure in ("count_persons", "count_rows"):
-        rows = count_rows(keys, noisy["count"], calibrations[0], confidence, threshold)
+        rows = count_rows(named, noisy["count"], first, confidence, small_cell_threshold)
     elif plan.partition_selection:
         raise EngineInternalError("Partition selection is only planned for counts.")
-    elif plan.measure == "sum":
-        assert plan.value is not None
-        rows = sum_rows(
-            keys,
-            noisy["sum"],
-            calibrations[0],
-            confidence,
-            resolution=_resolution(plan),
-            bounds=(plan.value.lo, plan.value.hi),
-        )
-    elif plan.measure == "mean":
-        assert plan.value is not None
-        rows = mean_rows(
-            keys,
-            noisy["sum"],
-            noisy["count"],
-            calibrations[0],
-            calibrations[1],
-            confidence,
-            bounds=(plan.value.lo, plan.value.hi),
-            resolution=_resolution(plan),
-            small_cell_threshold=threshold,
-        )
     else:
-        assert plan.quantile is not None and plan.value is not None
-        resolution = _resolution(plan)
-        whole = float(resolution).is_integer()
-        candidates = [int(v) if whole else v for v in plan.quantile.candidate_values(resolution)]
-        rows = quantile_rows(
-            keys, noisy["index"], candidates, calibrations[0], confidence, quantile=plan.quantile.level
-        )
+        value = plan.value
+        assert value is not None
+        bounds = (value.lo, value.hi)
+        if plan.measure == "sum":
+            rows = sum_rows(
+                named, noisy["sum"], first, confidence, resolution=value.resolution, bounds=bounds
+            )
+        elif plan.measure == "mean":
+            rows = mean_rows(
+                named,
+                noisy["sum"],
+                noisy["count"],
+                first,
+                calibrations[1],
+                confidence,
+                bounds=bounds,
+                resolution=value.resolution,
+                small_cell_threshold=small_cell_threshold,
+            )
+        else:
+            quantile = plan.quantile
+            assert quantile is not None
+            candidates = [_number(c) for c in quantile.candidate_values(value.resolution)]
+            rows = quantile_rows(
+                named, noisy["index"], candidates, first, confidence, quantile=quantile.level
+            )
     return Release(
         release_id=new_release_id(),
         project=query.project,
-        privacy=privacy,
+        privacy=privacy_public(calibrations, _parts(plan)),
         confidence=confidence,
-        columns=columns_for(group_columns, plan.measure),
+        columns=columns_for(names, plan.measure),
         rows=rows,
         measure=plan.measure,
         query=query.canonical(),
         cells=len(rows),
-        accuracy=_accuracy(plan, calibrations),
-        small_cell_threshold=threshold,
+        accuracy=_accuracy(query, plan, calibrations),
+        small_cell_threshold=small_cell_threshold,
     )

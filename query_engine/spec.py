@@ -59,17 +59,19 @@ class Condition(BaseModel):
     def _value_fits_op(self) -> Condition:
         if self.op == "in":
             if not isinstance(self.value, list) or not self.value:
-                raise ValueError("operator 'in' needs a non-empty list of values")
+                raise ValueError("Operator 'in' needs a non-empty list of values")
             if len(self.value) > 10_000:
-                raise ValueError("operator 'in' takes at most 10000 values")
+                raise ValueError(
+                    "Operator 'in' takes at most 10000 values; split the list over several queries"
+                )
         elif self.op == "between":
             if not isinstance(self.value, list) or len(self.value) != 2:
-                raise ValueError("operator 'between' needs a list of two values [low, high]")
+                raise ValueError("Operator 'between' needs a list of two values [low, high]")
         elif isinstance(self.value, list):
-            raise ValueError(f"operator {self.op!r} needs a single value, not a list")
+            raise ValueError(f"Operator {self.op!r} needs a single value, not a list; use 'in' for a list")
         values = self.value if isinstance(self.value, list) else [self.value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-            raise ValueError("values must be finite numbers")
+            raise ValueError("Values must be finite numbers")
         return self
 
     def canonical(self) -> dict[str, Any]:
@@ -112,16 +114,19 @@ class Query(BaseModel):
         given = [name for name in ("epsilon", "rho", "target_ci") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of epsilon, rho or target_ci"
+                "Give exactly one of epsilon, rho or target_ci"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         value = getattr(self, given[0])
         if not math.isfinite(value):
-            raise ValueError(f"{given[0]} must be a finite number")
+            raise ValueError(f"The privacy loss {given[0]} must be a finite number")
         if self.bounds is not None and not all(math.isfinite(b) for b in self.bounds):
-            raise ValueError("bounds must be finite numbers")
+            raise ValueError("Bounds must be finite numbers")
         if self.quantile is not None and self.measure != "quantile":
-            raise ValueError("quantile is only for measure 'quantile'")
+            raise ValueError(
+                "A quantile level is only for measure 'quantile'; "
+                "remove 'quantile' or set the measure to 'quantile'"
+            )
         return self
 
     @property
@@ -197,7 +202,7 @@ class ProjectContext:
 
     def __post_init__(self) -> None:
         if self.mode not in ("pure", "zcdp"):
-            raise ValueError(f"mode must be 'pure' or 'zcdp', got {self.mode!r}")
+            raise ValueError(f"The project mode must be 'pure' or 'zcdp', got {self.mode!r}")
 
 
 def parse_query(data: Mapping[str, Any] | str | bytes) -> Query:

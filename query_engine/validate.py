@@ -41,6 +41,7 @@ _STAGE = "validate"
 _RANGE_OPS = ("between", "<", "<=", ">", ">=")
 _EQUALITY_OPS = ("=", "!=", "in")
 _VALUE_MEASURES = ("sum", "mean", "quantile")
+_LOOK_UP = " Look the keys up in the catalog (GET /v1/catalog, or the dashboard's code search)."
 
 
 def validate(query: Query, catalog: Catalog, context: ProjectContext, settings: EngineSettings) -> None:
@@ -73,7 +74,7 @@ def resolve_column(catalog: Catalog, qualified: str) -> tuple[Register, Column]:
     if not column.queryable:
         raise ColumnNotQueryable(
             f"Column {register.name}.{column.name} is a key or identifier ({column.role}) and cannot be "
-            "filtered, grouped or aggregated.",
+            "filtered, grouped or aggregated; to count persons, use the measure 'count_persons'.",
             stage=_STAGE,
         )
     return register, column
@@ -89,31 +90,31 @@ def cell_count(catalog: Catalog, columns: Iterable[Column]) -> int:
 
 
 def typed_value(column: Column, value: Any, what: str) -> TypedValue:
-    """Convert one analyst-supplied value to the column's type, or raise ``ValueOutsideDomain``."""
-    name = column.name
+    """Convert one analyst-supplied value to the column's type, or raise ``ValueOutsideDomain``.
+
+    ``what`` names where the value comes from in the message, e.g. ``"the condition on cpr.sex"``.
+    """
     if column.type == "date":
         if not isinstance(value, str):
-            raise ValueOutsideDomain(
-                f"{what} needs a date 'YYYY-MM-DD' for {name}, got {value!r}.", stage=_STAGE
-            )
+            raise ValueOutsideDomain(f"Give a date 'YYYY-MM-DD' for {what}, not {value!r}.", stage=_STAGE)
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
             raise ValueOutsideDomain(
-                f"{what} needs a date 'YYYY-MM-DD' for {name}, got {value!r}.", stage=_STAGE
+                f"Give a date 'YYYY-MM-DD' for {what}, not {value!r}.", stage=_STAGE
             ) from None
     if column.type == "integer":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueOutsideDomain(f"{what} needs a whole number for {name}, got {value!r}.", stage=_STAGE)
+            raise ValueOutsideDomain(f"Give a whole number for {what}, not {value!r}.", stage=_STAGE)
         return value
     if column.type == "float":
         if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-            raise ValueOutsideDomain(f"{what} needs a number for {name}, got {value!r}.", stage=_STAGE)
+            raise ValueOutsideDomain(f"Give a number for {what}, not {value!r}.", stage=_STAGE)
         return float(value)
     if not isinstance(value, str):
-        raise ValueOutsideDomain(f"{what} needs a text value for {name}, got {value!r}.", stage=_STAGE)
+        raise ValueOutsideDomain(f"Give a text value (in quotes) for {what}, not {value!r}.", stage=_STAGE)
     return value
 
 
@@ -144,24 +145,32 @@ def _check_loss(query: Query, context: ProjectContext, settings: EngineSettings)
     if query.rho is not None:
         if context.mode == "pure":
             raise LossNotAllowed(
-                "rho (zero-concentrated DP) is only for projects in zcdp mode; this project is pure DP: "
-                "give epsilon or target_ci instead.",
+                "This project is in pure DP mode, and rho (zero-concentrated DP) is only for projects in "
+                "zcdp mode; give epsilon or target_ci instead.",
                 stage=_STAGE,
             )
         if not 0 < query.rho <= settings.max_rho:
-            raise LossOutOfRange(f"rho must be in (0, {settings.max_rho}], got {query.rho}.", stage=_STAGE)
+            raise LossOutOfRange(
+                f"The privacy loss rho = {query.rho} is outside the per-query range (0, {settings.max_rho}]; "
+                f"give a rho above 0 and at most {settings.max_rho}.",
+                stage=_STAGE,
+            )
     if query.epsilon is not None and not 0 < query.epsilon <= settings.max_epsilon:
         raise LossOutOfRange(
-            f"epsilon must be in (0, {settings.max_epsilon}], got {query.epsilon}.", stage=_STAGE
+            f"The privacy loss epsilon = {query.epsilon} is outside the per-query range "
+            f"(0, {settings.max_epsilon}]; give an epsilon above 0 and at most {settings.max_epsilon}.",
+            stage=_STAGE,
         )
     if query.target_ci is not None:
         if not query.target_ci > 0:
             raise LossOutOfRange(
-                f"target_ci must be a positive half-width, got {query.target_ci}.", stage=_STAGE
+                f"The target_ci must be a positive interval half-width, got {query.target_ci}; give a "
+                "number above 0 (in the units of the measure).",
+                stage=_STAGE,
             )
         if query.measure in ("mean", "quantile"):
             raise UnsupportedQuery(
-                f"target_ci is not available for measure {query.measure!r} (its accuracy depends on the "
+                f"A target_ci is not available for measure {query.measure!r} (its accuracy depends on the "
                 "data); give epsilon or rho instead.",
                 stage=_STAGE,
             )
@@ -223,7 +232,8 @@ def _check_measure(query: Query, catalog: Catalog, grain: Register) -> None:
         lo / column.bounds.resolution
     ):
         raise InvalidBounds(
-            f"A quantile needs bounds wider than the resolution {column.bounds.resolution} of {qualified}.",
+            f"A quantile needs bounds wider than the resolution {column.bounds.resolution} of {qualified}; "
+            "widen the bounds.",
             stage=_STAGE,
         )
 
@@ -240,7 +250,8 @@ def _check_groups(
 ) -> None:
     if len(query.group_by) > settings.max_group_columns:
         raise TooManyGroupColumns(
-            f"At most {settings.max_group_columns} group-by columns are allowed, got {len(query.group_by)}.",
+            f"At most {settings.max_group_columns} group-by columns are allowed, got {len(query.group_by)}; "
+            "remove some from group_by.",
             stage=_STAGE,
         )
     if len(set(query.group_by)) != len(query.group_by):
@@ -254,7 +265,8 @@ def _check_groups(
             if query.measure == "count_persons":
                 raise UnsupportedQuery(
                     f"Group columns of a count_persons may come from {person} and one other register; "
-                    f"{qualified} is on {register.name}, but {grain.name} is already the grouping register.",
+                    f"{qualified} is on {register.name}, but {grain.name} is already the grouping register. "
+                    f"Group by columns of {person} and {grain.name} only, or run one query per register.",
                     stage=_STAGE,
                 )
             raise UnsupportedQuery(
@@ -266,14 +278,16 @@ def _check_groups(
             open_domain += 1
             if not context.delta_available:
                 raise PrivateKeysNeedDelta(
-                    f"{qualified} has no public key set: grouping by it needs DP partition selection, which "
+                    f"Column {qualified} has no public key set: "
+                    "grouping by it needs DP partition selection, which "
                     "spends delta, and this project has no delta budget. Group by a column with a public key "
                     "set instead (e.g. lpr.icd10).",
                     stage=_STAGE,
                 )
             if query.measure not in ("count_persons", "count_rows"):
                 raise UnsupportedQuery(
-                    f"Grouping by the open-domain column {qualified} is only available for counts.",
+                    f"Grouping by the open-domain column {qualified} is only available for counts; use the "
+                    "measure 'count_persons' or 'count_rows', or group by a column with a public key set.",
                     stage=_STAGE,
                 )
             if query.target_ci is not None:
@@ -289,7 +303,10 @@ def _check_groups(
             )
         columns.append(column)
     if open_domain > 1:
-        raise UnsupportedQuery("At most one open-domain group column is allowed.", stage=_STAGE)
+        raise UnsupportedQuery(
+            "At most one open-domain group column is allowed; keep one and remove the others from group_by.",
+            stage=_STAGE,
+        )
     cells = cell_count(catalog, columns)
     if cells > settings.max_cells:
         raise TooManyCells(
@@ -328,29 +345,31 @@ def _check_condition(condition: Condition, catalog: Catalog) -> None:
             stage=_STAGE,
         )
     raw_values = condition.value if isinstance(condition.value, list) else [condition.value]
-    values = [typed_value(column, v, f"Condition on {name}") for v in raw_values]
+    values = [typed_value(column, v, f"the condition on {name}") for v in raw_values]
     if op == "prefix":
         prefix = values[0]
         assert isinstance(prefix, str)
         if not prefix:
-            raise ValueOutsideDomain(f"A prefix on {name} must not be empty.", stage=_STAGE)
-        if keyset is not None and not any(str(k).startswith(prefix) for k in keyset.values):
             raise ValueOutsideDomain(
-                f"No code of {name} starts with {prefix!r}.{_did_you_mean(prefix, _prefixes(keyset, len(prefix)))}",
-                stage=_STAGE,
+                f"A prefix on {name} must not be empty; give the start of a code, e.g. 'E11'.", stage=_STAGE
             )
+        if keyset is not None and not any(str(k).startswith(prefix) for k in keyset.values):
+            suggestion = _did_you_mean(prefix, _prefixes(keyset, len(prefix))) or _LOOK_UP
+            raise ValueOutsideDomain(f"No code of {name} starts with {prefix!r}.{suggestion}", stage=_STAGE)
         return
     if op == "between" and values[0] > values[1]:  # type: ignore[operator]
         raise InvalidBounds(
-            f"'between' on {name} needs [low, high], got [{raw_values[0]}, {raw_values[1]}].", stage=_STAGE
+            f"The operator 'between' on {name} needs [low, high], got [{raw_values[0]}, {raw_values[1]}]; "
+            "give the lower value first.",
+            stage=_STAGE,
         )
     if keyset is not None:
         if op in _EQUALITY_OPS:
             for value in values:
                 if value not in keyset:
+                    suggestion = _did_you_mean(str(value), keyset.values) or _LOOK_UP
                     raise ValueOutsideDomain(
-                        f"{value!r} is not a key of {name} (key set {keyset.name})."
-                        f"{_did_you_mean(str(value), keyset.values)}",
+                        f"The value {value!r} is not a key of {name} (key set {keyset.name}).{suggestion}",
                         stage=_STAGE,
                     )
         else:
@@ -367,7 +386,9 @@ def _check_range(name: str, values: list[TypedValue], lo: Any, hi: Any) -> None:
     for value in values:
         if not lo <= value <= hi:
             raise ValueOutsideDomain(
-                f"{_show(value)} is outside the domain of {name}: [{_show(lo)}, {_show(hi)}].", stage=_STAGE
+                f"The value {_show(value)} is outside the domain of {name}, [{_show(lo)}, {_show(hi)}]; "
+                "give a value inside it.",
+                stage=_STAGE,
             )
 
 
@@ -386,6 +407,7 @@ def _check_bounding(query: Query, grain: Register) -> None:
     ):
         if given is not None and given > maximum:
             raise InvalidBounding(
-                f"{what} is at most {maximum} for register {grain.name} (catalog limit), got {given}.",
+                f"The catalog allows {what} of at most {maximum} for register {grain.name}, got {given}; "
+                f"give {what} between 1 and {maximum}, or leave it out for the catalog default.",
                 stage=_STAGE,
             )

@@ -38,7 +38,7 @@ _CODING_SYSTEMS = {
 
 
 def catalog_json(catalog: Catalog) -> dict[str, Any]:
-    """Every register with its columns, plus every key set with its values and labels."""
+    """Every register with its columns, plus every key set with its values and labels (English and Danish)."""
     registers = []
     for reg in catalog.registers:
         registers.append(
@@ -77,6 +77,8 @@ def catalog_json(catalog: Catalog) -> dict[str, Any]:
             "hierarchical": ks.hierarchical,
             "values": list(ks.values),
             "labels": ks.labels,
+            # Danish labels where the catalog declares them; {} otherwise (then use ``labels``).
+            "labels_da": ks.labels_da or {},
         }
         for name, ks in sorted(catalog.keysets.items())
     }

@@ -1,8 +1,10 @@
-"""Explore (analysts): build a query, see its cost and expected accuracy (free), run it, see the release.
+"""Explore (analysts): build a query or write SQL, see its cost and expected accuracy (free), run it,
+see the release.
 
-The builder's widgets only change the draft; the draft is previewed once per distinct query (previews
-touch no data and spend nothing). Budget is spent only by the Run button, with an idempotency key made
-once per distinct query and kept in the session, so a rerun, a double click or a retry never spends twice.
+Two tabs with the same flow: the query builder and SQL (``/v1/sql``). Widgets only change the draft;
+the draft is previewed once per distinct query (previews touch no data and spend nothing). Budget is
+spent only by a Run button, with an idempotency key made once per distinct query (for SQL: per distinct
+SQL text and loss) and kept in the session, so a rerun, a double click or a retry never spends twice.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx
 import streamlit as st
 
 from dashboard import logic
-from dashboard.release_view import render_query_code, render_release
+from dashboard.release_view import render_query_code, render_release, render_sql_code
 from dashboard.session import (
     API_ERRORS,
     api,
@@ -27,7 +30,7 @@ from dashboard.session import (
     show_error,
     t,
 )
-from service.client import ApiError
+from service.client import ApiError, Client
 
 __all__ = ["render"]
 
@@ -36,6 +39,9 @@ PREVIEWS = "explore_previews"
 IDEMPOTENCY_KEYS = "explore_idempotency_keys"
 RELEASE = "explore_release"
 RELEASE_QUERY = "explore_release_query"
+SQL_IDEMPOTENCY_KEYS = "explore_sql_idempotency_keys"
+SQL_RELEASE = "explore_sql_release"
+SQL_RELEASE_BODY = "explore_sql_release_body"
 _SMALL_KEYSET = 40
 _MAX_PREVIEWS = 32
 _DEFAULT_LOSS = {"epsilon": 0.1, "rho": 0.005, "target_ci": 10.0}
@@ -245,26 +251,8 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.Qu
         format_func=_column_labeller(all_columns),
         placeholder=t("group_by_placeholder"),
     )
-    d1, d2, d3 = st.columns(3)
-    confidence = d1.select_slider(
-        t("confidence"),
-        options=list(logic.CONFIDENCE_LEVELS),
-        value=0.95,
-        key="explore_confidence",
-        format_func=lambda c: f"{c:.0%}",
-    )
-    kinds = logic.loss_kinds(str(project.get("mode", "pure")))
-    kind = d2.radio(t("loss_kind"), kinds, key="explore_loss_kind", format_func=labeller("loss_kind_"))
-    kind = kind if kind in kinds else kinds[0]
-    loss = d3.number_input(
-        t(f"loss_value_{kind}"),
-        min_value=0.0,
-        value=_DEFAULT_LOSS[kind],
-        step=0.01 if kind != "target_ci" else 1.0,
-        format="%.4f" if kind != "target_ci" else "%.2f",
-        key=f"explore_{kind}",
-        help=t(f"loss_help_{kind}"),
-    )
+    bounding = _bounding(logic.bounding_limits(catalog, measure, register, group_by))
+    confidence, kind, loss = _loss_inputs(project, "explore")
     return logic.QueryDraft(
         project=str(project["id"]),
         measure=measure,
@@ -275,20 +263,78 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.Qu
         where=tuple(where),
         group_by=tuple(group_by),
         loss_kind=kind,
-        loss=float(loss),
-        confidence=float(confidence),
+        loss=loss,
+        confidence=confidence,
+        max_groups=bounding.get("max_groups"),
+        max_rows=bounding.get("max_rows"),
     )
 
 
-def _preview(query: Mapping[str, Any]) -> tuple[str, Any]:
-    """The preview of ``query``, asked once per distinct query in this session."""
+def _loss_inputs(project: Mapping[str, Any], prefix: str) -> tuple[float, logic.LossKind, float]:
+    """Confidence level, how the loss is stated, and its value (widget keys start with ``prefix``)."""
+    d1, d2, d3 = st.columns(3)
+    confidence = d1.select_slider(
+        t("confidence"),
+        options=list(logic.CONFIDENCE_LEVELS),
+        value=0.95,
+        key=f"{prefix}_confidence",
+        format_func=lambda c: f"{c:.0%}",
+    )
+    kinds = logic.loss_kinds(str(project.get("mode", "pure")))
+    kind = d2.radio(t("loss_kind"), kinds, key=f"{prefix}_loss_kind", format_func=labeller("loss_kind_"))
+    kind = kind if kind in kinds else kinds[0]
+    loss = d3.number_input(
+        t(f"loss_value_{kind}"),
+        min_value=0.0,
+        value=_DEFAULT_LOSS[kind],
+        step=0.01 if kind != "target_ci" else 1.0,
+        format="%.4f" if kind != "target_ci" else "%.2f",
+        key=f"{prefix}_{kind}",
+        help=t(f"loss_help_{kind}"),
+    )
+    return float(confidence), kind, float(loss)
+
+
+def _bounding(limits: list[logic.BoundingLimit]) -> dict[str, int]:
+    """Optional ``max_groups``/``max_rows`` inputs within the catalog's limits; empty means its default."""
+    chosen: dict[str, int] = {}
+    with st.expander(t("bounding_title")):
+        if not limits:
+            st.caption(t("bounding_none"))
+        else:
+            st.caption(t("bounding_help"))
+        for limit in limits:
+            label = (
+                t("max_groups", maximum=limit.maximum)
+                if limit.name == "max_groups"
+                else t("max_rows", maximum=limit.maximum)
+            )
+            # One key per register: the limits differ, and a value above a new maximum must not linger.
+            value = st.number_input(
+                label,
+                min_value=1,
+                max_value=limit.maximum,
+                value=None,
+                step=1,
+                key=f"explore_{limit.name}_{limit.register}",
+                placeholder=t("bounding_default", default=limit.default),
+            )
+            if value is not None:
+                chosen[limit.name] = int(value)
+    return chosen
+
+
+def _preview(
+    request: Mapping[str, Any], ask: Callable[[Client], Any], route: str = "queries"
+) -> tuple[str, Any]:
+    """The preview of ``request`` (``ask`` sends it), asked once per distinct request in this session."""
     memo: dict[str, tuple[str, Any]] = st.session_state.setdefault(PREVIEWS, {})
-    fingerprint = logic.query_fingerprint(query)
+    fingerprint = logic.query_fingerprint({"route": route, "request": request})
     if fingerprint in memo:
         return memo[fingerprint]
     try:
         with api() as client:
-            answer: tuple[str, Any] = ("ok", client.preview(query))
+            answer: tuple[str, Any] = ("ok", ask(client))
     except API_ERRORS as exc:
         answer = ("error", exc)
         if not isinstance(exc, ApiError) or exc.status >= 500 or exc.status == 429:
@@ -299,13 +345,27 @@ def _preview(query: Mapping[str, Any]) -> tuple[str, Any]:
     return answer
 
 
-def _render_preview(query: Mapping[str, Any]) -> None:
+def _show_error(exc: ApiError | httpx.TransportError, sql: str | None = None) -> None:
+    """The service's sentence; for an SQL error with a position, also the line with a caret under it."""
+    show_error(exc)
+    position = logic.error_position(exc.body) if sql is not None and isinstance(exc, ApiError) else None
+    if position is not None and sql is not None:
+        excerpt = logic.sql_excerpt(sql, *position)
+        if excerpt:
+            with st.container(key="explore_sql_error"):
+                st.caption(t("sql_error_at", line=position[0], column=position[1]))
+                st.code(excerpt, language=None)
+
+
+def _render_preview(
+    query: Mapping[str, Any], answer: tuple[str, Any], *, key: str = "explore_preview", sql: str | None = None
+) -> None:
     """Show the cost and expected accuracy, or why the service refuses the query."""
-    status, body = _preview(query)
-    with st.container(border=True, key="explore_preview"):
+    status, body = answer
+    with st.container(border=True, key=key):
         st.markdown(f"**{t('preview_title')}**")
         if status == "error":
-            show_error(body)
+            _show_error(body, sql)
             return
         summary = logic.preview_summary(body)
         c1, c2, c3 = st.columns(3)
@@ -332,21 +392,126 @@ def _render_preview(query: Mapping[str, Any]) -> None:
             st.warning(t("preview_exceeds"), icon=":material/block:")
 
 
-def _run(query: dict[str, Any]) -> None:
-    """Spend: run ``query`` with its idempotency key and keep the release in the session."""
-    keys: dict[str, str] = st.session_state.setdefault(IDEMPOTENCY_KEYS, {})
-    key = logic.idempotency_key(keys, query)
+def _spend(
+    request: dict[str, Any],
+    send: Callable[[Client, str], Any],
+    *,
+    keys_at: str,
+    kept_at: tuple[str, str],
+    sql: str | None = None,
+) -> None:
+    """Spend: send ``request`` with its idempotency key and keep the release (and request) in the session.
+
+    The key is made once per distinct request and kept under ``keys_at``; ``kept_at`` names where the
+    release and the request are kept.
+    """
+    keys: dict[str, str] = st.session_state.setdefault(keys_at, {})
+    key = logic.idempotency_key(keys, request)
     try:
         with st.spinner(t("running")), api() as client:
-            release = client.run(query, idempotency_key=key)
+            release = send(client, key)
     except API_ERRORS as exc:
-        show_error(exc)
+        _show_error(exc, sql)
         return
     finally:
         forget_session_data("budget", "releases")
         st.session_state[PREVIEWS] = {}  # the remaining budget they show has changed
-    st.session_state[RELEASE] = release
-    st.session_state[RELEASE_QUERY] = query
+    st.session_state[kept_at[0]] = release
+    st.session_state[kept_at[1]] = request
+
+
+def _builder_tab(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> None:
+    """The query builder, its preview, Run, and the release of the last builder query."""
+    try:
+        draft = _builder(catalog, project)
+    except logic.DraftError as exc:
+        st.warning(t(exc.key, **exc.values))
+        draft = None
+    if draft is not None:
+        query = draft.to_query()
+        _render_preview(query, _preview(query, lambda client: client.preview(query)))
+        with st.expander(t("query_as_code")):
+            render_query_code(query, key="explore_draft_code")
+        if st.button(t("run"), key="explore_run", type="primary", icon=":material/play_arrow:"):
+            _spend(
+                query,
+                lambda client, key: client.run(query, idempotency_key=key),
+                keys_at=IDEMPOTENCY_KEYS,
+                kept_at=(RELEASE, RELEASE_QUERY),
+            )
+    release = st.session_state.get(RELEASE)
+    if release:
+        st.divider()
+        st.subheader(t("result"))
+        shown_query = st.session_state.get(RELEASE_QUERY)
+        if draft is not None and shown_query != draft.to_query():
+            st.caption(t("result_of_earlier_query"))
+        render_release(release, shown_query, key="explore_result")
+
+
+def _sql_draft(project: Mapping[str, Any]) -> logic.SqlDraft:
+    """The SQL tab's inputs; raises ``DraftError`` while the text is empty or the loss invalid."""
+    text = st.text_area(
+        t("sql_text"),
+        key="explore_sql_text",
+        height=180,
+        placeholder=t("sql_placeholder"),
+        help=t("sql_help"),
+    )
+    with st.expander(t("bounding_title")):
+        st.caption(t("sql_bounding_help"))
+        b1, b2 = st.columns(2)
+        max_groups = b1.number_input(
+            t("max_groups_sql"), min_value=1, value=None, step=1, key="explore_sql_max_groups"
+        )
+        max_rows = b2.number_input(
+            t("max_rows_sql"), min_value=1, value=None, step=1, key="explore_sql_max_rows"
+        )
+    confidence, kind, loss = _loss_inputs(project, "explore_sql")
+    return logic.SqlDraft(
+        project=str(project["id"]),
+        sql=str(text or ""),
+        loss_kind=kind,
+        loss=loss,
+        confidence=confidence,
+        max_groups=None if max_groups is None else int(max_groups),
+        max_rows=None if max_rows is None else int(max_rows),
+    )
+
+
+def _sql_tab(project: Mapping[str, Any]) -> None:
+    """SQL (docs/sql.md): the same preview, Run and release view as the builder, through ``/v1/sql``."""
+    try:
+        draft = _sql_draft(project)
+    except logic.DraftError as exc:
+        st.caption(t(exc.key, **exc.values))
+        draft = None
+    if draft is not None:
+        body = draft.to_body()
+        sql = str(body["sql"])
+        options = {k: v for k, v in body.items() if k not in ("project", "sql")}
+        preview = _preview(
+            body, lambda client: client.sql_preview(sql, project=draft.project, **options), route="sql"
+        )
+        _render_preview(body, preview, key="explore_sql_preview", sql=sql)
+        with st.expander(t("sql_as_code")):
+            render_sql_code(body, key="explore_sql_draft_code")
+        if st.button(t("run"), key="explore_sql_run", type="primary", icon=":material/play_arrow:"):
+            _spend(
+                body,
+                lambda client, key: client.sql(sql, project=draft.project, idempotency_key=key, **options),
+                keys_at=SQL_IDEMPOTENCY_KEYS,
+                kept_at=(SQL_RELEASE, SQL_RELEASE_BODY),
+                sql=sql,
+            )
+    release = st.session_state.get(SQL_RELEASE)
+    if release:
+        st.divider()
+        st.subheader(t("result"))
+        shown = st.session_state.get(SQL_RELEASE_BODY)
+        if draft is not None and shown != draft.to_body():
+            st.caption(t("result_of_earlier_query"))
+        render_release(release, None, key="explore_sql_result", sql=shown)
 
 
 def render() -> None:
@@ -371,26 +536,12 @@ def render() -> None:
             registers=", ".join(project.get("registers") or []),
         )
     )
-    try:
-        draft = _builder(catalog, project)
-    except logic.DraftError as exc:
-        st.warning(t(exc.key, **exc.values))
-        draft = None
-    if draft is not None:
-        query = draft.to_query()
-        _render_preview(query)
-        with st.expander(t("query_as_code")):
-            render_query_code(query, key="explore_draft_code")
-        if st.button(t("run"), key="explore_run", type="primary", icon=":material/play_arrow:"):
-            _run(query)
-    release = st.session_state.get(RELEASE)
-    if release:
-        st.divider()
-        st.subheader(t("result"))
-        shown_query = st.session_state.get(RELEASE_QUERY)
-        if draft is not None and shown_query != draft.to_query():
-            st.caption(t("result_of_earlier_query"))
-        render_release(release, shown_query, key="explore_result")
+    # Both tabs run on every rerun (Streamlit's default), so neither loses its widgets' state.
+    builder_tab, sql_tab = st.tabs([t("tab_builder"), t("tab_sql")])
+    with builder_tab:
+        _builder_tab(catalog, project)
+    with sql_tab:
+        _sql_tab(project)
 
 
 if __name__ == "__main__":

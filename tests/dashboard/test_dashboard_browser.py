@@ -212,3 +212,26 @@ def test_switching_to_danish(page: Page) -> None:
     shoot(page, "catalog-danish")
     go(page, "Åbenhed")
     assert page.get_by_text("Loggens hovedhash").is_visible()
+
+
+def test_analyst_writes_sql_runs_it_and_sees_the_table(page: Page, api_server: Api) -> None:
+    _, token = api_server.new_project(epsilon=2.0)
+    sign_in(page, token)
+    go(page, "Explore")
+    page.get_by_role("tab", name="SQL", exact=True).first.click()
+    editor = page.locator(".st-key-explore_sql_text textarea")
+    editor.fill("SELECT sex, COUNT(*) AS persons\nFROM cpr\nGROUP BY sex")
+    editor.press("Control+Enter")  # Streamlit takes a text area's value on Ctrl+Enter (or blur)
+    page.locator(".st-key-explore_sql_preview").get_by_text("2 cells.").wait_for()
+    settle(page)
+    page.locator(".st-key-explore_sql_run button").click()
+    page.locator(".st-key-explore_sql_result_release_id").wait_for()
+    table = page.locator(".st-key-explore_sql_result_table")
+    table.wait_for()
+    page.locator(
+        ".st-key-explore_sql_result_chart canvas, .st-key-explore_sql_result_chart svg"
+    ).first.wait_for()
+    settle(page)
+    assert table.is_visible()
+    assert table.locator('[data-testid="stDataFrame"]').count() == 1
+    shoot(page, "explore-sql-result")

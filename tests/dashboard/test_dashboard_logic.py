@@ -268,8 +268,6 @@ def test_idempotency_key_is_made_once_per_distinct_query() -> None:
 
 def test_python_snippet_runs_the_same_query(monkeypatch: pytest.MonkeyPatch) -> None:
     """The snippet is valid Python that previews and runs exactly the shown query with the client."""
-    import service.client
-
     query = logic.QueryDraft("p", "count_persons", where=WHERE, group_by=("cpr.region",)).to_query()
     code = logic.python_snippet(query, "http://api.example")
     assigned = next(
@@ -277,6 +275,20 @@ def test_python_snippet_runs_the_same_query(monkeypatch: pytest.MonkeyPatch) -> 
     )
     assert ast.literal_eval(assigned.value) == query
     assert "sst_" not in code and "SUNDSTAT_TOKEN" in code
+    seen = _recorded_snippet_requests(code, monkeypatch)
+    assert [r.url.path for r in seen] == ["/v1/queries/preview", "/v1/queries"]
+    assert seen[1].headers["Idempotency-Key"] and seen[1].headers["Authorization"] == "Bearer sst_analyst_x"
+    assert httpx.Response(200, content=seen[1].content).json() == query
+
+
+def test_query_json_round_trips() -> None:
+    query = logic.QueryDraft("p").to_query()
+    assert json.loads(logic.query_json(query)) == query
+
+
+def _recorded_snippet_requests(code: str, monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
+    """Execute a client snippet against a recording fake API; the requests it sent."""
+    import service.client
 
     seen: list[httpx.Request] = []
 
@@ -293,14 +305,136 @@ def test_python_snippet_runs_the_same_query(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(service.client, "Client", Recording)
     monkeypatch.setenv("SUNDSTAT_TOKEN", "sst_analyst_x")
     exec(compile(code, "snippet", "exec"), {})
-    assert [r.url.path for r in seen] == ["/v1/queries/preview", "/v1/queries"]
-    assert seen[1].headers["Idempotency-Key"] and seen[1].headers["Authorization"] == "Bearer sst_analyst_x"
-    assert httpx.Response(200, content=seen[1].content).json() == query
+    return seen
 
 
-def test_query_json_round_trips() -> None:
-    query = logic.QueryDraft("p").to_query()
-    assert json.loads(logic.query_json(query)) == query
+# --- contribution bounding ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("measure", "register", "group_by", "expected"),
+    [
+        pytest.param(
+            "count_rows",
+            "lpr",
+            ["lpr.year"],
+            [("max_groups", "lpr", 5, 50), ("max_rows", "lpr", 10, 200)],
+            id="rows_of_lpr_by_year",
+        ),
+        pytest.param(
+            "sum", "lpr", ["cpr.sex"], [("max_rows", "lpr", 10, 200)], id="groups_on_the_person_only"
+        ),
+        pytest.param(
+            "count_persons",
+            "cpr",
+            ["lmdb.atc_level_2", "cpr.sex"],
+            [("max_groups", "lmdb", 5, 50)],
+            id="persons_by_a_grain_group",
+        ),
+        pytest.param("count_persons", "cpr", ["cpr.region"], [], id="persons_by_region"),
+        pytest.param("mean", "cpr", [], [], id="person_register"),
+        pytest.param("quantile", "dar", [], [], id="one_row_per_person_at_most"),
+        pytest.param(
+            "mean",
+            "ind",
+            ["ind.year"],
+            [("max_groups", "ind", 1, 10), ("max_rows", "ind", 1, 10)],
+            id="person_years",
+        ),
+    ],
+)
+def test_bounding_limits_follow_the_engine_and_the_catalog(
+    catalog: dict[str, Any], measure: str, register: str, group_by: list[str], expected: list[tuple[Any, ...]]
+) -> None:
+    limits = logic.bounding_limits(catalog, measure, register, group_by)
+    assert [(x.name, x.register, x.default, x.maximum) for x in limits] == expected
+
+
+def test_bounds_go_into_the_query_only_when_set() -> None:
+    plain = logic.QueryDraft("p", "count_rows", register="lpr", group_by=("lpr.year",)).to_query()
+    assert "max_groups" not in plain and "max_rows" not in plain
+    bounded = logic.QueryDraft(
+        "p", "count_rows", register="lpr", group_by=("lpr.year",), max_groups=2, max_rows=3
+    ).to_query()
+    assert (bounded["max_groups"], bounded["max_rows"]) == (2, 3)
+    parsed = parse_query(bounded)
+    assert (parsed.max_groups, parsed.max_rows) == (2, 3)
+    with pytest.raises(logic.DraftError) as raised:
+        logic.QueryDraft("p", max_rows=0)
+    assert raised.value.key == "error_bounding" and raised.value.values == {"name": "max_rows"}
+
+
+# --- SQL ----------------------------------------------------------------------------------------
+
+SQL = "SELECT region, COUNT(*)\nFROM cpr\nGROUP BY region"
+
+
+def test_sql_draft_body() -> None:
+    body = logic.SqlDraft("p", SQL + "\n\n", loss_kind="rho", loss=0.01, confidence=0.9, max_rows=3).to_body()
+    assert body == {"project": "p", "sql": SQL, "rho": 0.01, "confidence": 0.9, "max_rows": 3}
+    assert logic.SqlDraft("p", "  " + SQL).to_body()["sql"] == "  " + SQL  # positions stay those typed
+
+
+@pytest.mark.parametrize(
+    ("make", "key"),
+    [
+        pytest.param(lambda: logic.SqlDraft("p", "  \n "), "error_sql_empty", id="empty"),
+        pytest.param(lambda: logic.SqlDraft("p", SQL, loss=-1.0), "error_loss", id="negative_loss"),
+        pytest.param(lambda: logic.SqlDraft("p", SQL, max_groups=0), "error_bounding", id="zero_groups"),
+    ],
+)
+def test_incomplete_sql_drafts_name_their_message(make: Any, key: str) -> None:
+    with pytest.raises(logic.DraftError) as raised:
+        make()
+    assert raised.value.key == key
+
+
+def test_idempotency_key_is_made_once_per_sql_text_and_loss() -> None:
+    keys: dict[str, str] = {}
+    made = iter(["k1", "k2", "k3", "k4"])
+
+    def key(**changes: Any) -> str:
+        body = logic.SqlDraft(**{"project": "p", "sql": SQL, **changes}).to_body()
+        return logic.idempotency_key(keys, body, new=lambda: next(made))
+
+    assert [key(), key(), key(loss=0.2), key(sql=SQL.lower()), key(sql=SQL + "  ")] == [
+        "k1",
+        "k1",
+        "k2",
+        "k3",
+        "k1",
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        pytest.param(SQL, id="plain"),
+        pytest.param("SELECT COUNT(*) FROM lpr WHERE icd10 = 'E11' -- a \"quote\"", id="ends_in_a_quote"),
+        pytest.param('SELECT COUNT(*) FROM cpr /* """ */', id="triple_quotes"),
+        pytest.param("SELECT COUNT(*)\r\nFROM cpr\tWHERE sex = 'F\\'", id="carriage_return_tab_backslash"),
+    ],
+)
+def test_sql_snippet_sends_exactly_the_shown_request(sql: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snippet previews and runs the same SQL text and options with ``client.sql``."""
+    body = logic.SqlDraft("p", sql, loss_kind="target_ci", loss=25.0, confidence=0.9, max_groups=2).to_body()
+    code = logic.sql_snippet(body, "http://api.example")
+    assert "api.sql(" in code and "sst_" not in code and "SUNDSTAT_TOKEN" in code
+    seen = _recorded_snippet_requests(code, monkeypatch)
+    assert [r.url.path for r in seen] == ["/v1/sql/preview", "/v1/sql"]
+    assert seen[1].headers["Idempotency-Key"] and "Idempotency-Key" not in seen[0].headers
+    for request in seen:
+        assert httpx.Response(200, content=request.content).json() == body
+
+
+def test_sql_error_position_and_excerpt() -> None:
+    body = {"ok": False, "code": "unsupported_sql", "position": {"line": 3, "column": 7}}
+    assert logic.error_position(body) == (3, 7)
+    assert logic.error_position({"code": "budget_exceeded"}) is None
+    assert logic.error_position({"position": {"line": 0, "column": 1}}) is None
+    sql = "SELECT COUNT(*)\nFROM cpr\nWHERE\tsex = 'F' OR sex = 'M'"
+    assert logic.sql_excerpt(sql, 3, 18) == "3 | WHERE\tsex = 'F' OR sex = 'M'\n  |      \t           ^"
+    assert logic.sql_excerpt(sql, 4, 1) == ""
 
 
 # --- releases -----------------------------------------------------------------------------------

@@ -360,3 +360,113 @@ def test_transparency_lists_projects_and_register_loss(real_api: Api) -> None:
     assert len(charts(at)) == 3  # budget per project, projects per purpose, loss per register
     registers = at.dataframe[-1].value
     assert registers.set_index("Register").loc["cpr", "ρ borne"] > 0
+
+
+# --- explore: contribution bounding, SQL, Danish labels -------------------------------------------
+
+
+def _tab(at: AppTest, label: str) -> Any:
+    return next(tab for tab in at.tabs if tab.label == label)
+
+
+def test_builder_tightens_max_groups_and_max_rows_within_the_catalog(real_api: Api) -> None:
+    at, _ = _explore(real_api)
+    assert "there is nothing to tighten" in texts(at)  # persons, no groups: one row per person
+    at.selectbox(key="explore_measure").set_value("count_rows").run()
+    at.selectbox(key="explore_register").set_value("lpr").run()
+    at.multiselect(key="explore_group_by").set_value(["lpr.year"]).run()
+    wide = float(_metric(at, "Expected CI half-width (95%)").removeprefix("± "))
+    assert "max_groups" not in json.loads(at.code[0].value)
+    at.number_input(key="explore_max_groups_lpr").set_value(2).run()
+    at.number_input(key="explore_max_rows_lpr").set_value(3).run()
+    query = json.loads(at.code[0].value)
+    assert (query["max_groups"], query["max_rows"]) == (2, 3)
+    narrow = float(_metric(at, "Expected CI half-width (95%)").removeprefix("± "))
+    assert narrow < wide  # tighter bounds, smaller sensitivity, less noise
+    _run(at)
+    release = at.session_state["explore_release"]
+    assert (release["query"]["max_groups"], release["query"]["max_rows"]) == (2, 3)
+
+
+SQL_BY_REGION = "SELECT region, COUNT(*) AS persons\nFROM cpr\nGROUP BY region"
+
+
+def test_sql_tab_previews_runs_and_shows_the_release(real_api: Api) -> None:
+    at, project = _explore(real_api)
+    at.text_area(key="explore_sql_text").set_value(SQL_BY_REGION).run()
+    sql_tab = _tab(at, "SQL")
+    assert not sql_tab.error, [e.value for e in sql_tab.error]
+    metrics = {m.label: str(m.value) for m in sql_tab.metric}
+    assert metrics["Cost (ε)"] == "0.1" and metrics["Expected CI half-width (95%)"].startswith("± ")
+    assert "5 cells." in [c.value for c in sql_tab.caption]
+    assert _budget(real_api, project)["spends"] == 0  # previews are free
+
+    at.button(key="explore_sql_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    sql_tab = _tab(at, "SQL")
+    release = at.session_state["explore_sql_release"]
+    assert release["query"]["measure"] == "count_persons" and release["query"]["group_by"] == ["cpr.region"]
+    assert release["small_cell_threshold"] == 5  # the service's default, stated on the release
+    table = sql_tab.dataframe[0].value
+    assert list(table.columns) == ["cpr.region", "value", "ci_low", "ci_high"] and len(table) == 5
+    assert len(charts(at)) == 1
+    assert {b.key for b in sql_tab.get("download_button")} >= {
+        "explore_sql_result_csv",
+        "explore_sql_result_parquet",
+        "explore_sql_result_code_sql",
+        "explore_sql_result_code_py",
+    }
+    shown = [c.value for c in sql_tab.code]
+    assert SQL_BY_REGION in shown  # the query as SQL
+    assert any("api.sql(sql, project=" in c and "idempotency_key=key" in c for c in shown)  # as Python
+    assert any(json.loads(c).get("group_by") == ["cpr.region"] for c in shown if c.startswith("{"))
+    assert _budget(real_api, project)["spends"] == 1
+
+    keys = dict(at.session_state["explore_sql_idempotency_keys"])
+    at.run()
+    at.button(key="explore_sql_run").click().run()  # the same text and loss: the same key, no spend
+    assert "stored release, at no cost" in texts(at)
+    assert dict(at.session_state["explore_sql_idempotency_keys"]) == keys
+    assert _budget(real_api, project)["spends"] == 1
+
+    at.number_input(key="explore_sql_epsilon").set_value(0.2).run()
+    at.button(key="explore_sql_run").click().run()  # another loss: another key, another release
+    assert len(at.session_state["explore_sql_idempotency_keys"]) == 2
+    assert _budget(real_api, project)["spends"] == 2
+
+
+def test_sql_errors_show_their_line_and_column(real_api: Api) -> None:
+    at, project = _explore(real_api)
+    sql = "SELECT region, COUNT(*)\nFROM cpr\nWHERE sex = 'F' OR sex = 'M'\nGROUP BY region"
+    at.text_area(key="explore_sql_text").set_value(sql).run()
+    (error,) = _tab(at, "SQL").error
+    assert "unsupported_sql" in error.value and "Line 3, column 17: OR is not supported" in error.value
+    assert "The error is at line 3, column 17:" in texts(at)
+    assert "3 | WHERE sex = 'F' OR sex = 'M'\n  |                 ^" in [c.value for c in at.code]
+    at.button(key="explore_sql_run").click().run()
+    assert "explore_sql_release" not in at.session_state
+    assert _budget(real_api, project)["spends"] == 0
+
+
+def test_danish_labels_in_code_search_and_charts(real_api: Api) -> None:
+    at, _ = _explore(real_api)
+    at.radio(key="lang").set_value("da").run()
+    at.button(key="explore_add_condition").click().run()
+    at.selectbox(key="cond_0_column").set_value("lpr.icd10").run()
+    at.selectbox(key="cond_0_op").set_value("in").run()
+    at.text_input(key="cond_0_search").set_value("diabetes").run()
+    options = at.multiselect(key="cond_0_codes").options
+    assert "E11 — Type 2-diabetes" in options and "E10 — Type 1-diabetes" in options
+    at.text_input(key="cond_0_search").set_value("blodprop").run()  # a Danish word only
+    assert {o.split(" — ")[0] for o in at.multiselect(key="cond_0_codes").options} >= {"I21", "I63"}
+    at.button(key="cond_0_remove").click().run()
+    at.multiselect(key="explore_group_by").set_value(["cpr.sex"]).run()
+    _run(at)
+    (chart,) = at.get("vega_lite_chart")
+    sent = chart.proto.SerializeToString()  # the spec and the chart's data (Arrow), with the tooltip labels
+    assert b"Kvinde" in sent and b"Mand" in sent and b"Female" not in sent
+
+    open_page(at, "catalog")
+    at.selectbox(key="catalog_keyset").set_value("isced").run()
+    labels = at.dataframe[-1].value.iloc[:, 1].tolist()
+    assert "Ph.d.- og forskeruddannelser" in labels

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +138,91 @@ def test_bounds_and_keysets_check_themselves() -> None:
     with pytest.raises(CatalogError):
         KeySet("dup", ("a", "a"))
     assert Bounds(lo=-3, hi=2).magnitude == 3
+
+
+# --- Danish labels --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("keyset", "value", "english", "danish"),
+    [
+        pytest.param("icd10", "E11", "Type 2 diabetes mellitus", "Type 2-diabetes", id="icd10"),
+        pytest.param("icd10_chapters", "II", "Neoplasms", "Svulster", id="icd10_chapters"),
+        pytest.param("isced", "1", "Primary education", "Grundskole 1.-6. klasse", id="isced"),
+        pytest.param("regions", "Hovedstaden", "Capital Region of Denmark", "Hovedstaden", id="regions"),
+        pytest.param("municipalities", "101", "København", "København", id="municipalities"),
+        pytest.param("sex", "F", "Female", "Kvinde", id="sex"),
+        pytest.param("contact_types", "inpatient", "Inpatient", "Indlæggelse", id="contact_types"),
+        pytest.param("vital_status", "dead", "Dead", "Død", id="vital_status"),
+    ],
+)
+def test_key_sets_have_danish_labels(
+    catalog: Catalog, keyset: str, value: str, english: str, danish: str
+) -> None:
+    ks = catalog.keyset(keyset)
+    assert ks.labels[value] == english
+    assert ks.labels_da is not None and ks.labels_da[value] == danish
+    assert set(ks.labels_da) == {str(v) for v in ks.values}
+
+
+def test_key_sets_without_danish_labels_have_none(catalog: Catalog) -> None:
+    assert catalog.keyset("atc5").labels_da is None
+    assert catalog.keyset("age_band_10").labels_da is None
+    assert "labels_da" not in catalog.keyset("atc5").to_json()
+
+
+def test_danish_labels_round_trip_through_json(catalog: Catalog) -> None:
+    again = Catalog.loads(catalog.dumps())
+    assert again.keyset("icd10").labels_da == catalog.keyset("icd10").labels_da
+    assert again.keyset("sex").labels_da == {"F": "Kvinde", "M": "Mand"}
+    assert again.keyset("atc5").labels_da is None
+
+
+def test_a_catalog_stored_before_danish_labels_still_loads(catalog: Catalog) -> None:
+    """Databases built before ``labels_da`` existed hold key sets without it."""
+    old = json.loads(catalog.dumps())
+    for keyset in old["keysets"].values():
+        keyset.pop("labels_da", None)
+    loaded = Catalog.loads(json.dumps(old))
+    assert all(ks.labels_da is None for ks in loaded.keysets.values())
+    assert loaded.keyset("icd10").labels == catalog.keyset("icd10").labels
+    assert json.loads(loaded.dumps()) == old  # dumps as it was stored
+
+
+def test_danish_labels_must_label_values_of_the_key_set() -> None:
+    with pytest.raises(CatalogError, match="not among its values"):
+        KeySet("sex", ("F", "M"), {"F": "Female"}, labels_da={"F": "Kvinde", "X": "?"})
+
+
+def test_a_missing_danish_label_column_is_named_and_gives_no_danish_labels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Labels are no privacy fact: classification files without Danish names still load, with a warning."""
+    from engine_fixtures import build_fixture_catalog
+
+    build_fixture_catalog(tmp_path)
+    settings = tmp_path / "catalog" / "catalog.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("label_da: title_da", "label_da: title_dk", 1),
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.WARNING, logger="query_engine.catalog"):
+        loaded = load_catalog(tmp_path / "catalog")
+    assert loaded.keyset("icd10").labels_da is None and loaded.keyset("icd10").labels["E11"]
+    assert "'title_dk'" in caplog.text and "columns: code, title_en, title_da" in caplog.text
+    assert loaded.keyset("icd10_chapters").labels_da is not None
+
+
+def test_a_missing_key_or_label_column_is_refused(tmp_path: Path) -> None:
+    from engine_fixtures import build_fixture_catalog
+
+    build_fixture_catalog(tmp_path)
+    settings = tmp_path / "catalog" / "catalog.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("label: title_en", "label: title_english", 1),
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        CatalogError, match="'title_english'.*use one of its columns: code, title_en, title_da"
+    ):
+        load_catalog(tmp_path / "catalog")

@@ -113,6 +113,8 @@ def test_cost_preview_run(engine: Engine, data: dict[str, object], context: Proj
         == (release.privacy.epsilon or release.privacy.rho)
     )
     assert release.columns[: len(query.group_by)] == list(query.group_by)
+    assert release.small_cell_threshold == EngineSettings().small_cell_threshold
+    assert release.model_dump(mode="json")["small_cell_threshold"] == 5
     assert set(preview.registers) == set(cost.registers)
     if query.group_by and query.group_by[0] != "lpr.diagnosis_code":
         assert len(release.rows) == preview.cells
@@ -142,6 +144,14 @@ def test_small_cells_are_suppressed(small_db: Path) -> None:
     with Engine.open(small_db, EngineSettings(small_cell_threshold=1000)) as engine:
         release = engine.run(query, PURE)
     assert all(row["suppressed"] and row["value"] is None for row in release.rows)
+    assert release.small_cell_threshold == 1000
+
+
+def test_a_threshold_of_zero_is_stated_and_suppresses_nothing(small_db: Path) -> None:
+    with Engine.open(small_db, EngineSettings(small_cell_threshold=0)) as engine:
+        release = engine.run(parse_query(COUNT), PURE)
+    assert release.small_cell_threshold == 0
+    assert not any(row["suppressed"] for row in release.rows)
 
 
 def test_preview_and_cost_touch_no_data(catalog: Catalog) -> None:

@@ -255,6 +255,7 @@ def test_invalid_query_fails_at_its_stage(
     assert (info.value.stage, info.value.code) == (stage, code), info.value.message
     assert info.value.status == 422
     assert info.value.message.endswith((".", "?")), info.value.message
+    assert info.value.message[0].isupper(), info.value.message
 
 
 @pytest.mark.parametrize(

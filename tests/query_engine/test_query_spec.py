@@ -128,6 +128,7 @@ def test_shape_errors_are_query_errors_at_stage_spec(changes: dict[str, object],
     assert info.value.stage == "spec"
     assert info.value.code == "invalid_query"
     assert fragment in info.value.message
+    assert info.value.message[0].isupper(), info.value.message
 
 
 def test_query_is_frozen() -> None:
