@@ -26,13 +26,11 @@ that forked opens its own instead of touching its parent's.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from fractions import Fraction
 from typing import Any
 
 import psycopg
@@ -41,11 +39,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
-from .accounting import BudgetLimits, CapLimits, Mode, Totals
-from .audit_chain import AuditEntry, canonical_json
+from ._store_rows import REGISTER_COLUMNS, Dialect, SqlTxn, check_one_row, column_list, register_values
+from .audit_chain import AuditEntry
 from .errors import InvalidRequest, LedgerInvariantError, LedgerUnavailable, UnsafeStore
-from .loss import Charge, fraction_from_text, fraction_to_text
-from .records import Project, RegisterState, Spend, StoredRelease
+from .records import RegisterState
 from .store import is_postgres_url
 
 __all__ = [
@@ -196,120 +193,31 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "ledger tables, append-only 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def _fr(text: str) -> Fraction:
-    return fraction_from_text(text)
-
-
-def _opt_fr(text: str | None) -> Fraction | None:
-    return None if text is None else fraction_from_text(text)
-
-
-def _opt_txt(value: Fraction | None) -> str | None:
-    return None if value is None else fraction_to_text(value)
-
-
-_PROJECT_COLUMNS = (
-    "id, title, purpose, institution, summary, registers, mode, epsilon, delta, rho, expires, "
-    "created_at, created_by, epsilon_spent, rho_spent, delta_spent, spends"
+_DIALECT = Dialect(
+    marker="%s",
+    registers_to_db=list,
+    registers_from_db=tuple,
+    date_to_db=lambda value: value,
+    date_from_db=lambda value: value,
 )
-_SPEND_COLUMNS = (
-    "spend_id, project_id, registers, epsilon, rho, delta, query_hash, canonical_query, idempotency_key, "
-    "actor, created_at, created_unix, audit_seq, state, release_id, failure_code"
+"""Registers are ``TEXT[]`` and dates ``DATE``: psycopg adapts both as they are."""
+
+_UPSERT_REGISTER = (
+    f"INSERT INTO registers ({column_list(REGISTER_COLUMNS)}) VALUES ({_DIALECT.markers(REGISTER_COLUMNS)}) "
+    "ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{column} = EXCLUDED.{column}" for column in REGISTER_COLUMNS if column != "name")
 )
-_RELEASE_COLUMNS = "release_id, project_id, spend_id, query_hash, release_json, created_at, audit_seq"
-_REGISTER_COLUMNS = (
-    "name, cap_rho, cap_delta, cap_epsilon_requested, cap_delta_requested, "
-    "epsilon_spent, rho_spent, delta_spent, spends"
-)
-_AUDIT_COLUMNS = "seq, kind, payload, actor, ts, prev_hash, hash"
 
 
-def _placeholders(columns: str) -> str:
-    return ", ".join("%s" for _ in columns.split(","))
-
-
-def _project_from_row(row: DictRow) -> Project:
-    mode: Mode = row["mode"]
-    return Project(
-        id=row["id"],
-        title=row["title"],
-        purpose=row["purpose"],
-        institution=row["institution"],
-        summary=row["summary"],
-        registers=tuple(row["registers"]),
-        limits=BudgetLimits(mode, _fr(row["epsilon"]), _fr(row["delta"]), _opt_fr(row["rho"])),
-        expires=row["expires"],
-        created_at=row["created_at"],
-        created_by=row["created_by"],
-        totals=Totals(
-            _fr(row["epsilon_spent"]), _fr(row["rho_spent"]), _fr(row["delta_spent"]), row["spends"]
-        ),
-    )
-
-
-def _register_from_row(row: DictRow) -> RegisterState:
-    cap = None
-    if row["cap_rho"] is not None:
-        cap = CapLimits(
-            _fr(row["cap_rho"]),
-            _fr(row["cap_delta"]),
-            _opt_fr(row["cap_epsilon_requested"]),
-            _fr(row["cap_delta_requested"]),
-        )
-    totals = Totals(_fr(row["epsilon_spent"]), _fr(row["rho_spent"]), _fr(row["delta_spent"]), row["spends"])
-    return RegisterState(row["name"], cap, totals)
-
-
-def _spend_from_row(row: DictRow) -> Spend:
-    return Spend(
-        spend_id=row["spend_id"],
-        project_id=row["project_id"],
-        registers=tuple(row["registers"]),
-        charge=Charge(_fr(row["epsilon"]), _fr(row["rho"]), _fr(row["delta"])),
-        query_hash=row["query_hash"],
-        canonical_query=row["canonical_query"],
-        idempotency_key=row["idempotency_key"],
-        actor=row["actor"],
-        created_at=row["created_at"],
-        created_unix=row["created_unix"],
-        audit_seq=row["audit_seq"],
-        state=row["state"],
-        release_id=row["release_id"],
-        failure_code=row["failure_code"],
-    )
-
-
-def _release_from_row(row: DictRow) -> StoredRelease:
-    return StoredRelease(
-        release_id=row["release_id"],
-        project_id=row["project_id"],
-        spend_id=row["spend_id"],
-        query_hash=row["query_hash"],
-        release_json=row["release_json"],
-        created_at=row["created_at"],
-        audit_seq=row["audit_seq"],
-    )
-
-
-def _audit_from_row(row: DictRow) -> AuditEntry:
-    return AuditEntry(
-        seq=row["seq"],
-        kind=row["kind"],
-        payload=json.loads(row["payload"]),
-        actor=row["actor"],
-        ts=row["ts"],
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
-
-
-class _PostgresTxn:
+class _PostgresTxn(SqlTxn):
     """:class:`~budget_ledger.store.LedgerTxn` over one PostgreSQL connection in a transaction.
 
     Writes are queued and sent together in one pipeline before the next read or the commit (one
     round trip instead of one per statement); the transaction's outcome is the same. The audit head
     is cached: it can only move through this transaction while the ledger lock is held.
     """
+
+    dialect = _DIALECT
 
     def __init__(self, connection: _Connection, *, read_only: bool = False) -> None:
         self._con = connection
@@ -326,8 +234,7 @@ class _PostgresTxn:
         with self._con.pipeline():
             cursors = [(self._con.execute(sql, params), what) for sql, params, what in queued]
         for cursor, what in cursors:
-            if what is not None and cursor.rowcount != 1:
-                raise LedgerInvariantError(f"Expected to write one {what} row, wrote {cursor.rowcount}.")
+            check_one_row(what, cursor.rowcount)
 
     def _write(self, sql: str, params: tuple[Any, ...], one: str | None = None) -> None:
         if self._read_only:
@@ -342,8 +249,9 @@ class _PostgresTxn:
         self.flush()
         return self._con.execute(sql, params).fetchall()
 
-    def _pages(self, sql: str, key: str) -> Iterator[DictRow]:
-        """Rows of ``sql`` (which filters ``key > %s`` and orders by it) in batches: O(batch) memory."""
+    def _scan(self, columns: str, table: str, key: str) -> Iterator[DictRow]:
+        """In pages of ``_BATCH`` rows (keyset on ``key``): O(batch) memory for long tables."""
+        sql = f"SELECT {columns} FROM {table} WHERE {key} > %s ORDER BY {key} LIMIT %s"
         last = 0
         while True:
             rows = self._all(sql, (last, _BATCH))
@@ -352,206 +260,17 @@ class _PostgresTxn:
                 return
             last = rows[-1][key]
 
-    def get_project(self, project_id: str) -> Project | None:
-        row = self._one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = %s", (project_id,))
-        return None if row is None else _project_from_row(row)
-
-    def list_projects(self) -> list[Project]:
-        return [
-            _project_from_row(row)
-            for row in self._all(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY id")
-        ]
-
-    def insert_project(self, project: Project) -> None:
-        limits, totals = project.limits, project.totals
-        self._write(
-            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES ({_placeholders(_PROJECT_COLUMNS)})",
-            (
-                project.id,
-                project.title,
-                project.purpose,
-                project.institution,
-                project.summary,
-                list(project.registers),
-                limits.mode,
-                fraction_to_text(limits.epsilon),
-                fraction_to_text(limits.delta),
-                _opt_txt(limits.rho),
-                project.expires,
-                project.created_at,
-                project.created_by,
-                fraction_to_text(totals.epsilon),
-                fraction_to_text(totals.rho),
-                fraction_to_text(totals.delta),
-                totals.spends,
-            ),
-        )
-
-    def update_project(self, project: Project) -> None:
-        limits, totals = project.limits, project.totals
-        self._write(
-            "UPDATE projects SET epsilon = %s, delta = %s, rho = %s, epsilon_spent = %s, rho_spent = %s, "
-            "delta_spent = %s, spends = %s WHERE id = %s",
-            (
-                fraction_to_text(limits.epsilon),
-                fraction_to_text(limits.delta),
-                _opt_txt(limits.rho),
-                fraction_to_text(totals.epsilon),
-                fraction_to_text(totals.rho),
-                fraction_to_text(totals.delta),
-                totals.spends,
-                project.id,
-            ),
-            "project",
-        )
-
-    def get_register(self, name: str) -> RegisterState | None:
-        row = self._one(f"SELECT {_REGISTER_COLUMNS} FROM registers WHERE name = %s", (name,))
-        return None if row is None else _register_from_row(row)
-
-    def list_registers(self) -> list[RegisterState]:
-        rows = self._all(f"SELECT {_REGISTER_COLUMNS} FROM registers ORDER BY name")
-        return [_register_from_row(row) for row in rows]
-
     def put_register(self, register: RegisterState) -> None:
-        cap, totals = register.cap, register.totals
-        self._write(
-            f"INSERT INTO registers ({_REGISTER_COLUMNS}) VALUES ({_placeholders(_REGISTER_COLUMNS)}) "
-            "ON CONFLICT (name) DO UPDATE SET cap_rho = EXCLUDED.cap_rho, cap_delta = EXCLUDED.cap_delta, "
-            "cap_epsilon_requested = EXCLUDED.cap_epsilon_requested, "
-            "cap_delta_requested = EXCLUDED.cap_delta_requested, epsilon_spent = EXCLUDED.epsilon_spent, "
-            "rho_spent = EXCLUDED.rho_spent, delta_spent = EXCLUDED.delta_spent, spends = EXCLUDED.spends",
-            (
-                register.name,
-                None if cap is None else fraction_to_text(cap.rho),
-                None if cap is None else fraction_to_text(cap.delta),
-                None if cap is None else _opt_txt(cap.epsilon_requested),
-                None if cap is None else fraction_to_text(cap.delta_requested),
-                fraction_to_text(totals.epsilon),
-                fraction_to_text(totals.rho),
-                fraction_to_text(totals.delta),
-                totals.spends,
-            ),
-            "register",
-        )
-
-    def get_spend(self, spend_id: str) -> Spend | None:
-        row = self._one(f"SELECT {_SPEND_COLUMNS} FROM spends WHERE spend_id = %s", (spend_id,))
-        return None if row is None else _spend_from_row(row)
-
-    def find_spend_by_idempotency_key(self, project_id: str, key: str) -> Spend | None:
-        row = self._one(
-            f"SELECT {_SPEND_COLUMNS} FROM spends WHERE project_id = %s AND idempotency_key = %s",
-            (project_id, key),
-        )
-        return None if row is None else _spend_from_row(row)
-
-    def find_pending_spends(self, project_id: str, query_hash: str) -> list[Spend]:
-        rows = self._all(
-            f"SELECT {_SPEND_COLUMNS} FROM spends WHERE project_id = %s AND query_hash = %s "
-            "AND state = 'pending' ORDER BY audit_seq",
-            (project_id, query_hash),
-        )
-        return [_spend_from_row(row) for row in rows]
-
-    def insert_spend(self, spend: Spend) -> None:
-        charge = spend.charge
-        self._write(
-            f"INSERT INTO spends ({_SPEND_COLUMNS}) VALUES ({_placeholders(_SPEND_COLUMNS)})",
-            (
-                spend.spend_id,
-                spend.project_id,
-                list(spend.registers),
-                fraction_to_text(charge.epsilon),
-                fraction_to_text(charge.rho),
-                fraction_to_text(charge.delta),
-                spend.query_hash,
-                spend.canonical_query,
-                spend.idempotency_key,
-                spend.actor,
-                spend.created_at,
-                spend.created_unix,
-                spend.audit_seq,
-                spend.state,
-                spend.release_id,
-                spend.failure_code,
-            ),
-        )
-
-    def update_spend_state(self, spend: Spend) -> None:
-        self._write(
-            "UPDATE spends SET state = %s, release_id = %s, failure_code = %s WHERE spend_id = %s",
-            (spend.state, spend.release_id, spend.failure_code, spend.spend_id),
-            "spend",
-        )
-
-    def list_spends(self) -> Iterator[Spend]:
-        sql = f"SELECT {_SPEND_COLUMNS} FROM spends WHERE audit_seq > %s ORDER BY audit_seq LIMIT %s"
-        for row in self._pages(sql, "audit_seq"):
-            yield _spend_from_row(row)
-
-    def get_release(self, release_id: str) -> StoredRelease | None:
-        row = self._one(f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE release_id = %s", (release_id,))
-        return None if row is None else _release_from_row(row)
-
-    def find_latest_release(self, project_id: str, query_hash: str) -> StoredRelease | None:
-        row = self._one(
-            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE project_id = %s AND query_hash = %s "
-            "ORDER BY audit_seq DESC LIMIT 1",
-            (project_id, query_hash),
-        )
-        return None if row is None else _release_from_row(row)
-
-    def list_releases(self, project_id: str | None = None) -> list[StoredRelease]:
-        if project_id is None:
-            rows = self._all(f"SELECT {_RELEASE_COLUMNS} FROM releases ORDER BY audit_seq")
-        else:
-            rows = self._all(
-                f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE project_id = %s ORDER BY audit_seq",
-                (project_id,),
-            )
-        return [_release_from_row(row) for row in rows]
-
-    def insert_release(self, release: StoredRelease) -> None:
-        self._write(
-            f"INSERT INTO releases ({_RELEASE_COLUMNS}) VALUES ({_placeholders(_RELEASE_COLUMNS)})",
-            (
-                release.release_id,
-                release.project_id,
-                release.spend_id,
-                release.query_hash,
-                release.release_json,
-                release.created_at,
-                release.audit_seq,
-            ),
-        )
+        self._write(_UPSERT_REGISTER, register_values(register), "register")
 
     def audit_head(self) -> AuditEntry | None:
         if not self._head_known:
-            row = self._one(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1")
-            self._head = None if row is None else _audit_from_row(row)
-            self._head_known = True
+            self._head, self._head_known = super().audit_head(), True
         return self._head
 
     def append_audit(self, entry: AuditEntry) -> None:
         self._head, self._head_known = entry, True
-        self._write(
-            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({_placeholders(_AUDIT_COLUMNS)})",
-            (
-                entry.seq,
-                entry.kind,
-                canonical_json(entry.payload).decode("utf-8"),
-                entry.actor,
-                entry.ts,
-                entry.prev_hash,
-                entry.hash,
-            ),
-        )
-
-    def audit_entries(self) -> Iterator[AuditEntry]:
-        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq > %s ORDER BY seq LIMIT %s"
-        for row in self._pages(sql, "seq"):
-            yield _audit_from_row(row)
+        super().append_audit(entry)
 
 
 class _Pool:
@@ -822,18 +541,22 @@ class PostgresLedgerStore:
         if cursor.statusmessage != "COMMIT":
             raise LedgerInvariantError(f"COMMIT answered {cursor.statusmessage!r}; nothing was written.")
 
-    def _unavailable(self, exc: psycopg.Error, con: _Connection, *, at: str) -> LedgerUnavailable | None:
-        """The ``LedgerUnavailable`` a lock timeout or a lost connection means (None for other errors)."""
+    def _raise_if_unavailable(self, exc: psycopg.Error, con: _Connection, *, at: str) -> None:
+        """Raise the ``LedgerUnavailable`` a lock timeout or a lost connection means (else return)."""
         if isinstance(exc, psycopg.errors.LockNotAvailable):
-            return LedgerUnavailable(
+            raise LedgerUnavailable(
                 f"The ledger stayed locked for more than {self.lock_timeout:g} s; retry shortly."
-            )
+            ) from None
         if isinstance(exc, psycopg.OperationalError) or con.closed:
-            return LedgerUnavailable(
+            raise LedgerUnavailable(
                 f"The PostgreSQL ledger at {self.where} failed {at} ({_first_line(exc)}); nothing was "
                 "written, retry."
-            )
-        return None
+            ) from None
+
+    def _give_back(self, pool: _Pool, con: _Connection) -> None:
+        """Roll back whatever is open on ``con`` and return it to ``pool`` (closed if unusable)."""
+        self._rollback(con)
+        pool.release(con)
 
     def _begin(self, pool: _Pool, begin_sql: str) -> _Connection:
         """A pooled connection inside a new transaction; one stale connection is replaced once."""
@@ -844,21 +567,16 @@ class PostgresLedgerStore:
                 cursor.nextset()  # past BEGIN's result to the lock (or probe) row
                 row = cursor.fetchone()
             except psycopg.Error as exc:
-                self._rollback(con)
-                pool.release(con)
+                self._give_back(pool, con)
                 if con.broken and attempt == 1:
                     continue  # e.g. the server restarted since this pooled connection was opened
-                error = self._unavailable(exc, con, at="to begin")
-                if error is None:
-                    raise
-                raise error from None
+                self._raise_if_unavailable(exc, con, at="to begin")
+                raise
             except BaseException:
-                self._rollback(con)
-                pool.release(con)
+                self._give_back(pool, con)
                 raise
             if row is None:
-                self._rollback(con)
-                pool.release(con)
+                self._give_back(pool, con)
                 raise LedgerInvariantError("The ledger lock statement returned no row.")
             return con
         raise LedgerInvariantError("unreachable")  # pragma: no cover
@@ -876,15 +594,11 @@ class PostgresLedgerStore:
             else:
                 self._rollback(con)
         except psycopg.Error as exc:
-            self._rollback(con)
-            pool.release(con)
-            error = self._unavailable(exc, con, at="inside a transaction")
-            if error is None:
-                raise
-            raise error from None
+            self._give_back(pool, con)
+            self._raise_if_unavailable(exc, con, at="inside a transaction")
+            raise
         except BaseException:
-            self._rollback(con)
-            pool.release(con)
+            self._give_back(pool, con)
             raise
         pool.release(con)
 

@@ -20,15 +20,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .accounting import BudgetLimits, CapLimits, Mode, Totals
-from .audit_chain import AuditEntry, canonical_json
+from ._store_rows import REGISTER_COLUMNS, Dialect, SqlTxn, check_one_row, column_list, register_values
 from .errors import LedgerInvariantError, LedgerUnavailable, UnsafeStore
-from .loss import Charge, fraction_from_text, fraction_to_text
-from .records import Project, RegisterState, Spend, StoredRelease
+from .records import RegisterState
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -124,137 +121,20 @@ CREATE TRIGGER IF NOT EXISTS releases_no_delete BEFORE DELETE ON releases
 """
 
 
-def _fr(text: str) -> Fraction:
-    return fraction_from_text(text)
-
-
-def _opt_fr(text: str | None) -> Fraction | None:
-    return None if text is None else fraction_from_text(text)
-
-
-def _txt(value: Fraction) -> str:
-    return fraction_to_text(value)
-
-
-def _opt_txt(value: Fraction | None) -> str | None:
-    return None if value is None else fraction_to_text(value)
-
-
-_PROJECT_COLUMNS = (
-    "id, title, purpose, institution, summary, registers, mode, epsilon, delta, rho, expires, "
-    "created_at, created_by, epsilon_spent, rho_spent, delta_spent, spends"
+_DIALECT = Dialect(
+    marker="?",
+    registers_to_db=lambda registers: json.dumps(list(registers)),
+    registers_from_db=lambda text: tuple(json.loads(text)),
+    date_to_db=date.isoformat,
+    date_from_db=date.fromisoformat,
 )
-_SPEND_COLUMNS = (
-    "spend_id, project_id, registers, epsilon, rho, delta, query_hash, canonical_query, idempotency_key, "
-    "actor, created_at, created_unix, audit_seq, state, release_id, failure_code"
-)
-_RELEASE_COLUMNS = "release_id, project_id, spend_id, query_hash, release_json, created_at, audit_seq"
-_REGISTER_COLUMNS = (
-    "name, cap_rho, cap_delta, cap_epsilon_requested, cap_delta_requested, "
-    "epsilon_spent, rho_spent, delta_spent, spends"
-)
+"""Registers are JSON text, dates ISO text."""
 
 
-def _project_from_row(row: sqlite3.Row) -> Project:
-    mode: Mode = row["mode"]
-    return Project(
-        id=row["id"],
-        title=row["title"],
-        purpose=row["purpose"],
-        institution=row["institution"],
-        summary=row["summary"],
-        registers=tuple(json.loads(row["registers"])),
-        limits=BudgetLimits(mode, _fr(row["epsilon"]), _fr(row["delta"]), _opt_fr(row["rho"])),
-        expires=None if row["expires"] is None else date.fromisoformat(row["expires"]),
-        created_at=row["created_at"],
-        created_by=row["created_by"],
-        totals=Totals(
-            _fr(row["epsilon_spent"]), _fr(row["rho_spent"]), _fr(row["delta_spent"]), row["spends"]
-        ),
-    )
+class _SqliteTxn(SqlTxn):
+    """:class:`~budget_ledger.store.LedgerTxn` over one SQLite connection (writes run at once)."""
 
-
-def _project_to_row(project: Project) -> tuple[Any, ...]:
-    limits, totals = project.limits, project.totals
-    return (
-        project.id,
-        project.title,
-        project.purpose,
-        project.institution,
-        project.summary,
-        json.dumps(list(project.registers)),
-        limits.mode,
-        _txt(limits.epsilon),
-        _txt(limits.delta),
-        _opt_txt(limits.rho),
-        None if project.expires is None else project.expires.isoformat(),
-        project.created_at,
-        project.created_by,
-        _txt(totals.epsilon),
-        _txt(totals.rho),
-        _txt(totals.delta),
-        totals.spends,
-    )
-
-
-def _register_from_row(row: sqlite3.Row) -> RegisterState:
-    cap = None
-    if row["cap_rho"] is not None:
-        cap = CapLimits(
-            _fr(row["cap_rho"]),
-            _fr(row["cap_delta"]),
-            _opt_fr(row["cap_epsilon_requested"]),
-            _fr(row["cap_delta_requested"]),
-        )
-    totals = Totals(_fr(row["epsilon_spent"]), _fr(row["rho_spent"]), _fr(row["delta_spent"]), row["spends"])
-    return RegisterState(row["name"], cap, totals)
-
-
-def _spend_from_row(row: sqlite3.Row) -> Spend:
-    return Spend(
-        spend_id=row["spend_id"],
-        project_id=row["project_id"],
-        registers=tuple(json.loads(row["registers"])),
-        charge=Charge(_fr(row["epsilon"]), _fr(row["rho"]), _fr(row["delta"])),
-        query_hash=row["query_hash"],
-        canonical_query=row["canonical_query"],
-        idempotency_key=row["idempotency_key"],
-        actor=row["actor"],
-        created_at=row["created_at"],
-        created_unix=row["created_unix"],
-        audit_seq=row["audit_seq"],
-        state=row["state"],
-        release_id=row["release_id"],
-        failure_code=row["failure_code"],
-    )
-
-
-def _release_from_row(row: sqlite3.Row) -> StoredRelease:
-    return StoredRelease(
-        release_id=row["release_id"],
-        project_id=row["project_id"],
-        spend_id=row["spend_id"],
-        query_hash=row["query_hash"],
-        release_json=row["release_json"],
-        created_at=row["created_at"],
-        audit_seq=row["audit_seq"],
-    )
-
-
-def _audit_from_row(row: sqlite3.Row) -> AuditEntry:
-    return AuditEntry(
-        seq=row["seq"],
-        kind=row["kind"],
-        payload=json.loads(row["payload"]),
-        actor=row["actor"],
-        ts=row["ts"],
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
-
-
-class _SqliteTxn:
-    """:class:`~budget_ledger.store.LedgerTxn` over one SQLite connection."""
+    dialect = _DIALECT
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._con = connection
@@ -263,184 +143,22 @@ class _SqliteTxn:
         row: sqlite3.Row | None = self._con.execute(sql, params).fetchone()
         return row
 
-    def _changed_one(self, cursor: sqlite3.Cursor, what: str) -> None:
-        if cursor.rowcount != 1:
-            raise LedgerInvariantError(f"Expected to write one {what} row, wrote {cursor.rowcount}.")
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        rows: list[sqlite3.Row] = self._con.execute(sql, params).fetchall()
+        return rows
 
-    def get_project(self, project_id: str) -> Project | None:
-        row = self._one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,))
-        return None if row is None else _project_from_row(row)
+    def _write(self, sql: str, params: tuple[Any, ...], one: str | None = None) -> None:
+        check_one_row(one, self._con.execute(sql, params).rowcount)
 
-    def list_projects(self) -> list[Project]:
-        rows = self._con.execute(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY id").fetchall()
-        return [_project_from_row(row) for row in rows]
-
-    def insert_project(self, project: Project) -> None:
-        self._con.execute(
-            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES ({', '.join('?' * 17)})",
-            _project_to_row(project),
-        )
-
-    def update_project(self, project: Project) -> None:
-        limits, totals = project.limits, project.totals
-        cursor = self._con.execute(
-            "UPDATE projects SET epsilon = ?, delta = ?, rho = ?, epsilon_spent = ?, rho_spent = ?, "
-            "delta_spent = ?, spends = ? WHERE id = ?",
-            (
-                _txt(limits.epsilon),
-                _txt(limits.delta),
-                _opt_txt(limits.rho),
-                _txt(totals.epsilon),
-                _txt(totals.rho),
-                _txt(totals.delta),
-                totals.spends,
-                project.id,
-            ),
-        )
-        self._changed_one(cursor, "project")
-
-    def get_register(self, name: str) -> RegisterState | None:
-        row = self._one(f"SELECT {_REGISTER_COLUMNS} FROM registers WHERE name = ?", (name,))
-        return None if row is None else _register_from_row(row)
-
-    def list_registers(self) -> list[RegisterState]:
-        rows = self._con.execute(f"SELECT {_REGISTER_COLUMNS} FROM registers ORDER BY name").fetchall()
-        return [_register_from_row(row) for row in rows]
+    def _scan(self, columns: str, table: str, key: str) -> Iterator[sqlite3.Row]:
+        yield from self._con.execute(f"SELECT {columns} FROM {table} ORDER BY {key}")
 
     def put_register(self, register: RegisterState) -> None:
-        cap, totals = register.cap, register.totals
-        self._con.execute(
-            f"INSERT OR REPLACE INTO registers ({_REGISTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                register.name,
-                None if cap is None else _txt(cap.rho),
-                None if cap is None else _txt(cap.delta),
-                None if cap is None else _opt_txt(cap.epsilon_requested),
-                None if cap is None else _txt(cap.delta_requested),
-                _txt(totals.epsilon),
-                _txt(totals.rho),
-                _txt(totals.delta),
-                totals.spends,
-            ),
+        self._write(
+            f"INSERT OR REPLACE INTO registers ({column_list(REGISTER_COLUMNS)}) "
+            f"VALUES ({_DIALECT.markers(REGISTER_COLUMNS)})",
+            register_values(register),
         )
-
-    def get_spend(self, spend_id: str) -> Spend | None:
-        row = self._one(f"SELECT {_SPEND_COLUMNS} FROM spends WHERE spend_id = ?", (spend_id,))
-        return None if row is None else _spend_from_row(row)
-
-    def find_spend_by_idempotency_key(self, project_id: str, key: str) -> Spend | None:
-        row = self._one(
-            f"SELECT {_SPEND_COLUMNS} FROM spends WHERE project_id = ? AND idempotency_key = ?",
-            (project_id, key),
-        )
-        return None if row is None else _spend_from_row(row)
-
-    def find_pending_spends(self, project_id: str, query_hash: str) -> list[Spend]:
-        rows = self._con.execute(
-            f"SELECT {_SPEND_COLUMNS} FROM spends WHERE project_id = ? AND query_hash = ? "
-            "AND state = 'pending' ORDER BY audit_seq",
-            (project_id, query_hash),
-        ).fetchall()
-        return [_spend_from_row(row) for row in rows]
-
-    def insert_spend(self, spend: Spend) -> None:
-        charge = spend.charge
-        self._con.execute(
-            f"INSERT INTO spends ({_SPEND_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-            (
-                spend.spend_id,
-                spend.project_id,
-                json.dumps(list(spend.registers)),
-                _txt(charge.epsilon),
-                _txt(charge.rho),
-                _txt(charge.delta),
-                spend.query_hash,
-                spend.canonical_query,
-                spend.idempotency_key,
-                spend.actor,
-                spend.created_at,
-                spend.created_unix,
-                spend.audit_seq,
-                spend.state,
-                spend.release_id,
-                spend.failure_code,
-            ),
-        )
-
-    def update_spend_state(self, spend: Spend) -> None:
-        cursor = self._con.execute(
-            "UPDATE spends SET state = ?, release_id = ?, failure_code = ? WHERE spend_id = ?",
-            (spend.state, spend.release_id, spend.failure_code, spend.spend_id),
-        )
-        self._changed_one(cursor, "spend")
-
-    def list_spends(self) -> Iterator[Spend]:
-        cursor = self._con.execute(f"SELECT {_SPEND_COLUMNS} FROM spends ORDER BY audit_seq")
-        for row in cursor:
-            yield _spend_from_row(row)
-
-    def get_release(self, release_id: str) -> StoredRelease | None:
-        row = self._one(f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE release_id = ?", (release_id,))
-        return None if row is None else _release_from_row(row)
-
-    def find_latest_release(self, project_id: str, query_hash: str) -> StoredRelease | None:
-        row = self._one(
-            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE project_id = ? AND query_hash = ? "
-            "ORDER BY audit_seq DESC LIMIT 1",
-            (project_id, query_hash),
-        )
-        return None if row is None else _release_from_row(row)
-
-    def list_releases(self, project_id: str | None = None) -> list[StoredRelease]:
-        if project_id is None:
-            rows = self._con.execute(f"SELECT {_RELEASE_COLUMNS} FROM releases ORDER BY audit_seq")
-        else:
-            rows = self._con.execute(
-                f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE project_id = ? ORDER BY audit_seq",
-                (project_id,),
-            )
-        return [_release_from_row(row) for row in rows.fetchall()]
-
-    def insert_release(self, release: StoredRelease) -> None:
-        self._con.execute(
-            f"INSERT INTO releases ({_RELEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                release.release_id,
-                release.project_id,
-                release.spend_id,
-                release.query_hash,
-                release.release_json,
-                release.created_at,
-                release.audit_seq,
-            ),
-        )
-
-    def audit_head(self) -> AuditEntry | None:
-        row = self._one(
-            "SELECT seq, kind, payload, actor, ts, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT 1"
-        )
-        return None if row is None else _audit_from_row(row)
-
-    def append_audit(self, entry: AuditEntry) -> None:
-        self._con.execute(
-            "INSERT INTO audit (seq, kind, payload, actor, ts, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.seq,
-                entry.kind,
-                canonical_json(entry.payload).decode("utf-8"),
-                entry.actor,
-                entry.ts,
-                entry.prev_hash,
-                entry.hash,
-            ),
-        )
-
-    def audit_entries(self) -> Iterator[AuditEntry]:
-        cursor = self._con.execute(
-            "SELECT seq, kind, payload, actor, ts, prev_hash, hash FROM audit ORDER BY seq"
-        )
-        for row in cursor:
-            yield _audit_from_row(row)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

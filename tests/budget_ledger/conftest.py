@@ -10,6 +10,10 @@ from ledger_helpers import Clock
 
 from budget_ledger import Ledger, SqliteStore, load_or_create_audit_key
 
+# The drivers shared by the SQLite and PostgreSQL tests hold their assertions: rewrite them as pytest
+# rewrites a test module's, so that a failure shows the values compared.
+pytest.register_assert_rewrite("ledger_crash_driver", "ledger_concurrency_driver")
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

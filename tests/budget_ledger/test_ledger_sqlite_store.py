@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 import threading
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
 from ledger_helpers import pure_spec
 
 from budget_ledger import Charge, Ledger, LedgerUnavailable, SqliteStore, UnsafeStore
@@ -112,23 +112,7 @@ def test_each_thread_gets_its_own_connection(store: SqliteStore) -> None:
     assert len(set(seen + [id(store._connection())])) == 4
 
 
-def _spend_in_child(store: SqliteStore, key: bytes, queue: multiprocessing.Queue) -> None:
-    ledger = Ledger(store, key)
-    result = ledger.reserve_and_commit(
-        "diabetes-2026", ["cpr"], Charge(epsilon=Fraction(1, 4)), "c", "q", actor="a"
-    )
-    queue.put(result.status)
-
-
 def test_a_forked_child_reopens_instead_of_sharing_the_parent_connection(
     ledger: Ledger, audit_key: bytes
 ) -> None:
-    ledger.create_project(pure_spec(), "admin")
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_spend_in_child, args=(ledger.store, audit_key, queue))
-    child.start()
-    child.join(30)
-    assert child.exitcode == 0 and queue.get(timeout=5) == "committed"
-    assert ledger.budget("diabetes-2026").epsilon_spent == Fraction(1, 4)
-    assert ledger.verify().ok
+    check_a_forked_child_spends_through_the_parent_store(ledger, audit_key)

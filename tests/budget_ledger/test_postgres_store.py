@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
 from ledger_helpers import pure_spec
 from pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 from psycopg.conninfo import conninfo_to_dict
@@ -232,25 +233,8 @@ def test_threads_share_a_bounded_pool(pg_url: str, audit_key: bytes) -> None:
     store.close()
 
 
-def _spend_in_child(store: PostgresLedgerStore, key: bytes, queue: multiprocessing.Queue) -> None:
-    ledger = Ledger(store, key)
-    result = ledger.reserve_and_commit(
-        "diabetes-2026", ["cpr"], Charge(epsilon=Fraction(1, 4)), "c", "q", actor="a"
-    )
-    queue.put(result.status)
-
-
 def test_a_forked_child_opens_its_own_connections(ledger: Ledger, audit_key: bytes) -> None:
-    ledger.create_project(pure_spec(), "admin")
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_spend_in_child, args=(ledger.store, audit_key, queue))
-    child.start()
-    child.join(30)
-    assert child.exitcode == 0 and queue.get(timeout=5) == "committed"
-    # The parent's pooled connections were not touched by the child and still work.
-    assert ledger.budget("diabetes-2026").epsilon_spent == Fraction(1, 4)
-    assert ledger.verify().ok
+    check_a_forked_child_spends_through_the_parent_store(ledger, audit_key)
 
 
 def test_unreachable_server_is_ledger_busy_without_the_password(postgres_server: TemporaryPostgres) -> None:
