@@ -29,7 +29,7 @@ from budget_ledger import Ledger, ProjectSpec
 from .errors import ApplicationNotFound, Conflict, InvalidRequest
 from .settings import EHDS_PURPOSES, Settings
 from .store import ServiceStore
-from .tokens import TokenStore, hash_token, utcnow
+from .tokens import TokenStore, hash_token, issue_audited, utcnow
 
 __all__ = [
     "APPLICATION_DECIDED",
@@ -393,13 +393,14 @@ class ApplicationDesk:
         return self._issue_token(app_id, spec.id, actor)
 
     def _issue_token(self, app_id: str, project: str, actor: str) -> str:
-        issued = self._tokens.issue(
-            "analyst", name=f"applicant:{app_id}", project=project, ttl=self._token_ttl, created_by=actor
-        )
-        self._ledger.append_event(
-            "token_issued",
-            {"project": project, "token_id": issued.record.id, "name": issued.record.name, "role": "analyst"},
-            actor,
+        issued = issue_audited(
+            self._tokens,
+            self._ledger,
+            "analyst",
+            name=f"applicant:{app_id}",
+            project=project,
+            ttl=self._token_ttl,
+            actor=actor,
         )
         return issued.token
 

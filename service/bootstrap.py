@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from budget_ledger import Ledger, ProjectExists, ProjectSpec
 
 from .store import ServiceStore
-from .tokens import TokenStore, utcnow
+from .tokens import TokenStore, issue_audited, utcnow
 
 __all__ = ["DEMO_PROJECT", "FirstStart", "bootstrap"]
 
@@ -56,30 +56,21 @@ def bootstrap(
 
     admin_token: str | None = None
     if not tokens.has_env_admin:
-        issued = tokens.issue("admin", name="first-start administrator", ttl=token_ttl, created_by="system")
-        admin_token = issued.token
-        ledger.append_event(
-            "token_issued",
-            {"project": None, "token_id": issued.record.id, "name": issued.record.name, "role": "admin"},
-            "system",
-        )
+        admin_token = issue_audited(
+            tokens, ledger, "admin", name="first-start administrator", ttl=token_ttl, actor="system"
+        ).token
     demo_token: str | None = None
     if demo:
         _ensure_demo_project(ledger, registers, demo_epsilon, now)
-        issued = tokens.issue(
-            "analyst", name="demo analyst", project=DEMO_PROJECT, ttl=token_ttl, created_by="system"
-        )
-        demo_token = issued.token
-        ledger.append_event(
-            "token_issued",
-            {
-                "project": DEMO_PROJECT,
-                "token_id": issued.record.id,
-                "name": issued.record.name,
-                "role": "analyst",
-            },
-            "system",
-        )
+        demo_token = issue_audited(
+            tokens,
+            ledger,
+            "analyst",
+            name="demo analyst",
+            project=DEMO_PROJECT,
+            ttl=token_ttl,
+            actor="system",
+        ).token
     return FirstStart(
         True, now.isoformat(), admin_token, tokens.has_env_admin, DEMO_PROJECT if demo else None, demo_token
     )

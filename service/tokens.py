@@ -17,6 +17,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
+from budget_ledger import Ledger
+
 from .errors import TokenNotFound
 from .store import ServiceStore
 
@@ -27,6 +29,7 @@ __all__ = [
     "TokenRecord",
     "TokenStore",
     "hash_token",
+    "issue_audited",
     "new_token",
     "utcnow",
 ]
@@ -218,3 +221,21 @@ class TokenStore:
         """Number of stored administrator tokens (revoked or not)."""
         row = self._store.read().execute("SELECT count(*) FROM tokens WHERE role = 'admin'").fetchone()
         return int(row[0])
+
+
+def issue_audited(
+    tokens: TokenStore,
+    ledger: Ledger,
+    role: Role,
+    *,
+    name: str,
+    project: str | None = None,
+    ttl: dt.timedelta,
+    actor: str,
+) -> IssuedToken:
+    """Issue a token and chain a ``token_issued`` event (its id, never the token) in the audit chain."""
+    issued = tokens.issue(role, name=name, project=project, ttl=ttl, created_by=actor)
+    ledger.append_event(
+        "token_issued", {"project": project, "token_id": issued.record.id, "name": name, "role": role}, actor
+    )
+    return issued

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from budget_ledger import BudgetStatus, Ledger, Project, RegisterStatus
+from budget_ledger import BudgetStatus, Ledger, Project, RegisterStatus, VerifyReport
 
-from .applications import Application, ApplicationDesk
+from .applications import Application, ApplicationDesk, Submission
 from .schemas import (
     ApplicationPublic,
     BudgetPublic,
@@ -15,6 +16,7 @@ from .schemas import (
     TokenIssuedPublic,
     TokenPublic,
     TransparencyProjectPublic,
+    VerifyPublic,
 )
 from .tokens import IssuedToken, TokenRecord, utcnow
 
@@ -26,6 +28,7 @@ __all__ = [
     "token_issued_public",
     "token_public",
     "transparency_projects",
+    "verify_public",
 ]
 
 
@@ -34,25 +37,41 @@ def budget_public(status: BudgetStatus) -> BudgetPublic:
     return BudgetPublic.model_validate(status.to_public())
 
 
+def _about(subject: Project | Submission) -> dict[str, Any]:
+    """What a project or an application is about: title, purpose, institution, summary, registers."""
+    return {
+        "title": subject.title,
+        "purpose": subject.purpose,
+        "institution": subject.institution,
+        "summary": subject.summary,
+        "registers": list(subject.registers),
+    }
+
+
+def _permit(project: Project) -> dict[str, Any]:
+    """A project's permit, the fields every public view of a project starts with."""
+    return {
+        "id": project.id,
+        **_about(project),
+        "mode": project.mode,
+        "expires": project.expires,
+        "created_at": project.created_at,
+    }
+
+
 def project_public(project: Project, status: BudgetStatus) -> ProjectPublic:
     """A project with its budget."""
-    return ProjectPublic(
-        id=project.id,
-        title=project.title,
-        purpose=project.purpose,
-        institution=project.institution,
-        summary=project.summary,
-        registers=list(project.registers),
-        mode=project.mode,
-        expires=project.expires,
-        created_at=project.created_at,
-        budget=budget_public(status),
-    )
+    return ProjectPublic(**_permit(project), budget=budget_public(status))
 
 
 def register_public(status: RegisterStatus) -> RegisterCapPublic:
     """A register's borne loss and cap."""
     return RegisterCapPublic.model_validate(status.to_public())
+
+
+def verify_public(report: VerifyReport) -> VerifyPublic:
+    """The outcome of verifying the ledger and its audit chain."""
+    return VerifyPublic.model_validate(report, from_attributes=True)
 
 
 def token_public(record: TokenRecord, now: dt.datetime | None = None) -> TokenPublic:
@@ -84,11 +103,7 @@ def application_public(
     return ApplicationPublic(
         id=app.id,
         status=app.status,
-        title=sub.title,
-        purpose=sub.purpose,
-        institution=sub.institution,
-        summary=sub.summary,
-        registers=list(sub.registers),
+        **_about(sub),
         epsilon=sub.epsilon,
         delta=sub.delta,
         duration_days=sub.duration_days,
@@ -115,15 +130,7 @@ def transparency_projects(ledger: Ledger, desk: ApplicationDesk) -> list[Transpa
         app = by_project.get(project.id)
         out.append(
             TransparencyProjectPublic(
-                id=project.id,
-                title=project.title,
-                purpose=project.purpose,
-                institution=project.institution,
-                summary=project.summary,
-                registers=list(project.registers),
-                mode=project.mode,
-                created_at=project.created_at,
-                expires=project.expires,
+                **_permit(project),
                 epsilon_total=budget.epsilon_total,
                 epsilon_spent=budget.epsilon_spent,
                 delta_total=budget.delta_total,

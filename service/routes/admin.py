@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
@@ -17,8 +16,8 @@ from ..schemas import (
     TokenPublic,
     VerifyPublic,
 )
-from ..views import register_public, token_issued_public, token_public
-from .common import ERRORS
+from ..views import register_public, token_public, verify_public
+from .common import ERRORS, issue_token
 
 __all__ = ["router"]
 
@@ -43,16 +42,7 @@ def create_admin_token(
     """A new administrator token, shown once; analyst tokens are issued per project."""
     if body.role != "admin":
         raise InvalidRequest("Analyst tokens belong to a project: use POST /v1/projects/{id}/tokens.")
-    days = body.ttl_days or settings.token_ttl_days
-    issued = services.tokens.issue(
-        "admin", name=body.name, ttl=dt.timedelta(days=days), created_by=admin.actor
-    )
-    services.ledger.append_event(
-        "token_issued",
-        {"project": None, "token_id": issued.record.id, "name": body.name, "role": "admin"},
-        admin.actor,
-    )
-    return token_issued_public(issued)
+    return issue_token(body, None, services, settings, admin)
 
 
 @router.delete("/admin/tokens/{token_id}", summary="Revoke a token (admin)")
@@ -82,12 +72,4 @@ def set_register_cap(
 @router.get("/admin/ledger/verify", summary="Verify the ledger and audit chain (admin)")
 def verify_ledger(services: ServicesDep, admin: Admin) -> VerifyPublic:
     """Recompute the audit chain and check every ledger table against it."""
-    report = services.ledger.verify()
-    return VerifyPublic(
-        ok=report.ok,
-        entries=report.entries,
-        head_hash=report.head_hash,
-        first_bad_index=report.first_bad_index,
-        reason=report.reason,
-        problems=list(report.problems),
-    )
+    return verify_public(services.ledger.verify())

@@ -37,14 +37,8 @@ def submit(body: ApplicationRequest, services: ServicesDep, caller: Caller) -> A
     analyst token is in this response, once; otherwise it waits for an administrator. Keep
     ``status_key`` to read the status later."""
     submission = Submission(
-        title=body.title,
-        purpose=body.purpose,
-        institution=body.institution,
-        summary=body.summary,
+        **body.model_dump(exclude={"registers", "applicant"}),
         registers=tuple(body.registers),
-        epsilon=body.epsilon,
-        delta=body.delta,
-        duration_days=body.duration_days,
         applicant_name=body.applicant.name,
         applicant_email=body.applicant.email,
     )
@@ -85,12 +79,5 @@ def decide(
     application_id: ApplicationId, body: DecisionRequest, services: ServicesDep, admin: Admin
 ) -> ApplicationPublic:
     """Approve (optionally with a different budget or expiry) or reject (with a reason)."""
-    decision = Decision(
-        decision=body.decision,
-        epsilon=body.epsilon,
-        delta=body.delta,
-        expires=body.expires,
-        reason=body.reason,
-    )
-    app = services.desk.decide(application_id, decision, actor=admin.actor)
+    app = services.desk.decide(application_id, Decision(**body.model_dump()), actor=admin.actor)
     return application_public(app, for_admin=True)

@@ -1,12 +1,18 @@
-"""What every router shares: the documented error responses."""
+"""What the routers share: the documented error responses, and issuing a token asked for by a request."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from ..schemas import ErrorBody
+from ..auth import Principal
+from ..runtime import Services
+from ..schemas import ErrorBody, TokenCreateRequest, TokenIssuedPublic
+from ..settings import Settings
+from ..tokens import issue_audited
+from ..views import token_issued_public
 
-__all__ = ["ERRORS"]
+__all__ = ["ERRORS", "issue_token"]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
@@ -21,3 +27,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "Busy, or execution failed (the spend stays charged)."),
     )
 }
+
+
+def issue_token(
+    body: TokenCreateRequest, project: str | None, services: Services, settings: Settings, admin: Principal
+) -> TokenIssuedPublic:
+    """Issue the token ``body`` asks for (its lifetime, else the settings' default), chained in the audit
+    chain by ``admin``; the response is the only time the token is shown."""
+    issued = issue_audited(
+        services.tokens,
+        services.ledger,
+        body.role,
+        name=body.name,
+        project=project,
+        ttl=dt.timedelta(days=body.ttl_days or settings.token_ttl_days),
+        actor=admin.actor,
+    )
+    return token_issued_public(issued)

@@ -6,7 +6,6 @@ one. Administrator-only routes answer 403 to analysts whatever the project.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -27,8 +26,8 @@ from ..schemas import (
     TokenIssuedPublic,
     TokenPublic,
 )
-from ..views import budget_public, project_public, token_issued_public, token_public
-from .common import ERRORS
+from ..views import budget_public, project_public, token_public
+from .common import ERRORS, issue_token
 
 __all__ = ["router"]
 
@@ -51,18 +50,7 @@ def list_projects(services: ServicesDep, caller: TokenHolder) -> list[ProjectPub
 def create_project(body: ProjectCreateRequest, services: ServicesDep, admin: Admin) -> ProjectPublic:
     """Create a project with its permit (purpose, registers, expiry) and budget; the mode is fixed."""
     services.desk.check_registers(body.registers)
-    spec = ProjectSpec(
-        id=body.id,
-        title=body.title,
-        purpose=body.purpose,
-        registers=tuple(body.registers),
-        mode=body.mode,
-        epsilon=body.epsilon,
-        delta=body.delta,
-        institution=body.institution,
-        summary=body.summary,
-        expires=body.expires,
-    )
+    spec = ProjectSpec(**body.model_dump(exclude={"registers"}), registers=tuple(body.registers))
     project = services.ledger.create_project(spec, actor=admin.actor)
     return project_public(project, services.ledger.budget(project.id))
 
@@ -139,16 +127,7 @@ def create_token(
             "Project tokens are analyst tokens; issue administrator tokens at /v1/admin/tokens."
         )
     services.ledger.get_project(project_id)
-    days = body.ttl_days or settings.token_ttl_days
-    issued = services.tokens.issue(
-        "analyst", name=body.name, project=project_id, ttl=dt.timedelta(days=days), created_by=admin.actor
-    )
-    services.ledger.append_event(
-        "token_issued",
-        {"project": project_id, "token_id": issued.record.id, "name": body.name, "role": "analyst"},
-        admin.actor,
-    )
-    return token_issued_public(issued)
+    return issue_token(body, project_id, services, settings, admin)
 
 
 @router.get("/{project_id}/tokens", summary="A project's tokens (admin)")

@@ -49,8 +49,7 @@ IdempotencyKey = Annotated[
 )
 async def preview(body: QueryRequest, services: ServicesDep, caller: TokenHolder) -> Response:
     """The privacy loss the query would be charged and its expected accuracy; touches no data."""
-    previewed = await run_in_threadpool(services.orchestrator.preview, body, caller)
-    return JSONResponse(previewed)
+    return await _preview(services, body, caller)
 
 
 @router.post(
@@ -67,6 +66,11 @@ async def run(
     The same query in the same project returns its stored release free (``cached: true``).
     """
     return await _release(services, lambda: body, caller, idempotency_key)
+
+
+async def _preview(services: Services, query: Query, caller: Principal) -> Response:
+    """Preview in the thread pool: free, and no query slot (it touches no data)."""
+    return JSONResponse(await run_in_threadpool(services.orchestrator.preview, query, caller))
 
 
 async def _release(
@@ -105,9 +109,7 @@ def _sql_query(body: SqlRequest, services: Services) -> Query:
 async def sql_preview(body: SqlRequest, services: ServicesDep, caller: TokenHolder) -> Response:
     """The SQL is parsed into the same query as the JSON API; then exactly like /v1/queries/preview."""
     caller.require_project(body.project)
-    query = _sql_query(body, services)
-    previewed = await run_in_threadpool(services.orchestrator.preview, query, caller)
-    return JSONResponse(previewed)
+    return await _preview(services, _sql_query(body, services), caller)
 
 
 @router.post(

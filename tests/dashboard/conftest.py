@@ -16,7 +16,7 @@ _FAKE_HOSTS = itertools.count()
 @pytest.fixture(scope="session")
 def dashboard_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,500 synthetic persons, generated and built by the real tools."""
-    return build_dataset(tmp_path_factory.mktemp("dashboard-data"))
+    return build_dataset(tmp_path_factory.mktemp("dashboard-data"), persons=1500)
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +29,8 @@ def catalog(dashboard_db: Path) -> dict[str, Any]:
 def api_server(dashboard_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The real API on loopback, with a fresh state directory, for the whole session."""
     api = start_api(dashboard_db, tmp_path_factory.mktemp("dashboard-state") / "state")
-    yield api
-    api.server.stop()
+    with api.server:
+        yield api
 
 
 @pytest.fixture

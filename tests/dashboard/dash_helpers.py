@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -18,28 +15,47 @@ from typing import Any
 import httpx
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[2]
+# The shared helpers of the service and dashboard tests (tests/helpers/server_fixtures.py).
+_SHARED = str(Path(__file__).resolve().parents[1] / "helpers")
+if _SHARED not in sys.path:
+    sys.path.append(_SHARED)
+
+from server_fixtures import (  # noqa: E402
+    ROOT,
+    Process,
+    Server,
+    build_dataset,
+    create_project,
+    free_port,
+    spawn,
+    start_server,
+    wait_for,
+)
+
+__all__ = [
+    "ADMIN_TOKEN",
+    "APP",
+    "SCREENSHOTS",
+    "Api",
+    "FakeApi",
+    "Process",
+    "app_test",
+    "build_dataset",
+    "catalog_body",
+    "charts",
+    "error",
+    "free_port",
+    "open_page",
+    "sign_in",
+    "spawn",
+    "start_api",
+    "texts",
+    "wait_for",
+]
+
 APP = ROOT / "dashboard" / "app.py"
 ADMIN_TOKEN = "sst_admin_dashboard_tests_" + "y" * 32
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def build_dataset(directory: Path, persons: int = 1500, seed: int = 20261128) -> Path:
-    """A small synthetic database made by the real generator and build."""
-    from datasets.build import build
-    from datasets.generate import generate
-
-    generate(persons, seed, directory / "raw", progress=False)
-    db = directory / "sundstat.duckdb"
-    build(directory / "raw", db)
-    return db
 
 
 def catalog_body(db: Path) -> dict[str, Any]:
@@ -52,66 +68,22 @@ def catalog_body(db: Path) -> dict[str, Any]:
 
 
 @dataclass
-class Process:
-    """A subprocess in its own process group, with its output in a log file."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        """What the process printed so far."""
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        """Stop the process group."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
-def spawn(command: list[str], log: Path, env: Mapping[str, str]) -> Process:
-    """Start ``command`` from the repository root with ``env`` added to the environment."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Process(process, log)
-
-
-def wait_for(url: str, process: Process, timeout: float = 90.0) -> None:
-    """Wait until ``url`` answers 200, or fail with the process's output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.process.poll() is not None:
-            raise RuntimeError(f"exited with {process.process.returncode}:\n{process.output()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.stop()
-    raise RuntimeError(f"{url} did not answer within {timeout} s:\n{process.output()}")
-
-
-@dataclass
 class Api:
     """A running ``sundstat serve --no-dashboard``, its first-start demo token, and admin shortcuts."""
 
-    url: str
-    server: Process
+    server: Server
     demo_token: str
-    admin_token: str = ADMIN_TOKEN
     _projects: int = field(default=0)
+
+    @property
+    def url(self) -> str:
+        """The API's base URL."""
+        return self.server.url
+
+    @property
+    def admin_token(self) -> str:
+        """The administrator token (``SUNDSTAT_ADMIN_TOKEN`` of the server)."""
+        return self.server.admin_token
 
     def admin(self) -> httpx.Client:
         """An httpx client with the administrator's token."""
@@ -123,65 +95,27 @@ class Api:
         """A fresh project (all registers) and an analyst token for it: (project id, token)."""
         self._projects += 1
         project = f"dash-{os.getpid()}-{self._projects}-{time.monotonic_ns() % 100000}"
+        body = {
+            "id": project,
+            "title": f"Dashboard test {self._projects}",
+            "purpose": "research",
+            "registers": ["cpr", "lpr", "lmdb", "dar", "ind", "udda"],
+            "mode": mode,
+            "epsilon": epsilon,
+            "delta": delta,
+        }
         with self.admin() as http:
-            created = http.post(
-                "/v1/projects",
-                json={
-                    "id": project,
-                    "title": f"Dashboard test {self._projects}",
-                    "purpose": "research",
-                    "registers": ["cpr", "lpr", "lmdb", "dar", "ind", "udda"],
-                    "mode": mode,
-                    "epsilon": epsilon,
-                    "delta": delta,
-                },
-            )
-            assert created.status_code == 201, created.text
-            issued = http.post(f"/v1/projects/{project}/tokens", json={"name": "dashboard-test"})
-            assert issued.status_code == 201, issued.text
-        return project, str(issued.json()["token"])
+            return project, create_project(http, body, token_name="dashboard-test")
 
 
 def start_api(db: Path, state_dir: Path, settings: Mapping[str, str] | None = None) -> Api:
     """Start the API on ``db`` with a fresh state directory (one worker, no rate limits to speak of)."""
-    port = free_port()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        "SUNDSTAT_ADMIN_TOKEN": ADMIN_TOKEN,
-        "SUNDSTAT_MIN_RESPONSE_SECONDS": "0",
-        "SUNDSTAT_RATE_LIMIT_PER_SECOND": "5000",
-        "SUNDSTAT_RATE_LIMIT_BURST": "5000",
-        "SUNDSTAT_PUBLIC_RATE_LIMIT_PER_SECOND": "5000",
-        "SUNDSTAT_PUBLIC_RATE_LIMIT_BURST": "5000",
-        "SUNDSTAT_ENGINE_THREADS": "1",
-        **(settings or {}),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--no-dashboard",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--db",
-        str(db),
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    server = spawn(command, state_dir.parent / f"api-{port}.log", env)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/v1/health", server)
+    server = start_server(db, state_dir, admin_token=ADMIN_TOKEN, workers=1, settings=settings)
     found = re.search(r"Demo analyst token \(project '[^']+'\): (\S+)", server.output())
     if not found:
         server.stop()
         raise RuntimeError(f"no demo token in the server's output:\n{server.output()}")
-    return Api(url, server, found.group(1))
+    return Api(server, found.group(1))
 
 
 # --- a fake API for tests that need exact control -------------------------------------------------

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, ProjectAccess, Server, bearer, build_dataset, start_server
+from svc_helpers import (
+    ADMIN_TOKEN,
+    ProjectAccess,
+    Server,
+    bearer,
+    build_dataset,
+    create_project,
+    start_server,
+)
 
 # The same module object as the ledger tests' ``pg_server`` (imported by that name), so the whole
 # session shares one server.
@@ -29,17 +37,14 @@ from pg_server import postgres_server_fixture  # noqa: E402, F401
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real DuckDB file built from 5,000 synthetic persons."""
-    return build_dataset(tmp_path_factory.mktemp("service-data"))
+    return build_dataset(tmp_path_factory.mktemp("service-data"), persons=5000)
 
 
 @pytest.fixture(scope="session")
 def server(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``sundstat serve`` with 2 workers on loopback; generous rate limits, no response padding."""
-    running = start_server(dataset, tmp_path_factory.mktemp("service-state") / "state", workers=2)
-    try:
+    with start_server(dataset, tmp_path_factory.mktemp("service-state") / "state", workers=2) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +87,8 @@ def make_project(http: httpx.Client, admin_headers: dict[str, str]) -> Callable[
             "delta": delta,
             "expires": expires,
         }
-        created = http.post("/v1/projects", json=body, headers=admin_headers)
-        assert created.status_code == 201, created.text
-        token = http.post(
-            f"/v1/projects/{project_id}/tokens", json={"name": "analyst"}, headers=admin_headers
-        )
-        assert token.status_code == 201, token.text
-        return ProjectAccess(project_id, token.json()["token"])
+        token = create_project(http, body, token_name="analyst", headers=admin_headers)
+        return ProjectAccess(project_id, token)
 
     return make
 

@@ -2,129 +2,42 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+# The shared helpers of the service and dashboard tests (tests/helpers/server_fixtures.py).
+_SHARED = str(Path(__file__).resolve().parents[1] / "helpers")
+if _SHARED not in sys.path:
+    sys.path.append(_SHARED)
+
+from server_fixtures import Server, build_dataset, create_project  # noqa: E402
+from server_fixtures import start_server as _start_server  # noqa: E402
+
+__all__ = [
+    "ADMIN_TOKEN",
+    "ERROR_KEYS",
+    "ProjectAccess",
+    "Server",
+    "assert_error",
+    "bearer",
+    "build_dataset",
+    "create_project",
+    "fire_queries",
+    "start_server",
+]
+
 ADMIN_TOKEN = "sst_admin_test_" + "x" * 40
 ERROR_KEYS = {"ok", "code", "error", "status"}
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def build_dataset(directory: Path, persons: int = 5000, seed: int = 20261128) -> Path:
-    """Generate and build a small synthetic database with the real generator and build."""
-    from datasets.build import build
-    from datasets.generate import generate
-
-    generate(persons, seed, directory / "raw", progress=False)
-    db = directory / "sundstat.duckdb"
-    build(directory / "raw", db)
-    return db
-
-
-@dataclass
-class Server:
-    """A running ``sundstat serve`` process."""
-
-    url: str
-    state_dir: Path
-    db: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-    admin_token: str = ADMIN_TOKEN
-    env: dict[str, str] = field(default_factory=dict)
-
-    def output(self) -> str:
-        """What the server printed so far."""
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        """Stop the server's process group (its workers included)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
-def start_server(
-    db: Path,
-    state_dir: Path,
-    *,
-    workers: int = 2,
-    settings: Mapping[str, str] | None = None,
-    args: Sequence[str] = (),
-    timeout: float = 90.0,
-) -> Server:
-    """Run ``sundstat serve --no-dashboard [args]`` on a free loopback port and wait until it answers."""
-    port = free_port()
-    log = state_dir.parent / f"server-{port}.log"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "SUNDSTAT_ADMIN_TOKEN": ADMIN_TOKEN,
-        "SUNDSTAT_MIN_RESPONSE_SECONDS": "0",
-        "SUNDSTAT_RATE_LIMIT_PER_SECOND": "5000",
-        "SUNDSTAT_RATE_LIMIT_BURST": "5000",
-        "SUNDSTAT_PUBLIC_RATE_LIMIT_PER_SECOND": "5000",
-        "SUNDSTAT_PUBLIC_RATE_LIMIT_BURST": "5000",
-        "SUNDSTAT_ENGINE_THREADS": "1",
-        **(settings or {}),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--no-dashboard",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--db",
-        str(db),
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        *args,
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(f"http://127.0.0.1:{port}", state_dir, db, process, log, env=env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/v1/health", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"the server did not answer within {timeout} s:\n{server.output()}")
+def start_server(db: Path, state_dir: Path, **options: Any) -> Server:
+    """``sundstat serve --no-dashboard`` with the service tests' administrator token; ``options`` as for
+    ``server_fixtures.start_server`` (workers, settings, args, timeout)."""
+    return _start_server(db, state_dir, admin_token=ADMIN_TOKEN, **options)
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,15 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from svc_helpers import ADMIN_TOKEN, ERROR_KEYS, Server, bearer, start_server
+from svc_helpers import ADMIN_TOKEN, ERROR_KEYS, Server, bearer, create_project, start_server
 
 EXAMPLES = 6
 
 
 @pytest.fixture(scope="module")
 def fuzz_server(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(dataset, tmp_path_factory.mktemp("fuzz-state") / "state", workers=1)
-    try:
+    with start_server(dataset, tmp_path_factory.mktemp("fuzz-state") / "state", workers=1) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +37,7 @@ def analyst_token(fuzz_server: Server) -> str:
             "registers": ["cpr", "lpr"],
             "epsilon": 1000,
         }
-        assert client.post("/v1/projects", json=project).status_code == 201
-        return str(client.post("/v1/projects/fuzz/tokens", json={"name": "fuzz"}).json()["token"])
+        return create_project(client, project, token_name="fuzz")
 
 
 def _check(response: Any) -> None:

@@ -25,11 +25,10 @@ def strict(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "SUNDSTAT_QUEUE_TIMEOUT_SECONDS": "0",
         "SUNDSTAT_MIN_RESPONSE_SECONDS": str(PADDING),
     }
-    running = start_server(dataset, tmp_path_factory.mktemp("strict") / "state", workers=1, settings=settings)
-    try:
+    with start_server(
+        dataset, tmp_path_factory.mktemp("strict") / "state", workers=1, settings=settings
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _patient(send: Callable[[], httpx.Response]) -> httpx.Response:
