@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -131,6 +132,7 @@ def _gaussian_accuracy_bound(scale: float, alpha: float) -> int:
     return k
 
 
+@lru_cache(maxsize=4096)
 def half_width_at_scale(kind: NoiseKind, scale: float, alpha: float) -> int:
     """Half-width ``a`` of the closed interval ``[v - a, v + a]`` covering integer noise w.p. >= 1 - alpha."""
     alpha = _check_alpha(alpha)

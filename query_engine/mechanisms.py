@@ -409,8 +409,13 @@ def _mismatch(calibration: NoiseCalibration, computed: object) -> PrivacyInvaria
     )
 
 
+@lru_cache(maxsize=1024)
 def _measurement_for(calibration: NoiseCalibration) -> dp.Measurement:
-    """Rebuild the calibration's measurement and check that OpenDP's map equals the charged loss."""
+    """Rebuild the calibration's measurement and check that OpenDP's map equals the charged loss.
+
+    Cached by the whole (frozen) calibration, loss included: a calibration that differs in any field,
+    e.g. a tampered loss, misses the cache and is checked afresh; failures are never cached.
+    """
     scale = _check_scale(calibration.scale)
     sensitivity, loss = calibration.sensitivity, calibration.loss
     if calibration.mechanism in ("discrete_laplace", "discrete_gaussian"):
