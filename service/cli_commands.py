@@ -37,6 +37,9 @@ def _serve_settings(args: argparse.Namespace) -> Any:
         "dashboard_port": args.dashboard_port,
         "workers": args.workers,
         "ledger_url": args.ledger_url,
+        "backend": args.backend,
+        "spark_master": args.spark_master,
+        "parquet_dir": args.parquet_dir,
     }
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -68,7 +71,9 @@ def _first_start(settings: Any) -> Any:
     from .store import ServiceStore
     from .tokens import TokenStore
 
-    catalog = open_catalog_from_db(settings.db_path)
+    catalog = (
+        settings.spark_catalog() if settings.backend == "spark" else open_catalog_from_db(settings.db_path)
+    )
     ledger = open_ledger(settings)
     store = ServiceStore(settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
@@ -98,7 +103,10 @@ def _print_banner(settings: Any, start: Any, dashboard: bool) -> None:
     if dashboard:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         lines.append(f"  Dashboard:  http://{host}:{settings.dashboard_port}")
-    lines.append(f"  Database:   {settings.db_path}")
+    if settings.backend == "spark":
+        lines.append(f"  Registers:  Spark ({settings.spark_master}) over {settings.parquet_dir}")
+    else:
+        lines.append(f"  Database:   {settings.db_path}")
     lines.append(f"  State dir:  {settings.state_dir}")
     lines.append(f"  Ledger:     {settings.ledger_description}")
     if start.first:
@@ -160,8 +168,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     try:
-        check_serving(settings, need_db=not settings.uses_default_db)
-        if settings.uses_default_db and not settings.db_path.is_file():
+        duckdb_backend = settings.backend == "duckdb"
+        check_serving(settings, need_db=duckdb_backend and not settings.uses_default_db)
+        if duckdb_backend and settings.uses_default_db and not settings.db_path.is_file():
             _build_default_dataset(settings.db_path)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -441,6 +450,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--ledger-url",
         help="keep the ledger in PostgreSQL, postgresql://user:password@host/db, shared by several API "
         "hosts (default: $SUNDSTAT_LEDGER_URL, else SQLite in the state directory)",
+    )
+    serve.add_argument(
+        "--backend",
+        choices=["duckdb", "spark"],
+        help="query backend (default duckdb; spark runs the same compiled plans on Spark over Parquet)",
+    )
+    serve.add_argument(
+        "--spark-master",
+        help="Spark master URL for --backend spark (default local[*], e.g. spark://host:7077)",
+    )
+    serve.add_argument(
+        "--parquet-dir",
+        help="directory or URI with <register>.parquet and catalog.json for --backend spark "
+        "(as written by 'sundstat generate' or exported from a built database)",
     )
     serve.add_argument(
         "--log-level",

@@ -95,8 +95,16 @@ def engine_settings(settings: Settings) -> Any:
 
 
 def open_engine(settings: Settings) -> EngineLike:
-    """Open the engine read-only on the settings' database."""
+    """Open the engine read-only on the settings' database (or on Spark over Parquet files)."""
     from query_engine.engine import Engine
 
+    if settings.backend == "spark":
+        from query_engine.backends.spark_backend import open_spark_engine
+
+        assert settings.parquet_dir is not None
+        spark: EngineLike = open_spark_engine(
+            settings.parquet_dir, settings.spark_master, engine_settings(settings)
+        )
+        return spark
     engine: EngineLike = Engine.open(settings.db_path, engine_settings(settings))
     return engine

@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from budget_ledger.errors import LedgerError
 from budget_ledger.store import is_postgres_url
+from query_engine.catalog import Catalog
 
 __all__ = [
     "DEFAULT_DATASET_PERSONS",
@@ -85,6 +86,15 @@ class Settings(BaseSettings):
     )
     state_dir: Path = Field(
         default=Path("state"), description="Directory for the ledger, token database and audit key."
+    )
+    backend: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description="Query backend: duckdb (the database file) or spark (Parquet files, the scale-out engine).",
+    )
+    spark_master: str = Field(default="local[*]", description="Spark master URL for the spark backend.")
+    parquet_dir: str | None = Field(
+        default=None,
+        description="Directory or URI with <register>.parquet and catalog.json, for the spark backend.",
     )
 
     # --- secrets ------------------------------------------------------------------------------
@@ -214,6 +224,11 @@ class Settings(BaseSettings):
         """The database to serve: ``db`` or the embedded default."""
         return self.db if self.db is not None else default_db_path()
 
+    def spark_catalog(self) -> Catalog:
+        """The catalog the spark backend serves: ``catalog.json`` next to the Parquet files."""
+        assert self.parquet_dir is not None
+        return Catalog.loads((Path(self.parquet_dir) / "catalog.json").read_text(encoding="utf-8"))
+
     @property
     def uses_default_db(self) -> bool:
         """True when no database was given and the embedded default is served."""
@@ -314,6 +329,21 @@ def check_serving(settings: Settings, *, need_db: bool = True) -> None:
             f"Binding to {settings.host} exposes the API beyond this machine. Put it behind TLS and set "
             "SUNDSTAT_ALLOW_PUBLIC_BIND=1, or use --host 127.0.0.1."
         )
+    if settings.backend == "spark":
+        if settings.parquet_dir is None:
+            problems.append(
+                "The spark backend reads Parquet files: set SUNDSTAT_PARQUET_DIR (or --parquet-dir) to a "
+                "directory with <register>.parquet and catalog.json."
+            )
+        elif (
+            "://" not in settings.parquet_dir and not (Path(settings.parquet_dir) / "catalog.json").is_file()
+        ):
+            problems.append(
+                f"{settings.parquet_dir} has no catalog.json; point --parquet-dir at the output of "
+                "'sundstat generate' or at Parquet files exported from a built database."
+            )
+        if settings.workers > 1:
+            problems.append("The spark backend runs one Spark driver: use --workers 1 with --backend spark.")
     if need_db and not settings.db_path.is_file():
         problems.append(
             f"The database {settings.db_path} does not exist. Set SUNDSTAT_DB (or --db) to a file "

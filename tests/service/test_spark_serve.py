@@ -1,0 +1,71 @@
+"""``sundstat serve --backend spark``: the API on the Spark backend over Parquet files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from svc_helpers import ADMIN_TOKEN, bearer, create_project, start_server
+
+from service.settings import Settings, SettingsError, check_serving
+
+
+def test_spark_backend_needs_a_parquet_dir_with_a_catalog(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="--parquet-dir"):
+        check_serving(Settings(backend="spark", state_dir=tmp_path / "s"), need_db=False)
+    with pytest.raises(SettingsError, match="no catalog.json"):
+        check_serving(
+            Settings(backend="spark", parquet_dir=str(tmp_path), state_dir=tmp_path / "s"), need_db=False
+        )
+
+
+def test_spark_backend_runs_one_worker(tmp_path: Path) -> None:
+    (tmp_path / "catalog.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(SettingsError, match="--workers 1"):
+        check_serving(
+            Settings(backend="spark", parquet_dir=str(tmp_path), workers=2, state_dir=tmp_path / "s"),
+            need_db=False,
+        )
+
+
+@pytest.mark.slow
+def test_serve_on_spark_answers_a_grouped_count(tmp_path: Path, dataset: Path) -> None:
+    raw = dataset.parent / "raw"  # the generator's Parquet files and catalog.json
+    args = ["--backend", "spark", "--parquet-dir", str(raw)]
+    with (
+        start_server(dataset, tmp_path / "state", args=args, timeout=240) as server,
+        httpx.Client(base_url=server.url, timeout=120, headers=bearer(ADMIN_TOKEN)) as http,
+    ):
+        body = {
+            "id": "spark-demo",
+            "title": "Spark",
+            "purpose": "research",
+            "registers": ["cpr", "lpr"],
+            "mode": "pure",
+            "epsilon": 1.0,
+            "delta": 0.0,
+        }
+        token = create_project(http, body, token_name="spark-analyst")
+        query = {
+            "project": "spark-demo",
+            "measure": "count_persons",
+            "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
+            "group_by": ["cpr.region"],
+            "epsilon": 0.25,
+        }
+        first = http.post("/v1/queries", json=query, headers=bearer(token))
+        assert first.status_code == 200, first.text
+        release = first.json()
+        assert [row["cpr.region"] for row in release["rows"]] == [
+            "Nordjylland",
+            "Midtjylland",
+            "Syddanmark",
+            "Hovedstaden",
+            "Sjælland",
+        ]
+        assert release["privacy"]["mechanism"] == "discrete_laplace" and not release["cached"]
+        again = http.post("/v1/queries", json=query, headers=bearer(token)).json()
+        assert again["cached"] and again["rows"] == release["rows"]
+        budget = http.get("/v1/projects/spark-demo/budget", headers=bearer(token)).json()
+        assert budget["epsilon_spent"] == pytest.approx(0.25, abs=1e-9)
