@@ -18,6 +18,8 @@ pyspark (>= 4.0, for ``DataFrame.toArrow``) is imported only when a Spark backen
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import threading
 import uuid
 from collections.abc import Mapping
@@ -89,7 +91,8 @@ class SparkBackend:
     """Registers in Parquet, queried through a private child of a SparkSession; thread-safe.
 
     The child session (``session.newSession()``) shares the SparkContext but has its own temp
-    views and SQL settings, so several backends (or other work) can share one JVM. Each query is
+    views and SQL settings (``SESSION_CONF``, then ``sql_conf``, e.g. shuffle partitions), so
+    several backends (or other work) can share one JVM. Each query is
     tagged and cancelled (with thread interruption) when it exceeds the timeout. ``close()`` drops
     the views, and stops the SparkContext only when ``stop_session`` is set.
     """
@@ -102,19 +105,20 @@ class SparkBackend:
         parquet_dir: str | Path,
         *,
         timeout_s: float = 30.0,
-        shuffle_partitions: int | None = None,
+        sql_conf: Mapping[str, str] | None = None,
         catalog_json: str | None = None,
         stop_session: bool = False,
     ) -> None:
+        sql_conf = dict(sql_conf or {})
+        clash = sorted(k for k, v in sql_conf.items() if k in SESSION_CONF and v != SESSION_CONF[k])
+        if clash:
+            raise ValueError(f"{', '.join(clash)} cannot be changed: exact aggregates depend on them")
         self._session = session.newSession()
         self._stop_session = stop_session
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._closed = False
-        conf = dict(SESSION_CONF)
-        if shuffle_partitions is not None:
-            conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
-        for key, value in conf.items():
+        for key, value in {**sql_conf, **SESSION_CONF}.items():
             self._session.conf.set(key, value)
             if self._session.conf.get(key) != value:
                 raise ExecutionFailed(f"Spark refused the setting {key}={value}.", stage=_STAGE)
@@ -222,8 +226,10 @@ class SparkBackend:
             if self._closed:
                 return
             self._closed = True
-        for name in self._views:
-            self._session.catalog.dropTempView(name)
+        # Closing must not fail when the SparkContext is already gone (stopped elsewhere or lost).
+        with contextlib.suppress(Exception):
+            for name in self._views:
+                self._session.catalog.dropTempView(name)
         if self._stop_session:
             self._session.stop()
 
@@ -235,11 +241,18 @@ def _builder_conf(master: str, driver_memory: str, extra: Mapping[str, str] | No
         "spark.driver.memory": driver_memory,
         # No web UI: it would show query plans and literals to anyone who can reach the port.
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        # Nothing is ever written as a table; keep Spark's empty default database out of the cwd.
+        "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / "sundstat-spark-warehouse"),
         **SESSION_CONF,
     }
     if master.startswith("local"):
         # Spark's default of 200 shuffle partitions is for clusters; a few per core suit one machine.
         conf["spark.sql.shuffle.partitions"] = "8"
+        # Everything runs in this process: listen and advertise on loopback only (the block
+        # manager fetches large task results through the advertised address).
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        conf["spark.driver.host"] = "127.0.0.1"
     conf.update(extra or {})
     return conf
 
@@ -276,13 +289,16 @@ def open_spark_backend(
         ) from None
     if not already:
         session.sparkContext.setLogLevel("ERROR")
-    shuffle = settings.get("spark.sql.shuffle.partitions")
+    # Runtime SQL settings go to the backend's own session too (static ones live in the context).
+    sql_conf = {
+        k: v for k, v in settings.items() if k.startswith("spark.sql.") and session.conf.isModifiable(k)
+    }
     try:
         return SparkBackend(
             session,
             parquet_dir,
             timeout_s=timeout_s,
-            shuffle_partitions=int(shuffle) if shuffle else None,
+            sql_conf=sql_conf,
             catalog_json=catalog_json,
             stop_session=not already,
         )
