@@ -29,9 +29,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian's chromium drives the browser tests (Playwright cannot download its own browser here);
-# Debian's postgresql gives the PostgreSQL ledger tests a real server (started by the tests themselves).
+# Debian's postgresql gives the PostgreSQL ledger tests a real server (started by the tests themselves);
+# Java runs Spark local for the Spark parity tests.
 APT_PACKAGES = $(if $(shell command -v chromium),,chromium) \
-	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql)
+	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
+	$(if $(shell command -v java),,openjdk-17-jre-headless)
 
 system-deps:
 	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \

@@ -227,6 +227,11 @@ class Settings(BaseSettings):
     def spark_catalog(self) -> Catalog:
         """The catalog the spark backend serves: ``catalog.json`` next to the Parquet files."""
         assert self.parquet_dir is not None
+        if "://" in self.parquet_dir:  # object storage: only Spark can read it
+            from query_engine.backends.spark_backend import open_spark_engine
+
+            with open_spark_engine(self.parquet_dir, self.spark_master) as engine:
+                return engine.catalog
         return Catalog.loads((Path(self.parquet_dir) / "catalog.json").read_text(encoding="utf-8"))
 
     @property

@@ -19,6 +19,7 @@ pyspark (>= 4.0, for ``DataFrame.toArrow``) is imported only when a Spark backen
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import threading
 import uuid
@@ -274,6 +275,9 @@ def open_spark_backend(
     """
     from pyspark.sql import SparkSession
 
+    # PySpark logs failed queries' full messages (which can quote data) on this logger: keep them out
+    # of the service log; the API passes on only the exception type and Spark's error class.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     already = SparkSession.getActiveSession() is not None
     settings = _builder_conf(master, driver_memory, conf)
     builder = SparkSession.builder
