@@ -7,7 +7,8 @@ one answer (and one log line) for any exception that no handler took.
   allows nothing else; the documentation pages set their own, still framing-proof).
 - The body limit counts the bytes as they arrive, so a chunked (streamed) body is refused the moment
   it passes the limit, like one whose ``Content-Length`` says it is too large: the 413 is sent at once
-  and the rest of the body is never read.
+  and the rest of the body never reaches the app (uvicorn discards what still arrives, unbuffered, so
+  the client can read the answer; closing at once would reset the connection under its answer).
 - An exception that reaches this layer is logged as ONE line (type, method, route, request id; never
   its message, which could quote data) and answered with the error body: ``503 storage_unavailable``
   when the storage failed (``service.storage_errors``), else ``500 internal_error`` naming the
