@@ -22,6 +22,7 @@ from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 from service.access_log import AccessLog
 from service.errors import StorageUnavailable
+from service.storage_errors import storage_failure
 
 TMPFS_SIZE = "24m"
 APPLICATION: dict[str, Any] = {
@@ -164,3 +165,58 @@ def test_access_queue_is_bounded_and_refuses_when_full(
     assert len(lines) == 2, lines  # one line when it started failing, one when it recovered
     assert "the disk is full" in lines[0] and "OperationalError" in lines[0] and "\n" not in lines[0]
     assert "chained again" in lines[1]
+
+
+def _sqlite_full(tmp_path: Path) -> BaseException:
+    sink = _SqliteSink(tmp_path / "full.sqlite")
+    sink.make_full()
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        sink.append_event("x", {}, "a")
+    return caught.value
+
+
+def _sqlite_busy(tmp_path: Path) -> BaseException:
+    first = sqlite3.connect(tmp_path / "busy.sqlite", isolation_level=None)
+    first.execute("CREATE TABLE t (x)")
+    first.execute("BEGIN IMMEDIATE")
+    second = sqlite3.connect(tmp_path / "busy.sqlite", isolation_level=None, timeout=0)
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        second.execute("BEGIN IMMEDIATE")
+    return caught.value
+
+
+def _device_full(tmp_path: Path) -> BaseException:
+    with pytest.raises(OSError) as caught, open("/dev/full", "wb", buffering=0) as full:
+        full.write(b"x")  # the kernel's always-full device: a real ENOSPC
+    return caught.value
+
+
+def _postgres_disk_full(tmp_path: Path) -> BaseException:
+    import psycopg.errors
+
+    from budget_ledger import LedgerUnavailable
+
+    # As budget_ledger.postgres_store wraps it: ``from None`` hides the cause but keeps the context.
+    try:
+        try:
+            raise psycopg.errors.DiskFull("could not extend file: No space left on device")
+        except psycopg.Error:
+            raise LedgerUnavailable("The PostgreSQL ledger failed at commit.") from None
+    except LedgerUnavailable as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(_sqlite_full, "the disk is full", id="sqlite_full"),
+        pytest.param(_device_full, "the disk is full", id="enospc"),
+        pytest.param(
+            _postgres_disk_full, "the database server is out of disk space or memory", id="pg_53100"
+        ),
+        pytest.param(_sqlite_busy, None, id="sqlite_busy_is_not_storage_trouble"),
+        pytest.param(lambda _: ValueError("a bug"), None, id="other_errors_are_not"),
+    ],
+)
+def test_storage_failures_are_recognised(tmp_path: Path, make: Any, reason: str | None) -> None:
+    assert storage_failure(make(tmp_path)) == reason
