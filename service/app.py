@@ -23,7 +23,7 @@ from query_engine.errors import EngineError
 
 from . import API_VERSION
 from .docs_pages import install_docs
-from .errors import ServiceError, error_body
+from .errors import ServiceError, StorageUnavailable, error_body
 from .http_guard import MAX_BODY_BYTES, HttpGuard, request_id_of
 from .routes import admin, applications, projects, public, queries
 from .runtime import Services, open_services
@@ -70,13 +70,13 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def coded(request: Request, exc: Exception) -> JSONResponse:
+        reason = storage_failure(exc) if isinstance(exc, LedgerError) else None
+        if reason is not None:  # e.g. PostgreSQL's disk_full, wrapped by the ledger as unavailable
+            exc = StorageUnavailable(storage_message(reason))
         code = str(getattr(exc, "code", "internal_error"))
         status = int(getattr(exc, "status", 500))
         message = str(getattr(exc, "message", None) or exc)
         headers = getattr(exc, "headers", None) if isinstance(exc, ServiceError) else None
-        reason = storage_failure(exc) if isinstance(exc, LedgerError) else None
-        if reason is not None:  # e.g. PostgreSQL's disk_full, wrapped by the ledger as unavailable
-            code, status, message, headers = "storage_unavailable", 503, storage_message(reason), None
         if status >= 500:
             log.warning(
                 "%s %s -> %s %s [request %s]",

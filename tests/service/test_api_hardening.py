@@ -13,11 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg.errors
 import pytest
 import uvicorn
 from server_fixtures import free_port
 from svc_helpers import ADMIN_TOKEN, ProjectAccess, Server, assert_error
 
+from budget_ledger import LedgerUnavailable
 from query_engine.sql_dialect import MAX_SQL_CONDITIONS, MAX_SQL_DEPTH
 from service.app import create_app
 from service.http_guard import MAX_BODY_BYTES
@@ -217,6 +219,14 @@ def failing_server(dataset: Path, tmp_path: Path) -> Iterator[str]:
     def fail() -> None:
         raise _Boom("a message that could quote data: person 0101901234")
 
+    @app.post("/v1/test-ledger-disk-full")
+    def ledger_disk_full() -> None:
+        # What budget_ledger.postgres_store raises when PostgreSQL's disk is full at commit.
+        try:
+            raise psycopg.errors.DiskFull("could not extend file: No space left on device")
+        except psycopg.Error:
+            raise LedgerUnavailable("The PostgreSQL ledger failed at commit; retry.") from None
+
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -247,3 +257,12 @@ def test_unexpected_error_is_one_log_line_and_the_error_body(
     assert "\n" not in line and record.exc_info is None and record.exc_text is None
     assert "_Boom" in line and "/v1/test-failure" in line and "trace-0123456789" in line, line
     assert "0101901234" not in line
+
+
+def test_a_full_postgresql_ledger_is_storage_unavailable(failing_server: str) -> None:
+    with httpx.Client(base_url=failing_server, timeout=30) as client:
+        response = client.post("/v1/test-ledger-disk-full")
+    body = assert_error(response, 503, "storage_unavailable")
+    assert "out of disk space" in body["error"] and "operator" in body["error"]
+    assert response.headers["retry-after"] == "30"
+    assert_secured(response)
