@@ -208,11 +208,12 @@ class _Boom(RuntimeError):
     pass
 
 
-@pytest.fixture
-def failing_server(dataset: Path, tmp_path: Path) -> Iterator[str]:
-    """The real app (real services on the test dataset) with one extra route that fails unexpectedly,
-    served by uvicorn on loopback in this process, so its log records can be inspected."""
-    settings = Settings(db=dataset, state_dir=tmp_path / "state", admin_token=ADMIN_TOKEN)
+@pytest.fixture(scope="module")
+def failing_server(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real app (real services on the test dataset) with extra routes that fail, served by uvicorn
+    on loopback in this process, so its log records can be inspected."""
+    state_dir = tmp_path_factory.mktemp("failing-server") / "state"
+    settings = Settings(db=dataset, state_dir=state_dir, admin_token=ADMIN_TOKEN)
     app = create_app(settings)
 
     @app.get("/v1/test-failure")
