@@ -43,17 +43,23 @@ from .sql_errors import (
     SqlError,
     SqlPosition,
     SqlSyntaxError,
+    SqlTooDeep,
     SqlUnknownColumn,
     SqlUnknownRegister,
     SqlValueError,
     UnsupportedSql,
 )
 
-__all__ = ["DIALECT", "MAX_SQL_CHARS", "sql_to_query"]
+__all__ = ["DIALECT", "MAX_SQL_CHARS", "MAX_SQL_CONDITIONS", "MAX_SQL_DEPTH", "sql_to_query"]
 
 DIALECT = "postgres"
 _Value = str | int | float
 MAX_SQL_CHARS = 20_000
+# The parser and the translator recurse once (or more) per nesting level; these limits keep every
+# accepted text far below Python's recursion limit (sqlglot itself fails near 45 parentheses).
+MAX_SQL_DEPTH = 16
+MAX_SQL_CONDITIONS = 200
+_PREFIX_OPERATORS = {TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE}
 
 _SUPPORTED_AGGREGATES = (
     "COUNT(*), COUNT(DISTINCT person_id), SUM(col), AVG(col), MEDIAN(col) or "
@@ -218,8 +224,17 @@ def sql_to_query(
     >>> query.measure, query.group_by, query.where[0].column
     ('count_persons', ('cpr.region',), 'cpr.sex')
     """
-    tree, text = _parse(sql)
-    fields = _Translator(tree, text, catalog).translate()
+    try:
+        tree, text = _parse(sql)
+        fields = _Translator(tree, text, catalog).translate()
+    except RecursionError:
+        # A backstop for shapes the nesting check does not count: refused the same way, never a 500.
+        raise SqlTooDeep(
+            f"Line 1, column 1: the SQL text nests too deeply to be read; keep parentheses and operators "
+            f"within {MAX_SQL_DEPTH} levels and at most {MAX_SQL_CONDITIONS} AND/OR conditions.",
+            position={"line": 1, "column": 1},
+            construct="nesting",
+        ) from None
     fields.update(
         project=project,
         epsilon=epsilon,
@@ -389,6 +404,7 @@ def _parse(sql: str) -> tuple[exp.Expr, _Text]:
             construct="token",
         ) from None
     text = _Text.of(sql, tokens)
+    _check_nesting(text)
     statements = _statements(text)
     if not statements:
         raise SqlSyntaxError(
@@ -422,6 +438,38 @@ def _parse(sql: str) -> tuple[exp.Expr, _Text]:
         raise _syntax_error(text, error) from None
     tree = next(t for t in trees if t is not None)
     return tree, text
+
+
+def _check_nesting(text: _Text) -> None:
+    """Refuse, before parsing, texts whose nesting or AND/OR chains would exhaust the recursion."""
+    run = cases = conditions = 0
+    for token, depth in zip(text.tokens, text.depths, strict=True):
+        run = run + 1 if token.token_type in _PREFIX_OPERATORS else 0
+        cases += {TokenType.CASE: 1, TokenType.END: -1}.get(token.token_type, 0)
+        if depth + cases + run > MAX_SQL_DEPTH:
+            raise SqlTooDeep(
+                _at(
+                    text,
+                    token.start,
+                    f"parentheses, CASE and prefix operators (NOT, -, +) nest more than {MAX_SQL_DEPTH} levels "
+                    "deep here; write the condition without the extra nesting.",
+                ),
+                position=text.position(token.start),
+                construct="nesting",
+            )
+        if token.token_type in (TokenType.AND, TokenType.OR):
+            conditions += 1
+            if conditions > MAX_SQL_CONDITIONS:
+                raise SqlTooDeep(
+                    _at(
+                        text,
+                        token.start,
+                        f"the SQL text joins more than {MAX_SQL_CONDITIONS} conditions with AND/OR; "
+                        "use IN (...) lists or fewer conditions.",
+                    ),
+                    position=text.position(token.start),
+                    construct="conditions",
+                )
 
 
 def _lint(text: _Text) -> None:

@@ -10,7 +10,8 @@
         ├── SqlUnknownRegister        unknown_register (also an ``UnknownRegister``)
         ├── SqlUnknownColumn          unknown_column (also an ``UnknownColumn``)
         ├── SqlColumnNotQueryable     column_not_queryable (also a ``ColumnNotQueryable``)
-        └── SqlValueError             value_outside_domain (also a ``ValueOutsideDomain``)
+        ├── SqlValueError             value_outside_domain (also a ``ValueOutsideDomain``)
+        └── SqlTooDeep                sql_too_deep: nesting or AND/OR chains beyond the limit
 
 The catalog-level errors keep the codes of the JSON API, so a client handles ``unknown_column`` the
 same way whichever route produced it. ``position`` is ``{"line": L, "column": C}`` (1-based, in
@@ -29,6 +30,7 @@ __all__ = [
     "SqlError",
     "SqlPosition",
     "SqlSyntaxError",
+    "SqlTooDeep",
     "SqlUnknownColumn",
     "SqlUnknownRegister",
     "SqlValueError",
@@ -94,3 +96,10 @@ class SqlValueError(SqlError, ValueOutsideDomain):
     """A literal of the wrong type for its column (a number for a code, text for a number)."""
 
     code = "value_outside_domain"
+
+
+class SqlTooDeep(SqlError):
+    """Parentheses, prefix operators or AND/OR chains nested beyond the dialect's limit (checked
+    before parsing, so a deep text cannot exhaust the parser's recursion)."""
+
+    code = "sql_too_deep"

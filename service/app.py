@@ -1,14 +1,15 @@
 """The FastAPI application: ``create_app(settings)`` and the uvicorn factory ``app_from_env``.
 
 One exception layer maps every error (the service's, the engine's, the ledger's, FastAPI's own
-validation errors, unknown routes and methods, and unexpected exceptions) onto the one error body
-``{"ok": false, "code", "error", "status"}``.
+validation errors, unknown routes and methods) onto the one error body
+``{"ok": false, "code", "error", "status"}``; unexpected exceptions and storage failures reach
+``service.http_guard``, the outermost layer, which answers them (500 or 503) and logs one line each.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,22 +22,17 @@ from budget_ledger import LedgerError
 from query_engine.errors import EngineError
 
 from . import API_VERSION
-from .errors import ServiceError, error_body
+from .docs_pages import install_docs
+from .errors import ServiceError, StorageUnavailable, error_body
+from .http_guard import MAX_BODY_BYTES, HttpGuard, request_id_of
 from .routes import admin, applications, projects, public, queries
 from .runtime import Services, open_services
 from .settings import Settings
+from .storage_errors import storage_failure, storage_message
 
 __all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app"]
 
-MAX_BODY_BYTES = 1_000_000
-
 log = logging.getLogger("sundstat.service")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _HTTP_CODES = {
     400: ("bad_request", "The request could not be read."),
@@ -74,12 +70,22 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def coded(request: Request, exc: Exception) -> JSONResponse:
+        reason = storage_failure(exc) if isinstance(exc, LedgerError) else None
+        if reason is not None:  # e.g. PostgreSQL's disk_full, wrapped by the ledger as unavailable
+            exc = StorageUnavailable(storage_message(reason))
         code = str(getattr(exc, "code", "internal_error"))
         status = int(getattr(exc, "status", 500))
         message = str(getattr(exc, "message", None) or exc)
         headers = getattr(exc, "headers", None) if isinstance(exc, ServiceError) else None
         if status >= 500:
-            log.warning("%s %s -> %s %s", request.method, request.url.path, status, code)
+            log.warning(
+                "%s %s -> %s %s [request %s]",
+                request.method,
+                request.url.path,
+                status,
+                code,
+                request_id_of(request.scope),
+            )
         position = getattr(exc, "position", None)
         # SQL errors say where in the text: the one extra field an error body may have.
         extra = (
@@ -100,52 +106,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return _json_error(code, message, exc.status_code, headers)
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _json_error(
-            "internal_error",
-            "An unexpected error occurred; this is a bug in sundstat and has been logged. Nothing was "
-            "released.",
-            500,
-        )
-
     app.add_exception_handler(ServiceError, coded)
     app.add_exception_handler(EngineError, coded)
     app.add_exception_handler(LedgerError, coded)
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http)
-    app.add_exception_handler(Exception, unexpected)
-
-
-class _Hardening:
-    """ASGI middleware: refuse oversized bodies (413) and mark responses as not cacheable."""
-
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.max_body = max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            response = _json_error(
-                "payload_too_large", f"The request body is larger than {self.max_body} bytes.", 413
-            )
-            await response(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                raw = list(message.get("headers") or [])
-                raw.append((b"cache-control", b"no-store"))
-                raw.append((b"x-content-type-options", b"nosniff"))
-                message["headers"] = raw
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    # No handler for Exception: Starlette would answer it and then re-raise it, and uvicorn would log a
+    # traceback per request. HttpGuard answers it instead (one log line).
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -171,12 +138,15 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             '`{"ok": false, "code": "...", "error": "...", "status": 400}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     _install_error_handlers(app)
     for router in (public.router, queries.router, projects.router, applications.router, admin.router):
         app.include_router(router)
-    app.add_middleware(_Hardening)
+    install_docs(app)
+    app.add_middleware(HttpGuard)
     return app
 
 

@@ -4,22 +4,29 @@ Runs in the ``serve`` process before any worker starts. Which start is the first
 row in the service database's ``meta`` table, claimed atomically, so two processes racing on a fresh
 state directory issue the tokens once. Tokens are stored only as hashes: later starts cannot show them
 again and say how to issue new ones.
+
+The first start's tokens are written to ``first-start-tokens.txt`` (mode 0600) in the state directory
+and shown on the terminal only when standard output is one: a server's output usually ends up in a
+log file or the journal, where a token must never be (``token_report``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from budget_ledger import Ledger, ProjectExists, ProjectSpec
 
 from .store import ServiceStore
 from .tokens import TokenStore, issue_audited, utcnow
 
-__all__ = ["DEMO_PROJECT", "FirstStart", "bootstrap"]
+__all__ = ["DEMO_PROJECT", "TOKEN_FILE", "FirstStart", "bootstrap", "save_tokens", "token_report"]
 
 DEMO_PROJECT = "demo"
+TOKEN_FILE = "first-start-tokens.txt"
 _META_KEY = "bootstrapped_at"
 
 
@@ -97,3 +104,48 @@ def _ensure_demo_project(
             ),
             actor="system",
         )
+
+
+def save_tokens(start: FirstStart, state_dir: Path) -> Path | None:
+    """Write the tokens this first start issued to a 0600 file in ``state_dir`` (None if it issued none)."""
+    lines = []
+    if start.admin_token:
+        lines.append(f"administrator token: {start.admin_token}")
+    if start.demo_token:
+        lines.append(f"demo analyst token (project '{start.demo_project}'): {start.demo_token}")
+    if not start.first or not lines:
+        return None
+    path = state_dir / TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(fd, 0o600)  # also when the file already existed with wider permissions
+        out.write(
+            f"# sundstat first start {start.bootstrapped_at}: keep these safe, then delete this file.\n"
+        )
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+def token_report(start: FirstStart, token_file: Path, *, show_tokens: bool) -> list[str]:
+    """The banner's lines about tokens; the tokens themselves only with ``show_tokens`` (a terminal)."""
+    if not start.first:
+        return [
+            f"Tokens were already issued at the first start ({start.bootstrapped_at}); they are stored only "
+            f"as hashes and cannot be shown again (unless {token_file} is still there).",
+            "  New analyst token:   sundstat admin create-token PROJECT --name NAME --token <admin token>",
+            "  Lost the admin token? Set SUNDSTAT_ADMIN_TOKEN to a new secret of 32+ characters and restart.",
+        ]
+    lines = ["First start: the tokens are stored only as hashes; keep them safe."]
+    if start.admin_token or start.demo_token:
+        lines.append(
+            f"  Tokens file: {token_file} (readable by this user only; delete it once they are safe)"
+        )
+    if start.admin_from_env:
+        lines.append("  Administrator token: the one in SUNDSTAT_ADMIN_TOKEN")
+    elif show_tokens:
+        lines.append(f"  Administrator token: {start.admin_token}")
+    if start.demo_token and show_tokens:
+        lines.append(f"  Demo analyst token (project '{start.demo_project}'): {start.demo_token}")
+    if not show_tokens:
+        lines.append("  (the tokens are not printed because the output is not a terminal)")
+    return lines

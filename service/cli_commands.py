@@ -93,6 +93,8 @@ def _first_start(settings: Any) -> Any:
 
 
 def _print_banner(settings: Any, start: Any, dashboard: bool) -> None:
+    from .bootstrap import TOKEN_FILE, token_report
+
     api = settings.api_url
     lines = [
         "",
@@ -109,27 +111,8 @@ def _print_banner(settings: Any, start: Any, dashboard: bool) -> None:
         lines.append(f"  Database:   {settings.db_path}")
     lines.append(f"  State dir:  {settings.state_dir}")
     lines.append(f"  Ledger:     {settings.ledger_description}")
-    if start.first:
-        lines.append("")
-        lines.append("First start: these tokens are shown ONCE and stored only as hashes. Keep them safe.")
-        if start.admin_from_env:
-            lines.append("  Administrator token: the one in SUNDSTAT_ADMIN_TOKEN")
-        else:
-            lines.append(f"  Administrator token: {start.admin_token}")
-        if start.demo_token:
-            lines.append(f"  Demo analyst token (project '{start.demo_project}'): {start.demo_token}")
-    else:
-        lines.append("")
-        lines.append(
-            f"Tokens were already issued at the first start ({start.bootstrapped_at}); they are stored only "
-            "as hashes and cannot be shown again."
-        )
-        lines.append(
-            "  New analyst token:   sundstat admin create-token PROJECT --name NAME --token <admin token>"
-        )
-        lines.append(
-            "  Lost the admin token? Set SUNDSTAT_ADMIN_TOKEN to a new secret of 32+ characters and restart."
-        )
+    lines.append("")
+    lines.extend(token_report(start, settings.state_dir / TOKEN_FILE, show_tokens=sys.stdout.isatty()))
     print("\n".join(lines) + "\n", flush=True)
 
 
@@ -179,10 +162,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: could not build the default dataset: {exc}", file=sys.stderr)
         return 2
     start = _first_start(settings)
+    from .bootstrap import save_tokens
+
+    save_tokens(start, settings.state_dir)
     dashboard = None if args.no_dashboard else _start_dashboard(settings)
     _print_banner(settings, start, dashboard is not None)
 
     import uvicorn
+
+    from .log_config import server_log_config
 
     os.environ.update(settings.to_env())
     try:
@@ -194,6 +182,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             workers=settings.workers,
             log_level=args.log_level,
             access_log=args.access_log,
+            log_config=server_log_config(),
         )
     finally:
         if dashboard is not None:

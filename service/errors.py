@@ -24,7 +24,8 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── RateLimited              429  rate_limited            slow down; see Retry-After
     ├── QueryFailed              503  execution_failed        data-free; the spend stays charged
     ├── Busy                     503  busy                    no free query slot; retry later
-    └── InternalError            500  internal_error          a bug in sundstat
+    ├── InternalError            500  internal_error          a bug in sundstat
+    └── StorageUnavailable       503  storage_unavailable     the ledger or service store cannot be written
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "ReleaseNotFound",
     "RouteNotFound",
     "ServiceError",
+    "StorageUnavailable",
     "TokenNotFound",
     "Unauthorized",
     "error_body",
@@ -204,3 +206,13 @@ class InternalError(ServiceError):
 
     code = "internal_error"
     status = 500
+
+
+class StorageUnavailable(ServiceError):
+    """The ledger or the service store cannot be written (disk full, I/O error): an operator's problem."""
+
+    code = "storage_unavailable"
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "30"})

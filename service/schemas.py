@@ -105,10 +105,14 @@ class HealthPublic(BaseModel):
     """Liveness and what is being served."""
 
     ok: bool
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     version: str
     registers: list[str]
     ledger_entries: int
+    storage: Literal["ok", "unavailable"] = Field(
+        "ok", description="'unavailable' when the state directory cannot take a write (e.g. disk full)"
+    )
+    storage_problem: str | None = None
 
 
 class BudgetPublic(BaseModel):

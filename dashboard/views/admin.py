@@ -38,10 +38,13 @@ def _call(action: Callable[[Client], Any], done: str | None = None, **values: An
 def _pending(app: dict[str, Any]) -> None:
     """One pending application with its approve/reject form."""
     app_id = str(app["id"])
-    with st.expander(f"{app.get('title')} — {app.get('institution')} ({app_id})", expanded=True):
-        st.write(app.get("summary", ""))
+    # Applicant-supplied text (anyone may apply) is shown as plain text, never as Markdown: no links or
+    # images of an applicant's choosing on the administrator's screen. The label is the server's id.
+    with st.expander(app_id, expanded=True):
+        st.text(f"{app.get('title')} — {app.get('institution')}")
+        st.text(app.get("summary", ""))
         applicant = app.get("applicant") or {}
-        st.caption(
+        st.text(
             t(
                 "app_details",
                 purpose=t(f"purpose_{app.get('purpose')}"),

@@ -21,10 +21,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The token may not do this (role, permit, or budget exceeded)."),
         (404, "Unknown, or not visible to this token."),
         (409, "Conflict: in progress, already decided, or already exists."),
+        (413, "The request body is larger than 1 MB (chunked bodies included)."),
         (422, "The request does not validate."),
         (429, "Rate limited; see Retry-After."),
-        (500, "A bug in sundstat."),
-        (503, "Busy, or execution failed (the spend stays charged)."),
+        (500, "A bug in sundstat; the message names the request id."),
+        (503, "Busy, execution failed (the spend stays charged), or storage unavailable (disk full)."),
     )
 }
 

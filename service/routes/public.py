@@ -11,6 +11,7 @@ from .. import API_VERSION
 from ..catalog_public import catalog_dcat
 from ..deps import Caller, ServicesDep
 from ..schemas import HealthPublic, LedgerHeadPublic, TransparencyPublic, WhoAmIPublic
+from ..storage_errors import storage_problem
 from ..tokens import utcnow
 from ..views import register_public, transparency_projects
 from .common import ERRORS
@@ -24,14 +25,18 @@ _JSON_LD = "application/ld+json"
 
 @router.get("/health", summary="Liveness")
 def health(services: ServicesDep) -> HealthPublic:
-    """The service is up; which registers it serves and how long the audit chain is."""
+    """The service is up; which registers it serves, how long the audit chain is, and whether the state
+    directory can take a write (``status: degraded``, ``storage: unavailable`` when it cannot)."""
     entries, _ = services.ledger.audit_head()
+    problem = storage_problem(services.settings.state_dir)
     return HealthPublic(
         ok=True,
-        status="ok",
+        status="ok" if problem is None else "degraded",
         version=API_VERSION,
         registers=list(services.catalog.register_names),
         ledger_entries=entries,
+        storage="ok" if problem is None else "unavailable",
+        storage_problem=problem,
     )
 
 

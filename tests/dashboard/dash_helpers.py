@@ -111,10 +111,11 @@ class Api:
 def start_api(db: Path, state_dir: Path, settings: Mapping[str, str] | None = None) -> Api:
     """Start the API on ``db`` with a fresh state directory (one worker, no rate limits to speak of)."""
     server = start_server(db, state_dir, admin_token=ADMIN_TOKEN, workers=1, settings=settings)
-    found = re.search(r"Demo analyst token \(project '[^']+'\): (\S+)", server.output())
+    tokens = state_dir / "first-start-tokens.txt"
+    found = re.search(r"demo analyst token \(project '[^']+'\): (\S+)", tokens.read_text())
     if not found:
         server.stop()
-        raise RuntimeError(f"no demo token in the server's output:\n{server.output()}")
+        raise RuntimeError(f"no demo token in {tokens}:\n{server.output()}")
     return Api(server, found.group(1))
 
 

@@ -118,10 +118,12 @@ def start_server(
     settings: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 90.0,
+    prefix: Sequence[str] = (),
 ) -> Server:
     """Run ``sundstat serve --no-dashboard [args]`` on ``db`` with a fresh state directory, on a free
     loopback port, and wait until it answers: generous rate limits, no response padding, one engine
-    thread, ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or override variables."""
+    thread, ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or override variables;
+    ``prefix`` is a command that runs the server (e.g. in its own mount namespace)."""
     port = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     env = {
@@ -135,6 +137,7 @@ def start_server(
         **(settings or {}),
     }
     command = [
+        *prefix,
         sys.executable,
         "-m",
         "service.cli",

@@ -156,9 +156,11 @@ def test_first_start_banner_and_later_starts(server: Server) -> None:
 
     output = server.output()
     assert "First start" in output and "SUNDSTAT_ADMIN_TOKEN" in output
-    assert "Demo analyst token (project 'demo'): sst_analyst_" in output
     assert f"{server.url}/docs" in output
-    demo = output.split("Demo analyst token (project 'demo'): ")[1].split()[0]
+    # Not a terminal: the demo token is in the state directory's token file, not in the output.
+    assert "sst_analyst_" not in output and "first-start-tokens.txt" in output
+    tokens = (server.state_dir / "first-start-tokens.txt").read_text()
+    demo = tokens.split("demo analyst token (project 'demo'): ")[1].split()[0]
     assert (
         httpx.get(
             f"{server.url}/v1/projects/demo/budget", headers={"Authorization": f"Bearer {demo}"}

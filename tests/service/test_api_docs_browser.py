@@ -1,0 +1,58 @@
+"""/docs and /redoc render in a real browser (Debian's chromium) under their Content-Security-Policy, from
+assets on this host only: no request to another origin gets through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+from svc_helpers import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (make system-deps installs it)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.mark.parametrize(
+    ("page_path", "ready"),
+    [
+        pytest.param("/docs", ".swagger-ui .opblock-summary-path", id="swagger_ui"),
+        pytest.param("/redoc", "[data-section-id] h2", id="redoc"),
+    ],
+)
+def test_docs_render_from_this_host_only(
+    browser: Browser, server: Server, page_path: str, ready: str
+) -> None:
+    page = browser.new_page()
+    loaded_elsewhere: list[str] = []
+    page.on(
+        "requestfinished",
+        lambda request: (
+            loaded_elsewhere.append(request.url)
+            if not request.url.startswith((server.url, "blob:", "data:"))
+            else None
+        ),
+    )
+    try:
+        page.goto(server.url + page_path)
+        page.wait_for_selector(ready, timeout=60_000)
+        assert page.locator(ready).count() > 5  # the routes of the OpenAPI description are listed
+        assert "sundstat" in page.title()
+    finally:
+        page.close()
+    assert loaded_elsewhere == []
