@@ -61,12 +61,13 @@ def _build_default_dataset(db: Path) -> None:
 
 
 def _first_start(settings: Any) -> Any:
-    """Open the state directory, issue first-start tokens, and close everything again."""
+    """Open the state directory, record default register caps, refuse automatic approval of uncapped
+    registers, issue first-start tokens, and close everything again."""
     import datetime as dt
 
     from datasets.build import open_catalog_from_db
 
-    from .bootstrap import bootstrap
+    from .bootstrap import apply_default_caps, bootstrap, check_auto_approval_caps
     from .runtime import open_ledger
     from .store import ServiceStore
     from .tokens import TokenStore
@@ -78,6 +79,8 @@ def _first_start(settings: Any) -> Any:
     store = ServiceStore(settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
+        apply_default_caps(ledger, catalog.register_names, settings)
+        check_auto_approval_caps(ledger, settings, catalog.register_names)
         return bootstrap(
             store,
             TokenStore(store, env_admin_token=env_admin),
@@ -178,7 +181,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # the build reports its own problems; refuse to start on any of them
         print(f"error: could not build the default dataset: {exc}", file=sys.stderr)
         return 2
-    start = _first_start(settings)
+    try:
+        start = _first_start(settings)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     dashboard = None if args.no_dashboard else _start_dashboard(settings)
     _print_banner(settings, start, dashboard is not None)
 
