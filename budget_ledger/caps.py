@@ -248,7 +248,7 @@ class RegisterStatus:
             assert cap.epsilon_requested is not None
             return (
                 f"Everyone in '{name}' is promised that all projects together release no more than "
-                f"epsilon = {_show(cap.epsilon_requested)} about them (pure differential privacy, the sum "
+                f"epsilon = {_show(cap.epsilon_requested, up=True)} about them (pure differential privacy, the sum "
                 f"over every query). Spent so far: epsilon {_show(self.epsilon_spent, up=True)}; left: "
                 f"{_show(self.epsilon_remaining or ZERO)}."
             )
@@ -256,14 +256,14 @@ class RegisterStatus:
             assert cap.epsilon_requested is not None
             return (
                 f"Everyone in '{name}' is promised that all projects together stay within "
-                f"(epsilon = {_show(cap.epsilon_requested)}, delta = {_show(cap.delta_requested)}) "
+                f"(epsilon = {_show(cap.epsilon_requested, up=True)}, delta = {_show(cap.delta_requested, up=True)}) "
                 f"differential privacy for them. Spent so far: rho {_show(self.rho_spent, up=True)} of "
-                f"{_show(cap.rho)} (about epsilon {_show(self.epsilon_equivalent_spent or ZERO, up=True)}); "
+                f"{_show(cap.rho, up=True)} (about epsilon {_show(self.epsilon_equivalent_spent or ZERO, up=True)}); "
                 f"left: rho {_show(self.rho_remaining or ZERO)}."
             )
         return (
             f"Everyone in '{name}' is promised that all projects together stay within rho = "
-            f"{_show(cap.rho)} zero-concentrated differential privacy (delta {_show(cap.delta)} for "
+            f"{_show(cap.rho, up=True)} zero-concentrated differential privacy (delta {_show(cap.delta, up=True)} for "
             f"thresholding). Spent so far: rho {_show(self.rho_spent, up=True)}; left: "
             f"{_show(self.rho_remaining or ZERO)}."
         )
@@ -298,7 +298,8 @@ class RegisterStatus:
 
 
 def _show(value: Fraction, *, up: bool = False) -> str:
-    """Six significant digits for a sentence, rounded to the safe side (spent up, limits down)."""
+    """Six significant digits for a sentence, rounded to the safe side: a promised cap and what is spent
+    up (a promise of a larger loss stays true), what is left down."""
     context = decimal.Context(prec=6, rounding=decimal.ROUND_CEILING if up else decimal.ROUND_FLOOR)
     shown = context.divide(decimal.Decimal(value.numerator), decimal.Decimal(value.denominator))
     return format(shown.normalize(context), "f" if abs(shown.adjusted()) < 6 else "g")
