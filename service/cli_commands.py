@@ -362,12 +362,17 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("application_id", help="application id (app_...)")
     p.add_argument("--reason", required=True, help="why (shown to the applicant)")
 
-    p = add("set-cap", "set a register's global cap across all projects", _set_cap)
+    p = add("set-cap", "set a register's global cap across all projects (replaces the default)", _set_cap)
     p.add_argument("register", help="register name, e.g. lpr")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--epsilon", type=float, help="cap as epsilon (with --delta)")
     group.add_argument("--rho", type=float, help="cap as zCDP rho")
-    p.add_argument("--delta", type=float, default=0.0, help="cap delta")
+    p.add_argument(
+        "--delta",
+        type=float,
+        default=0.0,
+        help="cap delta (0: the cap bounds the sum of pure epsilon and refuses rho queries)",
+    )
     p.add_argument("--reason", required=True, help="why (recorded in the audit chain)")
 
     add("verify", "verify the ledger through the API", lambda api, a: api.ledger_verify())
