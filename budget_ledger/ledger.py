@@ -325,6 +325,19 @@ class Ledger:
         self._append(tx, events.REGISTER_CAP_SET, payload, actor, self._now().isoformat())
         return caps.register_status(state.name, cap, state.totals)
 
+    def pure_caps_with_rho(self) -> list[str]:
+        """Registers whose cap is set as (epsilon, 0) yet bore rho (Gaussian) charges: possible only in
+        ledgers written before caps were enforced in their own unit. Their published epsilon does not
+        cover those charges; an administrator should give them a cap with a delta."""
+        with self._store.snapshot() as tx:
+            pure = {s.name for s in tx.list_registers() if s.cap is not None and s.cap.unit == "epsilon"}
+            found: set[str] = set()
+            if pure:
+                for spend in tx.list_spends():
+                    if spend.charge.rho > 0:
+                        found |= pure.intersection(spend.registers)
+        return sorted(found)
+
     def register_caps(self) -> list[RegisterStatus]:
         """Every register that has a cap or was charged: total loss borne and the cap."""
         with self._store.snapshot() as tx:

@@ -28,6 +28,7 @@ __all__ = [
     "DEMO_PROJECT",
     "FirstStart",
     "apply_default_caps",
+    "cap_warnings",
     "bootstrap",
     "check_auto_approval_caps",
     "uncapped_registers",
@@ -164,3 +165,15 @@ def check_auto_approval_caps(ledger: Ledger, settings: Settings, catalog_registe
             "'sundstat admin set-cap', or turn automatic approval off for them "
             "(SUNDSTAT_POLICY_ALLOWED_REGISTERS)."
         )
+
+
+def cap_warnings(ledger: Ledger) -> list[str]:
+    """Warnings for the start-up banner: pure caps (epsilon, 0) that an older ledger let Gaussian
+    queries through."""
+    return [
+        f"Register '{name}' has a cap set as (epsilon, delta 0), but discrete-Gaussian (rho) queries were "
+        "charged to it before caps were enforced in their own unit, so its published epsilon does not "
+        f"cover them. Give it a cap with a delta: sundstat admin set-cap {name} --epsilon E --delta D "
+        '--reason "..."'
+        for name in ledger.pure_caps_with_rho()
+    ]

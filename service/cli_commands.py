@@ -67,7 +67,7 @@ def _first_start(settings: Any) -> Any:
 
     from datasets.build import open_catalog_from_db
 
-    from .bootstrap import apply_default_caps, bootstrap, check_auto_approval_caps
+    from .bootstrap import apply_default_caps, bootstrap, cap_warnings, check_auto_approval_caps
     from .runtime import open_ledger
     from .store import ServiceStore
     from .tokens import TokenStore
@@ -80,6 +80,8 @@ def _first_start(settings: Any) -> Any:
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
         apply_default_caps(ledger, catalog.register_names, settings)
+        for warning in cap_warnings(ledger):
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         check_auto_approval_caps(ledger, settings, catalog.register_names)
         return bootstrap(
             store,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import opendp.prelude as dp
@@ -81,6 +82,32 @@ def test_pure_cap_is_refused_after_gaussian_spends(ledger: Ledger) -> None:
         ledger.set_register_cap("lpr", epsilon=5, delta=0, reason="too late", actor="admin")
     capped = ledger.set_register_cap("lpr", epsilon=5, delta="1e-6", reason="with delta", actor="admin")
     assert capped.cap is not None and capped.cap.unit == "epsilon_delta"
+
+
+def test_a_legacy_pure_cap_over_gaussian_spends_is_named(ledger: Ledger) -> None:
+    """An older ledger may hold an (epsilon, 0) cap that Gaussian charges got through; it is reported."""
+    ledger.create_project(zcdp_spec("z1", epsilon=50), "admin")
+    ledger.set_register_cap("lpr", epsilon=1, delta=0, reason="pure", actor="admin")
+    ledger.set_register_cap("cpr", epsilon=1, delta=0, reason="pure", actor="admin")
+    _spend(ledger, "l", Charge(epsilon=Fraction(1, 10)), "z1", ("cpr", "lpr"))
+    assert ledger.pure_caps_with_rho() == []
+    with ledger.store.transaction() as tx:  # what the old admission let through: a Gaussian on lpr
+        state = tx.get_register("lpr")
+        assert state is not None
+        tx.put_register(replace(state, totals=state.totals.add(Charge(rho=Fraction(1, 4)))))
+        first = next(iter(tx.list_spends()))
+        gaussian = Charge(rho=Fraction(1, 4))
+        tx.insert_spend(
+            replace(
+                first,
+                spend_id="sp_legacy",
+                query_hash="h-legacy",
+                charge=gaussian,
+                registers=("lpr",),
+                audit_seq=10**6,
+            )
+        )
+    assert ledger.pure_caps_with_rho() == ["lpr"]
 
 
 def test_pure_cap_below_spent_epsilon_is_refused(ledger: Ledger) -> None:
