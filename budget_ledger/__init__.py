@@ -7,16 +7,14 @@ Depends only on the standard library and OpenDP; never on ``query_engine`` or ``
 from .accounting import (
     BudgetLimits,
     BudgetStatus,
-    CapLimits,
     Mode,
-    RegisterStatus,
     Totals,
     budget_limits,
-    cap_limits,
     epsilon_at,
     rho_budget,
 )
 from .audit_chain import AuditEntry, ChainReport, load_or_create_audit_key, parse_audit_key, verify_chain
+from .caps import CapLimits, CapUnit, RegisterStatus, cap_limits
 from .cli import verify_command
 from .errors import (
     BudgetExceeded,
@@ -31,6 +29,7 @@ from .errors import (
     ProjectExists,
     ProjectExpired,
     RegisterCapExceeded,
+    RegisterCapPureOnly,
     RegisterNotInProject,
     SpendNotPending,
     UnknownProject,
@@ -55,6 +54,7 @@ __all__ = [
     "BudgetLimits",
     "BudgetStatus",
     "CapLimits",
+    "CapUnit",
     "ChainBroken",
     "ChainReport",
     "Charge",
@@ -75,6 +75,7 @@ __all__ = [
     "ProjectExpired",
     "ProjectSpec",
     "RegisterCapExceeded",
+    "RegisterCapPureOnly",
     "RegisterNotInProject",
     "RegisterState",
     "RegisterStatus",

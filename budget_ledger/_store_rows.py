@@ -20,8 +20,9 @@ from fractions import Fraction
 from functools import cache
 from typing import Any, ClassVar, Protocol
 
-from .accounting import BudgetLimits, CapLimits, Totals
+from .accounting import BudgetLimits, Totals
 from .audit_chain import AuditEntry, canonical_json
+from .caps import CapLimits
 from .errors import LedgerInvariantError
 from .loss import Charge, fraction_from_text, fraction_to_text
 from .records import Project, RegisterState, Spend, StoredRelease

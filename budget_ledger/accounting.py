@@ -13,9 +13,9 @@ Two project modes, fixed at creation:
     ``delta_thresholding``, pays for the deltas of partition selection. A pure-DP charge epsilon
     counts as rho = epsilon^2/2.
 
-Register caps are held as (rho, delta) and are charged with every spend that touches the register;
-pure-DP charges count as epsilon^2/2 against them. Both compositions are valid under fully adaptive
-composition with a filter: a charge that would exceed what is left is refused and costs nothing.
+Register caps (what everyone in one register bears across all projects) are in ``caps``. Both
+compositions are valid under fully adaptive composition with a filter: a charge that would exceed
+what is left is refused and costs nothing.
 """
 
 from __future__ import annotations
@@ -26,25 +26,20 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Literal
 
-from .errors import BudgetExceeded, InvalidBudget, ModeMismatch, RegisterCapExceeded
+from .errors import BudgetExceeded, InvalidBudget, ModeMismatch
 from .loss import ZERO, Charge, float_down, float_up, floor_sqrt, format_amount
 
 __all__ = [
     "MODES",
     "BudgetLimits",
     "BudgetStatus",
-    "CapLimits",
     "Mode",
-    "RegisterStatus",
     "Totals",
     "admit_project",
-    "admit_register",
     "budget_limits",
     "budget_status",
-    "cap_limits",
     "check_mode",
     "epsilon_at",
-    "register_status",
     "rho_budget",
 ]
 
@@ -148,7 +143,7 @@ def rho_budget(epsilon: Fraction, delta_conversion: Fraction) -> Fraction:
             high = middle
 
 
-# --- Budgets and caps ---------------------------------------------------------------------------
+# --- Budgets ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -187,38 +182,6 @@ def budget_limits(mode: Mode, epsilon: Fraction, delta: Fraction) -> BudgetLimit
             "half pays for thresholding. Give a delta such as 1e-6, or use mode 'pure'."
         )
     return BudgetLimits(mode, epsilon, delta, rho_budget(epsilon, delta / 2))
-
-
-@dataclass(frozen=True)
-class CapLimits:
-    """A register's global cap, held as (rho, delta), plus what the administrator typed."""
-
-    rho: Fraction
-    delta: Fraction
-    epsilon_requested: Fraction | None
-    delta_requested: Fraction
-
-
-def cap_limits(*, epsilon: Fraction | None, rho: Fraction | None, delta: Fraction) -> CapLimits:
-    """Derive a register cap from (epsilon, delta) or (rho, delta).
-
-    (epsilon, delta > 0) is converted like a zcdp budget: rho from delta/2, delta/2 for thresholding.
-    (epsilon, 0) gives rho = epsilon^2/2 and no thresholding. (rho, delta) is taken as given.
-    """
-    if (epsilon is None) == (rho is None):
-        raise InvalidBudget("Give a register cap as exactly one of epsilon or rho, with delta.")
-    if delta < 0 or delta >= 1:
-        raise InvalidBudget(f"Delta must be in [0, 1), got {format_amount(delta)}.")
-    if rho is not None:
-        if rho < 0:
-            raise InvalidBudget("Rho must not be negative.")
-        return CapLimits(rho, delta, None, delta)
-    assert epsilon is not None
-    if epsilon < 0:
-        raise InvalidBudget("Epsilon must not be negative.")
-    if delta == 0:
-        return CapLimits(epsilon * epsilon / 2, ZERO, epsilon, delta)
-    return CapLimits(rho_budget(epsilon, delta / 2), delta / 2, epsilon, delta)
 
 
 @dataclass(frozen=True)
@@ -311,32 +274,6 @@ def admit_project(project_id: str, limits: BudgetLimits, totals: Totals, charge:
             "Thresholding (group keys without a public key set) costs delta; group by columns with "
             f"public key sets {more}",
         )
-
-
-def admit_register(
-    project_id: str, register: str, cap: CapLimits | None, totals: Totals, charge: Charge
-) -> None:
-    """Raise ``RegisterCapExceeded`` unless ``charge`` fits under the register's global cap."""
-    if cap is None:
-        return
-    for measure, requested, cap_value, spent in (
-        ("rho", charge.zcdp_rho, cap.rho, totals.rho),
-        ("delta", charge.delta, cap.delta, totals.delta),
-    ):
-        if spent + requested > cap_value:
-            remaining = max(cap_value - spent, ZERO)
-            raise RegisterCapExceeded(
-                f"This query needs {measure} {format_amount(requested)} on register '{register}', "
-                f"whose global cap across all projects has {format_amount(remaining)} left "
-                f"({format_amount(requested - remaining)} short). The cap protects everyone in "
-                f"'{register}'; a query with a smaller loss may still fit, otherwise an administrator "
-                "decides on the cap.",
-                project_id=project_id,
-                register=register,
-                measure=measure,
-                requested=requested,
-                remaining=remaining,
-            )
 
 
 # --- Status -------------------------------------------------------------------------------------
@@ -437,55 +374,3 @@ def budget_status(project_id: str, limits: BudgetLimits, totals: Totals) -> Budg
         largest_laplace_epsilon=floor_sqrt(2 * rho_remaining),
         spends=totals.spends,
     )
-
-
-@dataclass(frozen=True)
-class RegisterStatus:
-    """Total privacy loss borne by one register across all projects, and its cap if set.
-
-    ``rho_spent`` is the zCDP total (every charge's ``rho + epsilon^2/2``; what caps are checked
-    against), ``epsilon_spent`` the pure-DP part alone: the exact sum of the epsilon of every charge
-    (discrete Laplace, noisy max) in any project, by basic composition. Discrete-Gaussian charges
-    appear only in ``rho_spent``.
-    """
-
-    register: str
-    rho_spent: Fraction
-    delta_spent: Fraction
-    spends: int
-    cap: CapLimits | None
-    epsilon_spent: Fraction
-
-    @property
-    def rho_remaining(self) -> Fraction | None:
-        """Rho left under the cap (None without a cap)."""
-        return None if self.cap is None else max(self.cap.rho - self.rho_spent, ZERO)
-
-    @property
-    def delta_remaining(self) -> Fraction | None:
-        """Delta left under the cap (None without a cap)."""
-        return None if self.cap is None else max(self.cap.delta - self.delta_spent, ZERO)
-
-    def to_public(self) -> dict[str, object]:
-        """JSON-ready floats (caps and remaining rounded down, spent rounded up)."""
-        cap = self.cap
-        rho_remaining, delta_remaining = self.rho_remaining, self.delta_remaining
-        return {
-            "register": self.register,
-            "epsilon_spent": float_up(self.epsilon_spent),
-            "rho_spent": float_up(self.rho_spent),
-            "delta_spent": float_up(self.delta_spent),
-            "spends": self.spends,
-            "cap_rho": None if cap is None else float_down(cap.rho),
-            "cap_delta": None if cap is None else float_down(cap.delta),
-            "cap_epsilon_requested": (
-                None if cap is None or cap.epsilon_requested is None else float_down(cap.epsilon_requested)
-            ),
-            "rho_remaining": None if rho_remaining is None else float_down(rho_remaining),
-            "delta_remaining": None if delta_remaining is None else float_down(delta_remaining),
-        }
-
-
-def register_status(register: str, cap: CapLimits | None, totals: Totals) -> RegisterStatus:
-    """Build a register's status from its cap and running totals."""
-    return RegisterStatus(register, totals.rho, totals.delta, totals.spends, cap, totals.epsilon)

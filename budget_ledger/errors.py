@@ -9,6 +9,7 @@ person can act on and never contain private data.
     LedgerError                      ledger_error            500
     ├── BudgetExceeded               budget_exceeded         403
     │   └── RegisterCapExceeded      budget_exceeded         403  (names the register)
+    │       └── RegisterCapPureOnly  register_cap_pure_only  403  (rho charge on a delta=0 cap)
     ├── ProjectExpired               project_expired         403
     ├── RegisterNotInProject         register_not_in_project 403
     ├── UnknownProject               project_not_found       404
@@ -43,6 +44,7 @@ __all__ = [
     "ProjectExists",
     "ProjectExpired",
     "RegisterCapExceeded",
+    "RegisterCapPureOnly",
     "RegisterNotInProject",
     "SpendNotPending",
     "UnknownProject",
@@ -107,6 +109,13 @@ class RegisterCapExceeded(BudgetExceeded):
             message, project_id=project_id, measure=measure, requested=requested, remaining=remaining
         )
         self.register = register
+
+
+class RegisterCapPureOnly(RegisterCapExceeded):
+    """A rho (zCDP) charge against a register cap set as (epsilon, delta=0): that cap bounds the sum of
+    pure epsilon, so no rho can be admitted against it; nothing was spent."""
+
+    code = "register_cap_pure_only"
 
 
 class ProjectExpired(LedgerError):

@@ -10,7 +10,8 @@ import hashlib
 import re
 from typing import Any
 
-from .accounting import BudgetLimits, CapLimits
+from .accounting import BudgetLimits
+from .caps import CapLimits
 from .errors import InvalidRequest
 from .loss import fraction_to_text
 from .records import Project, Spend, StoredRelease

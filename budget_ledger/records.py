@@ -11,7 +11,8 @@ from datetime import date
 from fractions import Fraction
 from typing import Any, Literal
 
-from .accounting import MODES, BudgetLimits, CapLimits, Mode, Totals
+from .accounting import MODES, BudgetLimits, Mode, Totals
+from .caps import CapLimits
 from .errors import InvalidBudget, InvalidRequest
 from .loss import Amount, Charge, fraction_to_text, to_budget_amount
 

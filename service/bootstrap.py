@@ -1,4 +1,6 @@
-"""First start: the administrator token and a demo project with an analyst token, issued once.
+"""Start-up: the administrator token and a demo project with an analyst token, issued once; the
+population budget (a default cap) on every register; and the check that automatic approval only
+approves registers that have a cap.
 
 Runs in the ``serve`` process before any worker starts. Which start is the first is decided by one
 row in the service database's ``meta`` table, claimed atomically, so two processes racing on a fresh
@@ -8,6 +10,10 @@ again and say how to issue new ones.
 The first start's tokens are written to ``first-start-tokens.txt`` (mode 0600) in the state directory
 and shown on the terminal only when standard output is one: a server's output usually ends up in a
 log file or the journal, where a token must never be (``token_report``).
+
+Default caps are written on every start to each register that
+has no cap yet (checked and written in one ledger transaction), so a register added to the catalog
+later is covered too; a register that already has a cap keeps it.
 """
 
 from __future__ import annotations
@@ -15,18 +21,33 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from budget_ledger import Ledger, ProjectExists, ProjectSpec
 
+from .settings import Settings, SettingsError
 from .store import ServiceStore
 from .tokens import TokenStore, issue_audited, utcnow
 
-__all__ = ["DEMO_PROJECT", "TOKEN_FILE", "FirstStart", "bootstrap", "save_tokens", "token_report"]
+__all__ = [
+    "DEFAULT_CAP_REASON",
+    "DEMO_PROJECT",
+    "TOKEN_FILE",
+    "FirstStart",
+    "apply_default_caps",
+    "bootstrap",
+    "cap_warnings",
+    "check_auto_approval_caps",
+    "save_tokens",
+    "token_report",
+    "uncapped_registers",
+]
 
 DEMO_PROJECT = "demo"
 TOKEN_FILE = "first-start-tokens.txt"
+DEFAULT_CAP_REASON = "default population budget"
 _META_KEY = "bootstrapped_at"
 
 
@@ -149,3 +170,67 @@ def token_report(start: FirstStart, token_file: Path, *, show_tokens: bool) -> l
     if not show_tokens:
         lines.append("  (the tokens are not printed because the output is not a terminal)")
     return lines
+
+
+def apply_default_caps(ledger: Ledger, registers: Iterable[str], settings: Settings) -> list[str]:
+    """Give every register without a cap the default population budget; return those capped now.
+
+    Each default is recorded in the audit chain like an administrator's cap, by ``system``, with the
+    reason ``default population budget`` and the settings it came from. Nothing happens when the
+    operator turned defaults off (``SUNDSTAT_DEFAULT_REGISTER_CAP_EPSILON=0``).
+    """
+    cap = settings.default_register_cap
+    if cap is None:
+        return []
+    epsilon, delta = cap
+    reason = (
+        f"{DEFAULT_CAP_REASON} (SUNDSTAT_DEFAULT_REGISTER_CAP_EPSILON={epsilon:g}, "
+        f"SUNDSTAT_DEFAULT_REGISTER_CAP_DELTA={delta:g})"
+    )
+    capped: list[str] = []
+    for register in registers:
+        status = ledger.set_default_register_cap(
+            register, epsilon=epsilon, delta=delta, reason=reason, actor="system"
+        )
+        if status is not None:
+            capped.append(register)
+    return capped
+
+
+def uncapped_registers(ledger: Ledger, registers: Iterable[str]) -> list[str]:
+    """The ``registers`` that have no global cap in the ledger, sorted."""
+    capped = {status.register for status in ledger.register_caps() if status.cap is not None}
+    return sorted(set(registers) - capped)
+
+
+def check_auto_approval_caps(ledger: Ledger, settings: Settings, catalog_registers: Iterable[str]) -> None:
+    """Refuse automatic approval while a register it may approve has no cap.
+
+    Automatic approval is on when the policy names at least one purpose and one register and allows an
+    epsilon above 0. Without a cap, a crowd of automatically approved projects could average away the
+    noise on that register.
+    """
+    if not (settings.policy_allowed_purposes and settings.policy_max_epsilon > 0):
+        return
+    approvable = set(settings.policy_allowed_registers) & set(catalog_registers)
+    missing = uncapped_registers(ledger, approvable)
+    if missing:
+        raise SettingsError(
+            f"Refusing to start: automatic approval may approve projects on {', '.join(missing)}, which "
+            "have no register cap, so many projects together could average away the noise. Set "
+            "SUNDSTAT_DEFAULT_REGISTER_CAP_EPSILON above 0 (default 20), give each register a cap with "
+            "'sundstat admin set-cap', or turn automatic approval off for them "
+            "(SUNDSTAT_POLICY_ALLOWED_REGISTERS)."
+        )
+
+
+def cap_warnings(ledger: Ledger) -> list[str]:
+    """Warnings for the start-up banner: pure caps (epsilon, 0) that an older ledger let Gaussian
+    queries through."""
+    return [
+        f"Register '{name}' has a cap set as (epsilon, delta 0), but discrete-Gaussian (rho) queries were "
+        "charged to it before caps were enforced in their own unit, so its published epsilon does not "
+        f"cover them. Give it a cap with a delta: sundstat admin set-cap {name} --epsilon E --delta D "
+        '--reason "..."'
+        for name in ledger.pure_caps_with_rho()
+    ]

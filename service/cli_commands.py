@@ -61,12 +61,13 @@ def _build_default_dataset(db: Path) -> None:
 
 
 def _first_start(settings: Any) -> Any:
-    """Open the state directory, issue first-start tokens, and close everything again."""
+    """Open the state directory, record default register caps, refuse automatic approval of uncapped
+    registers, issue first-start tokens, and close everything again."""
     import datetime as dt
 
     from datasets.build import open_catalog_from_db
 
-    from .bootstrap import bootstrap
+    from .bootstrap import apply_default_caps, bootstrap, cap_warnings, check_auto_approval_caps
     from .runtime import open_ledger
     from .store import ServiceStore
     from .tokens import TokenStore
@@ -78,6 +79,10 @@ def _first_start(settings: Any) -> Any:
     store = ServiceStore(settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
+        apply_default_caps(ledger, catalog.register_names, settings)
+        for warning in cap_warnings(ledger):
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        check_auto_approval_caps(ledger, settings, catalog.register_names)
         return bootstrap(
             store,
             TokenStore(store, env_admin_token=env_admin),
@@ -161,7 +166,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # the build reports its own problems; refuse to start on any of them
         print(f"error: could not build the default dataset: {exc}", file=sys.stderr)
         return 2
-    start = _first_start(settings)
+    try:
+        start = _first_start(settings)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from .bootstrap import save_tokens
 
     save_tokens(start, settings.state_dir)
@@ -344,12 +353,17 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("application_id", help="application id (app_...)")
     p.add_argument("--reason", required=True, help="why (shown to the applicant)")
 
-    p = add("set-cap", "set a register's global cap across all projects", _set_cap)
+    p = add("set-cap", "set a register's global cap across all projects (replaces the default)", _set_cap)
     p.add_argument("register", help="register name, e.g. lpr")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--epsilon", type=float, help="cap as epsilon (with --delta)")
     group.add_argument("--rho", type=float, help="cap as zCDP rho")
-    p.add_argument("--delta", type=float, default=0.0, help="cap delta")
+    p.add_argument(
+        "--delta",
+        type=float,
+        default=0.0,
+        help="cap delta (0: the cap bounds the sum of pure epsilon and refuses rho queries)",
+    )
     p.add_argument("--reason", required=True, help="why (recorded in the audit chain)")
 
     add("verify", "verify the ledger through the API", lambda api, a: api.ledger_verify())

@@ -16,7 +16,7 @@ This module imports only httpx and the standard library, so the dashboard can us
     ApiError
     ├── Unauthorized        401
     ├── Forbidden           403
-    │   └── BudgetExceeded  403 budget_exceeded
+    │   └── BudgetExceeded  403 budget_exceeded, register_cap_pure_only
     ├── NotFound            404
     ├── Conflict            409
     ├── InvalidQuery        422
@@ -71,7 +71,8 @@ class Forbidden(ApiError):
 
 
 class BudgetExceeded(Forbidden):
-    """403 ``budget_exceeded``: the query does not fit in what the project (or a register cap) has left."""
+    """403 ``budget_exceeded`` (or ``register_cap_pure_only``): the query does not fit in what the project
+    (or a register cap) has left."""
 
 
 class NotFound(ApiError):
@@ -133,7 +134,7 @@ def _raise_for(response: httpx.Response) -> None:
     if status == 429:
         retry = float(response.headers.get("Retry-After", "1") or 1)
         raise RateLimited(status, code, error, body, retry_after=retry)
-    if status == 403 and code == "budget_exceeded":
+    if status == 403 and code in ("budget_exceeded", "register_cap_pure_only"):
         raise BudgetExceeded(status, code, error, body)
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     raise cls(status, code, error, body)

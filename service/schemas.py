@@ -238,11 +238,30 @@ class RegisterCapPublic(BaseModel):
     )
     delta_spent: float
     spends: int
-    cap_rho: float | None
-    cap_delta: float | None
-    cap_epsilon_requested: float | None
+    cap_rho: float | None = Field(
+        description="The cap's zCDP rho: the currency of epsilon_delta and rho caps; for an epsilon cap the "
+        "epsilon^2/2 it implies (information only)."
+    )
+    cap_delta: float | None = Field(description="Delta that thresholding charges may use in total.")
+    cap_epsilon_requested: float | None = Field(description="The cap's epsilon as the administrator set it.")
     rho_remaining: float | None
     delta_remaining: float | None
+    cap_unit: Literal["epsilon", "epsilon_delta", "rho"] | None = Field(
+        description="How the cap was set and is enforced: 'epsilon' (delta 0: the sum of pure epsilon over "
+        "every charge), 'epsilon_delta' (delta > 0: every charge as zCDP rho, converted with OpenDP), "
+        "'rho' (as given), or null without a cap."
+    )
+    cap_delta_requested: float | None = Field(description="The cap's delta as the administrator set it.")
+    epsilon_remaining: float | None = Field(
+        description="Epsilon left in the cap's own terms: pure epsilon (epsilon caps) or the epsilon of the "
+        "remaining rho at the conversion delta (epsilon_delta caps)."
+    )
+    epsilon_equivalent_spent: float | None = Field(
+        description="For epsilon_delta caps: the epsilon of rho_spent at the conversion delta (OpenDP)."
+    )
+    promise: str = Field(
+        description="In plain words: what everyone in the register is promised across all projects together."
+    )
 
 
 class ReleaseListPublic(BaseModel):
@@ -369,6 +388,9 @@ class TransparencyPublic(BaseModel):
     generated_at: dt.datetime
     projects: list[TransparencyProjectPublic]
     registers: list[RegisterCapPublic]
+    promise: str = Field(
+        description="In plain words: what a person in the registers is promised in total, across all projects."
+    )
     ledger: LedgerHeadPublic
 
 

@@ -193,6 +193,32 @@ class Settings(BaseSettings):
         description="EHDS purposes approved automatically (others wait for an administrator).",
     )
 
+    # Population budget per register
+    default_register_cap_epsilon: float = Field(
+        default=20.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Epsilon of the cap every register gets at start-up unless it has one: the total over all "
+        "projects for the life of the database. 0 or 'none' turns default caps off.",
+    )
+    default_register_cap_delta: float = Field(
+        default=1e-7, ge=0, lt=1, allow_inf_nan=False, description="Delta of the default register cap."
+    )
+
+    @field_validator("default_register_cap_epsilon", mode="before")
+    @classmethod
+    def _none_is_off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("none", "off", ""):
+            return 0.0
+        return value
+
+    @property
+    def default_register_cap(self) -> tuple[float, float] | None:
+        """The default population budget (epsilon, delta) per register, or None when turned off."""
+        if self.default_register_cap_epsilon == 0:
+            return None
+        return self.default_register_cap_epsilon, self.default_register_cap_delta
+
     # --- first start --------------------------------------------------------------------------
     demo_project: bool = Field(
         default=True, description="Create the 'demo' project and token on first start."

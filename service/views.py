@@ -21,6 +21,7 @@ from .schemas import (
 from .tokens import IssuedToken, TokenRecord, utcnow
 
 __all__ = [
+    "POPULATION_PROMISE",
     "application_public",
     "budget_public",
     "project_public",
@@ -62,6 +63,16 @@ def _permit(project: Project) -> dict[str, Any]:
 def project_public(project: Project, status: BudgetStatus) -> ProjectPublic:
     """A project with its budget."""
     return ProjectPublic(**_permit(project), budget=budget_public(status))
+
+
+POPULATION_PROMISE = (
+    "Each register has a cap on the total privacy loss of the people in it, summed over every query of "
+    "every project for the life of the database. A query that would go over a register's cap is refused "
+    "and costs nothing; only an administrator can change a cap, with a reason recorded in the audit "
+    "chain. A cap set as epsilon (delta 0) bounds the sum of the pure epsilon of every query; a cap set "
+    "as (epsilon, delta) means the whole history of releases together is (epsilon, delta)-differentially "
+    "private for each person. Each register's 'promise' says what its cap is and how much of it is spent."
+)
 
 
 def register_public(status: RegisterStatus) -> RegisterCapPublic:

@@ -1,7 +1,9 @@
-"""Transparency (public): every project, its purpose, registers and spend; the loss each register bears;
-the ledger's head hash, which anyone can later check with ``sundstat ledger verify --expected-head``."""
+"""Transparency (public): every project, its purpose, registers and spend; the loss each register bears
+and, in plain words, what its cap promises every person in it; the ledger's head hash, which anyone can later check with ``sundstat ledger verify --expected-head``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import streamlit as st
 
@@ -61,7 +63,50 @@ def render() -> None:
         shown = registers.copy()
         shown.columns = [t(f"reg_{c}") for c in registers.columns]
         st.dataframe(shown, hide_index=True, width="stretch")
+    st.subheader(t("population_promise"))
+    st.write(t("population_promise_help"))
+    with st.container(key="transparency_promise"):
+        for row in report.get("registers", []):
+            st.markdown(_cap_line(row))
     st.caption(t("generated_at", at=report.get("generated_at", "-")))
+
+
+def _cap_line(row: dict[str, Any]) -> str:
+    """One register's cap in the unit it was set in, what is spent and what is left."""
+
+    def num(key: str) -> str:
+        value = row.get(key)
+        return "-" if value is None else f"{value:.6g}"
+
+    unit = row.get("cap_unit")
+    if unit == "epsilon":
+        return t(
+            "cap_line_epsilon",
+            register=row["register"],
+            cap=num("cap_epsilon_requested"),
+            spent=num("epsilon_spent"),
+            left=num("epsilon_remaining"),
+        )
+    if unit == "epsilon_delta":
+        return t(
+            "cap_line_epsilon_delta",
+            register=row["register"],
+            cap=num("cap_epsilon_requested"),
+            delta=num("cap_delta_requested"),
+            spent=num("rho_spent"),
+            rho=num("cap_rho"),
+            equivalent=num("epsilon_equivalent_spent"),
+            left=num("rho_remaining"),
+        )
+    if unit == "rho":
+        return t(
+            "cap_line_rho",
+            register=row["register"],
+            rho=num("cap_rho"),
+            spent=num("rho_spent"),
+            left=num("rho_remaining"),
+        )
+    return t("cap_line_none", register=row["register"])
 
 
 if __name__ == "__main__":

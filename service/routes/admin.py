@@ -59,7 +59,8 @@ def revoke_token(token_id: TokenId, services: ServicesDep, admin: Admin) -> Toke
 def set_register_cap(
     register: RegisterName, body: CapUpdateRequest, services: ServicesDep, admin: Admin
 ) -> RegisterCapPublic:
-    """A cap on the total privacy loss one register bears across all projects (no cap until one is set)."""
+    """A cap on the total privacy loss one register bears across all projects (replaces the default cap
+    every register gets at start-up); the reason is recorded in the audit chain."""
     services.desk.check_registers([register])
     if (body.epsilon is None) == (body.rho is None):
         raise InvalidRequest("Give the cap as exactly one of epsilon or rho, with delta.")

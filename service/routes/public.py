@@ -13,7 +13,7 @@ from ..deps import Caller, ServicesDep
 from ..schemas import HealthPublic, LedgerHeadPublic, TransparencyPublic, WhoAmIPublic
 from ..storage_errors import storage_problem
 from ..tokens import utcnow
-from ..views import register_public, transparency_projects
+from ..views import POPULATION_PROMISE, register_public, transparency_projects
 from .common import ERRORS
 
 __all__ = ["router"]
@@ -82,6 +82,7 @@ def transparency(services: ServicesDep, caller: Caller) -> TransparencyPublic:
         generated_at=utcnow(),
         projects=transparency_projects(services.ledger, services.desk),
         registers=[register_public(r) for r in services.ledger.register_caps()],
+        promise=POPULATION_PROMISE,
         ledger=LedgerHeadPublic(entries=entries, head_hash=head),
     )
 

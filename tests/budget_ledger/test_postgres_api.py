@@ -1,6 +1,6 @@
 """The ledger's behavioural tests, run again on PostgreSQL.
 
-Every test of ``test_ledger_api`` and ``test_ledger_audit`` that needs only a ``Ledger`` (not the
+Every test of ``test_ledger_api``, ``test_ledger_audit`` and ``test_ledger_caps`` that needs only a ``Ledger`` (not the
 SQLite file itself) is collected here a second time; this module overrides the conftest's ``store``
 fixture, so the conftest's ``ledger`` is built on a fresh PostgreSQL schema. New tests the ledger's
 owner adds to those modules are picked up automatically. The Hypothesis property that random spend
@@ -17,6 +17,7 @@ import pytest
 import test_ledger_algebra
 import test_ledger_api
 import test_ledger_audit
+import test_ledger_caps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import Clock
@@ -40,7 +41,11 @@ def _ledger_tests(module: types.ModuleType) -> dict[str, Callable[..., object]]:
     return found
 
 
-_SHARED = {**_ledger_tests(test_ledger_api), **_ledger_tests(test_ledger_audit)}
+_SHARED = {
+    **_ledger_tests(test_ledger_api),
+    **_ledger_tests(test_ledger_audit),
+    **_ledger_tests(test_ledger_caps),
+}
 globals().update(_SHARED)
 
 

@@ -58,6 +58,7 @@ def test_application_status_sends_the_status_key() -> None:
         pytest.param(401, "unauthorized", Unauthorized, id="401"),
         pytest.param(403, "forbidden", Forbidden, id="403"),
         pytest.param(403, "budget_exceeded", BudgetExceeded, id="budget"),
+        pytest.param(403, "register_cap_pure_only", BudgetExceeded, id="register_cap_pure_only"),
         pytest.param(404, "project_not_found", NotFound, id="404"),
         pytest.param(409, "in_progress", Conflict, id="409"),
         pytest.param(422, "unknown_column", InvalidQuery, id="422"),
