@@ -67,14 +67,15 @@ def _first_start(settings: Any) -> Any:
     from datasets.build import open_catalog_from_db
 
     from .bootstrap import bootstrap
-    from .runtime import open_ledger
+    from .runtime import check_ledger_at_start
     from .store import ServiceStore
     from .tokens import TokenStore
 
     catalog = (
         settings.spark_catalog() if settings.backend == "spark" else open_catalog_from_db(settings.db_path)
     )
-    ledger = open_ledger(settings)
+    ledger, checked = check_ledger_at_start(settings)
+    print(checked.describe(), flush=True)
     store = ServiceStore(settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
@@ -178,7 +179,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # the build reports its own problems; refuse to start on any of them
         print(f"error: could not build the default dataset: {exc}", file=sys.stderr)
         return 2
-    start = _first_start(settings)
+    from budget_ledger import LedgerError
+
+    try:
+        start = _first_start(settings)
+    except LedgerError as exc:
+        print(f"error: refusing to start: {exc.message}", file=sys.stderr)
+        return 2
     dashboard = None if args.no_dashboard else _start_dashboard(settings)
     _print_banner(settings, start, dashboard is not None)
 
