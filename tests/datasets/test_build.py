@@ -22,6 +22,7 @@ import pytest
 import datasets.build as build_module
 from datasets.build import BUILD_TABLE, BuildError, build, open_catalog_from_db
 from datasets.pseudonymise import KEY_ENV_VAR, pseudonym
+from datasets.reject_policy import RejectPolicy
 from query_engine.catalog import (
     CATALOG_TABLE,
     SQL_TYPES,
@@ -33,6 +34,7 @@ from query_engine.catalog import (
 
 KEY_HEX = "5e" * 32
 KEY = bytes.fromhex(KEY_HEX)
+ALLOW = RejectPolicy(allow_rejects=True)  # tests of what is rejected, not of the reject limit
 
 _CLASSIFICATIONS: dict[str, list[tuple[str, ...]]] = {  # name -> header and rows
     "regions.csv": [
@@ -358,7 +360,7 @@ def test_invalid_cpr_numbers_are_rejected_without_their_digits(
     }
     rows = [good] + [good.replace(cpr_number(1), number, 1) for number in bad]
     write_csv_text(raw, "lpr", header, rows)
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("lpr").rows_loaded == 1
     assert report.register("lpr").rows_rejected == len(bad)
     found = rejects(out / "lpr.rejects.csv")
@@ -381,7 +383,7 @@ def test_duplicate_cpr_number_rejects_every_row_of_that_person(
         tables["cpr"]["cpr"][0][:6] + "-" + tables["cpr"]["cpr"][0][6:]
     )  # same number, dashed
     raw = write_registers(tmp_path / "raw", tables, "csv")
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("cpr").rows_rejected == 2
     reasons = {(r["row_number"], r["reason"]) for r in rejects(out / "cpr.rejects.csv")}
     assert {n for n, _ in reasons} == {"1", str(PERSONS + 1)}
@@ -508,7 +510,7 @@ def test_bad_rows_are_rejected_with_a_reason(
     raw: Path, out: Path, catalog_dir: Path, row: str, column: str, reason: str
 ) -> None:
     write_csv_text(raw, "lpr", LPR_HEADER, [LPR_GOOD, row])
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert (report.register("lpr").rows_loaded, report.register("lpr").rows_rejected) == (1, 1)
     [found] = rejects(out / "lpr.rejects.csv")
     assert (found["row_number"], found["column"]) == ("2", column)
@@ -521,7 +523,9 @@ def test_every_problem_of_a_row_is_listed_in_the_reject_dir(
     raw: Path, out: Path, tmp_path: Path, catalog_dir: Path
 ) -> None:
     write_csv_text(raw, "lpr", LPR_HEADER, ["999,2,2,2015-02-30,2015-03-01,-1,X99,DE119,inpatient,Nowhere"])
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, reject_dir=tmp_path / "rejects")
+    report = build(
+        raw, out / "db.duckdb", catalog_dir=catalog_dir, reject_dir=tmp_path / "rejects", policy=ALLOW
+    )
     assert report.register("lpr").rows_rejected == 1
     assert report.register("lpr").reject_file == tmp_path / "rejects" / "lpr.rejects.csv"
     columns = [r["column"] for r in rejects(tmp_path / "rejects" / "lpr.rejects.csv")]
@@ -535,7 +539,7 @@ def test_rows_of_rejected_persons_are_rejected_in_other_registers(
     tables = _person_tables()
     tables["cpr"]["sex"][0] = "X"  # person 1
     write_registers(raw, {"cpr": tables["cpr"]})
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("cpr").rows_rejected == 1
     assert report.register("ind").rows_rejected == 2  # person 1's two years
     assert {r["reason"] for r in rejects(out / "ind.rejects.csv")} == {
@@ -551,7 +555,7 @@ def test_whole_number_floats_in_parquet_are_accepted_and_fractions_rejected(
     ind["disposable_income"] = [float(v) for v in ind["disposable_income"]]
     ind["disposable_income"][0] = 1.5
     write_registers(raw, {"ind": ind})
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("ind").rows_rejected == 1
     assert rejects(out / "ind.rejects.csv") == [
         {"row_number": "1", "column": "disposable_income", "reason": "not a whole number"}
@@ -571,7 +575,7 @@ def test_whole_number_floats_in_parquet_are_accepted_and_fractions_rejected(
 )
 def test_whole_numbers_in_text(raw: Path, out: Path, catalog_dir: Path, text: str, loaded: bool) -> None:
     write_csv_text(raw, "udda", "person_id;year;isced_level", [f"1;2020;{text}"])
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("udda").rows_loaded == int(loaded)
     if loaded:
         assert [r[2:] for r in table_rows(out / "db.duckdb", "udda")] == [(2020, 2)]
