@@ -437,7 +437,7 @@ def _key(inputs: dict[str, _Input], key_file: Path | None) -> bytes | None:
     if with_cpr and key is None:
         raise BuildError(
             f"{', '.join(with_cpr)} hold raw CPR numbers (column {CPR_COLUMN}) but no pseudonymisation key is set. "
-            "Set SUNDSTAT_PSEUDONYM_KEY, or pass --pseudonym-key-file, to a secret of at least 16 bytes "
+            "Set SUNDSTAT_PSEUDONYM_KEY, or pass --pseudonym-key-file, to 32 random bytes as hex or base64 "
             '(e.g. 64 hex digits from `python -c "import secrets; print(secrets.token_hex(32))"`), '
             "and keep using the same key so pseudonyms stay the same across builds."
         )

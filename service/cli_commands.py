@@ -134,12 +134,32 @@ def _print_banner(settings: Any, start: Any, dashboard: bool) -> None:
     print("\n".join(lines) + "\n", flush=True)
 
 
+# The dashboard talks to the API only, as any browser user would: it gets no secret of the service
+# (administrator token, audit key, pseudonym key, ledger URL with its password) and no proxy settings.
+_DASHBOARD_ENV = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR"}
+)
+_DASHBOARD_ENV_PREFIXES = ("LC_", "STREAMLIT_", "SUNDSTAT_DASHBOARD_")
+
+
+def _dashboard_environment(environ: dict[str, str], api_url: str) -> dict[str, str]:
+    """The dashboard's environment: the allow-listed variables of ``environ`` and the API's URL."""
+    env = {
+        name: value
+        for name, value in environ.items()
+        if name in _DASHBOARD_ENV or name.startswith(_DASHBOARD_ENV_PREFIXES)
+    }
+    env["SUNDSTAT_API_URL"] = api_url
+    return env
+
+
 def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     if not app.is_file():
         print("(no dashboard/app.py yet: the dashboard is not started)", flush=True)
         return None
-    env = dict(os.environ, SUNDSTAT_API_URL=settings.api_url)
+    env = _dashboard_environment(dict(os.environ), settings.api_url)
     command = [
         sys.executable,
         "-m",
@@ -158,11 +178,24 @@ def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(command, env=env)
 
 
+def _make_state_private(state_dir: Path) -> None:
+    """The state directory 0700 and every file in it 0600 (ledger, tokens, audit key, checkpoint).
+
+    New files are private through the umask; this also closes up files an earlier version left
+    readable by others.
+    """
+    state_dir.chmod(0o700)
+    for path in state_dir.iterdir():
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from .settings import SettingsError, check_serving
 
+    os.umask(0o077)  # state, ledger, tokens and a built database: readable by this user only
     try:
         settings = _serve_settings(args)
     except ValidationError as exc:
@@ -178,6 +211,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     except Exception as exc:  # the build reports its own problems; refuse to start on any of them
         print(f"error: could not build the default dataset: {exc}", file=sys.stderr)
+        return 2
+    # Serving never needs the pseudonym key (only 'sundstat build' does): drop it before anything
+    # else starts, so that no worker or dashboard process inherits it.
+    settings = settings.model_copy(update={"pseudonym_key": None})
+    os.environ.pop("SUNDSTAT_PSEUDONYM_KEY", None)
+    try:
+        _make_state_private(settings.state_dir)
+    except OSError as exc:
+        print(f"error: cannot make the state directory private ({exc}); check its owner.", file=sys.stderr)
         return 2
     from budget_ledger import LedgerError
 

@@ -6,6 +6,7 @@ small register files (Parquet or CSV, with pseudonymous person_id or raw CPR num
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import shutil
@@ -32,7 +33,8 @@ from query_engine.catalog import (
     packaged_catalog_dir,
 )
 
-KEY_HEX = "5e" * 32
+KEY_HEX = "6c9673f3b5a1c35d4d5f4f772d71cf880ec4e30aad8fbb385802cd1e8b2ef4ed"  # 32 random bytes (made once with secrets.token_hex)
+OTHER_KEY_HEX = "769cc4f3a31d8128651d66642bffc27bc13490059db8cc032f65a1032a549f1c"
 KEY = bytes.fromhex(KEY_HEX)
 ALLOW = RejectPolicy(allow_rejects=True)  # tests of what is rejected, not of the reject limit
 
@@ -321,7 +323,7 @@ def test_pseudonyms_are_stable_per_key_and_change_with_the_key(
 ) -> None:
     raw = write_registers(tmp_path / "raw", _with_cpr(_person_tables(), dash=True), "csv")
     ids = []
-    for i, key in enumerate((KEY_HEX, KEY_HEX, "a7" * 32)):
+    for i, key in enumerate((KEY_HEX, KEY_HEX, OTHER_KEY_HEX)):
         monkeypatch.setenv(KEY_ENV_VAR, key)
         db = tmp_path / f"db{i}.duckdb"
         build(raw, db, catalog_dir=catalog_dir)
@@ -335,10 +337,10 @@ def test_key_file_is_used_when_given(
 ) -> None:
     monkeypatch.delenv(KEY_ENV_VAR, raising=False)
     key_file = tmp_path / "key.txt"
-    key_file.write_text("correct horse battery staple, fully\n")
+    key = bytes.fromhex(OTHER_KEY_HEX)
+    key_file.write_text(base64.b64encode(key).decode() + "\n")  # base64 works as well as hex
     raw = write_registers(tmp_path / "raw", _with_cpr(_person_tables(), dash=False), "csv")
     build(raw, out / "db.duckdb", catalog_dir=catalog_dir, pseudonym_key_file=key_file)
-    key = b"correct horse battery staple, fully"
     assert min(r[0] for r in table_rows(out / "db.duckdb", "cpr")) in {
         pseudonym(cpr_number(p), key) for p in range(1, PERSONS + 1)
     }
@@ -408,11 +410,11 @@ def test_missing_key_is_refused_with_what_to_set(
 def test_short_key_is_refused_without_echoing_it(
     tmp_path: Path, out: Path, catalog_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(KEY_ENV_VAR, "tooshortsecret")
+    monkeypatch.setenv(KEY_ENV_VAR, "passwordpassword")
     raw = write_registers(tmp_path / "raw", _with_cpr(_person_tables(), dash=True), "csv")
-    with pytest.raises(BuildError, match="shorter than the 16 bytes") as info:
+    with pytest.raises(BuildError, match="shorter than the 32 random bytes.*secrets.token_hex") as info:
         build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
-    assert "tooshortsecret" not in str(info.value)
+    assert "passwordpassword" not in str(info.value)
     assert list(out.iterdir()) == []
 
 
