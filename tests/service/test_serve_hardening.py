@@ -37,7 +37,12 @@ def _ledger_with_spends(state_dir: Path, key: bytes, released: int, pending: int
     """A ledger in ``state_dir`` as a crashed server leaves it; returns the pending spends' ids."""
     ledger = Ledger(SqliteStore(state_dir / "ledger.sqlite"), key)
     spec = ProjectSpec(
-        id="crashed", title="Left by a crash", purpose="research", registers=("cpr",), mode="pure", epsilon=100
+        id="crashed",
+        title="Left by a crash",
+        purpose="research",
+        registers=("cpr",),
+        mode="pure",
+        epsilon=100,
     )
     ledger.create_project(spec, "admin")
     pending_ids = []
@@ -116,7 +121,9 @@ def started(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for path in state_dir.iterdir():
         path.chmod(0o644)
     port, dashboard_port = free_port(), free_port()
-    command = _serve_command(dataset, state_dir, port, "--workers", "2", "--dashboard-port", str(dashboard_port))
+    command = _serve_command(
+        dataset, state_dir, port, "--workers", "2", "--dashboard-port", str(dashboard_port)
+    )
     process = spawn(command, base / "serve.log", {**SECRETS, "SUNDSTAT_MIN_RESPONSE_SECONDS": "0"})
     server = Server(process.process, process.log, f"http://127.0.0.1:{port}", state_dir, dataset, ADMIN_TOKEN)
     try:
