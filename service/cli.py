@@ -30,7 +30,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from datasets.build import BuildError, build
     from datasets.reject_policy import RejectPolicy
 
-    os.umask(0o077)  # the database and reject files are readable by this user only
+    previous_umask = os.umask(0o077)  # the database and reject files: readable by this user only
     try:
         report = build(
             Path(args.dir),
@@ -43,6 +43,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        os.umask(previous_umask)  # main() may run inside another program (the tests)
     print(report.describe())
     return 0
 
