@@ -178,14 +178,18 @@ def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(command, env=env)
 
 
-def _make_state_private(state_dir: Path) -> None:
-    """The state directory 0700 and every file in it 0600 (ledger, tokens, audit key, checkpoint).
+def _make_state_private(settings: Any) -> None:
+    """The state directory 0700 and the service's files in it 0600 (ledger, tokens, audit key, checkpoint).
 
     New files are private through the umask; this also closes up files an earlier version left
-    readable by others.
+    readable by others. Only the service's own files are touched, in case the state directory is
+    shared with something else.
     """
-    state_dir.chmod(0o700)
-    for path in state_dir.iterdir():
+    settings.state_dir.chmod(0o700)
+    databases = [settings.ledger_path, settings.service_db_path]
+    own = [settings.audit_key_path, settings.state_dir / "ledger.checkpoint", *databases]
+    own += [Path(f"{db}{suffix}") for db in databases for suffix in ("-wal", "-shm", ".lock")]
+    for path in own:
         if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
             path.chmod(0o600)
 
@@ -217,7 +221,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"pseudonym_key": None})
     os.environ.pop("SUNDSTAT_PSEUDONYM_KEY", None)
     try:
-        _make_state_private(settings.state_dir)
+        _make_state_private(settings)
     except OSError as exc:
         print(f"error: cannot make the state directory private ({exc}); check its owner.", file=sys.stderr)
         return 2
