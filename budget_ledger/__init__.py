@@ -43,6 +43,7 @@ from .loss import Amount, Charge
 from .memory_store import MemoryStore
 from .records import Project, ProjectSpec, RegisterState, Spend, StoredRelease
 from .sqlite_store import SqliteStore
+from .startup import StartupReport, start_ledger
 from .store import LedgerStore, LedgerTxn, open_store
 from .verify import VerifyReport
 
@@ -83,6 +84,7 @@ __all__ = [
     "SpendResult",
     "SpendStatus",
     "SqliteStore",
+    "StartupReport",
     "StoredRelease",
     "Totals",
     "UnknownProject",
@@ -96,6 +98,7 @@ __all__ = [
     "load_or_create_audit_key",
     "parse_audit_key",
     "rho_budget",
+    "start_ledger",
     "verify_chain",
     "verify_command",
 ]
