@@ -25,11 +25,11 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audit_chain import GENESIS_HASH, canonical_json, verify_chain
+from .audit_chain import GENESIS_HASH, AuditEntry, canonical_json, verify_chain
 from .errors import ChainBroken, LedgerError, UnsafeStore
 from .ledger import Ledger
 from .store import LedgerStore
@@ -112,7 +112,9 @@ def _check_chain(ledger: Ledger, key: bytes, checkpoint: Path, where: str) -> tu
     start = _read_checkpoint(checkpoint, key)
     after_seq, after_hash = 0, GENESIS_HASH
     with store.snapshot() as tx:
-        if start is not None:
+        if start is None:
+            tail: Iterable[AuditEntry] = tx.audit_entries()  # streamed: the whole chain can be long
+        else:
             head = tx.audit_head()
             count = 0 if head is None else head.seq
             if start[0] > count:
@@ -130,9 +132,7 @@ def _check_chain(ledger: Ledger, key: bytes, checkpoint: Path, where: str) -> tu
                 )
             after_seq, after_hash = start
             tail = entries[1:]
-        else:
-            tail = list(tx.audit_entries())
-    report = verify_chain(tail, key, after_seq=after_seq, after_hash=after_hash)
+        report = verify_chain(tail, key, after_seq=after_seq, after_hash=after_hash)
     if not report.ok:
         raise ChainBroken(
             f"The audit chain of the ledger {where} does not verify: {report.reason} {RESTORE_HINT}"
@@ -157,13 +157,13 @@ def start_ledger(
     store: LedgerStore | None = None
     try:
         store = open_store()
-        ledger = Ledger(store, key)
-        problems = store.integrity_problems()
+        problems = store.integrity_problems()  # before anything else reads it: damage is named as such
         if problems:
             raise UnsafeStore(
                 f"The ledger database {where} is damaged; its integrity check reports: "
                 f"{'; '.join(problems)}. {RESTORE_HINT}"
             )
+        ledger = Ledger(store, key)
         entries, verified_from, head_hash = _check_chain(ledger, key, checkpoint, where)
         if entries:
             _write_checkpoint(checkpoint, key, entries, head_hash)
