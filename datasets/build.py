@@ -743,6 +743,7 @@ def _refuse_too_many_rejects(
     if not over:
         return
     summary = reject_summary(reports, policy, catalog.person_register)
+    kept = f"the previous database {db} is untouched" if db.exists() else f"{db} was not written"
     try:
         _place_rejects(reject_tmps, reject_dir, catalog)
     except OSError as exc:
@@ -751,7 +752,7 @@ def _refuse_too_many_rejects(
         ) from None
     raise RejectsAboveLimit(
         f"{summary}\n\nThe build stopped: {', '.join(over)} lost more rows than allowed, and nothing was "
-        f"loaded; the previous database {db} is untouched. Read the reject files, fix the files or the "
+        f"loaded: {kept}. Read the reject files, fix the files or the "
         "catalog (key sets, bounds) and build again; or pass --max-reject-rate RATE to allow a larger "
         "share, or --allow-rejects to load the remaining rows knowingly."
     )

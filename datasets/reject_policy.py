@@ -97,6 +97,10 @@ class RejectPolicy:
         ]
 
 
+def _rows(count: int) -> str:
+    return "1 row" if count == 1 else f"{count:,} rows"
+
+
 def _percent(share: float) -> str:
     return f"{share * 100:.4g}%"
 
@@ -120,7 +124,7 @@ def reject_summary(registers: Sequence[RejectCounts], policy: RejectPolicy, pers
         ordered = sorted(by_column.items(), key=lambda item: -sum(x.rows for x in item[1]))
         for column, reasons in ordered:
             for reason in sorted(reasons, key=lambda x: -x.rows)[:_TOP_REASONS]:
-                lines.append(f"    {column}: {reason.rows:,} rows: {reason.reason}")
+                lines.append(f"    {column}: {_rows(reason.rows)}: {reason.reason}")
         if r.reject_file is not None:
             lines.append(f"    every rejected row and reason: {r.reject_file}")
     return "\n".join(lines)

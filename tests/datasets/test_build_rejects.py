@@ -48,7 +48,7 @@ def test_losing_persons_fails_with_the_reasons_and_keeps_the_old_database(
     assert message.startswith("Rejected rows (allowed: no rejected person (cpr row)")
     assert "cpr: 22 of 30 rows rejected (73.33%)  ABOVE THE LIMIT" in message
     assert "municipality: 22 rows: not in the public key set municipalities" in message
-    assert "icd10: 1 rows: not in the public key set icd10" in message
+    assert "icd10: 1 row: not in the public key set icd10" in message
     assert "person_id" in message and "not in the loaded cpr register" in message  # the cascade
     assert str(out / "cpr.rejects.csv") in message and str(out / "lpr.rejects.csv") in message
     assert "previous database" in message and "--allow-rejects" in message
@@ -65,6 +65,7 @@ def test_allow_rejects_loads_the_rest_and_prints_the_summary_first(
     assert main(args) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: Rejected rows")
+    assert f"{out / 'db.duckdb'} was not written" in captured.err
     assert not (out / "db.duckdb").exists()
     assert main([*args, "--allow-rejects"]) == 0
     printed = capsys.readouterr().out
