@@ -179,3 +179,13 @@ def test_a_spend_left_pending_is_failed_at_start_still_charged(
     )
     assert budget.status_code == 200, budget.text
     assert budget.json()["epsilon_spent"] == pytest.approx(0.3)  # 3 spends of 0.1: no refund
+
+
+def test_serve_refuses_a_passphrase_as_pseudonym_key(tmp_path: Path) -> None:
+    from service.settings import Settings, SettingsError, check_serving
+
+    weak = Settings(state_dir=tmp_path / "state", pseudonym_key="passwordpassword")  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="SUNDSTAT_PSEUDONYM_KEY.*secrets.token_hex") as refused:
+        check_serving(weak, need_db=False)
+    assert "passwordpassword" not in str(refused.value)
+    check_serving(Settings(state_dir=tmp_path / "state", pseudonym_key=PSEUDONYM_KEY_HEX), need_db=False)  # type: ignore[arg-type]
