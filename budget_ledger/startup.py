@@ -166,7 +166,13 @@ def start_ledger(
         ledger = Ledger(store, key)
         entries, verified_from, head_hash = _check_chain(ledger, key, checkpoint, where)
         if entries:
-            _write_checkpoint(checkpoint, key, entries, head_hash)
+            try:
+                _write_checkpoint(checkpoint, key, entries, head_hash)
+            except OSError as exc:
+                raise UnsafeStore(
+                    f"Cannot write the start-up checkpoint {checkpoint} ({exc.strerror}); make the state "
+                    "directory writable by the service's user."
+                ) from None
         reconciled = ledger.reconcile_pending(older_than=reconcile_older_than)
     except LedgerError:
         if store is not None:
