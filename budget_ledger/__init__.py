@@ -42,6 +42,7 @@ from .loss import Amount, Charge
 from .memory_store import MemoryStore
 from .records import Project, ProjectSpec, RegisterState, Spend, StoredRelease
 from .sqlite_store import SqliteStore
+from .startup import StartupReport, start_ledger
 from .store import LedgerStore, LedgerTxn, open_store
 from .verify import VerifyReport
 
@@ -84,6 +85,7 @@ __all__ = [
     "SpendResult",
     "SpendStatus",
     "SqliteStore",
+    "StartupReport",
     "StoredRelease",
     "Totals",
     "UnknownProject",
@@ -97,6 +99,7 @@ __all__ = [
     "load_or_create_audit_key",
     "parse_audit_key",
     "rho_budget",
+    "start_ledger",
     "verify_chain",
     "verify_command",
 ]

@@ -331,6 +331,10 @@ class SqlTxn(ABC):
         )
         return [_spend_from_row(row, self.dialect) for row in rows]
 
+    def list_pending_spends(self) -> list[Spend]:
+        rows = self._all(f"SELECT {_SPENDS} FROM spends WHERE state = 'pending' ORDER BY audit_seq")
+        return [_spend_from_row(row, self.dialect) for row in rows]
+
     def insert_spend(self, spend: Spend) -> None:
         self._insert("spends", _SPEND_COLUMNS, _spend_values(spend, self.dialect))
 
@@ -385,3 +389,9 @@ class SqlTxn(ABC):
     def audit_entries(self) -> Iterator[AuditEntry]:
         for row in self._scan(_AUDIT, "audit", "seq"):
             yield _audit_from_row(row)
+
+    def audit_entries_from(self, seq: int) -> list[AuditEntry]:
+        rows = self._all(
+            f"SELECT {_AUDIT} FROM audit WHERE seq >= {self.dialect.marker} ORDER BY seq", (seq,)
+        )
+        return [_audit_from_row(row) for row in rows]

@@ -113,14 +113,18 @@ def verify_chain(
     *,
     expected_head: str | None = None,
     expected_count: int | None = None,
+    after_seq: int = 0,
+    after_hash: str = GENESIS_HASH,
 ) -> ChainReport:
     """Recompute the chain and name the first altered, deleted or reordered entry.
 
     With ``expected_count`` the entry with that seq must have hash ``expected_head`` (a published
     head may be followed by newer entries); with only ``expected_head`` some entry must have it.
+    ``after_seq`` / ``after_hash`` continue from an entry already verified (``entries`` then start
+    at ``after_seq + 1``): the start-up check's checkpoint.
     """
-    prev = GENESIS_HASH
-    count = 0
+    prev = after_hash
+    count = after_seq
     seen_expected_head = False
     for entry in entries:
         want_seq = count + 1

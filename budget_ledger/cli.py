@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TextIO
 
 from .audit_chain import load_or_create_audit_key, parse_audit_key
-from .errors import LedgerError
+from .errors import LedgerError, LedgerUnavailable
+from .startup import RESTORE_HINT
 from .store import is_postgres_url, open_store
 from .verify import verify_ledger
 
@@ -66,12 +67,19 @@ def verify_command(
     except LedgerError as exc:
         print(f"Cannot open the ledger: {exc.message}", file=stream)
         return EXIT_USAGE
+    except Exception as exc:  # a damaged file fails while the store sets itself up
+        return _broken(text, f"the database cannot be opened ({_first_line(exc)})", stream)
     try:
+        problems = store.integrity_problems()
+        if problems:
+            return _broken(where, "the database's integrity check reports: " + "; ".join(problems), stream)
         with store.snapshot() as tx:
             report = verify_ledger(tx, key, expected_head=expected_head, expected_count=expected_count)
-    except LedgerError as exc:
+    except LedgerUnavailable as exc:
         print(f"Cannot read the ledger {where}: {exc.message}", file=stream)
         return EXIT_USAGE
+    except Exception as exc:  # any database error while reading means the ledger cannot be trusted
+        return _broken(where, f"the database cannot be read ({_first_line(exc)})", stream)
     finally:
         store.close()
     print(f"Ledger {where}: {'OK' if report.ok else 'BROKEN'}", file=stream)
@@ -82,4 +90,31 @@ def verify_command(
         print(f"  first bad: {where_bad}", file=stream)
         for problem in report.problems:
             print(f"  - {problem}", file=stream)
+    _print_spends(
+        "pending", report.pending, "charged, no release yet: running now, or left by a crash", stream
+    )
+    _print_spends(
+        "interrupted",
+        report.interrupted,
+        "left pending by a crash, failed at start-up, still charged",
+        stream,
+    )
     return EXIT_OK if report.ok else EXIT_BROKEN
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _broken(where: str, reason: str, stream: TextIO) -> int:
+    print(f"Ledger {where}: BROKEN", file=stream)
+    print(f"  reason: {reason}.", file=stream)
+    print(f"  {RESTORE_HINT}", file=stream)
+    return EXIT_BROKEN
+
+
+def _print_spends(label: str, spend_ids: tuple[str, ...], meaning: str, stream: TextIO) -> None:
+    print(f"  {label + ':':<13}{len(spend_ids)} ({meaning})", file=stream)
+    for spend_id in spend_ids:
+        print(f"    {spend_id}", file=stream)

@@ -43,7 +43,7 @@ from .errors import (
 from .loss import Amount, Charge, format_amount, to_budget_amount
 from .records import Project, ProjectSpec, RegisterState, Spend, StoredRelease, check_register_name
 from .store import LedgerStore, LedgerTxn
-from .verify import VerifyReport, verify_ledger
+from .verify import INTERRUPTED, VerifyReport, verify_ledger
 
 __all__ = ["DEFAULT_PENDING_TIMEOUT", "Ledger", "SpendResult", "SpendStatus"]
 
@@ -469,6 +469,19 @@ class Ledger:
         tx.update_spend_state(failed)
         self._append(tx, events.SPEND_FAILED, events.spend_failed(spend, reason_code), actor, now.isoformat())
         return failed
+
+    def reconcile_pending(self, *, older_than: float = 0.0, actor: str = "sundstat-startup") -> list[Spend]:
+        """Mark spends left pending by a crash as failed (``interrupted``); they stay charged.
+
+        Only spends committed at least ``older_than`` seconds ago are touched. At start-up, before
+        any worker runs, every pending spend of a SQLite ledger is a crash's leftover (``0``); hosts
+        sharing a PostgreSQL ledger pass ``pending_timeout`` so that queries still running on
+        another host are left alone. Never a refund: the charge stays in every total.
+        """
+        with self._store.transaction() as tx:
+            now = self._now()
+            stale = [s for s in tx.list_pending_spends() if now.timestamp() - s.created_unix >= older_than]
+            return [self._fail(tx, spend, INTERRUPTED, actor, now) for spend in stale]
 
     def store_release(
         self, spend_id: str, release_id: str, release_json: str, *, actor: str | None = None

@@ -79,6 +79,9 @@ class _MemoryTxn:
             if s.project_id == project_id and s.query_hash == query_hash and s.state == "pending"
         ]
 
+    def list_pending_spends(self) -> list[Spend]:
+        return [s for s in self.list_spends() if s.state == "pending"]
+
     def insert_spend(self, spend: Spend) -> None:
         self._s.spends[spend.spend_id] = spend
 
@@ -111,6 +114,9 @@ class _MemoryTxn:
     def audit_entries(self) -> Iterator[AuditEntry]:
         return iter(list(self._s.audit))
 
+    def audit_entries_from(self, seq: int) -> list[AuditEntry]:
+        return [entry for entry in self._s.audit if entry.seq >= seq]
+
 
 class MemoryStore:
     """A fake store: one process, no durability, same semantics as :class:`SqliteStore`."""
@@ -132,6 +138,10 @@ class MemoryStore:
         """A read view of the committed state."""
         with self._lock:
             yield _MemoryTxn(self._state.copy())
+
+    def integrity_problems(self) -> list[str]:
+        """Nothing can be damaged in memory."""
+        return []
 
     def close(self) -> None:
         """Nothing to release."""

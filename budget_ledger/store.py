@@ -65,6 +65,10 @@ class LedgerTxn(Protocol):
         """Pending spends of this query in this project (normally zero or one)."""
         ...
 
+    def list_pending_spends(self) -> list[Spend]:
+        """Every spend still waiting for its release or failure, in commit order."""
+        ...
+
     def insert_spend(self, spend: Spend) -> None:
         """Add a new spend."""
         ...
@@ -105,6 +109,10 @@ class LedgerTxn(Protocol):
         """All audit entries ordered by seq."""
         ...
 
+    def audit_entries_from(self, seq: int) -> list[AuditEntry]:
+        """The audit entries with ``seq`` and after, ordered by seq (the tail verified at start-up)."""
+        ...
+
 
 class LedgerStore(Protocol):
     """Where the ledger keeps its state."""
@@ -115,6 +123,10 @@ class LedgerStore(Protocol):
 
     def snapshot(self) -> AbstractContextManager[LedgerTxn]:
         """A consistent read-only view (writing through it is a bug)."""
+        ...
+
+    def integrity_problems(self) -> list[str]:
+        """What the database's own check finds damaged (empty when sound); run at start-up."""
         ...
 
     def close(self) -> None:

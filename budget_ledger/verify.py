@@ -17,7 +17,10 @@ from .loss import Charge
 from .records import Project
 from .store import LedgerTxn
 
-__all__ = ["VerifyReport", "verify_ledger"]
+__all__ = ["INTERRUPTED", "VerifyReport", "verify_ledger"]
+
+INTERRUPTED = "interrupted"
+"""Failure code of a spend left pending by a crash and marked failed at start-up (still charged)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class VerifyReport:
     first_bad_index: int | None
     reason: str | None
     problems: tuple[str, ...] = field(default=())
+    pending: tuple[str, ...] = field(default=())
+    """Spends charged without a release or failure yet: running now, or left by a crash."""
+    interrupted: tuple[str, ...] = field(default=())
+    """Spends a crash left pending, marked failed (``interrupted``, still charged) at a start-up."""
 
 
 @dataclass
@@ -195,13 +202,29 @@ def verify_ledger(
         broken = chain.reason or "The audit chain does not verify."
         return VerifyReport(False, chain.entries, chain.head_hash, chain.first_bad_seq, broken, (broken,))
     problems = _Problems()
+    pending: tuple[str, ...] = ()
+    interrupted: tuple[str, ...] = ()
     try:
-        _check_state(tx, _replay(tx), problems)
+        replay = _replay(tx)
+        _check_state(tx, replay, problems)
+        pending = tuple(spend_id for spend_id, out in replay.outcome.items() if out[1] == "pending")
+        interrupted = tuple(
+            spend_id for spend_id, out in replay.outcome.items() if out[1:] == ("failed", None, INTERRUPTED)
+        )
     except (KeyError, TypeError, ValueError) as exc:
         problems.add(None, f"An audit payload has an unexpected shape ({exc!r}).")
     if not problems.items:
-        return VerifyReport(True, chain.entries, chain.head_hash, None, None)
+        return VerifyReport(
+            True, chain.entries, chain.head_hash, None, None, pending=pending, interrupted=interrupted
+        )
     seq, reason = problems.first()
     return VerifyReport(
-        False, chain.entries, chain.head_hash, seq, reason, tuple(message for _, message in problems.items)
+        False,
+        chain.entries,
+        chain.head_hash,
+        seq,
+        reason,
+        tuple(message for _, message in problems.items),
+        pending=pending,
+        interrupted=interrupted,
     )

@@ -9,6 +9,7 @@
       │                        pass 1: CPR texts -> pseudonyms; every row's problems -> __bad
       │                        pass 2: converted good rows, sorted by person_id -> the output
       │                        __bad -> <register>.rejects.csv (row number, column, reason)
+      ├─ RejectPolicy        too many rejected rows: stop (reject files written, database not)
       └─ _commit             catalog and build tables, CHECKPOINT, fsync, os.replace
 
 All staging lives in an in-memory DuckDB and only converted, checked columns are written to the
@@ -18,6 +19,8 @@ the previous database is untouched; any failure removes every temporary file.
 Errors:
     BuildError   bad input, key or output path; the message says what to do. Raised before
                  anything is replaced, and never containing a CPR number, a key or a cell value.
+    └─ RejectsAboveLimit   more rows rejected than the RejectPolicy allows; the message starts
+                 with the summary of reasons (datasets.reject_policy) and names the reject files.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import pyarrow as pa
 
 from datasets.ingest_checks import SourceTypeError, column_check, quote, sql_literal
 from datasets.pseudonymise import PseudonymKeyError, cpr_problem, cpr_sql, load_key, pseudonymise
+from datasets.reject_policy import RejectPolicy, RejectReason, reject_summary
 from query_engine.catalog import CATALOG_TABLE, SQL_TYPES, Catalog, CatalogError, Register, load_catalog
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "BuildError",
     "BuildReport",
     "RegisterReport",
+    "RejectsAboveLimit",
     "build",
     "open_catalog_from_db",
 ]
@@ -68,6 +73,10 @@ class BuildError(Exception):
     """The build cannot go ahead; the message says why and what to do. Nothing was replaced."""
 
 
+class RejectsAboveLimit(BuildError):
+    """More rows were rejected than allowed; the previous database is untouched."""
+
+
 @dataclass(frozen=True)
 class RegisterReport:
     """What happened to one register file."""
@@ -81,6 +90,8 @@ class RegisterReport:
     pseudonymised: bool
     row_key_assigned: bool
     reject_file: Path | None
+    reasons: tuple[RejectReason, ...] = ()
+    """The (column, reason) pairs of the rejected rows with their counts, most frequent first."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,8 @@ class BuildReport:
     catalog_source: str
     registers: tuple[RegisterReport, ...]
     seconds: float
+    policy: RejectPolicy = RejectPolicy()
+    person_register: str = "cpr"
 
     def register(self, name: str) -> RegisterReport:
         """The report of register ``name``."""
@@ -105,11 +118,17 @@ class BuildReport:
     def rows_rejected(self) -> int:
         return sum(r.rows_rejected for r in self.registers)
 
+    def reject_summary(self) -> str:
+        """Rejected rows per register, their top reasons per column and reject files ('' if none)."""
+        return reject_summary(self.registers, self.policy, self.person_register)
+
     def describe(self) -> str:
-        """A short human summary, one line per register."""
-        lines = [
+        """A short human summary: the rejects first (if any), then one line per register."""
+        summary = self.reject_summary()
+        lines = [summary, ""] if summary else []
+        lines.append(
             f"Built {self.db} from {self.source} in {self.seconds:.1f} s (catalog: {self.catalog_source})."
-        ]
+        )
         width = max(len(r.file) for r in self.registers)
         lines.append(f"  {'register':<9} {'file':<{width}} {'read':>12} {'loaded':>12} {'rejected':>10}")
         for r in self.registers:
@@ -156,13 +175,18 @@ def build(
     catalog_dir: Path | None = None,
     pseudonym_key_file: Path | None = None,
     reject_dir: Path | None = None,
+    policy: RejectPolicy | None = None,
 ) -> BuildReport:
     """Validate, pseudonymise and load the register files in ``directory`` into the DuckDB file ``db``.
 
     ``db`` is replaced atomically; on any failure the previous database is left as it was and no
     temporary or partial file remains. Bad rows are not loaded but listed in
     ``<reject_dir>/<register>.rejects.csv`` (default ``reject_dir``: the database's directory).
+    When more rows are rejected than ``policy`` allows (default: no person, 0.1% of any other
+    register), ``RejectsAboveLimit`` is raised after the reject files are written, and ``db`` is
+    left as it was.
     """
+    policy = policy if policy is not None else RejectPolicy()
     started = time.monotonic()
     if not directory.is_dir():
         raise BuildError(
@@ -202,6 +226,7 @@ def build(
                 reports.append(report)
             by_name = {r.register: r for r in reports}
             ordered = tuple(by_name[name] for name in catalog.register_names)
+            _refuse_too_many_rejects(db, ordered, policy, catalog, reject_tmps, reject_dir)
             _write_metadata(con, catalog, catalog_source, directory, ordered)
             _run(con, "CHECKPOINT out", f"write {tmp}")
             _run(con, "DETACH out", f"write {tmp}")
@@ -216,7 +241,8 @@ def build(
         raise
     finally:
         shutil.rmtree(spill, ignore_errors=True)
-    return BuildReport(db, directory, catalog_source, ordered, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return BuildReport(db, directory, catalog_source, ordered, elapsed, policy, catalog.person_register)
 
 
 def open_catalog_from_db(path: Path) -> Catalog:
@@ -411,7 +437,7 @@ def _key(inputs: dict[str, _Input], key_file: Path | None) -> bytes | None:
     if with_cpr and key is None:
         raise BuildError(
             f"{', '.join(with_cpr)} hold raw CPR numbers (column {CPR_COLUMN}) but no pseudonymisation key is set. "
-            "Set SUNDSTAT_PSEUDONYM_KEY, or pass --pseudonym-key-file, to a secret of at least 16 bytes "
+            "Set SUNDSTAT_PSEUDONYM_KEY, or pass --pseudonym-key-file, to 32 random bytes as hex or base64 "
             '(e.g. 64 hex digits from `python -c "import secrets; print(secrets.token_hex(32))"`), '
             "and keep using the same key so pseudonyms stay the same across builds."
         )
@@ -504,8 +530,10 @@ def _load_register(
         f"INSERT INTO out.{quote(reg.name)} SELECT {columns} FROM ({good}) ORDER BY {quote(reg.person_key)}",
         f"write {reg.name}",
     )
+    reasons: tuple[RejectReason, ...] = ()
     if rejected:
         _write_rejects(con, reject_tmp)
+        reasons = _reject_reasons(con)
     for table in ("__bad", "__raw", "__keys", "__cpr_ids"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return RegisterReport(
@@ -518,6 +546,7 @@ def _load_register(
         pseudonymised=inp.has_cpr,
         row_key_assigned=not inp.has_row_key,
         reject_file=reject_dir / f"{reg.name}.rejects.csv" if rejected else None,
+        reasons=reasons,
     )
 
 
@@ -689,6 +718,46 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     _run(con, f"COPY ({rows}) TO {sql_literal(str(path))} (FORMAT csv, HEADER true)", f"write {path}")
 
 
+def _reject_reasons(con: duckdb.DuckDBPyConnection) -> tuple[RejectReason, ...]:
+    """How many rows of ``__bad`` have each (column, reason), most frequent first."""
+    rows = con.execute(
+        "SELECT p.column, p.reason, count(*) AS n FROM (SELECT unnest(problems) AS p FROM __bad) "
+        "GROUP BY ALL ORDER BY n DESC, p.column, p.reason"
+    ).fetchall()
+    return tuple(RejectReason(str(column), str(reason), int(n)) for column, reason, n in rows)
+
+
+def _refuse_too_many_rejects(
+    db: Path,
+    reports: tuple[RegisterReport, ...],
+    policy: RejectPolicy,
+    catalog: Catalog,
+    reject_tmps: dict[str, Path],
+    reject_dir: Path,
+) -> None:
+    """Stop before the database is replaced when more rows were rejected than ``policy`` allows.
+
+    The reject files are put in place first, so that the summary's file names can be opened.
+    """
+    over = policy.exceeded(reports, catalog.person_register)
+    if not over:
+        return
+    summary = reject_summary(reports, policy, catalog.person_register)
+    kept = f"the previous database {db} is untouched" if db.exists() else f"{db} was not written"
+    try:
+        _place_rejects(reject_tmps, reject_dir, catalog)
+    except OSError as exc:
+        raise BuildError(
+            f"Cannot write {exc.filename} ({exc.strerror}); check the disk and permissions."
+        ) from None
+    raise RejectsAboveLimit(
+        f"{summary}\n\nThe build stopped: {', '.join(over)} lost more rows than allowed, and nothing was "
+        f"loaded: {kept}. Read the reject files, fix the files or the "
+        "catalog (key sets, bounds) and build again; or pass --max-reject-rate RATE to allow a larger "
+        "share, or --allow-rejects to load the remaining rows knowingly."
+    )
+
+
 def _write_metadata(
     con: duckdb.DuckDBPyConnection,
     catalog: Catalog,
@@ -740,16 +809,12 @@ def _commit(tmp: Path, db: Path, reject_tmps: dict[str, Path], reject_dir: Path,
         raise RuntimeError(f"internal error (a bug): {tmp}.wal remains after CHECKPOINT and DETACH")
     try:
         for path in (tmp, *reject_tmps.values()):
+            os.chmod(path, 0o600)  # private whatever the umask: person-level data
             _fsync(path)
         # A write-ahead log left by the old database would be replayed onto the new file.
         Path(f"{db}.wal").unlink(missing_ok=True)
         os.replace(tmp, db)
-        for name in catalog.register_names:
-            final = reject_dir / f"{name}.rejects.csv"
-            if name in reject_tmps:
-                os.replace(reject_tmps[name], final)
-            else:
-                final.unlink(missing_ok=True)  # a stale list from an earlier build would mislead
+        _place_rejects(reject_tmps, reject_dir, catalog)
         _fsync_dir(db.parent)
         if reject_dir.resolve() != db.parent.resolve():
             _fsync_dir(reject_dir)
@@ -757,6 +822,16 @@ def _commit(tmp: Path, db: Path, reject_tmps: dict[str, Path], reject_dir: Path,
         raise BuildError(
             f"Cannot write {exc.filename or db} ({exc.strerror}); check the disk and permissions."
         ) from None
+
+
+def _place_rejects(reject_tmps: dict[str, Path], reject_dir: Path, catalog: Catalog) -> None:
+    """Move this build's reject files into place and remove those of registers without rejects."""
+    for name in catalog.register_names:
+        final = reject_dir / f"{name}.rejects.csv"
+        if name in reject_tmps:
+            os.replace(reject_tmps[name], final)
+        else:
+            final.unlink(missing_ok=True)  # a stale list from an earlier build would mislead
 
 
 def _fsync(path: Path) -> None:

@@ -17,6 +17,8 @@ Nothing here ever puts a CPR number or a key into an error message.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import os
@@ -44,10 +46,15 @@ __all__ = [
 ]
 
 KEY_ENV_VAR = "SUNDSTAT_PSEUDONYM_KEY"
-MIN_KEY_BYTES = 16
+MIN_KEY_BYTES = 32
+_MIN_DISTINCT_BYTES = 16
 _MASK_63 = np.uint64(0x7FFF_FFFF_FFFF_FFFF)
 _HEX_KEY = re.compile(r"(?:[0-9a-fA-F]{2})+")
-_KEY_HINT = 'e.g. 64 hex digits from `python -c "import secrets; print(secrets.token_hex(32))"`'
+_BASE64_KEY = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_KEY_HINT = (
+    'e.g. 64 hex digits from `python -c "import secrets; print(secrets.token_hex(32))"` '
+    "(keep it secret, and keep using the same key so pseudonyms stay the same)"
+)
 
 # Reasons, worded for a reject file: they describe the problem, never the value.
 _MISSING = "CPR number is missing"
@@ -57,7 +64,7 @@ _NOT_A_DATE = "CPR number does not start with a real date DDMMYY (century from t
 
 
 class PseudonymKeyError(ValueError):
-    """The pseudonymisation key is missing, unreadable or too short."""
+    """The pseudonymisation key is missing, unreadable, too short or not random."""
 
 
 class InvalidCprError(ValueError):
@@ -170,33 +177,60 @@ def cpr_sql(column: str) -> CprSql:
 
 
 def parse_key(secret: str | bytes) -> bytes:
-    """The HMAC key from its text form: hex digits (decoded) or a passphrase (UTF-8), stripped.
+    """The HMAC key from its text form: hex digits, else base64 (standard or URL-safe), stripped.
 
-    A text made only of an even number of hex digits is always read as hex. Raw bytes that are not
-    UTF-8 text are used as they are. Keys shorter than ``MIN_KEY_BYTES`` bytes are refused.
+    A text made only of an even number of hex digits is always read as hex. A key file may also
+    hold the raw bytes (anything that is not UTF-8 text). The key must be at least
+    ``MIN_KEY_BYTES`` random bytes: a passphrase, or a key made of a few repeated bytes, is refused.
     """
     if isinstance(secret, bytes):
         try:
             text = secret.decode("utf-8").strip()
         except UnicodeDecodeError:
-            return _long_enough(secret, f"{len(secret)} bytes")
+            return _random_enough(secret, f"{len(secret)} raw bytes")
     else:
         text = secret.strip()
     if not text:
         raise PseudonymKeyError(
-            f"The pseudonymisation key is empty; set a key of at least {MIN_KEY_BYTES} bytes, {_KEY_HINT}."
+            f"The pseudonymisation key is empty; set {MIN_KEY_BYTES} random bytes as hex or base64, {_KEY_HINT}."
         )
     if _HEX_KEY.fullmatch(text):
-        return _long_enough(bytes.fromhex(text), f"{len(text) // 2} bytes ({len(text)} hex digits)")
-    raw = text.encode("utf-8")
-    return _long_enough(raw, f"a {len(raw)}-byte passphrase")
+        return _random_enough(bytes.fromhex(text), f"{len(text) // 2} bytes ({len(text)} hex digits)")
+    decoded = _base64(text)
+    if decoded is None:
+        raise PseudonymKeyError(
+            "The pseudonymisation key is neither hex nor base64 (a passphrase is not a key); set "
+            f"{MIN_KEY_BYTES} random bytes as hex or base64, {_KEY_HINT}."
+        )
+    return _random_enough(decoded, f"{len(decoded)} bytes (base64)")
 
 
-def _long_enough(key: bytes, described: str) -> bytes:
+def _base64(text: str) -> bytes | None:
+    """``text`` decoded as standard or URL-safe base64 (padding optional), or None."""
+    if not _BASE64_KEY.fullmatch(text):
+        return None
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except binascii.Error:
+        return None
+
+
+def _random_enough(key: bytes, described: str) -> bytes:
+    """Refuse a key that is too short, or too regular to have come from a random generator.
+
+    32 random bytes hold about 30 different byte values; fewer than 16 happens with probability
+    far below 1e-20, so such a key was typed or patterned (``"00" * 32``), not generated.
+    """
     if len(key) < MIN_KEY_BYTES:
         raise PseudonymKeyError(
-            f"The pseudonymisation key is {described}, shorter than the {MIN_KEY_BYTES} bytes required; "
-            f"use a longer key, {_KEY_HINT}."
+            f"The pseudonymisation key is {described}, shorter than the {MIN_KEY_BYTES} random bytes "
+            f"required; make one {_KEY_HINT}."
+        )
+    if len(set(key)) < _MIN_DISTINCT_BYTES:
+        raise PseudonymKeyError(
+            f"The pseudonymisation key is {described} but has only {len(set(key))} different byte values, "
+            f"so it is not random; make one {_KEY_HINT}."
         )
     return key
 

@@ -25,8 +25,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from datasets.build import BuildError, build
+    import os
 
+    from datasets.build import BuildError, build
+    from datasets.reject_policy import RejectPolicy
+
+    previous_umask = os.umask(0o077)  # the database and reject files: readable by this user only
     try:
         report = build(
             Path(args.dir),
@@ -34,12 +38,25 @@ def _cmd_build(args: argparse.Namespace) -> int:
             catalog_dir=Path(args.catalog) if args.catalog else None,
             pseudonym_key_file=Path(args.pseudonym_key_file) if args.pseudonym_key_file else None,
             reject_dir=Path(args.reject_dir) if args.reject_dir else None,
+            policy=RejectPolicy(args.max_reject_rate, args.allow_rejects),
         )
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        os.umask(previous_umask)  # main() may run inside another program (the tests)
     print(report.describe())
     return 0
+
+
+def _reject_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0.01 is 1%), got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="file holding the pseudonymisation key (default: $SUNDSTAT_PSEUDONYM_KEY)",
     )
     bld.add_argument("--reject-dir", help="where reject files go (default: next to the database)")
+    bld.add_argument(
+        "--max-reject-rate",
+        type=_reject_rate,
+        metavar="RATE",
+        help="largest share of any register's rows that may be rejected, e.g. 0.01 for 1%%; above it the "
+        "build fails and the previous database stays (default: no person row, 0.001 of other registers)",
+    )
+    bld.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="load the good rows however many were rejected (the summary still lists them)",
+    )
     bld.set_defaults(handler=_cmd_build)
 
     _add_later_commands(commands)

@@ -68,14 +68,15 @@ def _first_start(settings: Any) -> Any:
     from datasets.build import open_catalog_from_db
 
     from .bootstrap import apply_default_caps, bootstrap, cap_warnings, check_auto_approval_caps
-    from .runtime import open_ledger
+    from .runtime import check_ledger_at_start
     from .store import ServiceStore
     from .tokens import TokenStore
 
     catalog = (
         settings.spark_catalog() if settings.backend == "spark" else open_catalog_from_db(settings.db_path)
     )
-    ledger = open_ledger(settings)
+    ledger, checked = check_ledger_at_start(settings)
+    print(checked.describe(), flush=True)
     store = ServiceStore(settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
@@ -121,12 +122,32 @@ def _print_banner(settings: Any, start: Any, dashboard: bool) -> None:
     print("\n".join(lines) + "\n", flush=True)
 
 
+# The dashboard talks to the API only, as any browser user would: it gets no secret of the service
+# (administrator token, audit key, pseudonym key, ledger URL with its password) and no proxy settings.
+_DASHBOARD_ENV = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR"}
+)
+_DASHBOARD_ENV_PREFIXES = ("LC_", "STREAMLIT_", "SUNDSTAT_DASHBOARD_")
+
+
+def _dashboard_environment(environ: dict[str, str], api_url: str) -> dict[str, str]:
+    """The dashboard's environment: the allow-listed variables of ``environ`` and the API's URL."""
+    env = {
+        name: value
+        for name, value in environ.items()
+        if name in _DASHBOARD_ENV or name.startswith(_DASHBOARD_ENV_PREFIXES)
+    }
+    env["SUNDSTAT_API_URL"] = api_url
+    return env
+
+
 def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     if not app.is_file():
         print("(no dashboard/app.py yet: the dashboard is not started)", flush=True)
         return None
-    env = dict(os.environ, SUNDSTAT_API_URL=settings.api_url)
+    env = _dashboard_environment(dict(os.environ), settings.api_url)
     command = [
         sys.executable,
         "-m",
@@ -145,11 +166,28 @@ def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(command, env=env)
 
 
+def _make_state_private(settings: Any) -> None:
+    """The state directory 0700 and the service's files in it 0600 (ledger, tokens, audit key, checkpoint).
+
+    New files are private through the umask; this also closes up files an earlier version left
+    readable by others. Only the service's own files are touched, in case the state directory is
+    shared with something else.
+    """
+    settings.state_dir.chmod(0o700)
+    databases = [settings.ledger_path, settings.service_db_path]
+    own = [settings.audit_key_path, settings.state_dir / "ledger.checkpoint", *databases]
+    own += [Path(f"{db}{suffix}") for db in databases for suffix in ("-wal", "-shm", ".lock")]
+    for path in own:
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from .settings import SettingsError, check_serving
 
+    os.umask(0o077)  # state, ledger, tokens and a built database: readable by this user only
     try:
         settings = _serve_settings(args)
     except ValidationError as exc:
@@ -166,8 +204,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # the build reports its own problems; refuse to start on any of them
         print(f"error: could not build the default dataset: {exc}", file=sys.stderr)
         return 2
+    # Serving never needs the pseudonym key (only 'sundstat build' does): drop it before anything
+    # else starts, so that no worker or dashboard process inherits it.
+    settings = settings.model_copy(update={"pseudonym_key": None})
+    os.environ.pop("SUNDSTAT_PSEUDONYM_KEY", None)
+    try:
+        _make_state_private(settings)
+    except OSError as exc:
+        print(f"error: cannot make the state directory private ({exc}); check its owner.", file=sys.stderr)
+        return 2
+    from budget_ledger import LedgerError
+
     try:
         start = _first_start(settings)
+    except LedgerError as exc:
+        print(f"error: refusing to start: {exc.message}", file=sys.stderr)
+        return 2
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

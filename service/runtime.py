@@ -12,7 +12,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from budget_ledger import Ledger, SqliteStore, load_or_create_audit_key, parse_audit_key
+from budget_ledger import (
+    DEFAULT_PENDING_TIMEOUT,
+    Ledger,
+    LedgerStore,
+    SqliteStore,
+    load_or_create_audit_key,
+    parse_audit_key,
+)
+from budget_ledger.startup import StartupReport, start_ledger
 from budget_ledger.store import open_store
 from query_engine.catalog import Catalog
 
@@ -26,7 +34,7 @@ from .settings import Settings
 from .store import ServiceStore
 from .tokens import TokenStore
 
-__all__ = ["Services", "audit_key_for", "open_ledger", "open_services"]
+__all__ = ["Services", "audit_key_for", "check_ledger_at_start", "open_ledger", "open_services"]
 
 log = logging.getLogger("sundstat.service")
 
@@ -38,14 +46,32 @@ def audit_key_for(settings: Settings) -> bytes:
     return load_or_create_audit_key(settings.audit_key_path)
 
 
-def open_ledger(settings: Settings) -> Ledger:
-    """The budget ledger: SQLite in the state directory, or PostgreSQL at ``SUNDSTAT_LEDGER_URL``."""
+def _open_ledger_store(settings: Settings) -> LedgerStore:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if settings.ledger_url is not None:
-        store = open_store(settings.ledger_url.get_secret_value())
-    else:
-        store = SqliteStore(settings.ledger_path)
-    return Ledger(store, audit_key_for(settings))
+        return open_store(settings.ledger_url.get_secret_value())
+    return SqliteStore(settings.ledger_path)
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The budget ledger: SQLite in the state directory, or PostgreSQL at ``SUNDSTAT_LEDGER_URL``."""
+    return Ledger(_open_ledger_store(settings), audit_key_for(settings))
+
+
+def check_ledger_at_start(settings: Settings) -> tuple[Ledger, StartupReport]:
+    """``serve``'s start-up check of the ledger (``budget_ledger.startup``), before any worker runs.
+
+    Raises ``UnsafeStore`` / ``ChainBroken`` when the ledger is damaged. Spends left pending by a
+    crash are marked failed: all of them for SQLite (only this serve uses the state directory), those
+    older than the pending timeout for PostgreSQL (other hosts may still be running theirs).
+    """
+    return start_ledger(
+        lambda: _open_ledger_store(settings),
+        audit_key_for(settings),
+        settings.state_dir / "ledger.checkpoint",
+        where=settings.ledger_description,
+        reconcile_older_than=0.0 if settings.ledger_url is None else DEFAULT_PENDING_TIMEOUT,
+    )
 
 
 @dataclass

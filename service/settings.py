@@ -104,8 +104,8 @@ class Settings(BaseSettings):
     )
     pseudonym_key: SecretStr | None = Field(
         default=None,
-        description="Pseudonymisation key (hex) for raw CPR numbers, used by 'sundstat build' and when "
-        "serve builds the default dataset.",
+        description="Pseudonymisation key for raw CPR numbers (32 random bytes as hex or base64), used by "
+        "'sundstat build'; serve checks it and drops it at start.",
     )
     audit_key: SecretStr | None = Field(
         default=None,
@@ -350,6 +350,15 @@ def check_serving(settings: Settings, *, need_db: bool = True) -> None:
             problems.append("SUNDSTAT_AUDIT_KEY must be hexadecimal (64 hex digits for 32 bytes).")
         if key and len(key) < 16:
             problems.append("SUNDSTAT_AUDIT_KEY must hold at least 16 bytes (use 32 random bytes).")
+    if settings.pseudonym_key is not None:
+        from datasets.pseudonymise import PseudonymKeyError, parse_key
+
+        try:
+            parse_key(settings.pseudonym_key.get_secret_value())
+        except PseudonymKeyError as exc:
+            problems.append(
+                f"SUNDSTAT_PSEUDONYM_KEY: {exc} (Serving never uses it; only 'sundstat build' does.)"
+            )
     if settings.ledger_url is not None and not is_postgres_url(settings.ledger_url.get_secret_value()):
         problems.append(
             "SUNDSTAT_LEDGER_URL (--ledger-url) must be a postgresql://user:password@host/db URL; unset it to "

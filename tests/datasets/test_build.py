@@ -6,6 +6,7 @@ small register files (Parquet or CSV, with pseudonymous person_id or raw CPR num
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import shutil
@@ -22,6 +23,7 @@ import pytest
 import datasets.build as build_module
 from datasets.build import BUILD_TABLE, BuildError, build, open_catalog_from_db
 from datasets.pseudonymise import KEY_ENV_VAR, pseudonym
+from datasets.reject_policy import RejectPolicy
 from query_engine.catalog import (
     CATALOG_TABLE,
     SQL_TYPES,
@@ -31,8 +33,10 @@ from query_engine.catalog import (
     packaged_catalog_dir,
 )
 
-KEY_HEX = "5e" * 32
+KEY_HEX = "6c9673f3b5a1c35d4d5f4f772d71cf880ec4e30aad8fbb385802cd1e8b2ef4ed"  # 32 random bytes (made once with secrets.token_hex)
+OTHER_KEY_HEX = "769cc4f3a31d8128651d66642bffc27bc13490059db8cc032f65a1032a549f1c"
 KEY = bytes.fromhex(KEY_HEX)
+ALLOW = RejectPolicy(allow_rejects=True)  # tests of what is rejected, not of the reject limit
 
 _CLASSIFICATIONS: dict[str, list[tuple[str, ...]]] = {  # name -> header and rows
     "regions.csv": [
@@ -319,7 +323,7 @@ def test_pseudonyms_are_stable_per_key_and_change_with_the_key(
 ) -> None:
     raw = write_registers(tmp_path / "raw", _with_cpr(_person_tables(), dash=True), "csv")
     ids = []
-    for i, key in enumerate((KEY_HEX, KEY_HEX, "a7" * 32)):
+    for i, key in enumerate((KEY_HEX, KEY_HEX, OTHER_KEY_HEX)):
         monkeypatch.setenv(KEY_ENV_VAR, key)
         db = tmp_path / f"db{i}.duckdb"
         build(raw, db, catalog_dir=catalog_dir)
@@ -333,10 +337,10 @@ def test_key_file_is_used_when_given(
 ) -> None:
     monkeypatch.delenv(KEY_ENV_VAR, raising=False)
     key_file = tmp_path / "key.txt"
-    key_file.write_text("correct horse battery staple, fully\n")
+    key = bytes.fromhex(OTHER_KEY_HEX)
+    key_file.write_text(base64.b64encode(key).decode() + "\n")  # base64 works as well as hex
     raw = write_registers(tmp_path / "raw", _with_cpr(_person_tables(), dash=False), "csv")
     build(raw, out / "db.duckdb", catalog_dir=catalog_dir, pseudonym_key_file=key_file)
-    key = b"correct horse battery staple, fully"
     assert min(r[0] for r in table_rows(out / "db.duckdb", "cpr")) in {
         pseudonym(cpr_number(p), key) for p in range(1, PERSONS + 1)
     }
@@ -358,7 +362,7 @@ def test_invalid_cpr_numbers_are_rejected_without_their_digits(
     }
     rows = [good] + [good.replace(cpr_number(1), number, 1) for number in bad]
     write_csv_text(raw, "lpr", header, rows)
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("lpr").rows_loaded == 1
     assert report.register("lpr").rows_rejected == len(bad)
     found = rejects(out / "lpr.rejects.csv")
@@ -381,7 +385,7 @@ def test_duplicate_cpr_number_rejects_every_row_of_that_person(
         tables["cpr"]["cpr"][0][:6] + "-" + tables["cpr"]["cpr"][0][6:]
     )  # same number, dashed
     raw = write_registers(tmp_path / "raw", tables, "csv")
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("cpr").rows_rejected == 2
     reasons = {(r["row_number"], r["reason"]) for r in rejects(out / "cpr.rejects.csv")}
     assert {n for n, _ in reasons} == {"1", str(PERSONS + 1)}
@@ -406,11 +410,11 @@ def test_missing_key_is_refused_with_what_to_set(
 def test_short_key_is_refused_without_echoing_it(
     tmp_path: Path, out: Path, catalog_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(KEY_ENV_VAR, "tooshortsecret")
+    monkeypatch.setenv(KEY_ENV_VAR, "passwordpassword")
     raw = write_registers(tmp_path / "raw", _with_cpr(_person_tables(), dash=True), "csv")
-    with pytest.raises(BuildError, match="shorter than the 16 bytes") as info:
+    with pytest.raises(BuildError, match="shorter than the 32 random bytes.*secrets.token_hex") as info:
         build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
-    assert "tooshortsecret" not in str(info.value)
+    assert "passwordpassword" not in str(info.value)
     assert list(out.iterdir()) == []
 
 
@@ -508,7 +512,7 @@ def test_bad_rows_are_rejected_with_a_reason(
     raw: Path, out: Path, catalog_dir: Path, row: str, column: str, reason: str
 ) -> None:
     write_csv_text(raw, "lpr", LPR_HEADER, [LPR_GOOD, row])
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert (report.register("lpr").rows_loaded, report.register("lpr").rows_rejected) == (1, 1)
     [found] = rejects(out / "lpr.rejects.csv")
     assert (found["row_number"], found["column"]) == ("2", column)
@@ -521,7 +525,9 @@ def test_every_problem_of_a_row_is_listed_in_the_reject_dir(
     raw: Path, out: Path, tmp_path: Path, catalog_dir: Path
 ) -> None:
     write_csv_text(raw, "lpr", LPR_HEADER, ["999,2,2,2015-02-30,2015-03-01,-1,X99,DE119,inpatient,Nowhere"])
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, reject_dir=tmp_path / "rejects")
+    report = build(
+        raw, out / "db.duckdb", catalog_dir=catalog_dir, reject_dir=tmp_path / "rejects", policy=ALLOW
+    )
     assert report.register("lpr").rows_rejected == 1
     assert report.register("lpr").reject_file == tmp_path / "rejects" / "lpr.rejects.csv"
     columns = [r["column"] for r in rejects(tmp_path / "rejects" / "lpr.rejects.csv")]
@@ -535,7 +541,7 @@ def test_rows_of_rejected_persons_are_rejected_in_other_registers(
     tables = _person_tables()
     tables["cpr"]["sex"][0] = "X"  # person 1
     write_registers(raw, {"cpr": tables["cpr"]})
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("cpr").rows_rejected == 1
     assert report.register("ind").rows_rejected == 2  # person 1's two years
     assert {r["reason"] for r in rejects(out / "ind.rejects.csv")} == {
@@ -551,7 +557,7 @@ def test_whole_number_floats_in_parquet_are_accepted_and_fractions_rejected(
     ind["disposable_income"] = [float(v) for v in ind["disposable_income"]]
     ind["disposable_income"][0] = 1.5
     write_registers(raw, {"ind": ind})
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("ind").rows_rejected == 1
     assert rejects(out / "ind.rejects.csv") == [
         {"row_number": "1", "column": "disposable_income", "reason": "not a whole number"}
@@ -571,7 +577,7 @@ def test_whole_number_floats_in_parquet_are_accepted_and_fractions_rejected(
 )
 def test_whole_numbers_in_text(raw: Path, out: Path, catalog_dir: Path, text: str, loaded: bool) -> None:
     write_csv_text(raw, "udda", "person_id;year;isced_level", [f"1;2020;{text}"])
-    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir)
+    report = build(raw, out / "db.duckdb", catalog_dir=catalog_dir, policy=ALLOW)
     assert report.register("udda").rows_loaded == int(loaded)
     if loaded:
         assert [r[2:] for r in table_rows(out / "db.duckdb", "udda")] == [(2020, 2)]

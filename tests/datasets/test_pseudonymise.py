@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hmac
 from pathlib import Path
@@ -140,13 +141,18 @@ def test_a_long_key_is_hashed_as_in_hmac() -> None:
     assert pseudonym("0101901234", long_key) == expected
 
 
+RANDOM_HEX = "7df3f7bd135b131bbfc70615c560c91a857d30330f9ff7ddeed8d57bd1517081"  # 32 random bytes, made once with secrets.token_hex(32)
+RANDOM = bytes.fromhex(RANDOM_HEX)
+
+
 @pytest.mark.parametrize(
     ("secret", "key"),
     [
-        pytest.param("00" * 32, bytes(32), id="hex_64_digits"),
-        pytest.param("AB" * 16 + "\n", b"\xab" * 16, id="hex_with_newline"),
-        pytest.param("correct horse battery staple", b"correct horse battery staple", id="passphrase"),
-        pytest.param(b"\xff" * 20, b"\xff" * 20, id="raw_bytes"),
+        pytest.param(RANDOM_HEX, RANDOM, id="hex_64_digits"),
+        pytest.param(RANDOM_HEX.upper() + "\n", RANDOM, id="hex_with_newline"),
+        pytest.param(base64.b64encode(RANDOM).decode(), RANDOM, id="base64"),
+        pytest.param(base64.urlsafe_b64encode(RANDOM).decode().rstrip("="), RANDOM, id="token_urlsafe"),
+        pytest.param(b"\xff" + RANDOM[1:], b"\xff" + RANDOM[1:], id="raw_bytes"),
     ],
 )
 def test_parse_key(secret: str | bytes, key: bytes) -> None:
@@ -154,24 +160,29 @@ def test_parse_key(secret: str | bytes, key: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "secret",
+    ("secret", "why"),
     [
-        pytest.param("ab" * 15, id="hex_15_bytes"),
-        pytest.param("shortpassphrase", id="passphrase_15_bytes"),
-        pytest.param("   ", id="blank"),
+        pytest.param("passwordpassword", "shorter than the 32 random bytes", id="passphrase"),
+        pytest.param("correct horse battery staple", "neither hex nor base64", id="passphrase_spaces"),
+        pytest.param(RANDOM_HEX[:62], "shorter than the 32 random bytes", id="hex_31_bytes"),
+        pytest.param("00" * 32, "only 1 different byte values", id="zeros"),
+        pytest.param("5e" * 32, "not random", id="one_byte_repeated"),
+        pytest.param("   ", "empty", id="blank"),
     ],
 )
-def test_short_keys_are_refused_without_echoing_them(secret: str) -> None:
-    with pytest.raises(PseudonymKeyError, match="16 bytes") as info:
+def test_weak_keys_are_refused_with_how_to_make_one(secret: str, why: str) -> None:
+    with pytest.raises(PseudonymKeyError, match=why) as info:
         parse_key(secret)
+    assert "secrets.token_hex(32)" in str(info.value)
     assert secret.strip() == "" or secret not in str(info.value)
 
 
 def test_load_key_prefers_the_file_and_falls_back_to_the_environment(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
-    key_file.write_text("11" * 32 + "\n")
-    assert load_key(key_file, {KEY_ENV_VAR: "22" * 32}) == b"\x11" * 32
-    assert load_key(None, {KEY_ENV_VAR: "22" * 32}) == b"\x22" * 32
+    other_hex = "2923cc4ee42def51afb672c64c155e5baa361f38d4cbd376020c0f4513fd870f"
+    key_file.write_text(RANDOM_HEX + "\n")
+    assert load_key(key_file, {KEY_ENV_VAR: other_hex}) == RANDOM
+    assert load_key(None, {KEY_ENV_VAR: other_hex}) == bytes.fromhex(other_hex)
     assert load_key(None, {}) is None
     with pytest.raises(PseudonymKeyError, match="Cannot read the pseudonym key file"):
         load_key(tmp_path / "absent", {})

@@ -1,0 +1,186 @@
+"""The start-up check: a damaged ledger is refused, the chain is verified from a checkpoint, and
+spends a crash left pending are marked failed (still charged); ``ledger verify`` never tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import sqlite3
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from ledger_helpers import Clock, pure_spec
+
+from budget_ledger import ChainBroken, Charge, Ledger, SqliteStore, UnsafeStore, verify_command
+from budget_ledger.startup import start_ledger
+
+TENTH = Charge(epsilon=Fraction(1, 10))
+
+
+def fill(ledger: Ledger, spends: int, *, pending: int = 0) -> list[str]:
+    """A project, ``spends`` released queries, then ``pending`` charged queries without a release."""
+    ledger.create_project(pure_spec(epsilon=1000), "admin")
+    ids = []
+    for i in range(spends + pending):
+        result = ledger.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, f"h{i}", f"q{i}", actor="a")
+        if i < spends:
+            ledger.store_release(result.spend_id, f"r_{i}", json.dumps({"value": i, "pad": "x" * 400}))
+        ids.append(result.spend_id)
+    return ids[spends:]
+
+
+def start(db_path: Path, key: bytes, tmp_path: Path) -> tuple[Ledger, object]:
+    return start_ledger(
+        lambda: SqliteStore(db_path),
+        key,
+        tmp_path / "ledger.checkpoint",
+        where=str(db_path),
+        reconcile_older_than=0.0,
+    )
+
+
+def corrupt_middle(path: Path, size: int = 4000) -> None:
+    """Overwrite ``size`` bytes in the middle of the file with (reproducible) random bytes."""
+    length = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.seek(length // 2)
+        handle.write(random.Random(12).randbytes(size))
+
+
+def verify_text(db_path: Path, key: bytes) -> tuple[int, str]:
+    out = io.StringIO()
+    code = verify_command(db_path, key.hex(), out=out)
+    return code, out.getvalue()
+
+
+def test_a_corrupted_file_is_refused_at_start_and_reported_broken(
+    ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
+) -> None:
+    fill(ledger, 120)
+    ledger.close()
+    assert db_path.stat().st_size > 100_000  # many pages: the middle one holds ledger rows
+    corrupt_middle(db_path)
+    with pytest.raises(UnsafeStore, match="damaged|cannot be read") as refused:
+        start(db_path, audit_key, tmp_path)
+    assert "restore the last backup" in refused.value.message
+    assert "Backup and restore" in refused.value.message
+    code, text = verify_text(db_path, audit_key)
+    assert code == 1
+    assert "BROKEN" in text and "reason:" in text and "Traceback" not in text
+
+
+def test_an_unreadable_file_is_broken_not_a_traceback(tmp_path: Path, audit_key: bytes) -> None:
+    path = tmp_path / "ledger.sqlite"
+    path.write_bytes(b"this is not a database" * 500)
+    code, text = verify_text(path, audit_key)
+    assert code == 1 and "BROKEN" in text and "cannot be opened" in text
+    with pytest.raises(UnsafeStore, match="cannot be read"):
+        start(path, audit_key, tmp_path)
+
+
+def test_a_sound_ledger_starts_and_later_starts_verify_only_new_entries(
+    ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
+) -> None:
+    fill(ledger, 3)
+    ledger.close()
+    first, report = start(db_path, audit_key, tmp_path)
+    assert report.entries == 7 and report.verified_from == 1 and report.reconciled == ()
+    first.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "new", "new", actor="a")
+    first.close()
+    checkpoint = json.loads((tmp_path / "ledger.checkpoint").read_text())
+    assert checkpoint["seq"] == 7
+    assert os.stat(tmp_path / "ledger.checkpoint").st_mode & 0o777 == 0o600
+    second, report = start(db_path, audit_key, tmp_path)
+    assert report.verified_from == 8  # entries 1-7 were verified at the first start
+    assert report.entries == 8 and len(report.reconciled) == 1  # the new spend, left pending: now failed
+    second.close()
+
+
+def _raw(db_path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(db_path, isolation_level=None)
+    con.execute("DROP TRIGGER audit_no_update")
+    con.execute("DROP TRIGGER audit_no_delete")
+    return con
+
+
+def test_an_altered_entry_after_the_checkpoint_is_refused(
+    ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
+) -> None:
+    fill(ledger, 2)
+    ledger.close()
+    started, _ = start(db_path, audit_key, tmp_path)
+    fill_more = started.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "x", "x", actor="a")
+    started.store_release(fill_more.spend_id, "r_x", "{}")
+    started.close()
+    con = _raw(db_path)
+    con.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 6")  # after the checkpoint (5)
+    con.close()
+    with pytest.raises(ChainBroken, match="Entry 6"):
+        start(db_path, audit_key, tmp_path)
+
+
+def test_the_checkpoint_entry_itself_and_a_shorter_chain_are_refused(
+    ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
+) -> None:
+    fill(ledger, 2)
+    ledger.close()
+    started, _ = start(db_path, audit_key, tmp_path)
+    started.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "x", "x", actor="a")
+    started.close()
+    con = _raw(db_path)
+    con.execute("UPDATE audit SET hash = prev_hash WHERE seq = 5")  # the checkpoint's entry
+    con.close()
+    with pytest.raises(ChainBroken, match="no longer has the hash"):
+        start(db_path, audit_key, tmp_path)
+    con = _raw(db_path)
+    con.execute("DELETE FROM audit WHERE seq >= 4")  # truncation below the checkpoint
+    con.close()
+    with pytest.raises(UnsafeStore, match="entries were removed"):
+        start(db_path, audit_key, tmp_path)
+
+
+def test_a_checkpoint_not_signed_with_the_key_means_the_whole_chain(
+    ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
+) -> None:
+    fill(ledger, 2)
+    ledger.close()
+    (tmp_path / "ledger.checkpoint").write_text(json.dumps({"seq": 5, "hash": "00" * 32, "mac": "ab"}))
+    started, report = start(db_path, audit_key, tmp_path)
+    assert report.verified_from == 1 and report.entries == 5
+    started.close()
+
+
+def test_pending_spends_are_failed_still_charged_and_shown_by_verify(
+    ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
+) -> None:
+    left = fill(ledger, 2, pending=2)
+    spent = ledger.budget("diabetes-2026").to_public()
+    ledger.close()
+    code, text = verify_text(db_path, audit_key)
+    assert code == 0 and "pending:     2" in text and all(spend_id in text for spend_id in left)
+    started, report = start(db_path, audit_key, tmp_path)
+    assert set(report.reconciled) == set(left)
+    assert all(started.get_spend(s).state == "failed" for s in left)
+    assert all(started.get_spend(s).failure_code == "interrupted" for s in left)
+    assert started.budget("diabetes-2026").to_public() == spent  # never refunded
+    assert started.verify().ok
+    started.close()
+    code, text = verify_text(db_path, audit_key)
+    assert code == 0 and "pending:     0" in text and "interrupted: 2" in text
+    assert all(spend_id in text for spend_id in left)
+
+
+def test_only_old_pending_spends_are_reconciled_when_hosts_share_the_ledger(
+    db_path: Path, audit_key: bytes, clock: Clock
+) -> None:
+    ledger = Ledger(SqliteStore(db_path), audit_key, clock=clock)
+    old = fill(ledger, 0, pending=1)
+    clock.advance(600)
+    fresh = ledger.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "fresh", "fresh", actor="a")
+    failed = ledger.reconcile_pending(older_than=300)
+    assert [s.spend_id for s in failed] == old
+    assert ledger.get_spend(fresh.spend_id).state == "pending"
+    ledger.close()
