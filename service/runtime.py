@@ -22,11 +22,12 @@ from .auth import Principal, QuerySlots, RateLimiter, is_loopback_client
 from .catalog_public import catalog_json
 from .engine_adapter import EngineLike, open_engine
 from .orchestration import Orchestrator
+from .response_time import ResponseTimeModel
 from .settings import Settings
 from .store import ServiceStore
 from .tokens import TokenStore
 
-__all__ = ["Services", "audit_key_for", "open_ledger", "open_services"]
+__all__ = ["Services", "audit_key_for", "open_ledger", "open_services", "response_time_model"]
 
 log = logging.getLogger("sundstat.service")
 
@@ -102,6 +103,14 @@ class Services:
         self.store.close()
 
 
+def response_time_model(settings: Settings) -> ResponseTimeModel | None:
+    """The fixed-response-time model of the settings, or None when the ladder is off."""
+    ladder = settings.response_ladder_steps
+    if ladder is None:
+        return None
+    return ResponseTimeModel(ladder, settings.declared_persons, settings.response_rows_per_second)
+
+
 def open_services(settings: Settings) -> Services:
     """Open the engine on the database and the ledger and service store in the state directory."""
     engine = open_engine(settings)
@@ -127,7 +136,13 @@ def open_services(settings: Settings) -> Services:
         store=store,
         tokens=tokens,
         desk=desk,
-        orchestrator=Orchestrator(engine, ledger, access if settings.audit_reads else None),
+        orchestrator=Orchestrator(
+            engine,
+            ledger,
+            access if settings.audit_reads else None,
+            timing=response_time_model(settings),
+            max_releases_per_day=settings.max_releases_per_day,
+        ),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         public_limiter=RateLimiter(settings.public_rate_limit_per_second, settings.public_rate_limit_burst),
         slots=QuerySlots(settings.max_concurrent_queries, settings.queue_timeout_seconds),
