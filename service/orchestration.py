@@ -149,15 +149,18 @@ class Orchestrator:
     def _refused(self, project: Project, principal: Principal, code: str, query_hash: str | None) -> None:
         self._record("query_refused", project.id, principal, code=code, query_hash=query_hash)
 
-    def _check_release_limit(self, project: Project) -> None:
-        """Refuse a fresh release beyond the project's daily limit (counted from the ledger's spends)."""
+    def _check_release_limit(self, project: Project, query_hash: str) -> None:
+        """Refuse a fresh release beyond the project's daily limit (counted from the ledger's spends).
+
+        A query with a stored release (e.g. an Idempotency-Key retry) is served from it, not refused.
+        """
         limit = self._max_releases_per_day
         if limit <= 0:
             return
         now = dt.datetime.now(dt.UTC)
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         used = self._ledger.spends_since(project.id, midnight)
-        if used < limit:
+        if used < limit or self._ledger.cached_release(project.id, query_hash) is not None:
             return
         resets = midnight + dt.timedelta(days=1)
         minutes = max(1, int((resets - now).total_seconds() // 60))
@@ -224,7 +227,7 @@ class Orchestrator:
                     "release_served", project.id, principal, release_id=stored.release_id, how="cached"
                 )
                 return Outcome("cached", _served(stored, current))
-            self._check_release_limit(project)
+            self._check_release_limit(project, cost.query_hash)
             rung = self._rung(cost.engine_cost.plan)
             schedule = None
             if self._timing is not None and rung is not None:  # the clock starts before the spend
