@@ -15,6 +15,8 @@ from typing import Any
 from budget_ledger import Ledger, SqliteStore, load_or_create_audit_key, parse_audit_key
 from budget_ledger.store import open_store
 from query_engine.catalog import Catalog
+from query_engine.errors import EngineError
+from query_engine.spec import ProjectContext, Query
 
 from .access_log import AccessLog
 from .applications import ApplicationDesk, ApprovalPolicy
@@ -111,9 +113,28 @@ def response_time_model(settings: Settings) -> ResponseTimeModel | None:
     return ResponseTimeModel(ladder, settings.declared_persons, settings.response_rows_per_second)
 
 
+def warm_up(engine: EngineLike) -> None:
+    """Run one query per register through the whole engine once and discard the results.
+
+    A cold engine (first SQL compilation, first pages read from the database file, first noise draw)
+    takes up to a second longer on its first queries, enough to make the first queries after a start
+    miss their fixed response time. The releases are thrown away: no one sees them, so nothing is
+    spent.
+    """
+    context = ProjectContext("pure")
+    for register in engine.catalog.register_names:
+        query = Query(project="warm-up", measure="count_persons", register=register, epsilon=1.0)
+        try:
+            engine.run(query, context, cost=engine.cost(query, context))
+        except EngineError as exc:  # a register the query cannot use: the others still warm up
+            log.debug("warm-up query on %s skipped (%s)", register, exc.code)
+
+
 def open_services(settings: Settings) -> Services:
     """Open the engine on the database and the ledger and service store in the state directory."""
     engine = open_engine(settings)
+    if settings.backend == "duckdb" and settings.response_ladder_steps is not None:
+        warm_up(engine)
     ledger = open_ledger(settings)
     store = ServiceStore(settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None

@@ -14,7 +14,8 @@ from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, create_projec
 @pytest.fixture(scope="module")
 def limited(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     state = tmp_path_factory.mktemp("release-limit") / "state"
-    with start_server(dataset, state, settings={"SUNDSTAT_MAX_RELEASES_PER_DAY": "2"}) as server:
+    settings = {"SUNDSTAT_MAX_RELEASES_PER_DAY": "2", "SUNDSTAT_RESPONSE_LADDER": "0.5,1,2,4,8,16,30"}
+    with start_server(dataset, state, settings=settings) as server:
         yield server
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from query_engine.backends import DuckDBBackend
 from query_engine.catalog import Catalog, CatalogError, load_catalog
+from query_engine.compile import CompiledQuery
+from query_engine.errors import QueryTimeout
 from query_engine.plan import Plan, plan_query
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, Query
@@ -131,3 +136,22 @@ def test_the_schedule_keeps_its_moments_in_order() -> None:
     assert slept == [1.0] and timed.late() == 0.0
     timed.wait_until(timed.commit_at)  # already past: no sleep
     assert slept == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("backend_limit", "query_limit"),
+    [pytest.param(30.0, 0.3, id="query-shortens"), pytest.param(0.3, 30.0, id="never-lengthens")],
+)
+def test_the_per_query_deadline_reaches_the_backend(
+    dataset: Path, backend_limit: float, query_limit: float
+) -> None:
+    """What the orchestrator passes as ``timeout_s`` stops DuckDB (a shorter backend limit still wins)."""
+    endless = CompiledQuery("SELECT count(*) FROM range(100000000000) a WHERE a % 7 = 3", (), "duckdb")
+    backend = DuckDBBackend(dataset, memory_limit="1GB", threads=1, timeout_s=backend_limit)
+    try:
+        started = time.monotonic()
+        with pytest.raises(QueryTimeout):
+            backend.execute(endless, timeout_s=query_limit)
+        assert time.monotonic() - started < 10
+    finally:
+        backend.close()

@@ -21,6 +21,8 @@ import httpx
 import pytest
 from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, build_dataset, create_project, start_server
 
+from service.settings import Settings
+
 pytestmark = pytest.mark.slow
 
 RUNS = 30
@@ -123,7 +125,8 @@ def _samples(server: Server, *, concurrent: bool) -> tuple[list[float], list[flo
 @pytest.fixture(scope="module")
 def fixed_server(dataset_100k: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The default ladder and cost model (one engine thread, as in every test server)."""
-    with _server(dataset_100k, tmp_path_factory) as server:
+    ladder = Settings.model_fields["response_ladder"].default
+    with _server(dataset_100k, tmp_path_factory, SUNDSTAT_RESPONSE_LADDER=ladder) as server:
         yield server
 
 
