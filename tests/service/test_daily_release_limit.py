@@ -57,8 +57,11 @@ def test_fresh_releases_beyond_the_daily_limit_are_refused_and_cost_nothing(limi
         # A query released before is still answered, free, from its stored release.
         again = client.post("/v1/queries", json=_query("limited-a", 0.1))
         assert again.status_code == 200 and again.json()["cached"] is True
-        # Previews are free and stay available.
-        assert client.post("/v1/queries/preview", json=_query("limited-a", 0.3)).status_code == 200
+        # Previews are free, stay available and state the response time of a fresh release.
+        preview = client.post("/v1/queries/preview", json=_query("limited-a", 0.3))
+        assert preview.status_code == 200 and preview.json()["response_seconds"] == 0.5
+        sql_body = {"project": "limited-a", "sql": "SELECT count(*) FROM cpr", "epsilon": 0.4}
+        assert client.post("/v1/sql/preview", json=sql_body).json()["response_seconds"] == 0.5
 
     # The limit is per project.
     with _analyst(limited, "limited-b") as other:
