@@ -351,6 +351,14 @@ class SqlTxn(ABC):
         for row in self._scan(_SPENDS, "spends", "audit_seq"):
             yield _spend_from_row(row, self.dialect)
 
+    def count_spends_since(self, project_id: str, since_unix: float) -> int:
+        mark = self.dialect.marker
+        row = self._one(
+            f"SELECT count(*) AS n FROM spends WHERE project_id = {mark} AND created_unix >= {mark}",
+            (project_id, since_unix),
+        )
+        return 0 if row is None else int(row["n"])
+
     def get_release(self, release_id: str) -> StoredRelease | None:
         mark = self.dialect.marker
         row = self._one(f"SELECT {_RELEASES} FROM releases WHERE release_id = {mark}", (release_id,))

@@ -571,6 +571,12 @@ class Ledger:
         with self._store.snapshot() as tx:
             return tx.find_latest_release(project_id, query_hash)
 
+    def spends_since(self, project_id: str, since: datetime) -> int:
+        """How many spends (fresh queries: released, failed or pending) the project committed since
+        ``since``; cached and replayed answers make no spend. A read, never a write."""
+        with self._store.snapshot() as tx:
+            return tx.count_spends_since(project_id, since.timestamp())
+
     def list_releases(self, project_id: str) -> list[StoredRelease]:
         """The project's stored releases, oldest first."""
         with self._store.snapshot() as tx:

@@ -91,6 +91,11 @@ class _MemoryTxn:
     def list_spends(self) -> Iterator[Spend]:
         return iter(sorted(self._s.spends.values(), key=lambda s: s.audit_seq))
 
+    def count_spends_since(self, project_id: str, since_unix: float) -> int:
+        return sum(
+            1 for s in self._s.spends.values() if s.project_id == project_id and s.created_unix >= since_unix
+        )
+
     def get_release(self, release_id: str) -> StoredRelease | None:
         return self._s.releases.get(release_id)
 

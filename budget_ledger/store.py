@@ -81,6 +81,10 @@ class LedgerTxn(Protocol):
         """All spends in commit order."""
         ...
 
+    def count_spends_since(self, project_id: str, since_unix: float) -> int:
+        """How many spends the project committed at or after ``since_unix`` (any state)."""
+        ...
+
     def get_release(self, release_id: str) -> StoredRelease | None:
         """The release, or None."""
         ...

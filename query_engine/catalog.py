@@ -245,6 +245,8 @@ class Register:
     rows_per_person: tuple[int, int]  # (default, max): c in the privacy semantics
     groups_per_person: tuple[int, int]  # (default, max): G in the privacy semantics
     columns: tuple[Column, ...]
+    # Public average rows per person at the installation's scale; sizes the response-time model only.
+    declared_rows_per_person: float | None = None
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -278,6 +280,11 @@ class Register:
             "rows_per_person": {"default": self.rows_per_person[0], "max": self.rows_per_person[1]},
             "groups_per_person": {"default": self.groups_per_person[0], "max": self.groups_per_person[1]},
             "columns": [c.to_json() for c in self.columns],
+            **(
+                {"declared_rows_per_person": self.declared_rows_per_person}
+                if self.declared_rows_per_person is not None
+                else {}
+            ),
         }
 
 
@@ -519,7 +526,19 @@ def _register_from_dict(raw: dict[str, Any]) -> Register:
         rows_per_person=(int(rows["default"]), int(rows["max"])),
         groups_per_person=(int(groups["default"]), int(groups["max"])),
         columns=tuple(_column_from_dict(c, name) for c in raw["columns"]),
+        declared_rows_per_person=_declared_rows(raw.get("declared_rows_per_person"), name),
     )
+
+
+def _declared_rows(value: Any, register: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e6:
+        raise CatalogError(
+            f"Register {register} declares declared_rows_per_person {value!r}; give a positive number "
+            "(the average rows per person, a public figure) or leave it out."
+        )
+    return float(value)
 
 
 def _check_catalog(catalog: Catalog) -> None:

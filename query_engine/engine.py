@@ -56,6 +56,7 @@ class Cost:
     registers: tuple[str, ...]
     canonical: dict[str, Any] = field(hash=False)
     query_hash: str
+    plan: Plan | None = field(default=None, hash=False, compare=False)  # public: for the response-time model
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class Engine:
             registers=prepared.plan.registers,
             canonical=query.canonical(),
             query_hash=query.query_hash(),
+            plan=prepared.plan,
         )
 
     def preview(self, query: Query, context: ProjectContext) -> Preview:
@@ -149,13 +151,21 @@ class Engine:
         return make_preview(query, prepared.plan, prepared.calibrations)
 
     def run(
-        self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None
+        self,
+        query: Query,
+        context: ProjectContext | None = None,
+        *,
+        cost: Cost | None = None,
+        timeout_s: float | None = None,
     ) -> Release:
-        """Execute and release. ``cost`` is what ``cost()`` said (and the ledger charged)."""
+        """Execute and release. ``cost`` is what ``cost()`` said (and the ledger charged).
+
+        ``timeout_s`` shortens the backend's execution time limit for this query (never lengthens it).
+        """
         context = context or ProjectContext("pure")
         prepared = self._prepare(query, context)
         self._recheck(query, context, prepared, cost)
-        exact = self._execute(prepared.plan)
+        exact = self._execute(prepared.plan, timeout_s)
         keys, noisy = _noise(prepared, exact)
         return make_release(
             query,
@@ -257,9 +267,12 @@ class Engine:
         key = (dialect, _sql_key(plan))
         return self._compiled.get_or_make(key, lambda: compile_plan(plan, self.catalog, dialect))
 
-    def _execute(self, plan: Plan) -> ExactAggregates:
+    def _execute(self, plan: Plan, timeout_s: float | None = None) -> ExactAggregates:
         compiled = self._compile(plan, self.backend.dialect)
-        table = self.backend.execute(compiled)
+        if timeout_s is None:
+            table = self.backend.execute(compiled)
+        else:
+            table = self.backend.execute(compiled, timeout_s=timeout_s)
         return _exact(plan, table)
 
     def _recheck(self, query: Query, context: ProjectContext, prepared: _Prepared, cost: Cost | None) -> None:

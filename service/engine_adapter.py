@@ -37,8 +37,16 @@ class EngineLike(Protocol):
         """Cost and expected accuracy; touches no data."""
         ...
 
-    def run(self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None) -> Any:
-        """Execute, add noise, and return the release (refusing if the loss differs from ``cost``)."""
+    def run(
+        self,
+        query: Query,
+        context: ProjectContext | None = None,
+        *,
+        cost: Cost | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Execute, add noise, and return the release (refusing if the loss differs from ``cost``);
+        ``timeout_s`` shortens the execution time limit."""
         ...
 
     def close(self) -> None:

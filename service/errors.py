@@ -22,6 +22,7 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── PayloadTooLarge          413  payload_too_large
     ├── InvalidRequest           422  invalid_request         the body or parameters do not validate
     ├── RateLimited              429  rate_limited            slow down; see Retry-After
+    ├── DailyReleaseLimit        429  daily_release_limit     the project's fresh releases today are used up
     ├── QueryFailed              503  execution_failed        data-free; the spend stays charged
     ├── Busy                     503  busy                    no free query slot; retry later
     ├── InternalError            500  internal_error          a bug in sundstat
@@ -30,10 +31,13 @@ body ``{"ok": false, "code", "error", "status"}``.
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "ApplicationNotFound",
     "Busy",
     "Conflict",
+    "DailyReleaseLimit",
     "Forbidden",
     "InProgress",
     "InternalError",
@@ -182,6 +186,16 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after + 0.5)))})
         self.retry_after = retry_after
+
+
+class DailyReleaseLimit(ServiceError):
+    """The project made its limit of fresh releases this UTC day; nothing was spent."""
+
+    code = "daily_release_limit"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 class QueryFailed(ServiceError):

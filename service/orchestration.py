@@ -2,12 +2,20 @@
 
 Pure composition, no HTTP::
 
-    visible? -> validate + cost (engine) -> permit (expiry, registers) -> reserve_and_commit (ledger)
+    visible? -> validate + cost (engine) -> permit (expiry, registers) -> cached? (free, at once)
+             -> daily release limit -> rung (response_time) -> reserve_and_commit (ledger)
              -> cached / replayed: the stored release, free
-             -> committed: execute + noise (engine) -> store_release (ledger) -> the release
+             -> committed: execute + noise (engine, deadline from the rung)
+                -> wait -> store_release or mark_failed (ledger) -> wait -> the release, at the rung
 
 Validation errors cost nothing. Once the spend is committed there is no refund: if execution fails the
 spend is marked failed and the caller gets one data-free error body, whatever the cause.
+
+Everything before the spend depends only on the query text and public state (catalog, ledger) and
+answers at once. From the spend on, the moment of every outcome is fixed by the rung chosen before
+the spend: the release is stored (or the failure recorded) at ``commit_at`` and the answer returned at
+``deadline``, so neither the response nor a repeated query can see a data-dependent moment. A result
+that is not ready by ``commit_at`` is a failure (``missed_rung``), never a late success.
 """
 
 from __future__ import annotations
@@ -19,15 +27,32 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from budget_ledger import BudgetExceeded, Ledger, LedgerError, Project, StoredRelease, UnknownProject
+from budget_ledger import (
+    BudgetExceeded,
+    Ledger,
+    LedgerError,
+    Project,
+    SpendResult,
+    StoredRelease,
+    UnknownProject,
+)
 from budget_ledger.accounting import budget_status
 from query_engine.errors import EngineError, QueryError
+from query_engine.plan import Plan
 from query_engine.spec import ProjectContext, Query
 
 from .access_log import AccessLog
 from .auth import Principal
 from .engine_adapter import EngineLike, QueryCost, cost_of
-from .errors import InProgress, PermitExpired, ProjectNotFound, QueryFailed, RegisterNotPermitted
+from .errors import (
+    DailyReleaseLimit,
+    InProgress,
+    PermitExpired,
+    ProjectNotFound,
+    QueryFailed,
+    RegisterNotPermitted,
+)
+from .response_time import ResponseTimeModel, Schedule
 
 __all__ = ["EXECUTION_FAILED_MESSAGE", "Orchestrator", "Outcome"]
 
@@ -61,13 +86,33 @@ def _context(project: Project) -> ProjectContext:
     return ProjectContext(mode=project.mode, delta_available=project.limits.delta_thresholding > 0)
 
 
-class Orchestrator:
-    """Runs previews and releases for authenticated callers."""
+class _MissedRung(Exception):
+    """The result was ready after the moment it had to be stored: answered as a failure."""
 
-    def __init__(self, engine: EngineLike, ledger: Ledger, access: AccessLog | None = None) -> None:
+    code = "missed_rung"
+
+
+class Orchestrator:
+    """Runs previews and releases for authenticated callers.
+
+    ``timing`` fixes each fresh query's response time (None: answer when done); ``max_releases_per_day``
+    limits a project's fresh releases per UTC day (0: no limit).
+    """
+
+    def __init__(
+        self,
+        engine: EngineLike,
+        ledger: Ledger,
+        access: AccessLog | None = None,
+        *,
+        timing: ResponseTimeModel | None = None,
+        max_releases_per_day: int = 0,
+    ) -> None:
         self._engine = engine
         self._ledger = ledger
         self._access = access
+        self._timing = timing
+        self._max_releases_per_day = max_releases_per_day
 
     def _record(self, kind: str, project: str, principal: Principal, **details: Any) -> None:
         """An access record (refusal, preview, cached serve) for the audit chain, if recording is on."""
@@ -104,14 +149,46 @@ class Orchestrator:
     def _refused(self, project: Project, principal: Principal, code: str, query_hash: str | None) -> None:
         self._record("query_refused", project.id, principal, code=code, query_hash=query_hash)
 
+    def _check_release_limit(self, project: Project, query_hash: str) -> None:
+        """Refuse a fresh release beyond the project's daily limit (counted from the ledger's spends).
+
+        A query with a stored release (e.g. an Idempotency-Key retry) is served from it, not refused.
+        """
+        limit = self._max_releases_per_day
+        if limit <= 0:
+            return
+        now = dt.datetime.now(dt.UTC)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        used = self._ledger.spends_since(project.id, midnight)
+        if used < limit or self._ledger.cached_release(project.id, query_hash) is not None:
+            return
+        resets = midnight + dt.timedelta(days=1)
+        minutes = max(1, int((resets - now).total_seconds() // 60))
+        raise DailyReleaseLimit(
+            f"Project '{project.id}' has made {used} fresh releases today, its limit of {limit} per UTC day; "
+            f"nothing was spent. The limit resets at {resets:%Y-%m-%d %H:%M} UTC (in {minutes // 60} h "
+            f"{minutes % 60} min). A query released before is still answered free from its stored release.",
+            retry_after=(resets - now).total_seconds(),
+        )
+
+    def _rung(self, plan: Plan | None) -> float | None:
+        """The rung a fresh release of this plan answers at (None when response times are not fixed)."""
+        if self._timing is None:
+            return None
+        return self._timing.rung(plan, self._engine.catalog)
+
     # --- preview --------------------------------------------------------------------------------
 
     def preview(self, query: Query, principal: Principal) -> dict[str, Any]:
         """Cost and expected accuracy of ``query``; touches no data and spends nothing."""
         project = self._visible_project(query.project, principal)
-        preview = self._engine.preview(query, _context(project))
+        context = _context(project)
+        preview = self._engine.preview(query, context)
         body: dict[str, Any] = preview.model_dump(mode="json")
         body["budget"] = budget_status(project.id, project.limits, project.totals).to_public()
+        body["response_seconds"] = (
+            self._rung(self._engine.cost(query, context).plan) if self._timing is not None else None
+        )
         self._record("query_previewed", project.id, principal, query_hash=query.query_hash())
         return body
 
@@ -150,6 +227,11 @@ class Orchestrator:
                     "release_served", project.id, principal, release_id=stored.release_id, how="cached"
                 )
                 return Outcome("cached", _served(stored, current))
+            self._check_release_limit(project, cost.query_hash)
+            rung = self._rung(cost.engine_cost.plan)
+            schedule = None
+            if self._timing is not None and rung is not None:  # the clock starts before the spend
+                schedule = self._timing.schedule(rung, cost.engine_cost.plan)
             result = self._ledger.reserve_and_commit(
                 project.id,
                 cost.registers,
@@ -159,7 +241,7 @@ class Orchestrator:
                 idempotency_key,
                 actor=principal.actor,
             )
-        except (PermitExpired, RegisterNotPermitted, BudgetExceeded) as exc:
+        except (PermitExpired, RegisterNotPermitted, BudgetExceeded, DailyReleaseLimit) as exc:
             self._refused(project, principal, exc.code, cost.query_hash)
             raise
         except LedgerError as exc:
@@ -184,29 +266,62 @@ class Orchestrator:
                 "moment to get its release."
             )
         if result.status == "failed":
+            if schedule is not None:  # a retry of a failed query fails like the query did: at its rung
+                schedule.wait_until(schedule.deadline)
             raise QueryFailed(EXECUTION_FAILED_MESSAGE)
+        body = self._execute(query, context, cost, result, principal, schedule)
+        return Outcome("committed", body)
 
+    def _execute(
+        self,
+        query: Query,
+        context: ProjectContext,
+        cost: QueryCost,
+        result: SpendResult,
+        principal: Principal,
+        schedule: Schedule | None,
+    ) -> dict[str, Any]:
+        """Execute a committed spend and store its release, each outcome at the schedule's moments."""
         spend_id = result.spend_id
         try:
-            fresh = self._engine.run(query, context, cost=cost.engine_cost)
+            if schedule is None:
+                fresh = self._engine.run(query, context, cost=cost.engine_cost)
+            else:
+                timeout = schedule.execute_timeout()
+                if timeout <= 0:
+                    raise _MissedRung("no time was left to execute")
+                fresh = self._engine.run(query, context, cost=cost.engine_cost, timeout_s=timeout)
             body = fresh.model_dump(mode="json")
             release_id = str(body.get("release_id") or f"r_{secrets.token_hex(12)}")
             body["release_id"] = release_id
             body["cached"] = False
             body["budget"] = result.budget().to_public()
-            self._ledger.store_release(
-                spend_id,
-                release_id,
-                json.dumps(body, ensure_ascii=False, sort_keys=True),
-                actor=principal.actor,
-            )
+            release_json = json.dumps(body, ensure_ascii=False, sort_keys=True)
+            if schedule is not None:
+                if schedule.clock() > schedule.commit_at:
+                    raise _MissedRung("the release was ready after its rung's commit moment")
+                schedule.wait_until(schedule.commit_at)
+            self._ledger.store_release(spend_id, release_id, release_json, actor=principal.actor)
         except Exception as exc:
-            # Data-dependent failures must look alike: one code, one message, no detail from the data.
-            code = exc.code if isinstance(exc, EngineError | LedgerError) else "unexpected"
+            # Data-dependent failures must look alike: one code, one message, no detail from the data,
+            # at the same moment as a success.
+            code = exc.code if isinstance(exc, EngineError | LedgerError | _MissedRung) else "unexpected"
             log.warning("release of spend %s failed after the charge (%s)", spend_id, code)
+            if schedule is not None:
+                schedule.wait_until(schedule.commit_at)
             try:
                 self._ledger.mark_failed(spend_id, code, actor=principal.actor)
             except LedgerError:
                 log.exception("could not mark spend %s failed; it stays charged and pending", spend_id)
+            self._answer_at_deadline(schedule, spend_id)
             raise QueryFailed(EXECUTION_FAILED_MESSAGE) from None
-        return Outcome("committed", body)
+        self._answer_at_deadline(schedule, spend_id)
+        return body
+
+    @staticmethod
+    def _answer_at_deadline(schedule: Schedule | None, spend_id: str) -> None:
+        if schedule is None:
+            return
+        schedule.wait_until(schedule.deadline)
+        if (late := schedule.late()) > 0.05:
+            log.warning("spend %s answered %.3f s after its %g s rung", spend_id, late, schedule.rung)

@@ -93,6 +93,11 @@ class PreviewPublic(Preview):
     """Response of POST /v1/queries/preview: the engine's preview plus the project's budget now."""
 
     budget: BudgetPublic | None = None
+    response_seconds: float | None = Field(
+        default=None,
+        description="Seconds a fresh release of this query takes to answer (fixed before it runs, the "
+        "same for success and failure); null when the server does not fix response times.",
+    )
 
 
 class ReleasePublic(Release):

@@ -19,6 +19,8 @@ from budget_ledger.errors import LedgerError
 from budget_ledger.store import is_postgres_url
 from query_engine.catalog import Catalog
 
+from .response_time import parse_ladder
+
 __all__ = [
     "DEFAULT_DATASET_PERSONS",
     "DEFAULT_DATASET_SEED",
@@ -150,13 +152,48 @@ class Settings(BaseSettings):
         default=0.3,
         ge=0,
         le=30,
-        description="Responses of POST /v1/queries are padded to at least this time.",
+        description="Responses of POST /v1/queries and /v1/sql are padded to at least this time (those "
+        "that wait for their response_ladder rung take longer anyway).",
     )
     token_ttl_days: int = Field(default=365, ge=1, description="Default lifetime of a new token in days.")
     audit_reads: bool = Field(
         default=True,
         description="Chain access records (reads, previews, refusals, cached serves) in batches per worker.",
     )
+
+    # Response timing and release limits --------------------------------------------------------
+    response_ladder: str = Field(
+        default="0.5,1,2,4,8,16,30",
+        description="Seconds a fresh query may take, ascending; each query answers at the rung its public "
+        "cost model picks, whatever happens ('off': answer when done, padded to min_response_seconds).",
+    )
+    declared_persons: int = Field(
+        default=DEFAULT_DATASET_PERSONS,
+        ge=1,
+        description="Public population size the response-time model assumes (times each register's "
+        "declared_rows_per_person); never read from the data.",
+    )
+    response_rows_per_second: float = Field(
+        default=10_000_000,
+        gt=0,
+        description="Row operations per second the response-time model assumes for this installation.",
+    )
+    max_releases_per_day: int = Field(
+        default=500,
+        ge=0,
+        description="Fresh (not cached or replayed) releases a project may make per UTC day; 0: no limit.",
+    )
+
+    @field_validator("response_ladder")
+    @classmethod
+    def _ladder(cls, value: str) -> str:
+        parse_ladder(value)
+        return value
+
+    @property
+    def response_ladder_steps(self) -> tuple[float, ...] | None:
+        """The ladder's rungs in seconds, or None when fixed response times are off."""
+        return parse_ladder(self.response_ladder)
 
     # --- engine -------------------------------------------------------------------------------
     small_cell_threshold: int = Field(

@@ -17,8 +17,11 @@ class Backend(Protocol):
 
     dialect: str
 
-    def execute(self, compiled: CompiledQuery) -> pa.Table:
-        """Run the query with its bound parameters; raise ``ExecutionFailed``/``QueryTimeout``."""
+    def execute(self, compiled: CompiledQuery, *, timeout_s: float | None = None) -> pa.Table:
+        """Run the query with its bound parameters; raise ``ExecutionFailed``/``QueryTimeout``.
+
+        ``timeout_s``, when given, is this query's time limit if shorter than the backend's own.
+        """
         ...
 
     def read_catalog_json(self) -> str:

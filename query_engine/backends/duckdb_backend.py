@@ -109,21 +109,22 @@ class DuckDBBackend:
         self._closed = False
         self._watchdog = _Watchdog()
 
-    def execute(self, compiled: CompiledQuery) -> pa.Table:
-        """Run one query on a fresh cursor; interrupt it after the timeout."""
+    def execute(self, compiled: CompiledQuery, *, timeout_s: float | None = None) -> pa.Table:
+        """Run one query on a fresh cursor; interrupt it after the timeout (``timeout_s`` if shorter)."""
         if compiled.dialect != self.dialect:
             raise ExecutionFailed(f"DuckDB cannot run SQL compiled for {compiled.dialect!r}.", stage=_STAGE)
         with self._lock:
             if self._closed:
                 raise ExecutionFailed("The database connection is closed.", stage=_STAGE)
             cursor = self._con.cursor()
-        ticket, timed_out = self._watchdog.watch(cursor, self._timeout_s)
+        limit = self._timeout_s if timeout_s is None else max(0.0, min(timeout_s, self._timeout_s))
+        ticket, timed_out = self._watchdog.watch(cursor, limit)
         try:
             return cursor.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
         except duckdb.Error as exc:
             if timed_out.is_set():
                 raise QueryTimeout(
-                    f"The query ran longer than {self._timeout_s:g} s and was stopped; narrow it (fewer "
+                    f"The query ran longer than {limit:g} s and was stopped; narrow it (fewer "
                     "groups, a shorter period) or ask an administrator for a longer timeout.",
                     stage=_STAGE,
                 ) from None

@@ -180,8 +180,9 @@ class SparkBackend:
 
     # --- Backend protocol --------------------------------------------------------------------------
 
-    def execute(self, compiled: CompiledQuery) -> pa.Table:
-        """Run the query with its parameters bound as Spark named parameters (``:p1`` is ``params[0]``)."""
+    def execute(self, compiled: CompiledQuery, *, timeout_s: float | None = None) -> pa.Table:
+        """Run the query with its parameters bound as Spark named parameters (``:p1`` is ``params[0]``);
+        cancel it after the timeout (``timeout_s`` if shorter)."""
         if compiled.dialect != self.dialect:
             raise ExecutionFailed(f"Spark cannot run SQL compiled for {compiled.dialect!r}.", stage=_STAGE)
         with self._lock:
@@ -200,7 +201,8 @@ class SparkBackend:
         # Tags and the interrupt flag are properties of the calling thread (pinned to a JVM thread).
         context.addJobTag(tag)
         context.setInterruptOnCancel(True)
-        timer = threading.Timer(self._timeout_s, cancel)
+        limit = self._timeout_s if timeout_s is None else max(0.0, min(timeout_s, self._timeout_s))
+        timer = threading.Timer(limit, cancel)
         timer.daemon = True
         timer.start()
         try:
@@ -208,7 +210,7 @@ class SparkBackend:
         except Exception as exc:
             if timed_out.is_set():
                 raise QueryTimeout(
-                    f"The query ran longer than {self._timeout_s:g} s and was stopped; narrow it (fewer "
+                    f"The query ran longer than {limit:g} s and was stopped; narrow it (fewer "
                     "groups, a shorter period) or ask an administrator for a longer timeout.",
                     stage=_STAGE,
                 ) from None

@@ -4,8 +4,11 @@ queries or as SQL (parsed into the same query, then the same code path).
 These are the hot routes: the orchestrator's JSON-ready bodies are returned as ``JSONResponse``
 (``response_model`` documents them) instead of being validated into the models a second time.
 
-Responses of ``POST /v1/queries`` and ``POST /v1/sql`` (answers and errors alike) are padded to at
-least ``min_response_seconds`` so that response time says little about the data.
+A fresh release answers at the rung of ``response_ladder`` that the public cost model picked before
+it ran (success, failure and time-out alike; see ``service.response_time`` and the orchestrator);
+the query slot is held until then, so the queue in front of other queries says nothing either. On
+top of that every response of ``POST /v1/queries`` and ``POST /v1/sql`` is padded to at least
+``min_response_seconds``.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ async def _preview(services: Services, query: Query, caller: Principal) -> Respo
 async def _release(
     services: Services, build: Callable[[], Query], caller: Principal, idempotency_key: str | None
 ) -> Response:
-    """Run in a query slot, padded to the minimum response time whatever the outcome."""
+    """Run in a query slot (held until the rung's moment), padded to the minimum response time."""
     started = time.monotonic()
     try:
         query = build()

@@ -121,14 +121,15 @@ def start_server(
     prefix: Sequence[str] = (),
 ) -> Server:
     """Run ``sundstat serve --no-dashboard [args]`` on ``db`` with a fresh state directory, on a free
-    loopback port, and wait until it answers: generous rate limits, no response padding, one engine
-    thread, ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or override variables;
-    ``prefix`` is a command that runs the server (e.g. in its own mount namespace)."""
+    loopback port, and wait until it answers: generous rate limits, no response padding and no fixed
+    response times, one engine thread, ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or
+    override variables; ``prefix`` is a command that runs the server (e.g. in its own mount namespace)."""
     port = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     env = {
         "SUNDSTAT_ADMIN_TOKEN": admin_token,
         "SUNDSTAT_MIN_RESPONSE_SECONDS": "0",
+        "SUNDSTAT_RESPONSE_LADDER": "off",
         "SUNDSTAT_RATE_LIMIT_PER_SECOND": "5000",
         "SUNDSTAT_RATE_LIMIT_BURST": "5000",
         "SUNDSTAT_PUBLIC_RATE_LIMIT_PER_SECOND": "5000",
