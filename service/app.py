@@ -22,7 +22,7 @@ from query_engine.errors import EngineError
 
 from . import API_VERSION
 from .errors import ServiceError, error_body
-from .routes import admin, applications, projects, public, queries
+from .routes import admin, applications, institutions, projects, public, queries, sign_in
 from .runtime import Services, open_services
 from .settings import Settings
 
@@ -174,7 +174,15 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.settings = settings
     _install_error_handlers(app)
-    for router in (public.router, queries.router, projects.router, applications.router, admin.router):
+    for router in (
+        public.router,
+        queries.router,
+        projects.router,
+        applications.router,
+        institutions.router,
+        sign_in.router,
+        admin.router,
+    ):
         app.include_router(router)
     app.add_middleware(_Hardening)
     return app

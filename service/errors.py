@@ -8,6 +8,8 @@ body ``{"ok": false, "code", "error", "status"}``.
 
     ServiceError
     ├── Unauthorized             401  unauthorized            no, unknown, expired or revoked token
+    ├── SignInFailed             401  sign_in_failed          the OpenID Connect sign-in did not verify
+    ├── SignInRefused            403  sign_in_refused         signed in, but no registered institution
     ├── Forbidden                403  forbidden               the token's role may not use this route
     ├── PermitExpired            403  permit_expired          the project's approval has ended
     ├── RegisterNotPermitted     403  register_not_permitted  the query touches a register not approved
@@ -15,6 +17,7 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── ReleaseNotFound          404  release_not_found
     ├── ApplicationNotFound      404  application_not_found   unknown id or wrong status key
     ├── TokenNotFound            404  token_not_found
+    ├── InstitutionNotFound      404  institution_not_found
     ├── RouteNotFound            404  not_found               no such route
     ├── MethodNotAllowed         405  method_not_allowed
     ├── InProgress               409  in_progress             the same query is still running
@@ -24,6 +27,7 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── RateLimited              429  rate_limited            slow down; see Retry-After
     ├── QueryFailed              503  execution_failed        data-free; the spend stays charged
     ├── Busy                     503  busy                    no free query slot; retry later
+    ├── SignInUnavailable        503  sign_in_unavailable     no identity provider, or it cannot be reached
     └── InternalError            500  internal_error          a bug in sundstat
 """
 
@@ -34,6 +38,7 @@ __all__ = [
     "Busy",
     "Conflict",
     "Forbidden",
+    "InstitutionNotFound",
     "InProgress",
     "InternalError",
     "InvalidRequest",
@@ -47,6 +52,9 @@ __all__ = [
     "ReleaseNotFound",
     "RouteNotFound",
     "ServiceError",
+    "SignInFailed",
+    "SignInRefused",
+    "SignInUnavailable",
     "TokenNotFound",
     "Unauthorized",
     "error_body",
@@ -78,6 +86,20 @@ class Unauthorized(ServiceError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class SignInFailed(ServiceError):
+    """The OpenID Connect sign-in could not be verified (state, code or ID token)."""
+
+    code = "sign_in_failed"
+    status = 401
+
+
+class SignInRefused(ServiceError):
+    """The sign-in verified, but the account belongs to no registered institution."""
+
+    code = "sign_in_refused"
+    status = 403
 
 
 class Forbidden(ServiceError):
@@ -126,6 +148,13 @@ class TokenNotFound(ServiceError):
     """No token with that id."""
 
     code = "token_not_found"
+    status = 404
+
+
+class InstitutionNotFound(ServiceError):
+    """No institution with that id."""
+
+    code = "institution_not_found"
     status = 404
 
 
@@ -197,6 +226,13 @@ class Busy(ServiceError):
 
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+class SignInUnavailable(ServiceError):
+    """No identity provider is configured, or it does not answer."""
+
+    code = "sign_in_unavailable"
+    status = 503
 
 
 class InternalError(ServiceError):

@@ -1,4 +1,4 @@
-"""Everything one worker process serves with: engine, ledger, token store, application desk, limits.
+"""Everything one worker process serves with: engine, ledger, tokens, identities, application desk, limits.
 
 ``open_services`` builds it from the settings; the FastAPI app opens one per worker at startup and
 hands it to routes through a dependency. Nothing here is a module-level singleton.
@@ -17,10 +17,12 @@ from budget_ledger.store import open_store
 from query_engine.catalog import Catalog
 
 from .access_log import AccessLog
-from .applications import ApplicationDesk, ApprovalPolicy
-from .auth import Principal, QuerySlots, RateLimiter, is_loopback_client
+from .applications import ApplicationDesk, ApprovalPolicy, ApprovalQuota
+from .auth import Principal, QuerySlots, RateLimiter, WindowLimiter, is_loopback_client
 from .catalog_public import catalog_json
 from .engine_adapter import EngineLike, open_engine
+from .identity import IdentityRegistry
+from .oidc import OidcSignIn
 from .orchestration import Orchestrator
 from .settings import Settings
 from .store import ServiceStore
@@ -58,9 +60,12 @@ class Services:
     store: ServiceStore
     tokens: TokenStore
     desk: ApplicationDesk
+    identity: IdentityRegistry
+    sign_in: OidcSignIn
     orchestrator: Orchestrator
     limiter: RateLimiter
     public_limiter: RateLimiter
+    application_limiter: WindowLimiter
     slots: QuerySlots
     access: AccessLog
     _catalog_bytes: bytes | None = field(default=None, repr=False)
@@ -89,6 +94,10 @@ class Services:
             return
         self.public_limiter.check(principal.rate_key)
 
+    def application_rate_check(self, principal: Principal) -> None:
+        """Count one application from the caller's address; no address is exempt, loopback included."""
+        self.application_limiter.check(f"addr:{principal.client}", "applications")
+
     def audit(self, kind: str, project: str, principal: Principal, **details: Any) -> None:
         """Record a request that touched a project in the audit chain (when ``audit_reads`` is on)."""
         if self.settings.audit_reads:
@@ -112,6 +121,7 @@ def open_services(settings: Settings) -> Services:
     ttl = dt.timedelta(days=settings.token_ttl_days)
     access = AccessLog(ledger)
     access.start()
+    identity = IdentityRegistry(store)
     desk = ApplicationDesk(
         store,
         ledger,
@@ -119,6 +129,8 @@ def open_services(settings: Settings) -> Services:
         ApprovalPolicy.from_settings(settings),
         engine.catalog.register_names,
         token_ttl=ttl,
+        quota=ApprovalQuota.from_settings(settings),
+        identity=identity,
     )
     return Services(
         settings=settings,
@@ -127,9 +139,12 @@ def open_services(settings: Settings) -> Services:
         store=store,
         tokens=tokens,
         desk=desk,
+        identity=identity,
+        sign_in=OidcSignIn(settings, store, identity),
         orchestrator=Orchestrator(engine, ledger, access if settings.audit_reads else None),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         public_limiter=RateLimiter(settings.public_rate_limit_per_second, settings.public_rate_limit_burst),
+        application_limiter=WindowLimiter(settings.application_rate_limit_per_minute, 60.0),
         slots=QuerySlots(settings.max_concurrent_queries, settings.queue_timeout_seconds),
         access=access,
     )
