@@ -208,15 +208,15 @@ class ApplicationDesk:
         known_registers: Sequence[str],
         *,
         token_ttl: dt.timedelta,
-        quota: ApprovalQuota,
-        identity: IdentityRegistry,
+        quota: ApprovalQuota | None = None,
+        identity: IdentityRegistry | None = None,
     ) -> None:
         self._store = store
         self._ledger = ledger
         self._tokens = tokens
         self.policy = policy
-        self.quota = quota
-        self._identity = identity
+        self.quota = quota or ApprovalQuota.defaults()
+        self._identity = identity or IdentityRegistry(store)
         self._known_registers = tuple(known_registers)
         self._token_ttl = token_ttl
 

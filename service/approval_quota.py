@@ -61,6 +61,11 @@ class ApprovalQuota:
             pool_epsilon=settings.auto_approval_pool_epsilon,
         )
 
+    @classmethod
+    def defaults(cls) -> ApprovalQuota:
+        """The documented default quotas and pool (the settings' defaults, without reading the environment)."""
+        return cls.from_settings(Settings.model_construct())
+
     def _since(self, now: dt.datetime) -> str:
         return (now - self.window).isoformat()
 
