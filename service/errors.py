@@ -18,6 +18,7 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── ApplicationNotFound      404  application_not_found   unknown id or wrong status key
     ├── TokenNotFound            404  token_not_found
     ├── InstitutionNotFound      404  institution_not_found
+    ├── SignInNotConfigured      404  sign_in_not_configured  no identity provider on this installation
     ├── RouteNotFound            404  not_found               no such route
     ├── MethodNotAllowed         405  method_not_allowed
     ├── InProgress               409  in_progress             the same query is still running
@@ -27,7 +28,7 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── RateLimited              429  rate_limited            slow down; see Retry-After
     ├── QueryFailed              503  execution_failed        data-free; the spend stays charged
     ├── Busy                     503  busy                    no free query slot; retry later
-    ├── SignInUnavailable        503  sign_in_unavailable     no identity provider, or it cannot be reached
+    ├── SignInUnavailable        503  sign_in_unavailable     the identity provider cannot be reached
     └── InternalError            500  internal_error          a bug in sundstat
 """
 
@@ -53,6 +54,7 @@ __all__ = [
     "RouteNotFound",
     "ServiceError",
     "SignInFailed",
+    "SignInNotConfigured",
     "SignInRefused",
     "SignInUnavailable",
     "TokenNotFound",
@@ -158,6 +160,13 @@ class InstitutionNotFound(ServiceError):
     status = 404
 
 
+class SignInNotConfigured(ServiceError):
+    """This installation has no identity provider: applicant tokens are issued by administrators."""
+
+    code = "sign_in_not_configured"
+    status = 404
+
+
 class RouteNotFound(ServiceError):
     """No route at this path."""
 
@@ -229,7 +238,7 @@ class Busy(ServiceError):
 
 
 class SignInUnavailable(ServiceError):
-    """No identity provider is configured, or it does not answer."""
+    """The identity provider does not answer, or answers with something unusable."""
 
     code = "sign_in_unavailable"
     status = 503

@@ -35,7 +35,7 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
-from .errors import SignInFailed, SignInUnavailable
+from .errors import SignInFailed, SignInNotConfigured, SignInUnavailable
 from .identity import Applicant, IdentityRegistry, Institution
 from .settings import Settings
 from .store import ServiceStore
@@ -76,7 +76,7 @@ class OidcSignIn:
     def issuer(self) -> str:
         """The configured issuer (without a trailing slash)."""
         if not self._settings.oidc_enabled:
-            raise SignInUnavailable(
+            raise SignInNotConfigured(
                 "Sign-in is not set up on this installation (SUNDSTAT_OIDC_ISSUER is unset). Ask an "
                 "administrator for an applicant token (sundstat admin create-applicant), or apply without "
                 "one (an administrator then decides)."

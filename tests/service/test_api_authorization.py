@@ -213,8 +213,8 @@ ROUTES: list[tuple[str, Call, tuple[int, int, int, int]]] = [
         (401, 403, 403, 201),
     ),
     # This server has no identity provider: sign-in is unavailable to everyone.
-    ("sign_in", lambda w, h: w.http.get("/v1/auth/login", headers=h), (503, 503, 503, 503)),
-    ("sign_in_callback", lambda w, h: w.http.get("/v1/auth/callback", headers=h), (503, 503, 503, 503)),
+    ("sign_in", lambda w, h: w.http.get("/v1/auth/login", headers=h), (404, 404, 404, 404)),
+    ("sign_in_callback", lambda w, h: w.http.get("/v1/auth/callback", headers=h), (404, 404, 404, 404)),
 ]
 
 CASES = [
