@@ -6,15 +6,18 @@ The quota, pool and rate-limit tests run their own servers with small limits; so
 
 from __future__ import annotations
 
+import json
 import sqlite3
-import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
+
+from service.cli import main
 
 APPLICATION: dict[str, Any] = {
     "title": "Asthma medication by age band",
@@ -136,16 +139,16 @@ def test_a_revoked_applicant_token_is_refused(http: httpx.Client, admin_headers:
     assert_error(http.post("/v1/applications", json=APPLICATION, headers=bearer(issued["token"])), 401)
 
 
-def test_cli_registers_an_institution_and_issues_an_applicant_token(server: Server) -> None:
-    env = {"PATH": "/usr/bin:/bin", "SUNDSTAT_ADMIN_TOKEN": ADMIN_TOKEN, "SUNDSTAT_API_URL": server.url}
-    cli = [str(Path(__import__("sys").executable)), "-m", "service.cli", "admin"]
+def test_cli_registers_an_institution_and_issues_an_applicant_token(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def admin(*args: str) -> Any:
+        code = main(["admin", *args, "--api", server.url, "--token", ADMIN_TOKEN])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        return json.loads(captured.out)
 
-    def run(*args: str) -> str:
-        done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    run(
+    created = admin(
         "create-institution",
         "sdu-cli",
         "--name",
@@ -155,11 +158,29 @@ def test_cli_registers_an_institution_and_issues_an_applicant_token(server: Serv
         "--org",
         "sdu",
     )
-    assert '"sdu-cli"' in run("institutions")
-    out = run("create-applicant", "--institution", "sdu-cli", "--name", "Sofie", "--email", "sofie@sdu.dk")
-    token = next(line.split('"')[3] for line in out.splitlines() if '"token":' in line)
-    approved = httpx.post(f"{server.url}/v1/applications", json=APPLICATION, headers=bearer(token)).json()
+    assert created["email_domains"] == ["sdu.dk"] and created["org_values"] == ["sdu"]
+    assert "sdu-cli" in {i["id"] for i in admin("institutions")}
+    issued = admin(
+        "create-applicant", "--institution", "sdu-cli", "--name", "Sofie", "--email", "sofie@sdu.dk"
+    )
+    assert issued["applicant"]["institution"] == "sdu-cli" and issued["token"].startswith("sst_applicant_")
+    approved = httpx.post(
+        f"{server.url}/v1/applications", json=APPLICATION, headers=bearer(issued["token"])
+    ).json()
     assert approved["status"] == "approved" and approved["institution"] == "Syddansk Universitet"
+
+
+def test_concurrent_applications_cannot_overdraw_the_quota(
+    server: Server, make_applicant: Callable[..., dict[str, str]]
+) -> None:
+    """Twelve applications at once, spread over the server's two workers: exactly the quota of 3."""
+    applicant = make_applicant()
+    with (
+        httpx.Client(base_url=server.url, timeout=60, headers=applicant) as http,
+        ThreadPoolExecutor(12) as pool,
+    ):
+        answers = list(pool.map(lambda _: http.post("/v1/applications", json=APPLICATION).json(), range(12)))
+    assert sorted(a["status"] for a in answers) == ["approved"] * 3 + ["pending"] * 9
 
 
 # --- quotas, pool and rate limit (own servers) ---------------------------------------------------
