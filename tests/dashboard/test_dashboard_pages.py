@@ -299,6 +299,7 @@ def test_an_application_outside_the_policy_waits_for_the_administrator(real_api:
 
     admin = open_page(sign_in(app_test(), real_api.admin_token), "admin")
     assert f"admin_approve_{last['id']}" in {b.key for b in admin.button}
+    assert "Epsilon 5 is above the automatic limit 1." in texts(admin)  # the administrator sees why
     admin.number_input(key=f"admin_eps_{last['id']}").set_value(3.0)
     admin.button(key=f"admin_approve_{last['id']}").click().run()
     assert f"Application {last['id']} approved." in texts(admin)

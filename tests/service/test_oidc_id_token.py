@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from service.errors import SignInFailed
 from service.identity import IdentityRegistry
 from service.oidc import OidcSignIn
-from service.settings import Settings
+from service.settings import Settings, SettingsError, check_serving
 from service.store import ServiceStore
 
 ISSUER = "https://idp.example.dk"
@@ -72,3 +72,13 @@ def test_a_token_of_the_provider_is_accepted(sign_in: OidcSignIn) -> None:
 def test_a_token_that_does_not_verify_is_refused(sign_in: OidcSignIn, token: Any) -> None:
     with pytest.raises(SignInFailed):
         _verify(sign_in, token())
+
+
+def test_an_issuer_without_client_credentials_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SUNDSTAT_OIDC_CLIENT_ID and SUNDSTAT_OIDC_CLIENT_SECRET"):
+        check_serving(Settings(state_dir=tmp_path, oidc_issuer=ISSUER), need_db=False)
+    complete = Settings(
+        state_dir=tmp_path, oidc_issuer=ISSUER, oidc_client_id="c", oidc_client_secret=SecretStr("s")
+    )
+    check_serving(complete, need_db=False)
+    assert complete.oidc_callback_url == "http://127.0.0.1:8000/v1/auth/callback"
