@@ -114,14 +114,14 @@ class OidcSignIn:
             return self._metadata
 
     def _key_set(self, *, refresh: bool) -> KeySet:
+        """The provider's published signing keys (cached; ``refresh`` fetches them again)."""
         with self._lock:
-            if self._jwks is None or refresh:
-                self._jwks = None
-        if self._jwks is None:
+            jwks = None if refresh else self._jwks
+        if jwks is None:
             jwks = self._get_json(str(self.metadata()["jwks_uri"]))
             with self._lock:
                 self._jwks = jwks
-        return KeySet.import_key_set(self._jwks)  # type: ignore[arg-type]
+        return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
 
     def _client(self) -> OAuth2Client:
         secret = self._settings.oidc_client_secret
