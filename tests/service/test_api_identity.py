@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from server_fixtures import free_port
 from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 from service.cli import main
@@ -190,9 +191,21 @@ def test_concurrent_applications_cannot_overdraw_the_quota(
 def guarded(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the default quotas but an applicant epsilon quota of 1, and 40 applications per
     minute per address."""
-    settings = {"SUNDSTAT_APPLICATION_RATE_LIMIT_PER_MINUTE": "40", "SUNDSTAT_QUOTA_APPLICANT_EPSILON": "1"}
+    settings = {
+        "SUNDSTAT_APPLICATION_RATE_LIMIT_PER_MINUTE": "40",
+        "SUNDSTAT_QUOTA_APPLICANT_EPSILON": "1",
+        # An identity provider that does not answer (nothing listens on this port).
+        "SUNDSTAT_OIDC_ISSUER": f"http://127.0.0.1:{free_port()}",
+        "SUNDSTAT_OIDC_CLIENT_ID": "sundstat",
+        "SUNDSTAT_OIDC_CLIENT_SECRET": "secret",
+    }
     with start_server(dataset, tmp_path_factory.mktemp("guarded") / "state", settings=settings) as running:
         yield running
+
+
+def test_an_identity_provider_that_does_not_answer_is_a_503(guarded: Server) -> None:
+    response = httpx.get(f"{guarded.url}/v1/auth/login")
+    assert "does not answer" in assert_error(response, 503, "sign_in_unavailable")["error"]
 
 
 def test_a_crowd_of_anonymous_applications_gets_no_budget_and_the_41st_is_rate_limited(

@@ -6,6 +6,7 @@ httpx client that follows redirects and posts the provider's login and consent f
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +144,17 @@ def test_a_forged_state_or_a_stolen_code_is_refused(oidc: tuple[Provider, Server
 def test_login_for_an_unknown_institution_is_404(oidc: tuple[Provider, Server]) -> None:
     response = httpx.get(f"{oidc[1].url}/v1/auth/login", params={"institution": "nope"})
     assert_error(response, 404, "institution_not_found")
+
+
+def test_cancelling_at_the_provider_is_a_clear_refusal(oidc: tuple[Provider, Server]) -> None:
+    _, server = oidc
+    with httpx.Client(timeout=30, follow_redirects=False) as browser:
+        url = browser.get(f"{server.url}/v1/auth/login", params={"institution": "ku"}).headers["location"]
+        while (page := browser.get(url)).status_code != 200:
+            url = str(page.url.join(page.headers["location"]))
+        abort = re.search(r'href="([^"]+/abort)"', page.text)
+        assert abort, page.text
+        back = browser.get(abort.group(1))
+        while not str(back.url).startswith(f"{server.url}/v1/auth/callback"):
+            back = browser.get(back.url.join(back.headers["location"]))
+    assert "access_denied" in assert_error(back, 401, "sign_in_failed")["error"]
