@@ -294,25 +294,30 @@ class ApplicationDesk:
                     expires=expires,
                     token_collected=True,
                 )
-        self._ledger.append_event(
-            APPLICATION_SUBMITTED,
-            {
-                "application": app_id,
-                "title": submission.title,
-                "purpose": submission.purpose,
-                "institution": submission.institution,
-                "institution_id": institution_id,
-                "applicant": None if applicant is None else applicant.id,
-                "registers": sorted(submission.registers),
-                "epsilon": submission.epsilon,
-                "delta": submission.delta,
-                "duration_days": submission.duration_days,
-            },
-            actor,
-        )
+        approved = not reasons
+        event = {
+            "application": app_id,
+            "title": submission.title,
+            "purpose": submission.purpose,
+            "institution": submission.institution,
+            "institution_id": institution_id,
+            "applicant": None if applicant is None else applicant.id,
+            "registers": sorted(submission.registers),
+            "epsilon": submission.epsilon,
+            "delta": submission.delta,
+            "duration_days": submission.duration_days,
+        }
+        try:
+            self._ledger.append_event(APPLICATION_SUBMITTED, event, actor)
+            if approved:
+                self._ledger.create_project(spec, actor="policy")
+        except Exception as exc:
+            if approved:  # the claim stands for nothing: give it back to an administrator
+                self._reopen(app_id, _ledger_refused(exc))
+            raise
         token: str | None = None
-        if not reasons:
-            self._create_project(app_id, spec, actor="policy")
+        if approved:
+            self._audit_decision(self.get(app_id), "policy")
             token = self._issue_token(app_id, spec.id, "policy")
         return SubmissionResult(self.get(app_id), status_key, tuple(reasons), token)
 
@@ -372,8 +377,8 @@ class ApplicationDesk:
         decision."""
         try:
             self._ledger.create_project(spec, actor=actor)
-        except Exception:
-            self._reopen(app_id)
+        except Exception as exc:
+            self._reopen(app_id, _ledger_refused(exc))
             raise
         self._audit_decision(self.get(app_id), actor)
 
@@ -405,13 +410,16 @@ class ApplicationDesk:
         if audit:
             self._audit_decision(self.get(app_id), actor)
 
-    def _reopen(self, app_id: str) -> None:
+    def _reopen(self, app_id: str, why: str) -> None:
+        """Put a claimed application back to pending (its project could not be created), saying why."""
         with self._store.write() as conn:
+            row = conn.execute("SELECT waiting_reasons FROM applications WHERE id = ?", (app_id,)).fetchone()
+            reasons = [*json.loads(row["waiting_reasons"] or "[]"), why]
             conn.execute(
                 "UPDATE applications SET status = 'pending', decided_at = NULL, decided_by = NULL, "
                 "route = NULL, reason = NULL, project = NULL, granted_epsilon = NULL, granted_delta = NULL, "
-                "expires = NULL, token_collected = 0 WHERE id = ?",
-                (app_id,),
+                "expires = NULL, token_collected = 0, waiting_reasons = ? WHERE id = ?",
+                (json.dumps(reasons), app_id),
             )
 
     def _audit_decision(self, application: Application, actor: str) -> None:
@@ -502,6 +510,11 @@ class ApplicationDesk:
             .fetchall()
         )
         return {r["project"]: _row_to_application(r) for r in rows}
+
+
+def _ledger_refused(exc: Exception) -> str:
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return f"The ledger could not record the approval ({code}); an administrator decides."
 
 
 def _not_found(app_id: str) -> str:
