@@ -3,11 +3,12 @@
 The authorization-code flow with PKCE (S256), as a research institution's login works::
 
     GET /v1/auth/login?institution=ku
-        -> a fresh state, nonce and code verifier are stored (10 minutes, used once)
+        -> a fresh state, nonce and code verifier are stored (10 minutes, used once); the state is also
+           set as a cookie, so only the browser that started the sign-in can finish it
         -> 303 to the provider's authorization endpoint
     the person signs in at the provider, which sends the browser back to
     GET /v1/auth/callback?code=...&state=...
-        -> the state is taken (once); the code is exchanged with the code verifier and the client secret
+        -> the state must match the cookie and is taken (once); the code is exchanged with the code verifier and the client secret
         -> the ID token's signature (the provider's published keys), issuer, audience, expiry and nonce
            are verified
         -> the verified claims name an institution (see ``service.identity``); the applicant is found or
@@ -21,6 +22,7 @@ organisation claim) must be in the ID token.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import threading
 import warnings
 from dataclasses import dataclass
@@ -46,9 +48,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
-__all__ = ["LOGIN_LIFETIME", "OidcSignIn", "SignedIn"]
+__all__ = ["LOGIN_COOKIE", "LOGIN_LIFETIME", "OidcSignIn", "SignedIn"]
 
 LOGIN_LIFETIME = dt.timedelta(minutes=10)
+LOGIN_COOKIE = "sundstat_sign_in"
 _LEEWAY_SECONDS = 60
 _TIMEOUT_SECONDS = 10.0
 
@@ -136,8 +139,9 @@ class OidcSignIn:
 
     # --- the flow -------------------------------------------------------------------------------
 
-    def start(self, institution: str | None) -> str:
-        """Remember a new sign-in and return the provider URL to send the browser to."""
+    def start(self, institution: str | None) -> tuple[str, str]:
+        """Remember a new sign-in; the provider URL to send the browser to, and the state that the
+        browser keeps in a cookie (so only the browser that started a sign-in can finish it)."""
         if institution is not None:
             self._registry.institution(institution)
         endpoint = str(self.metadata()["authorization_endpoint"])
@@ -156,7 +160,7 @@ class OidcSignIn:
             url, _ = client.create_authorization_url(
                 endpoint, state=state, nonce=nonce, code_verifier=verifier
             )
-        return str(url)
+        return str(url), state
 
     def _take_login(self, state: str) -> tuple[str, str, str | None]:
         """The nonce, code verifier and wanted institution of a pending sign-in, removed (used once)."""
@@ -170,11 +174,20 @@ class OidcSignIn:
             )
         return row["nonce"], row["code_verifier"], row["institution"]
 
-    def finish(self, *, code: str | None, state: str | None, error: str | None = None) -> SignedIn:
-        """Verify the provider's answer and return the signed-in applicant."""
+    def finish(
+        self, *, code: str | None, state: str | None, browser_state: str | None, error: str | None = None
+    ) -> SignedIn:
+        """Verify the provider's answer (in the browser that started the sign-in: ``browser_state`` is
+        its cookie) and return the signed-in applicant."""
         issuer = self.issuer
         if not state:
             raise SignInFailed("The callback has no 'state'. Start again at /v1/auth/login.")
+        if browser_state is None or not hmac.compare_digest(browser_state, state):
+            # Left unused: the browser that started this sign-in may still finish it.
+            raise SignInFailed(
+                "This sign-in was started in another browser (or cookies are blocked). Start again at "
+                "/v1/auth/login in this browser."
+            )
         nonce, verifier, wanted = self._take_login(state)
         if error or not code:
             shown = "".join(c for c in (error or "no code")[:60] if c.isalnum() or c in "_- ")

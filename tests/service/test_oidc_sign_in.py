@@ -129,6 +129,20 @@ def test_a_callback_is_used_once(oidc: tuple[Provider, Server]) -> None:
         assert_error(browser.get(back), 401, "sign_in_failed")
 
 
+def test_only_the_browser_that_started_the_sign_in_can_finish_it(oidc: tuple[Provider, Server]) -> None:
+    _, server = oidc
+    with httpx.Client(timeout=30, follow_redirects=False) as browser:
+        login = browser.get(f"{server.url}/v1/auth/login", params={"institution": "ku"})
+        back = sign_in_at_provider(
+            browser, login.headers["location"], "alice", f"{server.url}/v1/auth/callback"
+        )
+        # Someone who obtained the callback URL (say, sent it to a victim) cannot use it elsewhere ...
+        elsewhere = httpx.get(back)
+        assert "another browser" in assert_error(elsewhere, 401, "sign_in_failed")["error"]
+        # ... and the browser that started the sign-in still finishes it.
+        assert browser.get(back).status_code == 200
+
+
 def test_a_forged_state_or_a_stolen_code_is_refused(oidc: tuple[Provider, Server]) -> None:
     _, server = oidc
     forged = httpx.get(f"{server.url}/v1/auth/callback", params={"code": "x", "state": "made-up"})
