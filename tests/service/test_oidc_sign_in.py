@@ -38,7 +38,7 @@ APPLICATION: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def oidc(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Provider, Server]]:
-    """The provider, and a server that signs applicants in through it (ku is registered)."""
+    """The provider, and a server (two workers) that signs applicants in through it (ku is registered)."""
     directory = tmp_path_factory.mktemp("oidc")
     port = free_port()
     callback = f"http://127.0.0.1:{port}/v1/auth/callback"
@@ -49,7 +49,8 @@ def oidc(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
             "SUNDSTAT_OIDC_CLIENT_SECRET": CLIENT_SECRET,
             "SUNDSTAT_OIDC_SCOPES": "openid email profile org",
         }
-        with start_server(dataset, directory / "state", settings=settings, port=port) as server:
+        # Two workers: a sign-in started in one may come back to the other.
+        with start_server(dataset, directory / "state", settings=settings, port=port, workers=2) as server:
             created = httpx.post(
                 f"{server.url}/v1/institutions",
                 json={"id": "ku", "name": "University of Copenhagen", "email_domains": ["ku.dk"]},
