@@ -54,6 +54,7 @@ LOGIN_LIFETIME = dt.timedelta(minutes=10)
 LOGIN_COOKIE = "sundstat_sign_in"
 _LEEWAY_SECONDS = 60
 _TIMEOUT_SECONDS = 10.0
+_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,12 @@ class OidcSignIn:
                     raise SignInUnavailable(
                         f"The discovery document names issuer {data.get('issuer')!r}, not {self.issuer!r}: "
                         "check SUNDSTAT_OIDC_ISSUER."
+                    )
+                missing = [k for k in _ENDPOINTS if not isinstance(data.get(k), str)]
+                if missing:
+                    raise SignInUnavailable(
+                        f"The identity provider's discovery document lacks {', '.join(missing)}; is "
+                        f"{self.issuer} an OpenID Connect provider?"
                     )
                 self._metadata = data
             return self._metadata
