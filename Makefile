@@ -12,7 +12,7 @@ DEFAULT_RAW := $(DATA_DIR)/synthetic-$(PERSONS)-$(SEED)
 DEFAULT_DB := $(DATA_DIR)/sundstat-$(PERSONS)-$(SEED).duckdb
 STATE_DIR ?= state
 
-.PHONY: run test install system-deps data lint typecheck pytest bench clean
+.PHONY: run test install system-deps oidc-provider data lint typecheck pytest bench clean
 
 run: data
 	$(BIN)/sundstat serve --db $(DEFAULT_DB) --state-dir $(STATE_DIR)
@@ -30,10 +30,13 @@ $(STAMP): pyproject.toml
 
 # Debian's chromium drives the browser tests (Playwright cannot download its own browser here);
 # Debian's postgresql gives the PostgreSQL ledger tests a real server (started by the tests themselves);
-# Java runs Spark local for the Spark parity tests.
+# Java runs Spark local for the Spark parity tests; node and npm run the OpenID Connect provider of the
+# sign-in tests (tests/oidc).
 APT_PACKAGES = $(if $(shell command -v chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
-	$(if $(shell command -v java),,openjdk-17-jre-headless)
+	$(if $(shell command -v java),,openjdk-17-jre-headless) \
+	$(if $(shell command -v node),,nodejs) \
+	$(if $(shell command -v npm),,npm)
 
 system-deps:
 	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \
@@ -41,6 +44,15 @@ system-deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
+
+# The test OpenID Connect provider's npm packages (versions pinned in tests/oidc/package-lock.json).
+OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
+
+oidc-provider: $(OIDC_MODULES)
+
+$(OIDC_MODULES): tests/oidc/package.json tests/oidc/package-lock.json | system-deps
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 data: install $(DEFAULT_DB)
 
@@ -55,11 +67,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install system-deps
-	SUNDSTAT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
+pytest: install system-deps oidc-provider
+	SUNDSTAT_REQUIRE_POSTGRES=1 SUNDSTAT_REQUIRE_OIDC=1 $(BIN)/python -m pytest -q
 
 bench: data
 	$(BIN)/python -m benchmarks.engine --persons 1000000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output tests/oidc/node_modules

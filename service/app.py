@@ -25,7 +25,7 @@ from . import API_VERSION
 from .docs_pages import install_docs
 from .errors import ServiceError, StorageUnavailable, error_body
 from .http_guard import MAX_BODY_BYTES, HttpGuard, request_id_of
-from .routes import admin, applications, projects, public, queries
+from .routes import admin, applications, institutions, projects, public, queries, sign_in
 from .runtime import Services, open_services
 from .settings import Settings
 from .storage_errors import storage_failure, storage_message
@@ -143,7 +143,15 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.settings = settings
     _install_error_handlers(app)
-    for router in (public.router, queries.router, projects.router, applications.router, admin.router):
+    for router in (
+        public.router,
+        queries.router,
+        projects.router,
+        applications.router,
+        institutions.router,
+        sign_in.router,
+        admin.router,
+    ):
         app.include_router(router)
     install_docs(app)
     app.add_middleware(HttpGuard)

@@ -1,11 +1,13 @@
-"""Applications for a project: a published approval policy, automatic approval, admin decisions.
+"""Applications for a project: automatic approval for signed-in applicants, admin decisions.
 
-An application inside the policy (purpose, registers, epsilon, delta and duration all within the
-published limits) is approved at once: the project is created in the ledger (pure mode when delta is 0,
-else zcdp) and an analyst token is returned once, in the response to the submission. Anything else waits
-for an administrator's decision. Applicants need no account: the submission returns a secret status key
-with which they read their application's status; an application approved by an administrator hands out
-its token once, on the first read after the approval.
+An application from a signed-in applicant (an applicant token, see ``service.identity``) that is inside
+the published policy (``service.approval_policy``) and within the applicant's and institution's quotas
+and the pool (``service.approval_quota``) is approved at once: the project is created in the ledger
+(pure mode when delta is 0, else zcdp) and an analyst token is returned once, in the response to the
+submission. Anything else, and every anonymous application, waits for an administrator's decision, with
+the reasons stored for the administrator. Every submission returns a secret status key with which the
+applicant reads its status (an applicant token reads its own applications without one); an application
+approved by an administrator hands out its token once, on the first read after the approval.
 
 Submissions and decisions (with the time to decision) are recorded in the audit chain. The applicant's
 name and e-mail are kept in the service database only, never in the append-only chain.
@@ -21,13 +23,15 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from budget_ledger import Ledger, ProjectSpec
 
+from .approval_policy import ANONYMOUS_REASON, ApprovalPolicy, Submission
+from .approval_quota import ApprovalQuota
 from .errors import ApplicationNotFound, Conflict, InvalidRequest
-from .settings import EHDS_PURPOSES, Settings
+from .identity import Applicant, IdentityRegistry
 from .store import ServiceStore
 from .tokens import TokenStore, hash_token, issue_audited, utcnow
 
@@ -37,6 +41,7 @@ __all__ = [
     "Application",
     "ApplicationDesk",
     "ApprovalPolicy",
+    "ApprovalQuota",
     "Decision",
     "Submission",
     "SubmissionResult",
@@ -46,110 +51,6 @@ APPLICATION_SUBMITTED = "application_submitted"
 APPLICATION_DECIDED = "application_decided"
 Status = Literal["pending", "approved", "rejected"]
 Route = Literal["auto", "admin"]
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What an applicant asks for (already shape-checked by the HTTP schema)."""
-
-    title: str
-    purpose: str
-    institution: str
-    summary: str
-    registers: tuple[str, ...]
-    epsilon: float
-    delta: float
-    duration_days: int
-    applicant_name: str
-    applicant_email: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored form."""
-        return {
-            "title": self.title,
-            "purpose": self.purpose,
-            "institution": self.institution,
-            "summary": self.summary,
-            "registers": list(self.registers),
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "duration_days": self.duration_days,
-            "applicant": {"name": self.applicant_name, "email": self.applicant_email},
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Submission:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            title=data["title"],
-            purpose=data["purpose"],
-            institution=data["institution"],
-            summary=data["summary"],
-            registers=tuple(data["registers"]),
-            epsilon=float(data["epsilon"]),
-            delta=float(data["delta"]),
-            duration_days=int(data["duration_days"]),
-            applicant_name=data["applicant"]["name"],
-            applicant_email=data["applicant"]["email"],
-        )
-
-
-@dataclass(frozen=True)
-class ApprovalPolicy:
-    """The published limits within which applications are approved automatically."""
-
-    max_epsilon: float
-    max_delta: float
-    max_duration_days: int
-    allowed_registers: tuple[str, ...]
-    allowed_purposes: tuple[str, ...]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ApprovalPolicy:
-        """The policy configured by the ``SUNDSTAT_POLICY_*`` settings."""
-        return cls(
-            max_epsilon=settings.policy_max_epsilon,
-            max_delta=settings.policy_max_delta,
-            max_duration_days=settings.policy_max_duration_days,
-            allowed_registers=tuple(settings.policy_allowed_registers),
-            allowed_purposes=tuple(settings.policy_allowed_purposes),
-        )
-
-    def outside(self, submission: Submission) -> list[str]:
-        """Every way ``submission`` falls outside the policy (empty: approve automatically)."""
-        reasons: list[str] = []
-        if submission.purpose not in self.allowed_purposes:
-            reasons.append(
-                f"Purpose '{submission.purpose}' is decided by an administrator (automatic: "
-                f"{', '.join(self.allowed_purposes) or 'none'})."
-            )
-        extra = sorted(set(submission.registers) - set(self.allowed_registers))
-        if extra:
-            reasons.append(f"Register(s) {', '.join(extra)} are decided by an administrator.")
-        if submission.epsilon > self.max_epsilon:
-            reasons.append(
-                f"Epsilon {submission.epsilon:g} is above the automatic limit {self.max_epsilon:g}."
-            )
-        if submission.delta > self.max_delta:
-            reasons.append(f"Delta {submission.delta:g} is above the automatic limit {self.max_delta:g}.")
-        if submission.duration_days > self.max_duration_days:
-            reasons.append(
-                f"{submission.duration_days} days is longer than the automatic limit of "
-                f"{self.max_duration_days} days."
-            )
-        return reasons
-
-    def to_json(self) -> dict[str, Any]:
-        """The policy as published at ``GET /v1/applications/policy``."""
-        return {
-            "max_epsilon": self.max_epsilon,
-            "max_delta": self.max_delta,
-            "max_duration_days": self.max_duration_days,
-            "allowed_registers": list(self.allowed_registers),
-            "allowed_purposes": list(self.allowed_purposes),
-            "purposes": list(EHDS_PURPOSES),
-            "mode": "pure when delta is 0, else zcdp",
-        }
 
 
 @dataclass(frozen=True)
@@ -180,6 +81,9 @@ class Application:
     granted_delta: float | None
     expires: dt.date | None
     token_collected: bool
+    applicant: str | None = None
+    institution_id: str | None = None
+    waiting_reasons: tuple[str, ...] = ()
 
     @property
     def decision_seconds(self) -> float | None:
@@ -201,7 +105,7 @@ class SubmissionResult:
 
 _COLUMNS = (
     "id, status_key_hash, body, status, submitted_at, decided_at, decided_by, route, reason, project, "
-    "granted_epsilon, granted_delta, expires, token_collected"
+    "granted_epsilon, granted_delta, expires, token_collected, applicant, institution_id, waiting_reasons"
 )
 
 
@@ -226,6 +130,9 @@ def _row_to_application(row: sqlite3.Row) -> Application:
         granted_delta=row["granted_delta"],
         expires=None if row["expires"] is None else dt.date.fromisoformat(row["expires"]),
         token_collected=bool(row["token_collected"]),
+        applicant=row["applicant"],
+        institution_id=row["institution_id"],
+        waiting_reasons=tuple(json.loads(row["waiting_reasons"] or "[]")),
     )
 
 
@@ -233,6 +140,60 @@ def _project_id(title: str) -> str:
     """A readable, unique-enough project id from the title, e.g. ``diabetes-in-jutland-3f9a``."""
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "project"
     return f"{slug}-{secrets.token_hex(3)}"
+
+
+def _spec(sub: Submission, *, epsilon: float, delta: float, expires: dt.date) -> ProjectSpec:
+    """The project an approval of ``sub`` creates."""
+    return ProjectSpec(
+        id=_project_id(sub.title),
+        title=sub.title,
+        purpose=sub.purpose,
+        registers=sub.registers,
+        mode="pure" if delta == 0 else "zcdp",
+        epsilon=epsilon,
+        delta=delta,
+        institution=sub.institution,
+        summary=sub.summary,
+        expires=expires,
+    )
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    app_id: str,
+    status: Status,
+    route: Route,
+    actor: str,
+    *,
+    reason: str | None = None,
+    project: str | None = None,
+    epsilon: float | None = None,
+    delta: float | None = None,
+    expires: dt.date | None = None,
+    token_collected: bool = False,
+) -> None:
+    """Record a decision on a still-pending application inside ``conn``'s transaction; ``Conflict`` if
+    another decision came first."""
+    changed = conn.execute(
+        "UPDATE applications SET status = ?, decided_at = ?, decided_by = ?, route = ?, reason = ?, "
+        "project = ?, granted_epsilon = ?, granted_delta = ?, expires = ?, token_collected = ? "
+        "WHERE id = ? AND status = 'pending'",
+        (
+            status,
+            utcnow().isoformat(),
+            actor,
+            route,
+            reason,
+            project,
+            epsilon,
+            delta,
+            None if expires is None else expires.isoformat(),
+            int(token_collected),
+            app_id,
+        ),
+    ).rowcount
+    if changed != 1:
+        raise Conflict(f"Application '{app_id}' was decided meanwhile; a decision cannot be changed.")
 
 
 class ApplicationDesk:
@@ -247,11 +208,15 @@ class ApplicationDesk:
         known_registers: Sequence[str],
         *,
         token_ttl: dt.timedelta,
+        quota: ApprovalQuota | None = None,
+        identity: IdentityRegistry | None = None,
     ) -> None:
         self._store = store
         self._ledger = ledger
         self._tokens = tokens
         self.policy = policy
+        self.quota = quota or ApprovalQuota.defaults()
+        self._identity = identity or IdentityRegistry(store)
         self._known_registers = tuple(known_registers)
         self._token_ttl = token_ttl
 
@@ -268,47 +233,92 @@ class ApplicationDesk:
                 )
 
     def submit(
-        self, submission: Submission, *, actor: str, now: dt.datetime | None = None
+        self,
+        submission: Submission,
+        *,
+        actor: str,
+        applicant: Applicant | None = None,
+        now: dt.datetime | None = None,
     ) -> SubmissionResult:
-        """File an application; approve it at once when it is inside the policy."""
+        """File an application; approve it at once when a signed-in applicant asks within the policy
+        and the quotas, else keep the reasons it waits for an administrator."""
         self.check_registers(submission.registers)
         now = now or utcnow()
+        institution_id: str | None = None
+        if applicant is not None:
+            # The account, not the form, says who applies and for which institution.
+            institution = self._identity.institution(applicant.institution)
+            institution_id = institution.id
+            submission = replace(
+                submission,
+                institution=institution.name,
+                applicant_name=applicant.name,
+                applicant_email=applicant.email,
+            )
         app_id = "app_" + secrets.token_hex(8)
         status_key = "sak_" + secrets.token_urlsafe(24)
+        reasons = self.policy.outside(submission)
+        if applicant is None:
+            reasons.append(ANONYMOUS_REASON)
+        expires = (now + dt.timedelta(days=submission.duration_days)).date()
+        spec = _spec(submission, epsilon=submission.epsilon, delta=submission.delta, expires=expires)
         with self._store.write() as conn:
+            if applicant is not None and institution_id is not None and not reasons:
+                reasons = self.quota.reasons(
+                    conn, now, applicant=applicant.id, institution=institution_id, epsilon=submission.epsilon
+                )
             conn.execute(
                 f"INSERT INTO applications ({_COLUMNS}) VALUES (?, ?, ?, 'pending', ?, NULL, NULL, NULL, "
-                "NULL, NULL, NULL, NULL, NULL, 0)",
-                (app_id, hash_token(status_key), json.dumps(submission.to_json()), now.isoformat()),
+                "NULL, NULL, NULL, NULL, NULL, 0, ?, ?, ?)",
+                (
+                    app_id,
+                    hash_token(status_key),
+                    json.dumps(submission.to_json()),
+                    now.isoformat(),
+                    None if applicant is None else applicant.id,
+                    institution_id,
+                    json.dumps(reasons),
+                ),
             )
-        self._ledger.append_event(
-            APPLICATION_SUBMITTED,
-            {
-                "application": app_id,
-                "title": submission.title,
-                "purpose": submission.purpose,
-                "institution": submission.institution,
-                "registers": sorted(submission.registers),
-                "epsilon": submission.epsilon,
-                "delta": submission.delta,
-                "duration_days": submission.duration_days,
-            },
-            actor,
-        )
-        reasons = self.policy.outside(submission)
+            if not reasons:
+                # Claimed in the transaction that checked the quotas: no other worker can take them too.
+                _claim(
+                    conn,
+                    app_id,
+                    "approved",
+                    "auto",
+                    "policy",
+                    project=spec.id,
+                    epsilon=submission.epsilon,
+                    delta=submission.delta,
+                    expires=expires,
+                    token_collected=True,
+                )
+        approved = not reasons
+        event = {
+            "application": app_id,
+            "title": submission.title,
+            "purpose": submission.purpose,
+            "institution": submission.institution,
+            "institution_id": institution_id,
+            "applicant": None if applicant is None else applicant.id,
+            "registers": sorted(submission.registers),
+            "epsilon": submission.epsilon,
+            "delta": submission.delta,
+            "duration_days": submission.duration_days,
+        }
+        try:
+            self._ledger.append_event(APPLICATION_SUBMITTED, event, actor)
+            if approved:
+                self._ledger.create_project(spec, actor="policy")
+        except Exception as exc:
+            if approved:  # the claim stands for nothing: give it back to an administrator
+                self._reopen(app_id, _ledger_refused(exc))
+            raise
         token: str | None = None
-        if not reasons:
-            expires = (now + dt.timedelta(days=submission.duration_days)).date()
-            token = self._approve(
-                app_id,
-                submission,
-                epsilon=submission.epsilon,
-                delta=submission.delta,
-                expires=expires,
-                route="auto",
-                actor="policy",
-                issue_token=True,
-            )
+        if approved:
+            self._audit_decision(self.get(app_id), "policy")
+            token = self._issue_token(app_id, spec.id, "policy")
         return SubmissionResult(self.get(app_id), status_key, tuple(reasons), token)
 
     # --- decisions ------------------------------------------------------------------------------
@@ -330,15 +340,7 @@ class ApplicationDesk:
         delta = sub.delta if decision.delta is None else decision.delta
         expires = decision.expires or (utcnow() + dt.timedelta(days=sub.duration_days)).date()
         self._approve(
-            app_id,
-            sub,
-            epsilon=epsilon,
-            delta=delta,
-            expires=expires,
-            route="admin",
-            actor=actor,
-            issue_token=False,
-            reason=decision.reason,
+            app_id, sub, epsilon=epsilon, delta=delta, expires=expires, actor=actor, reason=decision.reason
         )
         return self.get(app_id)
 
@@ -350,47 +352,35 @@ class ApplicationDesk:
         epsilon: float,
         delta: float,
         expires: dt.date,
-        route: Route,
         actor: str,
-        issue_token: bool,
         reason: str | None = None,
-    ) -> str | None:
-        """Create the project, record the decision, and (automatic route) issue the token."""
-        spec = ProjectSpec(
-            id=_project_id(sub.title),
-            title=sub.title,
-            purpose=sub.purpose,
-            registers=sub.registers,
-            mode="pure" if delta == 0 else "zcdp",
-            epsilon=epsilon,
-            delta=delta,
-            institution=sub.institution,
-            summary=sub.summary,
-            expires=expires,
-        )
+    ) -> None:
+        """Claim an administrator's approval, then create the project (the token waits for the applicant)."""
+        spec = _spec(sub, epsilon=epsilon, delta=delta, expires=expires)
         # The decision is claimed first, so two administrators deciding at once create one project.
         self._record_decision(
             app_id,
             "approved",
-            route,
+            "admin",
             actor,
             reason=reason,
             project=spec.id,
             epsilon=epsilon,
             delta=delta,
             expires=expires,
-            token_collected=issue_token,
             audit=False,
         )
+        self._create_project(app_id, spec, actor=actor)
+
+    def _create_project(self, app_id: str, spec: ProjectSpec, *, actor: str) -> None:
+        """Create the claimed application's project (reopening it if the ledger refuses) and chain the
+        decision."""
         try:
             self._ledger.create_project(spec, actor=actor)
-        except Exception:
-            self._reopen(app_id)
+        except Exception as exc:
+            self._reopen(app_id, _ledger_refused(exc))
             raise
         self._audit_decision(self.get(app_id), actor)
-        if not issue_token:
-            return None
-        return self._issue_token(app_id, spec.id, actor)
 
     def _issue_token(self, app_id: str, project: str, actor: str) -> str:
         issued = issue_audited(
@@ -411,46 +401,25 @@ class ApplicationDesk:
         route: Route,
         actor: str,
         *,
-        reason: str | None = None,
-        project: str | None = None,
-        epsilon: float | None = None,
-        delta: float | None = None,
-        expires: dt.date | None = None,
-        token_collected: bool = False,
         audit: bool = True,
+        **decision: Any,
     ) -> None:
-        now = utcnow()
+        """Claim a decision on a pending application in its own transaction (see :func:`_claim`)."""
         with self._store.write() as conn:
-            changed = conn.execute(
-                "UPDATE applications SET status = ?, decided_at = ?, decided_by = ?, route = ?, reason = ?, "
-                "project = ?, granted_epsilon = ?, granted_delta = ?, expires = ?, token_collected = ? "
-                "WHERE id = ? AND status = 'pending'",
-                (
-                    status,
-                    now.isoformat(),
-                    actor,
-                    route,
-                    reason,
-                    project,
-                    epsilon,
-                    delta,
-                    None if expires is None else expires.isoformat(),
-                    int(token_collected),
-                    app_id,
-                ),
-            ).rowcount
-        if changed != 1:
-            raise Conflict(f"Application '{app_id}' was decided meanwhile; a decision cannot be changed.")
+            _claim(conn, app_id, status, route, actor, **decision)
         if audit:
             self._audit_decision(self.get(app_id), actor)
 
-    def _reopen(self, app_id: str) -> None:
+    def _reopen(self, app_id: str, why: str) -> None:
+        """Put a claimed application back to pending (its project could not be created), saying why."""
         with self._store.write() as conn:
+            row = conn.execute("SELECT waiting_reasons FROM applications WHERE id = ?", (app_id,)).fetchone()
+            reasons = [*json.loads(row["waiting_reasons"] or "[]"), why]
             conn.execute(
                 "UPDATE applications SET status = 'pending', decided_at = NULL, decided_by = NULL, "
                 "route = NULL, reason = NULL, project = NULL, granted_epsilon = NULL, granted_delta = NULL, "
-                "expires = NULL, token_collected = 0 WHERE id = ?",
-                (app_id,),
+                "expires = NULL, token_collected = 0, waiting_reasons = ? WHERE id = ?",
+                (json.dumps(reasons), app_id),
             )
 
     def _audit_decision(self, application: Application, actor: str) -> None:
@@ -483,21 +452,23 @@ class ApplicationDesk:
             raise ApplicationNotFound(_not_found(app_id))
         return _row_to_application(row)
 
-    def read(self, app_id: str, status_key: str | None, *, is_admin: bool) -> tuple[Application, str | None]:
-        """The application for its applicant (status key) or an administrator.
+    def read(
+        self, app_id: str, status_key: str | None, *, is_admin: bool, applicant: str | None = None
+    ) -> tuple[Application, str | None]:
+        """The application for its applicant (status key, or the applicant token that filed it) or an
+        administrator.
 
         Returns the analyst token once, on the first read by the applicant after an administrator
         approved the application.
         """
         row = (
             self._store.read()
-            .execute("SELECT status_key_hash FROM applications WHERE id = ?", (app_id,))
+            .execute("SELECT status_key_hash, applicant FROM applications WHERE id = ?", (app_id,))
             .fetchone()
         )
-        key_ok = (
-            row is not None
-            and status_key is not None
-            and hmac.compare_digest(row["status_key_hash"], hash_token(status_key))
+        key_ok = row is not None and (
+            (status_key is not None and hmac.compare_digest(row["status_key_hash"], hash_token(status_key)))
+            or (applicant is not None and row["applicant"] == applicant)
         )
         if row is None or not (key_ok or is_admin):
             raise ApplicationNotFound(_not_found(app_id))
@@ -513,18 +484,22 @@ class ApplicationDesk:
         assert application.project is not None
         return self.get(app_id), self._issue_token(app_id, application.project, "applicant")
 
-    def list(self, *, status: Status | None = None) -> list[Application]:
-        """Applications, newest first, optionally only those with ``status``."""
-        conn = self._store.read()
-        if status is None:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM applications ORDER BY submitted_at DESC, id"
-            ).fetchall()
-        else:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM applications WHERE status = ? ORDER BY submitted_at DESC, id",
-                (status,),
-            ).fetchall()
+    def list(self, *, status: Status | None = None, applicant: str | None = None) -> list[Application]:
+        """Applications, newest first, optionally only those with ``status`` or of one applicant."""
+        conditions: list[str] = []
+        params: list[str] = []
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status)
+        if applicant is not None:
+            conditions.append("applicant = ?")
+            params.append(applicant)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        rows = (
+            self._store.read()
+            .execute(f"SELECT {_COLUMNS} FROM applications {where}ORDER BY submitted_at DESC, id", params)
+            .fetchall()
+        )
         return [_row_to_application(r) for r in rows]
 
     def by_project(self) -> dict[str, Application]:
@@ -535,6 +510,11 @@ class ApplicationDesk:
             .fetchall()
         )
         return {r["project"]: _row_to_application(r) for r in rows}
+
+
+def _ledger_refused(exc: Exception) -> str:
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return f"The ledger could not record the approval ({code}); an administrator decides."
 
 
 def _not_found(app_id: str) -> str:

@@ -1,11 +1,13 @@
 """Who is calling, and how much they may call: principals, bearer tokens, rate limits, query slots.
 
 Roles: ``admin`` (every route), ``analyst`` (one project; other projects look exactly like unknown
-ones) and ``anonymous`` (public routes only). Rate limits are token buckets kept in process memory, one
-bucket per token (or per client address without a token); with several workers each worker keeps its
-own buckets, so the effective limit is up to ``workers`` times the setting. Requests without a token
-from a loopback address (the dashboard on the same host, which serves many visitors) may be exempt
-(``trust_loopback_anonymous``).
+ones), ``applicant`` (submits applications and reads its own; no project) and ``anonymous`` (public
+routes only). Rate limits are token buckets kept in process memory, one bucket per token (or per client
+address without a token); with several workers each worker keeps its own buckets, so the effective limit
+is up to ``workers`` times the setting. Requests without a token from a loopback address (the dashboard
+on the same host, which serves many visitors) may be exempt (``trust_loopback_anonymous``); applications
+never are: :class:`WindowLimiter` counts them per client address, loopback included, with or without a
+token.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ipaddress
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,12 +32,13 @@ __all__ = [
     "Principal",
     "QuerySlots",
     "RateLimiter",
+    "WindowLimiter",
     "authenticate",
     "bearer_token",
     "is_loopback_client",
 ]
 
-PrincipalRole = Literal["admin", "analyst", "anonymous"]
+PrincipalRole = Literal["admin", "analyst", "applicant", "anonymous"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,12 @@ class Principal:
     project: str | None = None
     name: str = "anonymous"
     client: str = "unknown"
+    applicant: str | None = None
 
     @classmethod
     def from_token(cls, record: TokenRecord, client: str) -> Principal:
         """The principal holding ``record``'s token."""
-        return cls(record.role, record.id, record.project, record.name, client)
+        return cls(record.role, record.id, record.project, record.name, client, record.applicant)
 
     @property
     def actor(self) -> str:
@@ -85,7 +90,7 @@ class Principal:
                 "This route needs an administrator token: send 'Authorization: Bearer <token>'."
             )
         if not self.is_admin:
-            raise Forbidden("This route is for administrators; your token is an analyst token.")
+            raise Forbidden(f"This route is for administrators; your token is an {self.role} token.")
 
     def require_token(self) -> None:
         """Raise ``Unauthorized`` for anonymous callers."""
@@ -171,6 +176,35 @@ class RateLimiter:
         """Drop buckets that have refilled completely (they hold no state worth keeping)."""
         full_after = self.burst / self.rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+
+
+class WindowLimiter:
+    """At most ``limit`` events per key in any ``window`` seconds (a sliding log, exact per worker)."""
+
+    def __init__(self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._events: dict[str, deque[float]] = {}
+
+    def check(self, key: str, what: str) -> None:
+        """Count one event of ``key`` or raise ``RateLimited`` saying when the next one is allowed."""
+        now = self._clock()
+        with self._lock:
+            events = self._events.setdefault(key, deque())
+            while events and now - events[0] >= self.window:
+                events.popleft()
+            if len(events) >= self.limit:
+                wait = self.window - (now - events[0])
+                raise RateLimited(
+                    f"Too many {what} from your address: the limit is {self.limit} per {self.window:g} s. "
+                    f"Retry in {math.ceil(wait)} s.",
+                    retry_after=wait,
+                )
+            events.append(now)
+            if len(self._events) > 10_000:
+                self._events = {k: v for k, v in self._events.items() if v and now - v[-1] < self.window}
 
 
 class QuerySlots:

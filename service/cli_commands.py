@@ -320,6 +320,12 @@ def _set_cap(api: Any, a: argparse.Namespace) -> Any:
     return api.set_register_cap(a.register, epsilon=a.epsilon, rho=a.rho, delta=a.delta, reason=a.reason)
 
 
+def _create_institution(api: Any, a: argparse.Namespace) -> Any:
+    return api.create_institution(
+        a.id, a.name, oidc_issuer=a.oidc_issuer, email_domains=a.email_domain, org_values=a.org
+    )
+
+
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     admin = commands.add_parser(
         "admin",
@@ -419,6 +425,25 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--reason", required=True, help="why (recorded in the audit chain)")
 
     add("verify", "verify the ledger through the API", lambda api, a: api.ledger_verify())
+
+    p = add("create-institution", "register an institution whose members may apply", _create_institution)
+    p.add_argument("id", help="institution id, e.g. ku")
+    p.add_argument("--name", required=True, help="e.g. 'University of Copenhagen'")
+    p.add_argument("--email-domain", action="append", default=[], help="verified e-mail domain, e.g. ku.dk")
+    p.add_argument("--org", action="append", default=[], help="value of the organisation claim, e.g. ku")
+    p.add_argument("--oidc-issuer", help="only sign-ins from this issuer (default: the configured one)")
+
+    add("institutions", "list registered institutions", lambda api, a: api.list_institutions())
+
+    p = add(
+        "create-applicant",
+        "issue an applicant account and token by hand (installations without an identity provider)",
+        lambda api, a: api.create_applicant(a.institution, name=a.name, email=a.email, ttl_days=a.ttl_days),
+    )
+    p.add_argument("--institution", required=True, help="institution id, e.g. ku")
+    p.add_argument("--name", required=True, help="the applicant's name")
+    p.add_argument("--email", required=True, help="the applicant's e-mail address")
+    p.add_argument("--ttl-days", type=int, help="token lifetime in days (default: the service's setting)")
 
 
 # --- ledger -------------------------------------------------------------------------------------

@@ -351,9 +351,48 @@ class Client:
         result: JSON = self._request("GET", "/v1/applications/policy")
         return result
 
-    def apply(self, application: Mapping[str, Any]) -> JSON:
-        """``POST /v1/applications``: keep ``status_key``; ``token`` is set when approved at once."""
-        result: JSON = self._request("POST", "/v1/applications", json=dict(application))
+    def apply(self, application: Mapping[str, Any], *, applicant_token: str | None = None) -> JSON:
+        """``POST /v1/applications``: keep ``status_key``; ``token`` is set when approved at once (only
+        with an applicant token: ``applicant_token``, else this client's token)."""
+        headers = {"Authorization": f"Bearer {applicant_token}"} if applicant_token else None
+        result: JSON = self._request("POST", "/v1/applications", json=dict(application), headers=headers)
+        return result
+
+    # --- institutions and applicants (admin) ----------------------------------------------------
+
+    def create_institution(
+        self,
+        institution_id: str,
+        name: str,
+        *,
+        oidc_issuer: str | None = None,
+        email_domains: list[str] | None = None,
+        org_values: list[str] | None = None,
+    ) -> JSON:
+        """``POST /v1/institutions`` (admin): register an institution and how its members are recognised."""
+        body = _drop_none(
+            {
+                "id": institution_id,
+                "name": name,
+                "oidc_issuer": oidc_issuer,
+                "email_domains": email_domains or [],
+                "org_values": org_values or [],
+            }
+        )
+        result: JSON = self._request("POST", "/v1/institutions", json=body)
+        return result
+
+    def list_institutions(self) -> list[JSON]:
+        """``GET /v1/institutions`` (admin)."""
+        result: list[JSON] = self._request("GET", "/v1/institutions")
+        return result
+
+    def create_applicant(
+        self, institution_id: str, *, name: str, email: str, ttl_days: int | None = None
+    ) -> JSON:
+        """``POST /v1/institutions/{id}/applicants`` (admin): an applicant account and its token (once)."""
+        body = _drop_none({"name": name, "email": email, "ttl_days": ttl_days})
+        result: JSON = self._request("POST", f"/v1/institutions/{institution_id}/applicants", json=body)
         return result
 
     def application_status(self, application_id: str, status_key: str | None = None) -> JSON:

@@ -8,6 +8,8 @@ body ``{"ok": false, "code", "error", "status"}``.
 
     ServiceError
     ├── Unauthorized             401  unauthorized            no, unknown, expired or revoked token
+    ├── SignInFailed             401  sign_in_failed          the OpenID Connect sign-in did not verify
+    ├── SignInRefused            403  sign_in_refused         signed in, but no registered institution
     ├── Forbidden                403  forbidden               the token's role may not use this route
     ├── PermitExpired            403  permit_expired          the project's approval has ended
     ├── RegisterNotPermitted     403  register_not_permitted  the query touches a register not approved
@@ -15,6 +17,8 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── ReleaseNotFound          404  release_not_found
     ├── ApplicationNotFound      404  application_not_found   unknown id or wrong status key
     ├── TokenNotFound            404  token_not_found
+    ├── InstitutionNotFound      404  institution_not_found
+    ├── SignInNotConfigured      404  sign_in_not_configured  no identity provider on this installation
     ├── RouteNotFound            404  not_found               no such route
     ├── MethodNotAllowed         405  method_not_allowed
     ├── InProgress               409  in_progress             the same query is still running
@@ -25,6 +29,7 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── DailyReleaseLimit        429  daily_release_limit     the project's fresh releases today are used up
     ├── QueryFailed              503  execution_failed        data-free; the spend stays charged
     ├── Busy                     503  busy                    no free query slot; retry later
+    ├── SignInUnavailable        503  sign_in_unavailable     the identity provider cannot be reached
     ├── InternalError            500  internal_error          a bug in sundstat
     └── StorageUnavailable       503  storage_unavailable     the ledger or service store cannot be written
 """
@@ -39,6 +44,7 @@ __all__ = [
     "Conflict",
     "DailyReleaseLimit",
     "Forbidden",
+    "InstitutionNotFound",
     "InProgress",
     "InternalError",
     "InvalidRequest",
@@ -52,6 +58,10 @@ __all__ = [
     "ReleaseNotFound",
     "RouteNotFound",
     "ServiceError",
+    "SignInFailed",
+    "SignInNotConfigured",
+    "SignInRefused",
+    "SignInUnavailable",
     "StorageUnavailable",
     "TokenNotFound",
     "Unauthorized",
@@ -84,6 +94,20 @@ class Unauthorized(ServiceError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class SignInFailed(ServiceError):
+    """The OpenID Connect sign-in could not be verified (state, code or ID token)."""
+
+    code = "sign_in_failed"
+    status = 401
+
+
+class SignInRefused(ServiceError):
+    """The sign-in verified, but the account belongs to no registered institution."""
+
+    code = "sign_in_refused"
+    status = 403
 
 
 class Forbidden(ServiceError):
@@ -132,6 +156,20 @@ class TokenNotFound(ServiceError):
     """No token with that id."""
 
     code = "token_not_found"
+    status = 404
+
+
+class InstitutionNotFound(ServiceError):
+    """No institution with that id."""
+
+    code = "institution_not_found"
+    status = 404
+
+
+class SignInNotConfigured(ServiceError):
+    """This installation has no identity provider: applicant tokens are issued by administrators."""
+
+    code = "sign_in_not_configured"
     status = 404
 
 
@@ -213,6 +251,13 @@ class Busy(ServiceError):
 
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+class SignInUnavailable(ServiceError):
+    """The identity provider does not answer, or answers with something unusable."""
+
+    code = "sign_in_unavailable"
+    status = 503
 
 
 class InternalError(ServiceError):

@@ -1,4 +1,4 @@
-"""Everything one worker process serves with: engine, ledger, token store, application desk, limits.
+"""Everything one worker process serves with: engine, ledger, tokens, identities, application desk, limits.
 
 ``open_services`` builds it from the settings; the FastAPI app opens one per worker at startup and
 hands it to routes through a dependency. Nothing here is a module-level singleton.
@@ -27,10 +27,12 @@ from query_engine.errors import EngineError
 from query_engine.spec import ProjectContext, Query
 
 from .access_log import AccessLog
-from .applications import ApplicationDesk, ApprovalPolicy
-from .auth import Principal, QuerySlots, RateLimiter, is_loopback_client
+from .applications import ApplicationDesk, ApprovalPolicy, ApprovalQuota
+from .auth import Principal, QuerySlots, RateLimiter, WindowLimiter, is_loopback_client
 from .catalog_public import catalog_json
 from .engine_adapter import EngineLike, open_engine
+from .identity import IdentityRegistry
+from .oidc import OidcSignIn
 from .orchestration import Orchestrator
 from .response_time import ResponseTimeModel
 from .settings import Settings
@@ -94,9 +96,12 @@ class Services:
     store: ServiceStore
     tokens: TokenStore
     desk: ApplicationDesk
+    identity: IdentityRegistry
+    sign_in: OidcSignIn
     orchestrator: Orchestrator
     limiter: RateLimiter
     public_limiter: RateLimiter
+    application_limiter: WindowLimiter
     slots: QuerySlots
     access: AccessLog
     _catalog_bytes: bytes | None = field(default=None, repr=False)
@@ -124,6 +129,10 @@ class Services:
         if self.settings.trust_loopback_anonymous and is_loopback_client(principal.client):
             return
         self.public_limiter.check(principal.rate_key)
+
+    def application_rate_check(self, principal: Principal) -> None:
+        """Count one application from the caller's address; no address is exempt, loopback included."""
+        self.application_limiter.check(f"addr:{principal.client}", "applications")
 
     def audit(self, kind: str, project: str, principal: Principal, **details: Any) -> None:
         """Record a request that touched a project in the audit chain (when ``audit_reads`` is on)."""
@@ -175,6 +184,7 @@ def open_services(settings: Settings) -> Services:
     ttl = dt.timedelta(days=settings.token_ttl_days)
     access = AccessLog(ledger)
     access.start()
+    identity = IdentityRegistry(store)
     desk = ApplicationDesk(
         store,
         ledger,
@@ -182,6 +192,8 @@ def open_services(settings: Settings) -> Services:
         ApprovalPolicy.from_settings(settings),
         engine.catalog.register_names,
         token_ttl=ttl,
+        quota=ApprovalQuota.from_settings(settings),
+        identity=identity,
     )
     return Services(
         settings=settings,
@@ -190,6 +202,8 @@ def open_services(settings: Settings) -> Services:
         store=store,
         tokens=tokens,
         desk=desk,
+        identity=identity,
+        sign_in=OidcSignIn(settings, store, identity),
         orchestrator=Orchestrator(
             engine,
             ledger,
@@ -199,6 +213,7 @@ def open_services(settings: Settings) -> Services:
         ),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         public_limiter=RateLimiter(settings.public_rate_limit_per_second, settings.public_rate_limit_burst),
+        application_limiter=WindowLimiter(settings.application_rate_limit_per_minute, 60.0),
         slots=QuerySlots(settings.max_concurrent_queries, settings.queue_timeout_seconds),
         access=access,
     )

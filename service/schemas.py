@@ -199,8 +199,9 @@ class TokenPublic(BaseModel):
 
     id: str
     prefix: str
-    role: Literal["admin", "analyst"]
+    role: Literal["admin", "analyst", "applicant"]
     project: str | None
+    applicant: str | None = Field(default=None, description="The applicant account of an applicant token.")
     name: str
     created_at: dt.datetime
     created_by: str
@@ -326,6 +327,13 @@ class ApplicationPublic(BaseModel):
     expires: dt.date | None
     applicant: dict[str, str] | None = Field(default=None, description="Shown to administrators only.")
     token: str | None = Field(default=None, description="The analyst token, returned exactly once.")
+    applicant_id: str | None = Field(
+        default=None, description="The signed-in applicant's account (null: an anonymous application)."
+    )
+    institution_id: str | None = Field(default=None, description="The applicant's registered institution.")
+    waiting_reasons: list[str] = Field(
+        default_factory=list, description="Why the application waited for an administrator."
+    )
 
 
 class ApplicationSubmitted(ApplicationPublic):
@@ -413,7 +421,8 @@ class VerifyPublic(BaseModel):
 class WhoAmIPublic(BaseModel):
     """The caller, as the service sees the token."""
 
-    role: Literal["admin", "analyst", "anonymous"]
+    role: Literal["admin", "analyst", "applicant", "anonymous"]
     token_id: str | None
     project: str | None
     name: str
+    applicant: str | None = Field(default=None, description="The applicant account of an applicant token.")

@@ -256,6 +256,59 @@ class Settings(BaseSettings):
             return None
         return self.default_register_cap_epsilon, self.default_register_cap_delta
 
+    # Identity and automatic approval ---------------------------------------------------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL of the institutions' identity provider; unset: no sign-in "
+        "(administrators issue applicant accounts with 'sundstat admin create-applicant').",
+    )
+    oidc_client_id: str | None = Field(default=None, description="Client id registered at the provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="Client secret registered at the provider."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="Callback URL registered at the provider; unset: <public URL>/v1/auth/callback.",
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile", description="Scopes asked for at sign-in (space-separated)."
+    )
+    oidc_org_claim: str = Field(
+        default="org", description="ID-token claim that names the member's organisation."
+    )
+    applicant_token_ttl_days: int = Field(
+        default=30, ge=1, description="Lifetime of an applicant token in days."
+    )
+    quota_window_days: int = Field(
+        default=365, ge=1, description="Quotas and the pool count automatic approvals in this many days."
+    )
+    quota_applicant_projects: int = Field(
+        default=3, ge=0, description="Automatically approved projects per applicant in the quota window."
+    )
+    quota_applicant_epsilon: float = Field(
+        default=3.0,
+        ge=0,
+        description="Total automatically approved epsilon per applicant in the quota window.",
+    )
+    quota_institution_projects: int = Field(
+        default=20, ge=0, description="Automatically approved projects per institution in the quota window."
+    )
+    quota_institution_epsilon: float = Field(
+        default=20.0,
+        ge=0,
+        description="Total automatically approved epsilon per institution in the quota window.",
+    )
+    auto_approval_pool_epsilon: float = Field(
+        default=50.0,
+        ge=0,
+        description="Total epsilon of all automatically approved projects together in the quota window.",
+    )
+    application_rate_limit_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Applications per minute from one client address, loopback included (per worker).",
+    )
+
     # --- first start --------------------------------------------------------------------------
     demo_project: bool = Field(
         default=True, description="Create the 'demo' project and token on first start."
@@ -281,6 +334,36 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown purposes {unknown}; choose from {list(EHDS_PURPOSES)}")
         return value
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """True when an OpenID Connect provider is configured for applicant sign-in."""
+        return self.oidc_issuer is not None
+
+    def oidc_problems(self) -> list[str]:
+        """What is missing for sign-in through the configured OpenID Connect provider."""
+        if self.oidc_issuer is None:
+            return []
+        missing = [
+            name
+            for name, value in (
+                ("SUNDSTAT_OIDC_CLIENT_ID", self.oidc_client_id),
+                ("SUNDSTAT_OIDC_CLIENT_SECRET", self.oidc_client_secret),
+            )
+            if not value
+        ]
+        if not missing:
+            return []
+        return [
+            f"SUNDSTAT_OIDC_ISSUER is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+            "not: register sundstat as a client at the identity provider and set both (or unset "
+            "SUNDSTAT_OIDC_ISSUER to run without sign-in)."
+        ]
+
+    @property
+    def oidc_callback_url(self) -> str:
+        """Where the provider sends the browser back: the setting, else the API's own callback route."""
+        return self.oidc_redirect_url or f"{self.api_url}/v1/auth/callback"
 
     @property
     def db_path(self) -> Path:
@@ -426,6 +509,7 @@ def check_serving(settings: Settings, *, need_db: bool = True) -> None:
             f"The database {settings.db_path} does not exist. Set SUNDSTAT_DB (or --db) to a file "
             "written by 'sundstat build'."
         )
+    problems.extend(settings.oidc_problems())
     problems.extend(_state_dir_problems(settings.state_dir))
     if problems:
         raise SettingsError("Refusing to start:\n  - " + "\n  - ".join(problems))

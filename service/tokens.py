@@ -2,8 +2,8 @@
 
 A token looks like ``sst_analyst_<43 url-safe characters>``; the secret part is
 ``secrets.token_urlsafe(32)``. It is shown once when issued. The store keeps its hash, a short
-display prefix, the role (``admin`` or ``analyst``), the one project of an analyst token, an expiry and
-a revocation time. The administrator token from ``SUNDSTAT_ADMIN_TOKEN`` is never stored: it is
+display prefix, the role (``admin``, ``analyst`` or ``applicant``), the one project of an analyst token,
+the applicant account of an applicant token, an expiry and a revocation time. The administrator token from ``SUNDSTAT_ADMIN_TOKEN`` is never stored: it is
 compared against its hash in memory.
 """
 
@@ -34,9 +34,9 @@ __all__ = [
     "utcnow",
 ]
 
-Role = Literal["admin", "analyst"]
+Role = Literal["admin", "analyst", "applicant"]
 ENV_ADMIN_TOKEN_ID = "tok_env_admin"
-_PREFIXES: dict[str, str] = {"admin": "sst_admin_", "analyst": "sst_analyst_"}
+_PREFIXES: dict[str, str] = {"admin": "sst_admin_", "analyst": "sst_analyst_", "applicant": "sst_applicant_"}
 
 
 def utcnow() -> dt.datetime:
@@ -75,6 +75,7 @@ class TokenRecord:
     created_by: str
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    applicant: str | None = None
 
     def is_active(self, now: dt.datetime) -> bool:
         """True when neither revoked nor expired at ``now``."""
@@ -107,6 +108,7 @@ def _record(row: sqlite3.Row) -> TokenRecord:
         created_by=row["created_by"],
         expires_at=_parse(row["expires_at"]),
         revoked_at=_parse(row["revoked_at"]),
+        applicant=row["applicant"],
     )
 
 
@@ -128,13 +130,16 @@ class TokenStore:
         *,
         name: str,
         project: str | None = None,
+        applicant: str | None = None,
         ttl: dt.timedelta | None = None,
         created_by: str = "system",
         now: dt.datetime | None = None,
     ) -> IssuedToken:
         """Create a token; the returned secret is never stored and cannot be shown again."""
-        if (role == "admin") != (project is None):
-            raise ValueError("an analyst token needs a project; an admin token has none")
+        if (role == "analyst") != (project is not None):
+            raise ValueError("an analyst token needs a project; other tokens have none")
+        if (role == "applicant") != (applicant is not None):
+            raise ValueError("an applicant token needs an applicant account; other tokens have none")
         now = now or utcnow()
         token = new_token(role)
         record = TokenRecord(
@@ -147,17 +152,19 @@ class TokenStore:
             created_by=created_by,
             expires_at=None if ttl is None else (now + ttl).replace(microsecond=0),
             revoked_at=None,
+            applicant=applicant,
         )
         with self._store.write() as conn:
             conn.execute(
-                "INSERT INTO tokens (id, hash, prefix, role, project, name, created_at, created_by, "
-                "expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO tokens (id, hash, prefix, role, project, applicant, name, created_at, "
+                "created_by, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                 (
                     record.id,
                     hash_token(token),
                     record.prefix,
                     role,
                     project,
+                    applicant,
                     name,
                     _iso(record.created_at),
                     created_by,
@@ -230,12 +237,14 @@ def issue_audited(
     *,
     name: str,
     project: str | None = None,
+    applicant: str | None = None,
     ttl: dt.timedelta,
     actor: str,
 ) -> IssuedToken:
     """Issue a token and chain a ``token_issued`` event (its id, never the token) in the audit chain."""
-    issued = tokens.issue(role, name=name, project=project, ttl=ttl, created_by=actor)
-    ledger.append_event(
-        "token_issued", {"project": project, "token_id": issued.record.id, "name": name, "role": role}, actor
-    )
+    issued = tokens.issue(role, name=name, project=project, applicant=applicant, ttl=ttl, created_by=actor)
+    event = {"project": project, "token_id": issued.record.id, "name": name, "role": role}
+    if applicant is not None:
+        event["applicant"] = applicant
+    ledger.append_event("token_issued", event, actor)
     return issued

@@ -92,6 +92,7 @@ def token_public(record: TokenRecord, now: dt.datetime | None = None) -> TokenPu
         prefix=record.prefix,
         role=record.role,
         project=record.project,
+        applicant=record.applicant,
         name=record.name,
         created_at=record.created_at,
         created_by=record.created_by,
@@ -129,6 +130,9 @@ def application_public(
         expires=app.expires,
         applicant={"name": sub.applicant_name, "email": sub.applicant_email} if for_admin else None,
         token=token,
+        applicant_id=app.applicant,
+        institution_id=app.institution_id,
+        waiting_reasons=list(app.waiting_reasons),
     )
 
 

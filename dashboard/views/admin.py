@@ -55,6 +55,8 @@ def _pending(app: dict[str, Any]) -> None:
                 applicant=f"{applicant.get('name', '')} <{applicant.get('email', '')}>",
             )
         )
+        for reason in app.get("waiting_reasons") or []:  # why it was not approved automatically
+            st.caption(f"- {reason}")
         with st.form(f"admin_decide_{app_id}"):
             c1, c2, c3 = st.columns(3)
             epsilon = c1.number_input(

@@ -1,7 +1,10 @@
-"""Apply (public): the application form; inside the published policy the token is shown at once.
+"""Apply (public): the application form; a signed-in applicant inside the policy gets the token at once.
 
-Applications outside the policy wait for an administrator: the page keeps the application id and its
-status key in the session and polls ``GET /v1/applications/{id}`` with the key.
+An applicant token (from "Sign in with your institution", i.e. ``/v1/auth/login``, or from an
+administrator) pasted into the form is sent with the application; without one the application is
+anonymous and waits for an administrator, like any application outside the policy or the quotas. The
+page keeps the application id and its status key in the session and polls ``GET /v1/applications/{id}``
+with the key.
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ from typing import Any
 import streamlit as st
 
 from dashboard import logic
-from dashboard.session import API_ERRORS, api, labeller, lang, public_catalog, show_error, sign_in, t
+from dashboard.session import (
+    API_ERRORS,
+    api,
+    api_url,
+    labeller,
+    lang,
+    public_catalog,
+    show_error,
+    sign_in,
+    t,
+)
 
 __all__ = ["render"]
 
@@ -79,6 +92,12 @@ def _form(policy: dict[str, Any], registers: dict[str, str]) -> dict[str, Any] |
         c6, c7 = st.columns(2)
         name = c6.text_input(t("app_name"), key="apply_name")
         email = c7.text_input(t("app_email"), key="apply_email")
+        st.text_input(
+            t("app_applicant_token"),
+            key="apply_applicant_token",
+            type="password",
+            help=t("app_applicant_token_help"),
+        )
         submitted = st.form_submit_button(t("app_submit"), type="primary", key="apply_submit")
     if not submitted:
         return None
@@ -194,12 +213,15 @@ def render() -> None:
         show_error(exc)
         return
     _render_policy(policy)
+    st.link_button(t("app_sign_in_link"), f"{api_url()}/v1/auth/login", icon=":material/login:")
     registers = {r["name"]: logic.localized(r.get("title"), lang()) for r in catalog.get("registers", [])}
     body = _form(policy, registers)
     if body is not None:
         try:
+            applicant_token = str(st.session_state.get("apply_applicant_token") or "").strip() or None
             with api(anonymous=True) as client:
-                st.session_state[LAST] = {**client.apply(body), CHECKED: time.monotonic()}
+                submitted = client.apply(body, applicant_token=applicant_token)
+                st.session_state[LAST] = {**submitted, CHECKED: time.monotonic()}
         except API_ERRORS as exc:
             show_error(exc)
     _render_status()

@@ -1,5 +1,6 @@
-"""The HTTP routes, one module per area: public, queries, projects, applications, admin."""
+"""The HTTP routes, one module per area: public, queries, projects, applications, institutions, sign-in,
+admin."""
 
-from . import admin, applications, projects, public, queries
+from . import admin, applications, institutions, projects, public, queries, sign_in
 
-__all__ = ["admin", "applications", "projects", "public", "queries"]
+__all__ = ["admin", "applications", "institutions", "projects", "public", "queries", "sign_in"]

@@ -1,4 +1,5 @@
-"""Application routes: the published policy, submission, status (by status key) and decisions."""
+"""Application routes: the published policy, submission, status (by status key or applicant token) and
+decisions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Path, Query, status
 
 from ..applications import Decision, Submission
-from ..deps import Admin, Caller, ServicesDep
+from ..deps import Admin, Caller, ServicesDep, TokenHolder
 from ..schemas import (
     ApplicationPublic,
     ApplicationRequest,
@@ -33,29 +34,38 @@ def policy(services: ServicesDep, caller: Caller) -> PolicyPublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Apply for a project")
 def submit(body: ApplicationRequest, services: ServicesDep, caller: Caller) -> ApplicationSubmitted:
-    """File an application (no account needed). Inside the policy it is approved at once and the
-    analyst token is in this response, once; otherwise it waits for an administrator. Keep
+    """File an application. With an applicant token (sign in at ``/v1/auth/login``), inside the policy
+    and within the quotas, it is approved at once and the analyst token is in this response, once.
+    Anonymous applications (no token needed; any token other than an applicant token counts as none)
+    and everything else wait for an administrator, with the reasons in ``policy_reasons``. Keep
     ``status_key`` to read the status later."""
+    services.application_rate_check(caller)
+    applicant = None if caller.applicant is None else services.identity.applicant(caller.applicant)
     submission = Submission(
         **body.model_dump(exclude={"registers", "applicant"}),
         registers=tuple(body.registers),
         applicant_name=body.applicant.name,
         applicant_email=body.applicant.email,
     )
-    result = services.desk.submit(submission, actor=caller.actor)
+    result = services.desk.submit(submission, actor=caller.actor, applicant=applicant)
     public = application_public(result.application, token=result.token)
     return ApplicationSubmitted(
         **public.model_dump(), status_key=result.status_key, policy_reasons=list(result.policy_reasons)
     )
 
 
-@router.get("", summary="List applications (admin)")
+@router.get("", summary="List applications (admin; an applicant token: its own)")
 def list_applications(
     services: ServicesDep,
-    admin: Admin,
+    caller: TokenHolder,
     status_: Annotated[Literal["pending", "approved", "rejected"] | None, Query(alias="status")] = None,
 ) -> list[ApplicationPublic]:
-    """Applications, newest first; ``?status=pending`` for those waiting for a decision."""
+    """Applications, newest first; ``?status=pending`` for those waiting for a decision. An applicant
+    token lists its own applications."""
+    if caller.role == "applicant":
+        mine = services.desk.list(status=status_, applicant=caller.applicant)
+        return [application_public(a) for a in mine]
+    caller.require_admin()
     return [application_public(a, for_admin=True) for a in services.desk.list(status=status_)]
 
 
@@ -68,9 +78,12 @@ def read(
         str | None, Header(max_length=200, description="The key from the submission")
     ] = None,
 ) -> ApplicationPublic:
-    """The applicant reads the status with the status key (an administrator needs none). After an
-    administrator's approval the first read by the applicant returns the analyst token, once."""
-    app, token = services.desk.read(application_id, x_status_key, is_admin=caller.is_admin)
+    """The applicant reads the status with the status key or the applicant token that filed it (an
+    administrator needs neither). After an administrator's approval the first read by the applicant
+    returns the analyst token, once."""
+    app, token = services.desk.read(
+        application_id, x_status_key, is_admin=caller.is_admin, applicant=caller.applicant
+    )
     return application_public(app, token=token, for_admin=caller.is_admin)
 
 

@@ -176,13 +176,21 @@ def test_analyst_runs_a_grouped_count_and_sees_chart_table_csv_and_budget(
     shoot(page, "my-project")
 
 
-def test_applicant_inside_the_policy_gets_a_token_and_signs_in(page: Page) -> None:
+def test_applicant_inside_the_policy_gets_a_token_and_signs_in(page: Page, api_server: Api) -> None:
+    with api_server.admin() as admin:
+        assert admin.post(
+            "/v1/institutions", json={"id": "au-browser", "name": "Aarhus Universitet"}
+        ).is_success
+        issued = admin.post(
+            "/v1/institutions/au-browser/applicants", json={"name": "Bo", "email": "bo@au.dk"}
+        )
     go(page, "Apply")
     for key, value in (
         ("apply_title", "Metformin and income"),
         ("apply_institution", "Aarhus Universitet"),
         ("apply_name", "Bo Forsker"),
         ("apply_email", "bo@example.dk"),
+        ("apply_applicant_token", issued.json()["token"]),
     ):
         page.locator(f".st-key-{key} input").fill(value)
     page.locator(".st-key-apply_summary textarea").fill("Median income of persons on metformin.")

@@ -249,7 +249,14 @@ def test_my_project_shows_the_budget_going_down_and_reopens_releases_free(real_a
 # --- apply --------------------------------------------------------------------------------------
 
 
-def _fill_application(at: AppTest, epsilon: float) -> AppTest:
+def _applicant_token(api: Api, institution: str) -> str:
+    """An applicant account issued by an administrator (this API has no identity provider)."""
+    with Client(api.url, api.admin_token) as admin:
+        admin.create_institution(institution, f"Institution {institution}", email_domains=["sdu.dk"])
+        return str(admin.create_applicant(institution, name="Ane Analytiker", email="ane@sdu.dk")["token"])
+
+
+def _fill_application(at: AppTest, epsilon: float, applicant_token: str | None = None) -> AppTest:
     at.text_input(key="apply_title").set_value("Diabetes by region")
     at.selectbox(key="apply_purpose").set_value("research")
     at.text_input(key="apply_institution").set_value("Syddansk Universitet")
@@ -258,13 +265,23 @@ def _fill_application(at: AppTest, epsilon: float) -> AppTest:
     at.number_input(key="apply_epsilon").set_value(epsilon)
     at.text_input(key="apply_name").set_value("Ane Analytiker")
     at.text_input(key="apply_email").set_value("ane@example.dk")
+    if applicant_token:
+        at.text_input(key="apply_applicant_token").set_value(applicant_token)
     at.button(key="apply_submit").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
-def test_an_application_inside_the_policy_gets_its_token_at_once(real_api: Api) -> None:
+def test_an_anonymous_application_inside_the_policy_waits(real_api: Api) -> None:
     at = _fill_application(open_page(app_test(), "apply"), epsilon=0.5)
+    last = at.session_state["apply_last"]
+    assert last["status"] == "pending" and not last.get("token")
+    assert "Anonymous applications are decided by an administrator" in texts(at)
+
+
+def test_an_applicant_inside_the_policy_gets_its_token_at_once(real_api: Api) -> None:
+    token = _applicant_token(real_api, "dash-sdu")
+    at = _fill_application(open_page(app_test(), "apply"), epsilon=0.5, applicant_token=token)
     assert "Approved: project" in texts(at)
     token = at.session_state["apply_last"]["token"]
     assert token.startswith("sst_") and token in texts(at)
@@ -282,6 +299,7 @@ def test_an_application_outside_the_policy_waits_for_the_administrator(real_api:
 
     admin = open_page(sign_in(app_test(), real_api.admin_token), "admin")
     assert f"admin_approve_{last['id']}" in {b.key for b in admin.button}
+    assert "Epsilon 5 is above the automatic limit 1." in texts(admin)  # the administrator sees why
     admin.number_input(key=f"admin_eps_{last['id']}").set_value(3.0)
     admin.button(key=f"admin_approve_{last['id']}").click().run()
     assert f"Application {last['id']} approved." in texts(admin)

@@ -119,12 +119,14 @@ def start_server(
     args: Sequence[str] = (),
     timeout: float = 90.0,
     prefix: Sequence[str] = (),
+    port: int | None = None,
 ) -> Server:
     """Run ``sundstat serve --no-dashboard [args]`` on ``db`` with a fresh state directory, on a free
-    loopback port, and wait until it answers: generous rate limits, no response padding and no fixed
-    response times, one engine thread, ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or
-    override variables; ``prefix`` is a command that runs the server (e.g. in its own mount namespace)."""
-    port = free_port()
+    loopback port (or ``port``), and wait until it answers: generous rate limits (applications too), no
+    response padding and no fixed response times, one engine thread, ``admin_token`` as
+    ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or override variables; ``prefix`` is a command that runs
+    the server (e.g. in its own mount namespace)."""
+    port = port or free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     env = {
         "SUNDSTAT_ADMIN_TOKEN": admin_token,
@@ -134,6 +136,7 @@ def start_server(
         "SUNDSTAT_RATE_LIMIT_BURST": "5000",
         "SUNDSTAT_PUBLIC_RATE_LIMIT_PER_SECOND": "5000",
         "SUNDSTAT_PUBLIC_RATE_LIMIT_BURST": "5000",
+        "SUNDSTAT_APPLICATION_RATE_LIMIT_PER_MINUTE": "5000",
         "SUNDSTAT_ENGINE_THREADS": "1",
         **(settings or {}),
     }

@@ -103,3 +103,28 @@ def own(make_project: Callable[..., ProjectAccess]) -> ProjectAccess:
 def other(make_project: Callable[..., ProjectAccess]) -> ProjectAccess:
     """Someone else's project."""
     return make_project(50.0, prefix="other")
+
+
+@pytest.fixture(scope="session")
+def make_applicant(http: httpx.Client, admin_headers: dict[str, str]) -> Callable[..., dict[str, str]]:
+    """An applicant account issued by hand (no identity provider) and its Authorization header; each
+    call registers a fresh institution unless ``institution`` names one, so quotas do not interfere."""
+
+    def make(institution: str | None = None, name: str = "Ane Analytiker") -> dict[str, str]:
+        if institution is None:
+            institution = f"inst-{next(_counter)}"
+            created = http.post(
+                "/v1/institutions",
+                json={"id": institution, "name": f"Institution {institution}", "email_domains": ["inst.dk"]},
+                headers=admin_headers,
+            )
+            assert created.status_code == 201, created.text
+        issued = http.post(
+            f"/v1/institutions/{institution}/applicants",
+            json={"name": name, "email": f"{name.split()[0].lower()}@inst.dk"},
+            headers=admin_headers,
+        )
+        assert issued.status_code == 201, issued.text
+        return bearer(issued.json()["token"])
+
+    return make

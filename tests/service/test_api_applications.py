@@ -1,8 +1,10 @@
-"""Applications: the published policy approves at once; anything else waits for an administrator."""
+"""Applications: a signed-in applicant inside the published policy is approved at once; anonymous
+applications and anything outside the policy wait for an administrator."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -29,9 +31,12 @@ def test_policy_is_published(http: httpx.Client) -> None:
     assert set(policy["purposes"]) >= {"public_health", "policy", "care_improvement"}
 
 
-def test_inside_policy_is_approved_and_usable_within_two_seconds(http: httpx.Client) -> None:
+def test_inside_policy_is_approved_and_usable_within_two_seconds(
+    http: httpx.Client, make_applicant: Callable[..., dict[str, str]]
+) -> None:
+    applicant = make_applicant()
     started = time.monotonic()
-    response = http.post("/v1/applications", json=APPLICATION)
+    response = http.post("/v1/applications", json=APPLICATION, headers=applicant)
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["status"] == "approved" and body["route"] == "auto"
@@ -49,11 +54,27 @@ def test_inside_policy_is_approved_and_usable_within_two_seconds(http: httpx.Cli
     assert status["status"] == "approved" and status["token"] is None
     transparency = http.get("/v1/transparency").json()
     entry = next(p for p in transparency["projects"] if p["id"] == body["project"])
-    assert entry["approval_route"] == "auto" and entry["institution"] == "Statens Serum Institut"
+    # The institution is the applicant's registered one, not what the form said.
+    assert entry["approval_route"] == "auto" and entry["institution"] == body["institution"]
+    assert body["institution"].startswith("Institution inst-")
 
 
-def test_delta_gives_a_zcdp_project(http: httpx.Client) -> None:
-    body = http.post("/v1/applications", json={**APPLICATION, "delta": 1e-7}).json()
+def test_anonymous_inside_policy_waits_with_the_reason(
+    http: httpx.Client, admin_headers: dict[str, str]
+) -> None:
+    body = http.post("/v1/applications", json=APPLICATION).json()
+    assert body["status"] == "pending" and body["token"] is None and body["project"] is None
+    assert any(
+        "anonymous applications are decided by an administrator" in r.lower() for r in body["policy_reasons"]
+    )
+    seen = http.get(f"/v1/applications/{body['id']}", headers=admin_headers).json()
+    assert seen["waiting_reasons"] == body["policy_reasons"] and seen["applicant_id"] is None
+
+
+def test_delta_gives_a_zcdp_project(
+    http: httpx.Client, make_applicant: Callable[..., dict[str, str]]
+) -> None:
+    body = http.post("/v1/applications", json={**APPLICATION, "delta": 1e-7}, headers=make_applicant()).json()
     assert body["status"] == "approved"
     budget = http.get(f"/v1/projects/{body['project']}/budget", headers=bearer(body["token"])).json()
     assert budget["mode"] == "zcdp" and budget["delta_total"] == pytest.approx(1e-7)
@@ -69,10 +90,15 @@ def test_delta_gives_a_zcdp_project(http: httpx.Client) -> None:
     ],
 )
 def test_outside_policy_waits_then_approve(
-    http: httpx.Client, admin_headers: dict[str, str], change: dict[str, Any]
+    http: httpx.Client,
+    admin_headers: dict[str, str],
+    make_applicant: Callable[..., dict[str, str]],
+    change: dict[str, Any],
 ) -> None:
-    submitted = http.post("/v1/applications", json={**APPLICATION, **change}).json()
-    assert submitted["status"] == "pending" and submitted["token"] is None and submitted["policy_reasons"]
+    submitted = http.post("/v1/applications", json={**APPLICATION, **change}, headers=make_applicant()).json()
+    assert submitted["status"] == "pending" and submitted["token"] is None
+    (reason,) = submitted["policy_reasons"]  # only the policy: the applicant is signed in
+    assert "anonymous" not in reason.lower()
     key = {"X-Status-Key": submitted["status_key"]}
     assert http.get(f"/v1/applications/{submitted['id']}", headers=key).json()["status"] == "pending"
     pending = http.get("/v1/applications", params={"status": "pending"}, headers=admin_headers).json()
@@ -133,9 +159,12 @@ def test_unknown_register_gets_a_suggestion(http: httpx.Client) -> None:
     assert "lmdb" in body["error"]
 
 
-def test_decisions_are_in_the_audit_chain(http: httpx.Client, admin_headers: dict[str, str]) -> None:
+def test_decisions_are_in_the_audit_chain(
+    http: httpx.Client, admin_headers: dict[str, str], make_applicant: Callable[..., dict[str, str]]
+) -> None:
+    applicant = make_applicant()
     before = http.get("/v1/transparency").json()["ledger"]["entries"]
-    http.post("/v1/applications", json=APPLICATION)
+    assert http.post("/v1/applications", json=APPLICATION, headers=applicant).json()["status"] == "approved"
     after = http.get("/v1/transparency").json()["ledger"]["entries"]
     # submitted, project created, decided, token issued at least
     assert after - before >= 3

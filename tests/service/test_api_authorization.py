@@ -38,6 +38,15 @@ class World:
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
+    def institution(self) -> str:
+        """A new institution's id."""
+        institution_id = f"m-{uuid.uuid4().hex[:8]}"
+        created = self.http.post(
+            "/v1/institutions", json={"id": institution_id, "name": "Matrix"}, headers=self.admin
+        )
+        assert created.status_code == 201, created.text
+        return institution_id
+
     def throwaway_token(self) -> str:
         issued = self.http.post(
             f"/v1/projects/{self.own.id}/tokens", json={"name": "throwaway"}, headers=self.admin
@@ -181,6 +190,31 @@ ROUTES: list[tuple[str, Call, tuple[int, int, int, int]]] = [
         ),
         (401, 403, 403, 200),
     ),
+    ("institutions", lambda w, h: w.http.get("/v1/institutions", headers=h), (401, 403, 403, 200)),
+    (
+        "create_institution",
+        lambda w, h: w.http.post(
+            "/v1/institutions", json={"id": f"m-{uuid.uuid4().hex[:8]}", "name": "Matrix"}, headers=h
+        ),
+        (401, 403, 403, 201),
+    ),
+    (
+        "institution_applicants",
+        lambda w, h: w.http.get(f"/v1/institutions/{w.institution()}/applicants", headers=h),
+        (401, 403, 403, 200),
+    ),
+    (
+        "create_applicant",
+        lambda w, h: w.http.post(
+            f"/v1/institutions/{w.institution()}/applicants",
+            json={"name": "Matrix", "email": "matrix@example.dk"},
+            headers=h,
+        ),
+        (401, 403, 403, 201),
+    ),
+    # This server has no identity provider: sign-in is unavailable to everyone.
+    ("sign_in", lambda w, h: w.http.get("/v1/auth/login", headers=h), (404, 404, 404, 404)),
+    ("sign_in_callback", lambda w, h: w.http.get("/v1/auth/callback", headers=h), (404, 404, 404, 404)),
 ]
 
 CASES = [

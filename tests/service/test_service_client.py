@@ -52,6 +52,15 @@ def test_application_status_sends_the_status_key() -> None:
         assert api.application_status("app_1", "sak_1")["status"] == "pending"
 
 
+def test_apply_sends_the_applicant_token() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer sst_applicant_a"
+        return httpx.Response(201, json={"id": "app_1", "status": "approved"})
+
+    with _client(handler, token=None) as api:
+        assert api.apply({"title": "t"}, applicant_token="sst_applicant_a")["status"] == "approved"
+
+
 @pytest.mark.parametrize(
     ("status", "code", "exception"),
     [
@@ -129,6 +138,14 @@ ROUTES: list[tuple[str, Any, str, str]] = [
     ("apply", lambda a: a.apply({"title": "t"}), "POST", "/v1/applications"),
     ("list_applications", lambda a: a.list_applications("pending"), "GET", "/v1/applications"),
     ("decide", lambda a: a.decide("app_1", "reject", reason="r"), "POST", "/v1/applications/app_1/decision"),
+    ("create_institution", lambda a: a.create_institution("ku", "KU"), "POST", "/v1/institutions"),
+    ("list_institutions", lambda a: a.list_institutions(), "GET", "/v1/institutions"),
+    (
+        "create_applicant",
+        lambda a: a.create_applicant("ku", name="A", email="a@ku.dk"),
+        "POST",
+        "/v1/institutions/ku/applicants",
+    ),
 ]
 
 

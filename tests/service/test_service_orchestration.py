@@ -91,7 +91,9 @@ def catalog() -> Catalog:
 def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngine]]:
     from service.access_log import AccessLog
     from service.applications import ApplicationDesk, ApprovalPolicy
-    from service.auth import QuerySlots, RateLimiter
+    from service.auth import QuerySlots, RateLimiter, WindowLimiter
+    from service.identity import IdentityRegistry
+    from service.oidc import OidcSignIn
     from service.store import ServiceStore
     from service.tokens import TokenStore
 
@@ -121,9 +123,12 @@ def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngi
         store=store,
         tokens=tokens,
         desk=desk,
+        identity=IdentityRegistry(store),
+        sign_in=OidcSignIn(settings, store, IdentityRegistry(store)),
         orchestrator=Orchestrator(engine, ledger),
         limiter=RateLimiter(1000, 1000),
         public_limiter=RateLimiter(1000, 1000),
+        application_limiter=WindowLimiter(1000, 60),
         slots=QuerySlots(4, 10),
         access=AccessLog(ledger),
     )
