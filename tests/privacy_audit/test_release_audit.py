@@ -1,0 +1,113 @@
+"""The privacy audit of releases: every measure meets the loss it is charged, and broken builds do not.
+
+Each case runs its query through the real engine on two neighbouring DuckDB files (one heavy person
+with 60 hospital contacts, 60 prescriptions and 10 income years added), then draws many releases
+from the OpenDP measurements the engine built (see ``audit_world`` for exactly which steps run per
+sample) and asks ``dp_tester.audit`` for a certified lower bound on epsilon.
+
+False failure (a correct build failing): at most ``dp_tester.ALPHA = 1e-7`` per audit, by the union
+bound over the audit's confidence bounds (proof in ``dp_tester``); it does not depend on the
+samples drawn or the mechanism.
+
+False pass (a broken build passing): measured lower bounds at 20,000 releases per database are
+1.7-5 for a claimed epsilon of 1 (``benchmarks/privacy_audit.py`` prints them). The bound is a log
+ratio of two binomial frequencies of about 700 and 5,000 or more out of 20,000; its standard
+deviation is about sqrt(1/700 + 1/5000) = 0.04, so the margin of 0.6 or more is more than 15
+standard deviations: a broken build passes with probability far below 1e-6 (normal tail).
+
+The same reasoning gives the non-vacuity check on correct builds: with additive noise the pair
+reaches the declared sensitivity, so the certified bound is close to the claim (0.85-0.9 of it,
+asserted above 0.5 of it: again more than 10 standard deviations away).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from audit_world import BROKEN_BUILDS, World, audit_case, cases
+
+from query_engine import engine as engine_module
+from query_engine.mechanisms import NoiseCalibration, calibrate_threshold, release_threshold
+
+pytestmark = pytest.mark.slow
+
+ADDITIVE_SAMPLES, ADDITIVE_PILOT = 20_000, 2_000
+# Selections and thresholds cost one OpenDP call per release (~0.4 ms); fewer samples keep the suite fast.
+SLOW_CASE_SAMPLES = {
+    "quantile": 3_000,
+    "partition_selection_new_key": 1_500,
+    "partition_selection_shared_key": 2_000,
+}
+SLOW_CASE_PILOT = 400
+
+CASE_NAMES = [
+    "count_persons",
+    "count_rows",
+    "sum",
+    "mean",
+    "quantile",
+    "partition_selection_new_key",
+    "partition_selection_shared_key",
+]
+
+
+def _sizes(name: str) -> tuple[int, int]:
+    if name in SLOW_CASE_SAMPLES:
+        return SLOW_CASE_SAMPLES[name], SLOW_CASE_PILOT
+    return ADDITIVE_SAMPLES, ADDITIVE_PILOT
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_every_measure_meets_its_charged_loss(world: World, name: str) -> None:
+    case = cases(world)[name]
+    samples, pilot = _sizes(name)
+    result = audit_case(world, case, samples=samples, pilot=pilot)
+    assert result.passed, (
+        f"{name}: the releases certify epsilon >= {result.epsilon_lower_bound:.3f} (confidence 1 - "
+        f"{result.alpha:g}) but the engine charges {result.epsilon_claimed} (delta {result.delta_claimed:g}); "
+        f"worst set {result.worst_set}"
+    )
+    if name in ("count_persons", "count_rows", "sum", "mean"):
+        assert result.epsilon_lower_bound > 0.5 * result.epsilon_claimed, (
+            f"{name}: the neighbour pair does not reach the declared sensitivity (certified only "
+            f"{result.epsilon_lower_bound:.3f} of {result.epsilon_claimed}): the audit would be too weak"
+        )
+
+
+def test_the_audit_cases_cover_every_measure(world: World) -> None:
+    measures = {cases(world)[name].query["measure"] for name in CASE_NAMES}
+    assert measures == {"count_persons", "count_rows", "sum", "mean", "quantile"}
+    assert any(cases(world)[name].context.delta_available for name in CASE_NAMES)
+
+
+@pytest.mark.parametrize(("build", "name"), [pytest.param(b, n, id=b) for b, (_, n) in BROKEN_BUILDS.items()])
+def test_the_audit_fails_a_broken_build(
+    world: World, monkeypatch: pytest.MonkeyPatch, build: str, name: str
+) -> None:
+    patch, _ = BROKEN_BUILDS[build]
+    patch(monkeypatch)
+    result = audit_case(world, cases(world)[name], samples=ADDITIVE_SAMPLES, pilot=ADDITIVE_PILOT)
+    assert not result.passed, (
+        f"the audit did not catch '{build}': certified only epsilon >= {result.epsilon_lower_bound:.3f} "
+        f"against the charged {result.epsilon_claimed}"
+    )
+
+
+def test_the_audit_fails_a_threshold_below_the_charged_delta(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition selection that releases with the threshold of delta = 0.4 while charging ~1e-7."""
+
+    def loose(calibration: NoiseCalibration, keys: list[str], counts: np.ndarray) -> tuple[list[str], object]:
+        assert calibration.loss.epsilon is not None
+        lowered = calibrate_threshold(
+            "laplace", calibration.sensitivity, epsilon=calibration.loss.epsilon, delta=0.4
+        )
+        assert lowered.threshold is not None and calibration.threshold is not None
+        assert lowered.threshold < calibration.threshold
+        return release_threshold(lowered, keys, counts)
+
+    monkeypatch.setattr(engine_module, "release_threshold", loose)
+    case = cases(world)["partition_selection_new_key"]
+    result = audit_case(world, case, samples=1_500, pilot=SLOW_CASE_PILOT)
+    assert not result.passed, f"a lowered threshold passed: {result}"
