@@ -8,6 +8,7 @@ Databases (real DuckDB files in the engine's schema, written by the query-engine
                     prescriptions and 10 income years
 ``plus_shared``     ``base`` plus the same heavy person, whose diagnosis code is instead the one
                     shared by the most persons in ``base`` (a key near the release threshold)
+``minus_busiest``   ``base`` without its person with the most hospital contacts (the removal neighbour)
 
 Each pair differs by one person with many rows, so contribution bounding (c rows per group, G groups
 per person, clamped values) is what limits the heavy person's effect.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from query_engine import compile as compile_module
 from query_engine import engine as engine_module
 from query_engine import plan as plan_module
 from query_engine.catalog import Catalog
-from query_engine.mechanisms import Sensitivity
+from query_engine.mechanisms import DPArray, NoiseCalibration, Sensitivity, calibrate_threshold
 
 BASE_PERSONS = 300
 BASE_SEED = 20261206
@@ -54,7 +55,7 @@ CODE_PREFIX = "DE"  # partition selection is audited on the diagnosis codes of t
 
 Row = dict[str, Any]
 Tables = dict[str, list[Row]]
-Release = tuple[list[tuple[Any, ...]], dict[str, np.ndarray]]
+Release = tuple[list[tuple[Any, ...]], dict[str, DPArray]]
 Batch = np.ndarray | list[Release]
 Projection = Callable[[Batch], np.ndarray]
 Patcher = Callable[[pytest.MonkeyPatch], None]
@@ -133,8 +134,18 @@ def _plus(base: Tables, extra: Tables) -> Tables:
     return {name: rows + extra.get(name, []) for name, rows in base.items()}
 
 
+def _minus_busiest(base: Tables) -> Tables:
+    """``base`` without the person with the most hospital contacts (most bed-days among those)."""
+    contacts = Counter(row["person_id"] for row in base["lpr"])
+    days = Counter({pid: 0 for pid in contacts})
+    for row in base["lpr"]:
+        days[row["person_id"]] += row["los_days"] or 0
+    busiest = max(contacts, key=lambda pid: (contacts[pid], days[pid]))
+    return {name: [row for row in table if row["person_id"] != busiest] for name, table in base.items()}
+
+
 def build_world(directory: Path, persons: int = BASE_PERSONS, seed: int = BASE_SEED) -> World:
-    """Write the three database files (a few hundred persons each) under ``directory``."""
+    """Write the four database files (a few hundred persons each) under ``directory``."""
     catalog = build_fixture_catalog(directory)
     base = random_dataset(seed, persons, catalog)
     shared = _most_shared_code(base)
@@ -142,6 +153,7 @@ def build_world(directory: Path, persons: int = BASE_PERSONS, seed: int = BASE_S
         "base": base,
         "plus_unique": _plus(base, heavy_person(catalog, UNIQUE_CODE)),
         "plus_shared": _plus(base, heavy_person(catalog, shared)),
+        "minus_busiest": _minus_busiest(base),
     }
     paths = {name: create_db(directory / f"{name}.duckdb", catalog, rows) for name, rows in tables.items()}
     return World(catalog, paths, shared)
@@ -358,6 +370,22 @@ def charge_mean_count_only(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(engine_module, "_combined", lambda calibrations: calibrations[-1].loss)
 
 
+def lower_threshold(patch: pytest.MonkeyPatch) -> None:
+    """Partition selection releases with the threshold of delta = 0.4 while charging the real delta."""
+    original = engine_module.release_threshold
+
+    def loose(
+        calibration: NoiseCalibration, keys: Sequence[str], counts: np.ndarray
+    ) -> tuple[list[str], DPArray]:
+        assert calibration.loss.epsilon is not None
+        lowered = calibrate_threshold(
+            "laplace", calibration.sensitivity, epsilon=calibration.loss.epsilon, delta=0.4
+        )
+        return original(lowered, keys, counts)
+
+    patch.setattr(engine_module, "release_threshold", loose)
+
+
 BROKEN_BUILDS: dict[str, tuple[Patcher, str]] = {
     "bounding_removed": (remove_bounding, "count_rows"),
     "bounding_removed_sum": (remove_bounding, "sum"),
@@ -365,5 +393,6 @@ BROKEN_BUILDS: dict[str, tuple[Patcher, str]] = {
     "sensitivity_halved_sum": (halve_sensitivity, "sum"),
     "mean_charged_sum_only": (charge_mean_sum_only, "mean"),
     "mean_charged_count_only": (charge_mean_count_only, "mean"),
+    "threshold_lowered": (lower_threshold, "partition_selection_new_key"),
 }
 """Each broken build and the case it is audited on (the audit must FAIL)."""
