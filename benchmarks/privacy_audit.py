@@ -30,8 +30,10 @@ for _helpers in ("privacy_audit", "query_engine", "statistical"):
     if str(_TESTS / _helpers) not in sys.path:
         sys.path.append(str(_TESTS / _helpers))
 
-from audit_world import BROKEN_BUILDS, Case, World, audit_case, build_world, cases, halve_sensitivity  # noqa: E402
+from audit_world import Case, audit_case, cases  # noqa: E402
+from broken_builds import BROKEN_BUILDS, halve_sensitivity  # noqa: E402
 from dp_tester import ALPHA, AuditResult  # noqa: E402
+from neighbours import World, build_world  # noqa: E402
 
 SLOW_CASES = ("quantile", "partition_selection_new_key", "partition_selection_shared_key")
 # Broken builds audited only here (their power needs more samples than the test suite spends).

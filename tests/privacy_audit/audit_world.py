@@ -1,165 +1,34 @@
-"""The audited system: neighbouring DuckDB files, one query per measure, releases drawn through the engine.
+"""The audited queries: one per measure, run through the real engine, releases drawn many times.
 
-Databases (real DuckDB files in the engine's schema, written by the query-engine test helpers):
-
-``base``            a few hundred random persons (``engine_fixtures.random_dataset``)
-``plus_unique``     ``base`` plus one *heavy* person: 20 hospital contacts of each contact type
-                    (60 rows, 365 bed-days each, all with a diagnosis code nobody else has), 60
-                    prescriptions and 10 income years
-``plus_shared``     ``base`` plus the same heavy person, whose diagnosis code is instead the one
-                    shared by the most persons in ``base`` (a key near the release threshold)
-``minus_busiest``   ``base`` without its person with the most hospital contacts (the removal neighbour)
-
-Each pair differs by one person with many rows, so contribution bounding (c rows per group, G groups
-per person, clamped values) is what limits the heavy person's effect.
-
-What each audit exercises. The query goes through the real ``Engine`` on the real file: validate,
-plan, compile, and the bounded aggregate SQL in DuckDB, once per database (``Engine._execute``,
-so the bounding's effect is in the exact aggregates of the pair). The loss the audit checks is the
-one ``Engine.cost`` reports, which is what the ledger charges. Releases are then drawn many times
-from the OpenDP measurements the engine built for the plan (``query_engine.engine._noise`` on the
-engine's ``_Prepared`` calibrations: discrete Laplace, noisy max or noise threshold, each call a
-real OpenDP invocation with the engine's re-check of the OpenDP map). Post-processing into the
-Release JSON (rounding, clipping, small-cell suppression) is a function of these DP outputs only,
-so it is not re-run per sample: a bound on the DP outputs holds for the releases.
+What each audit exercises. The query goes through the real ``Engine`` on the real DuckDB files of
+``neighbours``: validate, plan, compile, and the bounded aggregate SQL in DuckDB, once per database
+(``Engine._execute``, so the bounding's effect is in the exact aggregates of the pair). The loss the
+audit checks is the one ``Engine.cost`` reports, which is what the ledger charges. Releases are then
+drawn many times from the OpenDP measurements the engine built for the plan
+(``query_engine.engine._noise`` on the engine's ``_Prepared`` calibrations: discrete Laplace, noisy
+max or noise threshold, each call a real OpenDP invocation with the engine's re-check of the OpenDP
+map). Post-processing into the Release JSON (rounding, clipping, small-cell suppression) is a
+function of these DP outputs only, so it is not re-run per sample: a bound on the DP outputs holds
+for the releases.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from dp_tester import ALPHA, AuditResult, audit
-from engine_fixtures import build_fixture_catalog, create_db, random_dataset
+from neighbours import CODE_PREFIX, UNIQUE_CODE, World
 
 from query_engine import Engine, ExactAggregates, ProjectContext, Query, parse_query
-from query_engine import compile as compile_module
 from query_engine import engine as engine_module
-from query_engine import plan as plan_module
-from query_engine.catalog import Catalog
-from query_engine.mechanisms import DPArray, NoiseCalibration, Sensitivity, calibrate_threshold
+from query_engine.mechanisms import DPArray
 
-BASE_PERSONS = 300
-BASE_SEED = 20261206
-HEAVY_ID = 900_001
-HEAVY_ROWS_PER_TYPE = 20
-UNIQUE_CODE = "DEAUDIT"
-CODE_PREFIX = "DE"  # partition selection is audited on the diagnosis codes of this prefix (~10 keys)
-
-Row = dict[str, Any]
-Tables = dict[str, list[Row]]
 Release = tuple[list[tuple[Any, ...]], dict[str, DPArray]]
 Batch = np.ndarray | list[Release]
 Projection = Callable[[Batch], np.ndarray]
-Patcher = Callable[[pytest.MonkeyPatch], None]
-
-
-@dataclass(frozen=True)
-class World:
-    """The neighbouring database files and the fixture catalog they were written with."""
-
-    catalog: Catalog
-    paths: dict[str, Path]
-    shared_code: str
-
-
-def heavy_person(catalog: Catalog, diagnosis_code: str) -> Tables:
-    """One person with many rows in every event register, at the top of every value range."""
-    contact_types = catalog.keyset("contact_types").values
-    key = iter(range(2 * 10**9, 2 * 10**9 + 1000))
-    day = dt.date(2016, 3, 1)
-    lpr = [
-        {
-            "person_id": HEAVY_ID,
-            "row_key": next(key),
-            "contact_id": next(key),
-            "admission_date": day + dt.timedelta(days=i),
-            "discharge_date": day + dt.timedelta(days=i + 365),
-            "los_days": 365,
-            "icd10": "E11",
-            "diagnosis_code": diagnosis_code,
-            "contact_type": contact_type,
-            "hospital_region": "Hovedstaden",
-        }
-        for contact_type in contact_types
-        for i in range(HEAVY_ROWS_PER_TYPE)
-    ]
-    lmdb = [
-        {
-            "person_id": HEAVY_ID,
-            "row_key": next(key),
-            "date": day + dt.timedelta(days=i),
-            "atc": "A10BA02",
-            "ddd": 1e6,
-            "packages": 3,
-        }
-        for i in range(60)
-    ]
-    ind = [
-        {"person_id": HEAVY_ID, "row_key": next(key), "year": year, "disposable_income": 10**8}
-        for year in range(2015, 2025)
-    ]
-    cpr = [
-        {
-            "person_id": HEAVY_ID,
-            "row_key": next(key),
-            "sex": "F",
-            "birth_date": dt.date(1960, 5, 5),
-            "region": "Hovedstaden",
-            "municipality": catalog.keyset("municipalities").values[0],
-            "death_date": None,
-        }
-    ]
-    return {"cpr": cpr, "lpr": lpr, "lmdb": lmdb, "ind": ind}
-
-
-def _most_shared_code(base: Tables) -> str:
-    """The ``CODE_PREFIX`` code that most persons' first such contact (by row key) has in ``base``."""
-    first: dict[int, tuple[int, str]] = {}
-    for row in base["lpr"]:
-        code, pid = row["diagnosis_code"], row["person_id"]
-        if code and code.startswith(CODE_PREFIX) and (pid not in first or row["row_key"] < first[pid][0]):
-            first[pid] = (row["row_key"], code)
-    return Counter(code for _, code in first.values()).most_common(1)[0][0]
-
-
-def _plus(base: Tables, extra: Tables) -> Tables:
-    return {name: rows + extra.get(name, []) for name, rows in base.items()}
-
-
-def _minus_busiest(base: Tables) -> Tables:
-    """``base`` without the person with the most hospital contacts (most bed-days among those)."""
-    contacts = Counter(row["person_id"] for row in base["lpr"])
-    days = Counter({pid: 0 for pid in contacts})
-    for row in base["lpr"]:
-        days[row["person_id"]] += row["los_days"] or 0
-    busiest = max(contacts, key=lambda pid: (contacts[pid], days[pid]))
-    return {name: [row for row in table if row["person_id"] != busiest] for name, table in base.items()}
-
-
-def build_world(directory: Path, persons: int = BASE_PERSONS, seed: int = BASE_SEED) -> World:
-    """Write the four database files (a few hundred persons each) under ``directory``."""
-    catalog = build_fixture_catalog(directory)
-    base = random_dataset(seed, persons, catalog)
-    shared = _most_shared_code(base)
-    tables = {
-        "base": base,
-        "plus_unique": _plus(base, heavy_person(catalog, UNIQUE_CODE)),
-        "plus_shared": _plus(base, heavy_person(catalog, shared)),
-        "minus_busiest": _minus_busiest(base),
-    }
-    paths = {name: create_db(directory / f"{name}.duckdb", catalog, rows) for name, rows in tables.items()}
-    return World(catalog, paths, shared)
-
-
-# --- the audited queries ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -230,9 +99,6 @@ def cases(world: World) -> dict[str, Case]:
         ),
     ]
     return {case.name: case for case in listed}
-
-
-# --- drawing releases ---------------------------------------------------------------------------
 
 
 class Sampler:
@@ -336,63 +202,3 @@ def audit_case(
         alpha=alpha,
         buckets=buckets,
     )
-
-
-# --- deliberately broken builds -------------------------------------------------------------------
-
-
-def remove_bounding(patch: pytest.MonkeyPatch) -> None:
-    """The compiled SQL applies no c/G bounding: every row of a person reaches the aggregate."""
-    patch.setattr(compile_module._Builder, "bounding", lambda self, source: [])
-
-
-def _halved(s: Sensitivity) -> Sensitivity:
-    return Sensitivity(l1=max(1, s.l1 // 2), l2=s.l2 / 2, linf=max(1, s.linf // 2), l0=s.l0)
-
-
-def halve_sensitivity(patch: pytest.MonkeyPatch) -> None:
-    """The planner declares half the real sensitivity, so noise is calibrated (and charged) for it."""
-    original = plan_module._outputs
-
-    def halved(*args: Any) -> tuple[plan_module.Output, ...]:
-        return tuple(dataclasses.replace(o, sensitivity=_halved(o.sensitivity)) for o in original(*args))
-
-    patch.setattr(plan_module, "_outputs", halved)
-
-
-def charge_mean_sum_only(patch: pytest.MonkeyPatch) -> None:
-    """A mean's loss is taken from its noisy sum only: the noisy count's half is not accounted."""
-    patch.setattr(engine_module, "_combined", lambda calibrations: calibrations[0].loss)
-
-
-def charge_mean_count_only(patch: pytest.MonkeyPatch) -> None:
-    """A mean's loss is taken from its noisy count only: the noisy sum's half is not accounted."""
-    patch.setattr(engine_module, "_combined", lambda calibrations: calibrations[-1].loss)
-
-
-def lower_threshold(patch: pytest.MonkeyPatch) -> None:
-    """Partition selection releases with the threshold of delta = 0.4 while charging the real delta."""
-    original = engine_module.release_threshold
-
-    def loose(
-        calibration: NoiseCalibration, keys: Sequence[str], counts: np.ndarray
-    ) -> tuple[list[str], DPArray]:
-        assert calibration.loss.epsilon is not None
-        lowered = calibrate_threshold(
-            "laplace", calibration.sensitivity, epsilon=calibration.loss.epsilon, delta=0.4
-        )
-        return original(lowered, keys, counts)
-
-    patch.setattr(engine_module, "release_threshold", loose)
-
-
-BROKEN_BUILDS: dict[str, tuple[Patcher, str]] = {
-    "bounding_removed": (remove_bounding, "count_rows"),
-    "bounding_removed_sum": (remove_bounding, "sum"),
-    "sensitivity_halved": (halve_sensitivity, "count_rows"),
-    "sensitivity_halved_sum": (halve_sensitivity, "sum"),
-    "mean_charged_sum_only": (charge_mean_sum_only, "mean"),
-    "mean_charged_count_only": (charge_mean_count_only, "mean"),
-    "threshold_lowered": (lower_threshold, "partition_selection_new_key"),
-}
-"""Each broken build and the case it is audited on (the audit must FAIL)."""

@@ -12,7 +12,7 @@ for _helpers in (_TESTS / "query_engine", _TESTS / "statistical"):
     if str(_helpers) not in sys.path:
         sys.path.append(str(_helpers))
 
-from audit_world import World, build_world  # noqa: E402
+from neighbours import World, build_world  # noqa: E402
 
 
 @pytest.fixture(scope="session")

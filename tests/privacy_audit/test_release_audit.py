@@ -23,7 +23,9 @@ asserted above 0.5 of it: again more than 10 standard deviations away).
 from __future__ import annotations
 
 import pytest
-from audit_world import BROKEN_BUILDS, World, audit_case, cases
+from audit_world import audit_case, cases
+from broken_builds import BROKEN_BUILDS
+from neighbours import World
 
 pytestmark = pytest.mark.slow
 
