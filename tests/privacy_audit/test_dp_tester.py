@@ -3,7 +3,9 @@
 The bounds are checked against the exact binomial tails of ``stat_checks`` (the statistical suite's
 helpers): a Chernoff-KL bound at level ``a`` must never be tighter than the exact one. Then a real
 OpenDP discrete Laplace of scale 1 on the neighbouring values 0 and 1 (epsilon exactly 1) must pass
-a claim of 1 and fail a claim of 0.5 on the same samples.
+a claim of 1 and fail a claim of 0.5 on the same samples: from 20,000 samples each it certifies
+about 0.9 (a log ratio of frequencies near 11,000 and 4,000, standard deviation about 0.02), so the
+claim of 0.5 is failed with a margin of some 20 standard deviations.
 """
 
 from __future__ import annotations
