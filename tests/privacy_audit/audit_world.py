@@ -5,26 +5,29 @@ What each audit exercises. The query goes through the real ``Engine`` on the rea
 (``Engine._execute``, so the bounding's effect is in the exact aggregates of the pair). The loss the
 audit checks is the one ``Engine.cost`` reports, which is what the ledger charges. Releases are then
 drawn many times from the OpenDP measurements the engine built for the plan
-(``query_engine.engine._noise`` on the engine's ``_Prepared`` calibrations: discrete Laplace, noisy
-max or noise threshold, each call a real OpenDP invocation with the engine's re-check of the OpenDP
-map). Post-processing into the Release JSON (rounding, clipping, small-cell suppression) is a
+(``query_engine.engine._noise`` on the engine's ``_Prepared`` calibrations: discrete Laplace or
+Gaussian, noisy max or noise threshold, each call a real OpenDP invocation with the engine's re-check
+of the OpenDP map). A rho (zCDP) charge is audited as the (epsilon, delta) it implies at delta
+0.01. Post-processing into the Release JSON (rounding, clipping, small-cell suppression) is a
 function of these DP outputs only, so it is not re-run per sample: a bound on the DP outputs holds
 for the releases.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import opendp.prelude as dp
 from dp_tester import ALPHA, AuditResult, audit
 from neighbours import CODE_PREFIX, UNIQUE_CODE, World
 
 from query_engine import Engine, ExactAggregates, ProjectContext, Query, parse_query
 from query_engine import engine as engine_module
-from query_engine.mechanisms import DPArray
+from query_engine.mechanisms import DPArray, PrivacyLoss
 
 Release = tuple[list[tuple[Any, ...]], dict[str, DPArray]]
 Batch = np.ndarray | list[Release]
@@ -77,6 +80,18 @@ def cases(world: World) -> dict[str, Case]:
                 "max_rows": 10,
                 "epsilon": 1.0,
             },
+        ),
+        Case(
+            "count_rows_zcdp",
+            {
+                "measure": "count_rows",
+                "register": "lpr",
+                "group_by": ["lpr.contact_type"],
+                "max_groups": 1,
+                "max_rows": 10,
+                "rho": 0.5,
+            },
+            context=ProjectContext("zcdp"),
         ),
         Case("sum", {"measure": "sum", **lpr_los, "epsilon": 1.0}),
         Case("mean", {"measure": "mean", **lpr_los, "epsilon": 2.0}),
@@ -144,10 +159,11 @@ class Sampler:
 def projection_for(case: Case, first: Sampler, second: Sampler) -> Projection:
     """The numbers each release is mapped to before bucketing (fixed before any sampling).
 
-    Additive noise (counts, sums, means): the log-likelihood ratio of the release under the Laplace
-    noise the engine calibrated, ``sum_i (|x_i - e_i| - |x_i - e'_i|) / scale_i`` over all outputs
-    and cells, where ``e`` and ``e'`` are the pair's exact aggregates (the Neyman-Pearson statistic:
-    its upper and lower tails are the sets where a privacy loss shows first).
+    Additive noise (counts, sums, means): the log-likelihood ratio of the release under the noise
+    the engine calibrated, ``sum_i (|x_i - e_i| - |x_i - e'_i|) / scale_i`` (Laplace) or
+    ``sum_i ((x_i - e_i)^2 - (x_i - e'_i)^2) / (2 scale_i^2)`` (Gaussian) over all outputs and cells,
+    where ``e`` and ``e'`` are the pair's exact aggregates (the Neyman-Pearson statistic: its upper
+    and lower tails are the sets where a privacy loss shows first).
     Quantiles: the selected candidate of each cell. Partition selection: the watched key's noisy
     count, or -1 when the key is not released.
     """
@@ -176,11 +192,35 @@ def projection_for(case: Case, first: Sampler, second: Sampler) -> Projection:
     exact_first = np.concatenate([first.exact.values[n] for n in names]).astype(float)
     exact_second = np.concatenate([second.exact.values[n] for n in names]).astype(float)
 
+    gaussian = first.prepared.calibrations[0].noise == "gaussian"
+
     def log_likelihood_ratio(batch: Batch) -> np.ndarray:
         x = np.asarray(batch, dtype=float)
-        return ((np.abs(x - exact_first) - np.abs(x - exact_second)) / scales).sum(axis=1)[:, None]
+        if gaussian:
+            ratio = ((x - exact_first) ** 2 - (x - exact_second) ** 2) / (2 * scales**2)
+        else:
+            ratio = (np.abs(x - exact_first) - np.abs(x - exact_second)) / scales
+        return ratio.sum(axis=1)[:, None]
 
     return log_likelihood_ratio
+
+
+ZCDP_AUDIT_DELTA = 0.01
+"""The delta at which a rho (zCDP) claim is audited: rho-zCDP implies (epsilon(delta), delta)-DP for
+every delta, and a large delta keeps the sets the audit needs within reach of its samples."""
+
+
+def claimed(loss: PrivacyLoss) -> tuple[float, float]:
+    """The (epsilon, delta) a charged loss promises: as charged for epsilon; for rho, OpenDP's
+    zCDP -> approx-DP conversion at ``ZCDP_AUDIT_DELTA`` (plus any thresholding delta)."""
+    if loss.epsilon is not None:
+        return loss.epsilon, loss.delta
+    assert loss.rho is not None
+    space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l2_distance(T=float)
+    converted = dp.c.make_zCDP_to_approxDP(dp.m.make_gaussian(*space, scale=1.0))
+    # A unit Gaussian at L2 distance sqrt(2 rho) is rho-zCDP; the distance is rounded up.
+    profile = converted.map(math.nextafter(math.sqrt(2 * loss.rho), math.inf))
+    return float(profile.epsilon(delta=ZCDP_AUDIT_DELTA)), ZCDP_AUDIT_DELTA + loss.delta
 
 
 def audit_case(
@@ -199,8 +239,6 @@ def audit_case(
         loss = first_engine.cost(query, case.context).loss
         if loss != second_engine.cost(query, case.context).loss:
             raise AssertionError("the claimed loss must not depend on the data")
-        if loss.epsilon is None:
-            raise ValueError("the audit checks (epsilon, delta) claims: state the query's loss as epsilon")
         first = Sampler(first_engine, query, case.context)
         second = Sampler(second_engine, query, case.context)
     project = projection_for(case, first, second)
@@ -209,8 +247,7 @@ def audit_case(
         project(first.draw(samples)),
         project(second.draw(samples)),
         pilot_samples,
-        loss.epsilon,
-        loss.delta,
+        *claimed(loss),
         alpha=alpha,
         buckets=buckets,
     )

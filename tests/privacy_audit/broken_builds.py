@@ -71,6 +71,7 @@ BROKEN_BUILDS: dict[str, tuple[Patcher, str]] = {
     "bounding_removed_sum": (remove_bounding, "sum"),
     "sensitivity_halved": (halve_sensitivity, "count_rows"),
     "sensitivity_halved_sum": (halve_sensitivity, "sum"),
+    "sensitivity_halved_zcdp": (halve_sensitivity, "count_rows_zcdp"),
     "sensitivity_halved_quantile": (halve_sensitivity, "quantile"),
     "mean_charged_sum_only": (charge_mean_sum_only, "mean"),
     "mean_charged_count_only": (charge_mean_count_only, "mean"),
