@@ -21,6 +21,7 @@ from budget_ledger import LedgerError
 from query_engine.errors import EngineError
 
 from . import API_VERSION
+from .deps import note_denied
 from .errors import ServiceError, error_body
 from .routes import admin, applications, projects, public, queries
 from .runtime import Services, open_services
@@ -78,6 +79,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         status = int(getattr(exc, "status", 500))
         message = str(getattr(exc, "message", None) or exc)
         headers = getattr(exc, "headers", None) if isinstance(exc, ServiceError) else None
+        note_denied(request, exc)
         if status >= 500:
             log.warning("%s %s -> %s %s", request.method, request.url.path, status, code)
         position = getattr(exc, "position", None)

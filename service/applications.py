@@ -19,7 +19,6 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from budget_ledger import Ledger, ProjectSpec
 
 from .errors import ApplicationNotFound, Conflict, InvalidRequest
 from .settings import EHDS_PURPOSES, Settings
-from .store import ServiceStore
+from .state import StateStore
 from .tokens import TokenStore, hash_token, issue_audited, utcnow
 
 __all__ = [
@@ -209,7 +208,7 @@ def _ts(text: str | None) -> dt.datetime | None:
     return None if text is None else dt.datetime.fromisoformat(text)
 
 
-def _row_to_application(row: sqlite3.Row) -> Application:
+def _row_to_application(row: Any) -> Application:
     submitted = _ts(row["submitted_at"])
     assert submitted is not None
     return Application(
@@ -240,7 +239,7 @@ class ApplicationDesk:
 
     def __init__(
         self,
-        store: ServiceStore,
+        store: StateStore,
         ledger: Ledger,
         tokens: TokenStore,
         policy: ApprovalPolicy,

@@ -1,11 +1,11 @@
 """Who is calling, and how much they may call: principals, bearer tokens, rate limits, query slots.
 
 Roles: ``admin`` (every route), ``analyst`` (one project; other projects look exactly like unknown
-ones) and ``anonymous`` (public routes only). Rate limits are token buckets kept in process memory, one
-bucket per token (or per client address without a token); with several workers each worker keeps its
-own buckets, so the effective limit is up to ``workers`` times the setting. Requests without a token
-from a loopback address (the dashboard on the same host, which serves many visitors) may be exempt
-(``trust_loopback_anonymous``).
+ones) and ``anonymous`` (public routes only). The service's rate limits are token buckets in the state
+store (:mod:`service.state.rate_limits`), one per token, per client address without a token, and per
+address for failed authentications, so each holds across workers and hosts; :class:`RateLimiter` here
+is the in-memory form of the same bucket. Requests without a token from a loopback address may be
+exempted (``trust_loopback_anonymous``, off by default).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Literal
 
 import anyio
 
-from .errors import Busy, Forbidden, ProjectNotFound, RateLimited, Unauthorized
+from .denied_access import ProjectNotVisible
+from .errors import Busy, Forbidden, RateLimited, Unauthorized
 from .tokens import TokenRecord, TokenStore
 
 __all__ = [
@@ -76,7 +77,7 @@ class Principal:
     def require_project(self, project_id: str) -> None:
         """Raise ``ProjectNotFound`` (never 403) for a project this caller may not see."""
         if not self.can_see(project_id):
-            raise ProjectNotFound(_project_not_found(project_id))
+            raise ProjectNotVisible(_project_not_found(project_id), project_id)
 
     def require_admin(self) -> None:
         """Raise ``Unauthorized`` without a token and ``Forbidden`` for non-administrators."""

@@ -68,14 +68,14 @@ def _first_start(settings: Any) -> Any:
 
     from .bootstrap import bootstrap
     from .runtime import open_ledger
-    from .store import ServiceStore
+    from .state import open_state_store
     from .tokens import TokenStore
 
     catalog = (
         settings.spark_catalog() if settings.backend == "spark" else open_catalog_from_db(settings.db_path)
     )
     ledger = open_ledger(settings)
-    store = ServiceStore(settings.service_db_path)
+    store = open_state_store(settings.state_store_url, settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
         return bootstrap(

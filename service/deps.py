@@ -10,6 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from .auth import Principal, authenticate
+from .denied_access import ProjectNotVisible
+from .errors import Unauthorized
 from .runtime import Services
 from .settings import Settings
 
@@ -22,6 +24,7 @@ __all__ = [
     "get_principal",
     "get_services",
     "get_settings",
+    "note_denied",
 ]
 
 
@@ -46,11 +49,38 @@ def get_principal(
     services: ServicesDep,
     authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
 ) -> Principal:
-    """Authenticate the bearer token (none: anonymous) and count the request against its rate limit."""
+    """Authenticate the bearer token (none: anonymous) and count the request against its rate limit.
+
+    An address that used up its failed authentications gets 429 for every token, good or bad, until
+    its bucket refills: a guesser learns nothing from the answers.
+    """
     client = request.client.host if request.client else "unknown"
-    principal = authenticate(authorization, services.tokens, client=client)
+    if authorization is not None:
+        services.auth_failures.ensure_open(client)
+    try:
+        principal = authenticate(authorization, services.tokens, client=client)
+    except Unauthorized:
+        services.auth_failures.check(client)
+        raise
+    request.state.principal = principal
     services.rate_check(principal)
     return principal
+
+
+def note_denied(request: Request, exc: Exception) -> None:
+    """Count a denied request (401, 403, or a project the caller may not see) for the audit chain."""
+    status = int(getattr(exc, "status", 0))
+    if status not in (401, 403) and not isinstance(exc, ProjectNotVisible):
+        return
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        return
+    principal: Principal | None = getattr(request.state, "principal", None)
+    client = request.client.host if request.client else "unknown"
+    route = getattr(request.scope.get("route"), "path", None) or "(unknown route)"
+    project = getattr(exc, "project", None) or request.path_params.get("project_id")
+    actor = principal.actor if principal is not None else "anonymous"
+    services.denied.record(actor, client, route, project, status, str(getattr(exc, "code", "")))
 
 
 Caller = Annotated[Principal, Depends(get_principal)]

@@ -20,10 +20,13 @@ from .access_log import AccessLog
 from .applications import ApplicationDesk, ApprovalPolicy
 from .auth import Principal, QuerySlots, RateLimiter, is_loopback_client
 from .catalog_public import catalog_json
+from .denied_access import DeniedAccessLog
 from .engine_adapter import EngineLike, open_engine
 from .orchestration import Orchestrator
+from .permits import PermitRegistry
 from .settings import Settings
-from .store import ServiceStore
+from .state import StateStore, open_state_store
+from .state.rate_limits import StoreRateLimiter
 from .tokens import TokenStore
 
 __all__ = ["Services", "audit_key_for", "open_ledger", "open_services"]
@@ -55,14 +58,17 @@ class Services:
     settings: Settings
     engine: EngineLike
     ledger: Ledger
-    store: ServiceStore
+    store: StateStore
     tokens: TokenStore
     desk: ApplicationDesk
     orchestrator: Orchestrator
-    limiter: RateLimiter
-    public_limiter: RateLimiter
+    limiter: StoreRateLimiter | RateLimiter
+    public_limiter: StoreRateLimiter | RateLimiter
     slots: QuerySlots
     access: AccessLog
+    auth_failures: StoreRateLimiter
+    denied: DeniedAccessLog
+    permits: PermitRegistry
     _catalog_bytes: bytes | None = field(default=None, repr=False)
 
     @property
@@ -96,6 +102,7 @@ class Services:
 
     def close(self) -> None:
         """Write the last access records, then release files and connections."""
+        self.denied.close()
         self.access.close()
         self.engine.close()
         self.ledger.close()
@@ -106,12 +113,14 @@ def open_services(settings: Settings) -> Services:
     """Open the engine on the database and the ledger and service store in the state directory."""
     engine = open_engine(settings)
     ledger = open_ledger(settings)
-    store = ServiceStore(settings.service_db_path)
+    store = open_state_store(settings.state_store_url, settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     tokens = TokenStore(store, env_admin_token=env_admin)
     ttl = dt.timedelta(days=settings.token_ttl_days)
     access = AccessLog(ledger)
     access.start()
+    denied = DeniedAccessLog(access, window=settings.denied_audit_window_seconds)
+    denied.start()
     desk = ApplicationDesk(
         store,
         ledger,
@@ -128,8 +137,19 @@ def open_services(settings: Settings) -> Services:
         tokens=tokens,
         desk=desk,
         orchestrator=Orchestrator(engine, ledger, access if settings.audit_reads else None),
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-        public_limiter=RateLimiter(settings.public_rate_limit_per_second, settings.public_rate_limit_burst),
+        limiter=StoreRateLimiter(store, settings.rate_limit_per_second, settings.rate_limit_burst),
+        public_limiter=StoreRateLimiter(
+            store, settings.public_rate_limit_per_second, settings.public_rate_limit_burst
+        ),
         slots=QuerySlots(settings.max_concurrent_queries, settings.queue_timeout_seconds),
         access=access,
+        auth_failures=StoreRateLimiter(
+            store,
+            settings.auth_failure_rate_per_second,
+            settings.auth_failure_burst,
+            prefix="authfail:",
+            what="failed authentications from this address",
+        ),
+        denied=denied,
+        permits=PermitRegistry(store),
     )

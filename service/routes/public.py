@@ -23,8 +23,9 @@ _JSON_LD = "application/ld+json"
 
 
 @router.get("/health", summary="Liveness")
-def health(services: ServicesDep) -> HealthPublic:
-    """The service is up; which registers it serves and how long the audit chain is."""
+def health(services: ServicesDep, caller: Caller) -> HealthPublic:
+    """The service is up; which registers it serves and how long the audit chain is (rate-limited
+    per client address like every public route)."""
     entries, _ = services.ledger.audit_head()
     return HealthPublic(
         ok=True,
@@ -75,7 +76,7 @@ def transparency(services: ServicesDep, caller: Caller) -> TransparencyPublic:
     entries, head = services.ledger.audit_head()
     return TransparencyPublic(
         generated_at=utcnow(),
-        projects=transparency_projects(services.ledger, services.desk),
+        projects=transparency_projects(services.ledger, services.desk, services.permits, services.tokens),
         registers=[register_public(r) for r in services.ledger.register_caps()],
         ledger=LedgerHeadPublic(entries=entries, head_hash=head),
     )

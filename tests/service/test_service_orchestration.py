@@ -92,6 +92,9 @@ def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngi
     from service.access_log import AccessLog
     from service.applications import ApplicationDesk, ApprovalPolicy
     from service.auth import QuerySlots, RateLimiter
+    from service.denied_access import DeniedAccessLog
+    from service.permits import PermitRegistry
+    from service.state.rate_limits import StoreRateLimiter
     from service.store import ServiceStore
     from service.tokens import TokenStore
 
@@ -114,6 +117,7 @@ def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngi
         catalog.register_names,
         token_ttl=dt.timedelta(days=1),
     )
+    access = AccessLog(ledger)
     services = Services(
         settings=settings,
         engine=engine,
@@ -125,7 +129,10 @@ def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngi
         limiter=RateLimiter(1000, 1000),
         public_limiter=RateLimiter(1000, 1000),
         slots=QuerySlots(4, 10),
-        access=AccessLog(ledger),
+        access=access,
+        auth_failures=StoreRateLimiter(store, 1000, 1000, prefix="authfail:"),
+        denied=DeniedAccessLog(access),
+        permits=PermitRegistry(store),
     )
     yield services, engine
     ledger.store.close()

@@ -1,7 +1,8 @@
-"""Rate limits of requests without a token: per client address, and loopback (the dashboard) trusted.
+"""Rate limits of requests without a token (per client address, loopback included unless trusted
+explicitly), of failed authentications per address, and of the health and public routes.
 
-The app runs in-process on the real dataset, with a tiny anonymous limit (2 at once, then ~none), and
-Starlette's test client presents each request from a chosen client address.
+The app runs in-process on the real dataset, with tiny limits (2 at once, then ~none), and Starlette's
+test client presents each request from a chosen client address.
 """
 
 from __future__ import annotations
@@ -71,11 +72,53 @@ def _statuses(get: Get, count: int, **kwargs: Any) -> list[int]:
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "::1", "::ffff:127.0.0.1"])
-def test_anonymous_loopback_clients_are_not_limited_by_default(
+def test_anonymous_loopback_clients_are_limited_by_default(
     app_with: Callable[..., Callable[[str], Get]], address: str
 ) -> None:
     client_from = app_with()
+    assert _statuses(client_from(address), BURST + 1) == [200] * BURST + [429]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_loopback_exemption_is_an_explicit_opt_in(
+    app_with: Callable[..., Callable[[str], Get]], address: str
+) -> None:
+    client_from = app_with(trust_loopback_anonymous=True)
     assert _statuses(client_from(address), 3 * BURST) == [200] * (3 * BURST)
+
+
+@pytest.mark.parametrize("route", ["/v1/health", "/v1/catalog", "/v1/transparency", "/v1/catalog/dcat"])
+def test_health_and_public_routes_are_limited_per_address(
+    app_with: Callable[..., Callable[[str], Get]], route: str
+) -> None:
+    client_from = app_with()
+    remote = client_from(REMOTE)
+    assert [remote(route).status_code for _ in range(BURST)] == [200] * BURST
+    assert_error(remote(route), 429, "rate_limited")
+    assert client_from(OTHER_REMOTE)(route).status_code == 200
+
+
+def test_failed_authentication_is_limited_per_address(app_with: Callable[..., Callable[[str], Get]]) -> None:
+    """100 bad tokens are not 100 x 401: after the burst every token is refused, even a good one."""
+    client_from = app_with(auth_failure_burst=5, auth_failure_rate_per_second=0.001)
+    guesser = client_from(REMOTE)
+    statuses = [guesser("/v1/me", headers=bearer(f"sst_admin_guess{i}")).status_code for i in range(100)]
+    assert statuses == [401] * 5 + [429] * 95
+    # The guesser learns nothing: the right token is refused too while the address is blocked ...
+    blocked = guesser("/v1/me", headers=bearer(ADMIN_TOKEN))
+    assert_error(blocked, 429, "rate_limited")
+    assert "failed authentications" in blocked.json()["error"]
+    # ... while another address, and loopback, are not affected by it.
+    assert client_from(OTHER_REMOTE)("/v1/me", headers=bearer(ADMIN_TOKEN)).status_code == 200
+    assert client_from("127.0.0.1")("/v1/me", headers=bearer("sst_admin_wrong")).status_code == 401
+
+
+def test_loopback_is_not_exempt_from_the_failed_authentication_limit(
+    app_with: Callable[..., Callable[[str], Get]],
+) -> None:
+    local = app_with(trust_loopback_anonymous=True, auth_failure_burst=3)("127.0.0.1")
+    statuses = [local("/v1/me", headers=bearer("sst_admin_wrong")).status_code for _ in range(5)]
+    assert statuses == [401] * 3 + [429] * 2
 
 
 def test_anonymous_limit_is_per_client_address(app_with: Callable[..., Callable[[str], Get]]) -> None:
@@ -89,15 +132,10 @@ def test_anonymous_limit_is_per_client_address(app_with: Callable[..., Callable[
     assert client_from("127.0.0.1")("/v1/me").status_code == 200  # the dashboard is unaffected
 
 
-def test_loopback_is_limited_when_not_trusted(app_with: Callable[..., Callable[[str], Get]]) -> None:
-    local = app_with(trust_loopback_anonymous=False)("127.0.0.1")
-    assert _statuses(local, BURST + 1) == [200] * BURST + [429]
-
-
 def test_token_holders_on_loopback_keep_their_per_token_limit(
     app_with: Callable[..., Callable[[str], Get]],
 ) -> None:
-    local = app_with()("127.0.0.1")
+    local = app_with(trust_loopback_anonymous=True)("127.0.0.1")
     assert _statuses(local, BURST + 1, headers=bearer(ADMIN_TOKEN)) == [200] * BURST + [429]
     assert local("/v1/me").status_code == 200  # anonymous from the same address: still exempt
     assert local("/v1/me", headers=bearer("sst_admin_wrong")).status_code == 401  # a bad token is no bypass
