@@ -7,24 +7,13 @@ test client presents each request from a chosen client address.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from svc_helpers import ADMIN_TOKEN, assert_error, bearer
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)  # starlette prefers httpx2 for its TestClient
-    from fastapi.testclient import TestClient
-
-from service.app import create_app
 from service.auth import is_loopback_client
-from service.runtime import open_services
-from service.settings import Settings
 
 BURST = 2
 REMOTE = "203.0.113.7"  # TEST-NET-3: a visitor from elsewhere
@@ -33,38 +22,22 @@ OTHER_REMOTE = "198.51.100.20"
 Get = Callable[..., Any]
 
 
-@pytest.fixture
-def app_with(dataset: Path, tmp_path: Path) -> Iterator[Callable[..., Callable[[str], Get]]]:
-    """Build the app with setting overrides; returns ``client_from(address)`` -> a GET function."""
-    opened: list[Any] = []
-    clients = contextlib.ExitStack()
+@pytest.fixture(name="app_with")
+def tiny_limits(app_with: Callable[..., Any]) -> Callable[..., Callable[[str], Get]]:
+    """The in-process app with tiny limits (``BURST`` at once, then ~none); ``client_from(address)``
+    returns a GET function presenting requests from that address."""
 
     def build(**overrides: Any) -> Callable[[str], Get]:
-        settings = Settings(
-            db=dataset,
-            state_dir=tmp_path / f"state-{len(opened)}",
-            admin_token=SecretStr(ADMIN_TOKEN),
-            min_response_seconds=0,
-            public_rate_limit_per_second=0.001,
-            public_rate_limit_burst=BURST,
-            rate_limit_per_second=0.001,
-            rate_limit_burst=BURST,
-            **overrides,
-        )
-        services = open_services(settings)
-        opened.append(services)
-        app = create_app(settings, services=services)
+        limits = {
+            "public_rate_limit_per_second": 0.001,
+            "public_rate_limit_burst": BURST,
+            "rate_limit_per_second": 0.001,
+            "rate_limit_burst": BURST,
+        }
+        app = app_with(**{**limits, **overrides})
+        return lambda address: app.client_from(address).get
 
-        def client_from(address: str) -> Get:
-            client = TestClient(app, client=(address, 50000), raise_server_exceptions=False)
-            return clients.enter_context(client).get  # entered: the app's lifespan runs
-
-        return client_from
-
-    with clients:
-        yield build
-    for services in opened:
-        services.close()
+    return build
 
 
 def _statuses(get: Get, count: int, **kwargs: Any) -> list[int]:
