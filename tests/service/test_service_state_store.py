@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
 
+from budget_ledger.errors import UnsafeStore
 from service.errors import RateLimited
 from service.state import SCHEMA_VERSION, StateSchemaError, StateStore, open_state_store
 from service.state.migrations import MIGRATIONS
@@ -215,3 +216,10 @@ def test_postgres_hosts_starting_together_apply_each_migration_once(
     assert sorted(s.upgraded_from for s in stores) == [0, SCHEMA_VERSION, SCHEMA_VERSION]
     for store in stores:
         store.close()
+
+
+def test_a_postgres_server_that_may_lose_commits_is_refused(postgres_server: TemporaryPostgres) -> None:
+    name = postgres_server.create_database("state_weak")
+    postgres_server.sql(f"ALTER DATABASE {name} SET synchronous_commit = off")
+    with pytest.raises(UnsafeStore, match="synchronous_commit=off"):
+        PostgresStateStore(postgres_server.url(name))
