@@ -1,0 +1,75 @@
+"""Ordered migrations of the service's state, applied once each at start-up, in both dialects.
+
+The version is the ``schema_version`` row of the ``meta`` table. A state directory written before
+versions existed (tables ``meta``, ``tokens`` and ``applications`` but no version) is version 1: the
+tables of migration 1 are exactly the ones that code created. A database newer than this code is
+refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import schema
+from .schema import Dialect, Table
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "StateSchemaError", "apply_migrations"]
+
+VERSION_KEY = "schema_version"
+
+
+class StateSchemaError(RuntimeError):
+    """The state database's schema is newer than this code, or cannot be upgraded."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step: the tables it creates (rendered per dialect)."""
+
+    version: int
+    description: str
+    tables: tuple[Table, ...]
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        """The DDL of this step for ``dialect``."""
+        return [sql for table in self.tables for sql in schema.create_table(table, dialect)]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "meta, tokens and applications", (schema.META, schema.TOKENS, schema.APPLICATIONS)),
+    Migration(2, "shared rate limits and project permits", (schema.RATE_LIMITS, schema.PROJECT_PERMITS)),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+Execute = Callable[[str, Sequence[Any]], Any]
+
+
+def apply_migrations(execute: Execute, dialect: Dialect, *, table_exists: Callable[[str], bool]) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION` inside the caller's (exclusive) transaction.
+
+    Returns the version found before upgrading (0 for an empty database).
+    """
+    for sql in schema.create_table(schema.META, dialect):
+        execute(sql, ())
+    row = execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+    if row is not None:
+        found = int(row[0])
+    else:
+        found = 1 if table_exists("tokens") else 0  # written before versions were recorded
+    if found > SCHEMA_VERSION:
+        raise StateSchemaError(
+            f"The service state has schema version {found}; this sundstat knows versions up to "
+            f"{SCHEMA_VERSION}. Upgrade sundstat on this host."
+        )
+    for migration in MIGRATIONS:
+        if migration.version > found:
+            for sql in migration.statements(dialect):
+                execute(sql, ())
+    if row is None or found < SCHEMA_VERSION:
+        execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (VERSION_KEY, str(SCHEMA_VERSION)),
+        )
+    return found

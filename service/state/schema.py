@@ -1,0 +1,142 @@
+"""The service's tables, declared once and rendered for SQLite and PostgreSQL.
+
+Each table is a list of columns with a portable type (``text``, ``integer``, ``bigint``, ``real``) and
+constraints written in the SQL both databases share; :func:`create_table` renders it for a dialect
+(``real`` is SQLite's 8-byte REAL and PostgreSQL's DOUBLE PRECISION, never the 4-byte ``real``).
+The migrations in :mod:`service.state.migrations` create these tables in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "APPLICATIONS",
+    "META",
+    "PROJECT_PERMITS",
+    "RATE_LIMITS",
+    "TOKENS",
+    "Column",
+    "Dialect",
+    "Index",
+    "Table",
+    "create_index",
+    "create_table",
+]
+
+Dialect = Literal["sqlite", "postgresql"]
+ColumnType = Literal["text", "integer", "bigint", "real"]
+
+_TYPES: dict[Dialect, dict[ColumnType, str]] = {
+    "sqlite": {"text": "TEXT", "integer": "INTEGER", "bigint": "INTEGER", "real": "REAL"},
+    "postgresql": {"text": "TEXT", "integer": "INTEGER", "bigint": "BIGINT", "real": "DOUBLE PRECISION"},
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: name, portable type, and constraints in SQL common to both dialects."""
+
+    name: str
+    type: ColumnType
+    constraints: str = ""
+
+
+@dataclass(frozen=True)
+class Index:
+    """A secondary index."""
+
+    name: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table: columns, table-level CHECKs, secondary indexes."""
+
+    name: str
+    columns: tuple[Column, ...]
+    checks: tuple[str, ...] = ()
+    indexes: tuple[Index, ...] = ()
+
+
+def create_table(table: Table, dialect: Dialect) -> list[str]:
+    """``CREATE TABLE IF NOT EXISTS`` and its indexes, for ``dialect``."""
+    types = _TYPES[dialect]
+    lines = [
+        f"    {c.name} {types[c.type]}{' ' + c.constraints if c.constraints else ''}" for c in table.columns
+    ]
+    lines += [f"    CHECK ({check})" for check in table.checks]
+    body = ",\n".join(lines)
+    statements = [f"CREATE TABLE IF NOT EXISTS {table.name} (\n{body}\n)"]
+    statements += [create_index(table, index) for index in table.indexes]
+    return statements
+
+
+def create_index(table: Table, index: Index) -> str:
+    """``CREATE INDEX IF NOT EXISTS`` (the same text in both dialects)."""
+    return f"CREATE INDEX IF NOT EXISTS {index.name} ON {table.name} ({', '.join(index.columns)})"
+
+
+META = Table(
+    "meta",
+    (Column("key", "text", "PRIMARY KEY"), Column("value", "text", "NOT NULL")),
+)
+"""Service metadata, e.g. ``bootstrapped_at`` and ``schema_version``."""
+
+# The role CHECK lists every token role; a new role is added here and by a migration.
+TOKENS = Table(
+    "tokens",
+    (
+        Column("id", "text", "PRIMARY KEY"),
+        Column("hash", "text", "NOT NULL UNIQUE"),
+        Column("prefix", "text", "NOT NULL"),
+        Column("role", "text", "NOT NULL CHECK (role IN ('admin', 'analyst'))"),
+        Column("project", "text"),
+        Column("name", "text", "NOT NULL"),
+        Column("created_at", "text", "NOT NULL"),
+        Column("created_by", "text", "NOT NULL"),
+        Column("expires_at", "text"),
+        Column("revoked_at", "text"),
+    ),
+    checks=("(role = 'admin') = (project IS NULL)",),
+    indexes=(Index("tokens_project", ("project",)),),
+)
+
+APPLICATIONS = Table(
+    "applications",
+    (
+        Column("id", "text", "PRIMARY KEY"),
+        Column("status_key_hash", "text", "NOT NULL"),
+        Column("body", "text", "NOT NULL"),
+        Column("status", "text", "NOT NULL CHECK (status IN ('pending', 'approved', 'rejected'))"),
+        Column("submitted_at", "text", "NOT NULL"),
+        Column("decided_at", "text"),
+        Column("decided_by", "text"),
+        Column("route", "text"),
+        Column("reason", "text"),
+        Column("project", "text"),
+        Column("granted_epsilon", "real"),
+        Column("granted_delta", "real"),
+        Column("expires", "text"),
+        Column("token_collected", "integer", "NOT NULL DEFAULT 0"),
+    ),
+)
+
+RATE_LIMITS = Table(
+    "rate_limits",
+    (Column("key", "text", "PRIMARY KEY"), Column("tat", "real", "NOT NULL")),
+)
+"""One row per rate-limited key: its theoretical arrival time (GCRA), in Unix seconds."""
+
+PROJECT_PERMITS = Table(
+    "project_permits",
+    (
+        Column("project", "text", "PRIMARY KEY"),
+        Column("permit_id", "text", "NOT NULL UNIQUE"),
+        Column("created_at", "text", "NOT NULL"),
+        Column("created_by", "text", "NOT NULL"),
+    ),
+)
+"""The permit behind each project: the application id, or an administrator-given id."""
