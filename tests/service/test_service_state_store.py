@@ -26,7 +26,7 @@ from service.state.schema import create_table
 from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
 
-UNVERSIONED = Path(__file__).parent / "data" / "service_state_unversioned.sql"
+UNVERSIONED = Path(__file__).parent / "legacy_schemas" / "service_state_unversioned.sql"
 """The exact schema of service.sqlite as written before the state had versions (frozen copy)."""
 
 OpenStore = Callable[[], StateStore]
