@@ -120,9 +120,9 @@ def start_server(
     timeout: float = 90.0,
 ) -> Server:
     """Run ``sundstat serve --no-dashboard [args]`` on ``db`` with a fresh state directory, on a free
-    loopback port, and wait until it answers: generous rate limits (failed authentications included: the
-tests send many bad tokens from 127.0.0.1), no response padding, one engine
-    thread, ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or override variables."""
+    loopback port, and wait until it answers: generous rate limits (failed authentications included:
+    the tests send many bad tokens from 127.0.0.1), no response padding, one engine thread,
+    ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or override variables."""
     port = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     env = {
