@@ -255,6 +255,7 @@ def _create_project(api: Any, a: argparse.Namespace) -> Any:
         expires=a.expires,
         institution=a.institution,
         summary=a.summary,
+        permit_id=a.permit_id,
     )
 
 
@@ -306,6 +307,7 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--expires", help="last day of the permit, YYYY-MM-DD")
     p.add_argument("--institution", default="", help="institution")
     p.add_argument("--summary", default="", help="lay summary")
+    p.add_argument("--permit-id", help="the data permit behind the project (default: a generated id)")
 
     p = add(
         "set-budget",

@@ -54,10 +54,9 @@ def apply_migrations(execute: Execute, dialect: Dialect, *, table_exists: Callab
     for sql in schema.create_table(schema.META, dialect):
         execute(sql, ())
     row = execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
-    if row is not None:
-        found = int(row[0])
-    else:
-        found = 1 if table_exists("tokens") else 0  # written before versions were recorded
+    # Without a version row, a database that has the tokens table was written before versions existed.
+    unversioned = 1 if table_exists("tokens") else 0
+    found = int(row[0]) if row is not None else unversioned
     if found > SCHEMA_VERSION:
         raise StateSchemaError(
             f"The service state has schema version {found}; this sundstat knows versions up to "
