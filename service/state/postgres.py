@@ -99,6 +99,12 @@ class _Pool:
                 con = self._connect()
             try:
                 yield con
+            except psycopg.OperationalError as exc:
+                con.close()
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise LedgerUnavailable(
+                    f"The connection to the service state was lost ({first}); retry shortly."
+                ) from None
             except BaseException:
                 con.close()  # its state is unknown after an error: never reuse it
                 raise

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
 
-from budget_ledger.errors import UnsafeStore
+from budget_ledger.errors import LedgerUnavailable, UnsafeStore
 from service.errors import RateLimited
 from service.state import SCHEMA_VERSION, StateSchemaError, StateStore, open_state_store
 from service.state.migrations import MIGRATIONS
@@ -223,3 +223,19 @@ def test_a_postgres_server_that_may_lose_commits_is_refused(postgres_server: Tem
     postgres_server.sql(f"ALTER DATABASE {name} SET synchronous_commit = off")
     with pytest.raises(UnsafeStore, match="synchronous_commit=off"):
         PostgresStateStore(postgres_server.url(name))
+
+
+def test_a_lost_postgres_session_is_a_retryable_error_and_the_next_call_reconnects(
+    postgres_server: TemporaryPostgres,
+) -> None:
+    url = postgres_server.schema_url()
+    store = PostgresStateStore(url)
+    try:
+        tokens = TokenStore(store)
+        issued = tokens.issue("admin", name="a", ttl=dt.timedelta(days=1))
+        assert postgres_server.terminate_sessions(url) >= 1  # e.g. a database failover
+        with pytest.raises(LedgerUnavailable, match="retry shortly"):
+            tokens.authenticate(issued.token)
+        assert tokens.authenticate(issued.token) is not None
+    finally:
+        store.close()
