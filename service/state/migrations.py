@@ -26,15 +26,18 @@ class StateSchemaError(RuntimeError):
 
 @dataclass(frozen=True)
 class Migration:
-    """One step: the tables it creates (rendered per dialect)."""
+    """One step: the tables it creates, and existing tables it rebuilds from their changed declaration
+    (rows kept; see :func:`service.state.schema.rebuild_table`), rendered per dialect."""
 
     version: int
     description: str
-    tables: tuple[Table, ...]
+    tables: tuple[Table, ...] = ()
+    rebuilt: tuple[Table, ...] = ()
 
     def statements(self, dialect: Dialect) -> list[str]:
         """The DDL of this step for ``dialect``."""
-        return [sql for table in self.tables for sql in schema.create_table(table, dialect)]
+        created = [sql for table in self.tables for sql in schema.create_table(table, dialect)]
+        return created + [sql for table in self.rebuilt for sql in schema.rebuild_table(table, dialect)]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -46,29 +49,36 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 Execute = Callable[[str, Sequence[Any]], Any]
 
 
-def apply_migrations(execute: Execute, dialect: Dialect, *, table_exists: Callable[[str], bool]) -> int:
-    """Bring the schema to :data:`SCHEMA_VERSION` inside the caller's (exclusive) transaction.
+def apply_migrations(
+    execute: Execute,
+    dialect: Dialect,
+    *,
+    table_exists: Callable[[str], bool],
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> int:
+    """Bring the schema to the last of ``migrations`` inside the caller's (exclusive) transaction.
 
     Returns the version found before upgrading (0 for an empty database).
     """
+    newest = migrations[-1].version
     for sql in schema.create_table(schema.META, dialect):
         execute(sql, ())
     row = execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
     # Without a version row, a database that has the tokens table was written before versions existed.
     unversioned = 1 if table_exists("tokens") else 0
     found = int(row[0]) if row is not None else unversioned
-    if found > SCHEMA_VERSION:
+    if found > newest:
         raise StateSchemaError(
             f"The service state has schema version {found}; this sundstat knows versions up to "
-            f"{SCHEMA_VERSION}. Upgrade sundstat on this host."
+            f"{newest}. Upgrade sundstat on this host."
         )
-    for migration in MIGRATIONS:
+    for migration in migrations:
         if migration.version > found:
             for sql in migration.statements(dialect):
                 execute(sql, ())
-    if row is None or found < SCHEMA_VERSION:
+    if row is None or found < newest:
         execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (VERSION_KEY, str(SCHEMA_VERSION)),
+            (VERSION_KEY, str(newest)),
         )
     return found

@@ -8,7 +8,7 @@ The migrations in :mod:`service.state.migrations` create these tables in order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Table",
     "create_index",
     "create_table",
+    "rebuild_table",
 ]
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -74,6 +75,25 @@ def create_table(table: Table, dialect: Dialect) -> list[str]:
     return statements
 
 
+def rebuild_table(table: Table, dialect: Dialect) -> list[str]:
+    """Re-create an existing table from its (changed) declaration, keeping its rows.
+
+    For changes ``ALTER TABLE`` cannot make in SQLite, such as a CHECK that allows a new token role:
+    a new table from the declaration, every row copied (the declaration's columns must all exist in
+    the old table; add new columns with a default in a step of their own), the old table dropped, the
+    new one renamed, its indexes re-created. Run inside the migration's transaction.
+    """
+    staging = replace(table, name=f"{table.name}__rebuild", indexes=())
+    columns = ", ".join(c.name for c in table.columns)
+    return [
+        *create_table(staging, dialect),
+        f"INSERT INTO {staging.name} ({columns}) SELECT {columns} FROM {table.name}",
+        f"DROP TABLE {table.name}",
+        f"ALTER TABLE {staging.name} RENAME TO {table.name}",
+        *(create_index(table, index) for index in table.indexes),
+    ]
+
+
 def create_index(table: Table, index: Index) -> str:
     """``CREATE INDEX IF NOT EXISTS`` (the same text in both dialects)."""
     return f"CREATE INDEX IF NOT EXISTS {index.name} ON {table.name} ({', '.join(index.columns)})"
@@ -85,7 +105,9 @@ META = Table(
 )
 """Service metadata, e.g. ``bootstrapped_at`` and ``schema_version``."""
 
-# The role CHECK lists every token role; a new role is added here and by a migration.
+# The role CHECK lists every token role. A new role is added here (new databases get it from migration
+# 1) and by a migration that rebuilds the table (``Migration(n, ..., rebuilt=(TOKENS,))``) for
+# existing ones.
 TOKENS = Table(
     "tokens",
     (

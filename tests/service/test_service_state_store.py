@@ -11,18 +11,20 @@ import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 from pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
 
 from budget_ledger.errors import LedgerUnavailable, UnsafeStore
 from service.errors import RateLimited
 from service.state import SCHEMA_VERSION, StateSchemaError, StateStore, open_state_store
-from service.state.migrations import MIGRATIONS
+from service.state.migrations import MIGRATIONS, Migration, apply_migrations
 from service.state.postgres import PostgresStateStore
 from service.state.rate_limits import StoreRateLimiter
-from service.state.schema import create_table
+from service.state.schema import TOKENS, create_table
 from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
 
@@ -239,3 +241,45 @@ def test_a_lost_postgres_session_is_a_retryable_error_and_the_next_call_reconnec
         assert tokens.authenticate(issued.token) is not None
     finally:
         store.close()
+
+
+_INSERT_TOKEN = (
+    "INSERT INTO tokens (id, hash, prefix, role, project, name, created_at, created_by) "
+    "VALUES (?, ?, 'sst_', ?, NULL, 'n', '2026-01-01T00:00:00+00:00', 'test')"
+)
+
+
+def test_a_migration_can_extend_the_token_roles_keeping_every_token(open_store: OpenStore) -> None:
+    """How a new token role arrives: the declaration changes and a migration rebuilds the table."""
+    store = open_store()
+    tokens = TokenStore(store)
+    issued = tokens.issue("analyst", name="ana", project="p1", ttl=dt.timedelta(days=1))
+    refused = (sqlite3.IntegrityError, psycopg.errors.CheckViolation)
+    with pytest.raises(refused), store.write() as conn:
+        conn.execute(_INSERT_TOKEN, ("tok_new", "h1", "applicant"))
+
+    role = "NOT NULL CHECK (role IN ('admin', 'analyst', 'applicant'))"
+    extended = replace(
+        TOKENS,
+        columns=tuple(replace(c, constraints=role) if c.name == "role" else c for c in TOKENS.columns),
+        checks=("(role = 'analyst') = (project IS NOT NULL)",),
+    )
+    upgrade = (*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "applicant tokens", rebuilt=(extended,)))
+    with store.write() as conn:
+        found = apply_migrations(conn.execute, store.dialect, table_exists=lambda _: True, migrations=upgrade)
+    assert found == SCHEMA_VERSION and store.get_meta("schema_version") == str(SCHEMA_VERSION + 1)
+
+    kept = tokens.authenticate(issued.token)
+    assert kept is not None and kept.id == issued.record.id and kept.project == "p1"
+    with store.write() as conn:
+        conn.execute(_INSERT_TOKEN, ("tok_new", "h1", "applicant"))
+    with pytest.raises(refused), store.write() as conn:
+        conn.execute(_INSERT_TOKEN, ("tok_bad", "h2", "visitor"))
+    index = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
+        if store.dialect == "sqlite"
+        else "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?"
+    )
+    assert store.read().execute(index, ("tokens_project",)).fetchone() is not None
+    with pytest.raises(StateSchemaError, match="Upgrade sundstat"):
+        open_store()  # a host still on the older sundstat refuses the newer schema
