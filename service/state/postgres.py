@@ -100,18 +100,16 @@ class _Pool:
             try:
                 yield con
             except psycopg.OperationalError as exc:
-                con.close()
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise LedgerUnavailable(
                     f"The connection to the service state was lost ({first}); retry shortly."
                 ) from None
-            except BaseException:
-                con.close()  # its state is unknown after an error: never reuse it
-                raise
-            if con.closed or con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                con.close()
-            else:
-                self._idle.put(con)
+            finally:
+                # Reused only when it is back outside a transaction (after a commit or a rollback).
+                if con.closed or con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    con.close()
+                else:
+                    self._idle.put(con)
         finally:
             self._slots.release()
 
