@@ -835,9 +835,11 @@ def transparency_projects_frame(report: Mapping[str, Any]) -> pd.DataFrame:
         "releases",
         "approval_route",
         "expires",
+        "permit_id",
+        "analysts",
     ]
     records = [
-        {c: (", ".join(p.get(c) or []) if c == "registers" else p.get(c)) for c in columns}
+        {c: (", ".join(p.get(c) or []) if c in ("registers", "analysts") else p.get(c)) for c in columns}
         for p in report.get("projects", [])
     ]
     return pd.DataFrame.from_records(records, columns=columns)

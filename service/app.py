@@ -22,6 +22,7 @@ from budget_ledger import LedgerError
 from query_engine.errors import EngineError
 
 from . import API_VERSION
+from .deps import note_denied
 from .docs_pages import install_docs
 from .errors import ServiceError, StorageUnavailable, error_body
 from .http_guard import MAX_BODY_BYTES, HttpGuard, request_id_of
@@ -77,6 +78,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         status = int(getattr(exc, "status", 500))
         message = str(getattr(exc, "message", None) or exc)
         headers = getattr(exc, "headers", None) if isinstance(exc, ServiceError) else None
+        note_denied(request, exc)
         if status >= 500:
             log.warning(
                 "%s %s -> %s %s [request %s]",

@@ -21,7 +21,6 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -29,10 +28,10 @@ from typing import Any, Literal
 from budget_ledger import Ledger, ProjectSpec
 
 from .approval_policy import ANONYMOUS_REASON, ApprovalPolicy, Submission
-from .approval_quota import ApprovalQuota
+from .approval_quota import ApprovalQuota, lock_quotas
 from .errors import ApplicationNotFound, Conflict, InvalidRequest
 from .identity import Applicant, IdentityRegistry
-from .store import ServiceStore
+from .state import StateConnection, StateStore
 from .tokens import TokenStore, hash_token, issue_audited, utcnow
 
 __all__ = [
@@ -113,7 +112,7 @@ def _ts(text: str | None) -> dt.datetime | None:
     return None if text is None else dt.datetime.fromisoformat(text)
 
 
-def _row_to_application(row: sqlite3.Row) -> Application:
+def _row_to_application(row: Any) -> Application:
     submitted = _ts(row["submitted_at"])
     assert submitted is not None
     return Application(
@@ -159,7 +158,7 @@ def _spec(sub: Submission, *, epsilon: float, delta: float, expires: dt.date) ->
 
 
 def _claim(
-    conn: sqlite3.Connection,
+    conn: StateConnection,
     app_id: str,
     status: Status,
     route: Route,
@@ -194,6 +193,12 @@ def _claim(
     ).rowcount
     if changed != 1:
         raise Conflict(f"Application '{app_id}' was decided meanwhile; a decision cannot be changed.")
+    if status == "approved" and project is not None:
+        # The application is the project's permit (service.permits); the id is unique, so never taken.
+        conn.execute(
+            "INSERT INTO project_permits (project, permit_id, created_at, created_by) VALUES (?, ?, ?, ?)",
+            (project, app_id, utcnow().isoformat(timespec="seconds"), actor),
+        )
 
 
 class ApplicationDesk:
@@ -201,7 +206,7 @@ class ApplicationDesk:
 
     def __init__(
         self,
-        store: ServiceStore,
+        store: StateStore,
         ledger: Ledger,
         tokens: TokenStore,
         policy: ApprovalPolicy,
@@ -264,6 +269,7 @@ class ApplicationDesk:
         spec = _spec(submission, epsilon=submission.epsilon, delta=submission.delta, expires=expires)
         with self._store.write() as conn:
             if applicant is not None and institution_id is not None and not reasons:
+                lock_quotas(conn, self._store.dialect)
                 reasons = self.quota.reasons(
                     conn, now, applicant=applicant.id, institution=institution_id, epsilon=submission.epsilon
                 )
@@ -421,6 +427,7 @@ class ApplicationDesk:
                 "expires = NULL, token_collected = 0, waiting_reasons = ? WHERE id = ?",
                 (json.dumps(reasons), app_id),
             )
+            conn.execute("DELETE FROM project_permits WHERE permit_id = ?", (app_id,))
 
     def _audit_decision(self, application: Application, actor: str) -> None:
         self._ledger.append_event(

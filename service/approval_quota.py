@@ -4,21 +4,33 @@ Within the quota window (``SUNDSTAT_QUOTA_WINDOW_DAYS``, a rolling year by defau
 approved projects of one applicant, of one institution, and of everyone together are limited in number
 (applicant, institution) and in total epsilon (applicant, institution, pool). Epsilons are added as exact
 fractions of the granted floats, as the budget ledger does, so a sum never rounds below a limit. The
-check and the approval it allows happen in one write transaction of the service database
-(:meth:`ApprovalQuota.reasons` is called inside it), so concurrent submissions in several workers
-cannot both take the last unit of a quota.
+check and the approval it allows happen in one write transaction of the service state
+(:meth:`ApprovalQuota.reasons` is called inside it, after :func:`lock_quotas`), so concurrent
+submissions in several workers or on several hosts cannot both take the last unit of a quota.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import dataclass
 from fractions import Fraction
 
 from .settings import Settings
+from .state import Dialect, StateConnection
 
-__all__ = ["ApprovalQuota", "QuotaUsage"]
+__all__ = ["ApprovalQuota", "QuotaUsage", "lock_quotas"]
+
+_QUOTA_LOCK = "sundstat automatic approval quotas"
+
+
+def lock_quotas(conn: StateConnection, dialect: Dialect) -> None:
+    """Serialise quota checks with the approvals they allow, until ``conn``'s transaction ends.
+
+    SQLite's write transaction (``BEGIN IMMEDIATE``) already excludes every other writer; PostgreSQL's
+    ``READ COMMITTED`` does not, so there every quota check takes one transaction-scoped advisory lock.
+    """
+    if dialect == "postgresql":
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (_QUOTA_LOCK,))
 
 
 @dataclass(frozen=True)
@@ -29,7 +41,7 @@ class QuotaUsage:
     epsilon: Fraction
 
 
-def _usage(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> QuotaUsage:
+def _usage(conn: StateConnection, where: str, params: tuple[object, ...]) -> QuotaUsage:
     rows = conn.execute(
         "SELECT granted_epsilon FROM applications WHERE status = 'approved' AND route = 'auto' "
         f"AND submitted_at >= ?{where}",
@@ -70,7 +82,7 @@ class ApprovalQuota:
         return (now - self.window).isoformat()
 
     def usage(
-        self, conn: sqlite3.Connection, now: dt.datetime, *, applicant: str | None, institution: str | None
+        self, conn: StateConnection, now: dt.datetime, *, applicant: str | None, institution: str | None
     ) -> dict[str, QuotaUsage]:
         """Current use of the applicant's and institution's quota and of the pool."""
         since = self._since(now)
@@ -83,7 +95,7 @@ class ApprovalQuota:
 
     def reasons(
         self,
-        conn: sqlite3.Connection,
+        conn: StateConnection,
         now: dt.datetime,
         *,
         applicant: str,

@@ -2,12 +2,12 @@
 
 Roles: ``admin`` (every route), ``analyst`` (one project; other projects look exactly like unknown
 ones), ``applicant`` (submits applications and reads its own; no project) and ``anonymous`` (public
-routes only). Rate limits are token buckets kept in process memory, one bucket per token (or per client
-address without a token); with several workers each worker keeps its own buckets, so the effective limit
-is up to ``workers`` times the setting. Requests without a token from a loopback address (the dashboard
-on the same host, which serves many visitors) may be exempt (``trust_loopback_anonymous``); applications
-never are: :class:`WindowLimiter` counts them per client address, loopback included, with or without a
-token.
+routes only). The service's rate limits are token buckets in the state store
+(:mod:`service.state.rate_limits`), one per token, per client address without a token, per address for
+failed authentications, and per address for applications (loopback included, with or without a token),
+so each holds across workers and hosts; :class:`RateLimiter` here is the in-memory form of the same
+bucket. Requests without a token from a loopback address may be exempted (``trust_loopback_anonymous``,
+off by default).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import ipaddress
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,14 +24,14 @@ from typing import Literal
 
 import anyio
 
-from .errors import Busy, Forbidden, ProjectNotFound, RateLimited, Unauthorized
+from .denied_access import ProjectNotVisible
+from .errors import Busy, Forbidden, RateLimited, Unauthorized
 from .tokens import TokenRecord, TokenStore
 
 __all__ = [
     "Principal",
     "QuerySlots",
     "RateLimiter",
-    "WindowLimiter",
     "authenticate",
     "bearer_token",
     "is_loopback_client",
@@ -81,7 +80,7 @@ class Principal:
     def require_project(self, project_id: str) -> None:
         """Raise ``ProjectNotFound`` (never 403) for a project this caller may not see."""
         if not self.can_see(project_id):
-            raise ProjectNotFound(_project_not_found(project_id))
+            raise ProjectNotVisible(_project_not_found(project_id), project_id)
 
     def require_admin(self) -> None:
         """Raise ``Unauthorized`` without a token and ``Forbidden`` for non-administrators."""
@@ -176,35 +175,6 @@ class RateLimiter:
         """Drop buckets that have refilled completely (they hold no state worth keeping)."""
         full_after = self.burst / self.rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
-
-
-class WindowLimiter:
-    """At most ``limit`` events per key in any ``window`` seconds (a sliding log, exact per worker)."""
-
-    def __init__(self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._events: dict[str, deque[float]] = {}
-
-    def check(self, key: str, what: str) -> None:
-        """Count one event of ``key`` or raise ``RateLimited`` saying when the next one is allowed."""
-        now = self._clock()
-        with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and now - events[0] >= self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                wait = self.window - (now - events[0])
-                raise RateLimited(
-                    f"Too many {what} from your address: the limit is {self.limit} per {self.window:g} s. "
-                    f"Retry in {math.ceil(wait)} s.",
-                    retry_after=wait,
-                )
-            events.append(now)
-            if len(self._events) > 10_000:
-                self._events = {k: v for k, v in self._events.items() if v and now - v[-1] < self.window}
 
 
 class QuerySlots:

@@ -28,7 +28,7 @@ from pathlib import Path
 from budget_ledger import Ledger, ProjectExists, ProjectSpec
 
 from .settings import Settings, SettingsError
-from .store import ServiceStore
+from .state import StateStore
 from .tokens import TokenStore, issue_audited, utcnow
 
 __all__ = [
@@ -64,7 +64,7 @@ class FirstStart:
 
 
 def bootstrap(
-    store: ServiceStore,
+    store: StateStore,
     tokens: TokenStore,
     ledger: Ledger,
     registers: tuple[str, ...],
@@ -77,7 +77,8 @@ def bootstrap(
     now = utcnow().replace(microsecond=0)
     with store.write() as conn:
         claimed = conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (_META_KEY, now.isoformat())
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (_META_KEY, now.isoformat()),
         ).rowcount
     if claimed != 1:
         return FirstStart(False, store.get_meta(_META_KEY) or "", None, tokens.has_env_admin, None, None)

@@ -69,7 +69,7 @@ def _first_start(settings: Any) -> Any:
 
     from .bootstrap import apply_default_caps, bootstrap, cap_warnings, check_auto_approval_caps
     from .runtime import check_ledger_at_start
-    from .store import ServiceStore
+    from .state import open_state_store
     from .tokens import TokenStore
 
     catalog = (
@@ -77,7 +77,7 @@ def _first_start(settings: Any) -> Any:
     )
     ledger, checked = check_ledger_at_start(settings)
     print(checked.describe(), flush=True)
-    store = ServiceStore(settings.service_db_path)
+    store = open_state_store(settings.state_store_url, settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
         apply_default_caps(ledger, catalog.register_names, settings)
@@ -305,6 +305,7 @@ def _create_project(api: Any, a: argparse.Namespace) -> Any:
         expires=a.expires,
         institution=a.institution,
         summary=a.summary,
+        permit_id=a.permit_id,
     )
 
 
@@ -362,6 +363,7 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--expires", help="last day of the permit, YYYY-MM-DD")
     p.add_argument("--institution", default="", help="institution")
     p.add_argument("--summary", default="", help="lay summary")
+    p.add_argument("--permit-id", help="the data permit behind the project (default: a generated id)")
 
     p = add(
         "set-budget",

@@ -277,8 +277,9 @@ class Client:
         expires: dt.date | str | None = None,
         institution: str = "",
         summary: str = "",
+        permit_id: str | None = None,
     ) -> JSON:
-        """``POST /v1/projects`` (admin)."""
+        """``POST /v1/projects`` (admin); without ``permit_id`` the service generates one."""
         body = {
             "id": id,
             "title": title,
@@ -290,6 +291,7 @@ class Client:
             "expires": None if expires is None else str(expires),
             "institution": institution,
             "summary": summary,
+            "permit_id": permit_id,
         }
         result: JSON = self._request("POST", "/v1/projects", json=body)
         return result

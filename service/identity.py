@@ -13,13 +13,12 @@ import datetime as dt
 import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import Conflict, InstitutionNotFound, InvalidRequest, SignInRefused
-from .store import ServiceStore
+from .state import StateStore
 from .tokens import utcnow
 
 __all__ = ["Applicant", "Institution", "IdentityRegistry", "normalise_domain"]
@@ -96,7 +95,7 @@ class Applicant:
         }
 
 
-def _institution(row: sqlite3.Row) -> Institution:
+def _institution(row: Any) -> Institution:
     return Institution(
         id=row["id"],
         name=row["name"],
@@ -107,7 +106,7 @@ def _institution(row: sqlite3.Row) -> Institution:
     )
 
 
-def _applicant(row: sqlite3.Row) -> Applicant:
+def _applicant(row: Any) -> Applicant:
     return Applicant(
         id=row["id"],
         institution=row["institution"],
@@ -122,7 +121,7 @@ def _applicant(row: sqlite3.Row) -> Applicant:
 class IdentityRegistry:
     """Register institutions, and create or find their applicants."""
 
-    def __init__(self, store: ServiceStore) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._store = store
 
     # --- institutions ---------------------------------------------------------------------------
@@ -147,22 +146,21 @@ class IdentityRegistry:
         domains = sorted({normalise_domain(d) for d in email_domains})
         orgs = sorted({o.strip() for o in org_values if o.strip()})
         now = utcnow()
-        try:
-            with self._store.write() as conn:
-                conn.execute(
-                    "INSERT INTO institutions (id, name, oidc_issuer, email_domains, org_values, created_at, "
-                    "created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        institution_id,
-                        name.strip(),
-                        oidc_issuer.rstrip("/") if oidc_issuer else None,
-                        json.dumps(domains),
-                        json.dumps(orgs),
-                        now.isoformat(timespec="seconds"),
-                        actor,
-                    ),
-                )
-        except sqlite3.IntegrityError:
+        with self._store.write() as conn:
+            inserted = conn.execute(
+                "INSERT INTO institutions (id, name, oidc_issuer, email_domains, org_values, created_at, "
+                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    institution_id,
+                    name.strip(),
+                    oidc_issuer.rstrip("/") if oidc_issuer else None,
+                    json.dumps(domains),
+                    json.dumps(orgs),
+                    now.isoformat(timespec="seconds"),
+                    actor,
+                ),
+            ).rowcount
+        if inserted != 1:
             raise Conflict(
                 f"An institution '{institution_id}' exists already; list them with GET /v1/institutions."
             ) from None
@@ -214,15 +212,17 @@ class IdentityRegistry:
         subject: str | None = None,
         actor: str,
     ) -> Applicant:
-        """A new applicant account of an existing institution."""
+        """A new applicant account of an existing institution (for an OpenID Connect subject that has
+        one already: that account)."""
         self.institution(institution_id)
         if not name.strip() or "@" not in email:
             raise InvalidRequest("An applicant needs a name and an e-mail address.")
         applicant_id = "apl_" + secrets.token_hex(6)
         with self._store.write() as conn:
+            # ON CONFLICT: the same subject signing in twice at once gets the one account.
             conn.execute(
                 "INSERT INTO applicants (id, institution, name, email, issuer, subject, created_at, "
-                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     applicant_id,
                     institution_id,
@@ -234,6 +234,13 @@ class IdentityRegistry:
                     actor,
                 ),
             )
+        if issuer is not None and subject is not None:
+            row = (
+                self._store.read()
+                .execute("SELECT * FROM applicants WHERE issuer = ? AND subject = ?", (issuer, subject))
+                .fetchone()
+            )
+            return _applicant(row)
         return self.applicant(applicant_id)
 
     def signed_in(
@@ -250,18 +257,9 @@ class IdentityRegistry:
         )
         if row is not None:
             return _applicant(row)
-        try:
-            return self.create_applicant(
-                institution.id, name=name, email=email, issuer=issuer, subject=subject, actor="oidc"
-            )
-        except sqlite3.IntegrityError:  # the same person signed in twice at once
-            row = (
-                self._store.read()
-                .execute("SELECT * FROM applicants WHERE issuer = ? AND subject = ?", (issuer, subject))
-                .fetchone()
-            )
-            assert row is not None
-            return _applicant(row)
+        return self.create_applicant(
+            institution.id, name=name, email=email, issuer=issuer, subject=subject, actor="oidc"
+        )
 
     def applicant(self, applicant_id: str) -> Applicant:
         """One applicant by id."""

@@ -40,7 +40,7 @@ from joserfc.jws import JWSRegistry
 from .errors import SignInFailed, SignInNotConfigured, SignInUnavailable
 from .identity import Applicant, IdentityRegistry, Institution
 from .settings import Settings
-from .store import ServiceStore
+from .state import StateStore
 from .tokens import utcnow
 
 with warnings.catch_warnings():
@@ -68,7 +68,7 @@ class SignedIn:
 class OidcSignIn:
     """Start and finish sign-ins at the configured provider; one per worker (it caches the metadata)."""
 
-    def __init__(self, settings: Settings, store: ServiceStore, registry: IdentityRegistry) -> None:
+    def __init__(self, settings: Settings, store: StateStore, registry: IdentityRegistry) -> None:
         self._settings = settings
         self._store = store
         self._registry = registry
@@ -172,9 +172,8 @@ class OidcSignIn:
     def _take_login(self, state: str) -> tuple[str, str, str | None]:
         """The nonce, code verifier and wanted institution of a pending sign-in, removed (used once)."""
         with self._store.write() as conn:
-            row = conn.execute("SELECT * FROM oidc_logins WHERE state = ?", (state,)).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM oidc_logins WHERE state = ?", (state,))
+            # One statement: of two finishes of one sign-in (on any hosts), only one gets the row.
+            row = conn.execute("DELETE FROM oidc_logins WHERE state = ? RETURNING *", (state,)).fetchone()
         if row is None or utcnow() - dt.datetime.fromisoformat(row["created_at"]) > LOGIN_LIFETIME:
             raise SignInFailed(
                 "This sign-in has expired or was completed already. Start again at /v1/auth/login."

@@ -28,15 +28,18 @@ from query_engine.spec import ProjectContext, Query
 
 from .access_log import AccessLog
 from .applications import ApplicationDesk, ApprovalPolicy, ApprovalQuota
-from .auth import Principal, QuerySlots, RateLimiter, WindowLimiter, is_loopback_client
+from .auth import Principal, QuerySlots, RateLimiter, is_loopback_client
 from .catalog_public import catalog_json
+from .denied_access import DeniedAccessLog
 from .engine_adapter import EngineLike, open_engine
 from .identity import IdentityRegistry
 from .oidc import OidcSignIn
 from .orchestration import Orchestrator
+from .permits import PermitRegistry
 from .response_time import ResponseTimeModel
 from .settings import Settings
-from .store import ServiceStore
+from .state import StateStore, open_state_store
+from .state.rate_limits import StoreRateLimiter, StoreWindowLimiter
 from .tokens import TokenStore
 
 __all__ = [
@@ -93,17 +96,20 @@ class Services:
     settings: Settings
     engine: EngineLike
     ledger: Ledger
-    store: ServiceStore
+    store: StateStore
     tokens: TokenStore
     desk: ApplicationDesk
     identity: IdentityRegistry
     sign_in: OidcSignIn
     orchestrator: Orchestrator
-    limiter: RateLimiter
-    public_limiter: RateLimiter
-    application_limiter: WindowLimiter
+    limiter: StoreRateLimiter | RateLimiter
+    public_limiter: StoreRateLimiter | RateLimiter
+    application_limiter: StoreWindowLimiter
     slots: QuerySlots
     access: AccessLog
+    auth_failures: StoreRateLimiter
+    denied: DeniedAccessLog
+    permits: PermitRegistry
     _catalog_bytes: bytes | None = field(default=None, repr=False)
 
     @property
@@ -132,7 +138,7 @@ class Services:
 
     def application_rate_check(self, principal: Principal) -> None:
         """Count one application from the caller's address; no address is exempt, loopback included."""
-        self.application_limiter.check(f"addr:{principal.client}", "applications")
+        self.application_limiter.check(f"addr:{principal.client}")
 
     def audit(self, kind: str, project: str, principal: Principal, **details: Any) -> None:
         """Record a request that touched a project in the audit chain (when ``audit_reads`` is on)."""
@@ -141,6 +147,7 @@ class Services:
 
     def close(self) -> None:
         """Write the last access records, then release files and connections."""
+        self.denied.close()
         self.access.close()
         self.engine.close()
         self.ledger.close()
@@ -178,12 +185,14 @@ def open_services(settings: Settings) -> Services:
     if settings.backend == "duckdb" and settings.response_ladder_steps is not None:
         warm_up(engine)
     ledger = open_ledger(settings)
-    store = ServiceStore(settings.service_db_path)
+    store = open_state_store(settings.state_store_url, settings.service_db_path)
     env_admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     tokens = TokenStore(store, env_admin_token=env_admin)
     ttl = dt.timedelta(days=settings.token_ttl_days)
     access = AccessLog(ledger)
     access.start()
+    denied = DeniedAccessLog(access, window=settings.denied_audit_window_seconds)
+    denied.start()
     identity = IdentityRegistry(store)
     desk = ApplicationDesk(
         store,
@@ -211,9 +220,26 @@ def open_services(settings: Settings) -> Services:
             timing=response_time_model(settings),
             max_releases_per_day=settings.max_releases_per_day,
         ),
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-        public_limiter=RateLimiter(settings.public_rate_limit_per_second, settings.public_rate_limit_burst),
-        application_limiter=WindowLimiter(settings.application_rate_limit_per_minute, 60.0),
+        limiter=StoreRateLimiter(store, settings.rate_limit_per_second, settings.rate_limit_burst),
+        public_limiter=StoreRateLimiter(
+            store, settings.public_rate_limit_per_second, settings.public_rate_limit_burst
+        ),
+        application_limiter=StoreWindowLimiter(
+            store,
+            settings.application_rate_limit_per_minute,
+            60.0,
+            prefix="applications:",
+            what="applications from your address",
+        ),
         slots=QuerySlots(settings.max_concurrent_queries, settings.queue_timeout_seconds),
         access=access,
+        auth_failures=StoreRateLimiter(
+            store,
+            settings.auth_failure_rate_per_second,
+            settings.auth_failure_burst,
+            prefix="authfail:",
+            what="failed authentications from this address",
+        ),
+        denied=denied,
+        permits=PermitRegistry(store),
     )

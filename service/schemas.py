@@ -7,9 +7,9 @@ The query body is the engine's own ``Query`` model; the release and preview bodi
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from query_engine.release import Preview, Release
 from query_engine.spec import Query
@@ -140,6 +140,20 @@ class BudgetPublic(BaseModel):
     spends: int
 
 
+def _each_once(registers: list[str]) -> list[str]:
+    """Refuse a register named twice: a permit lists each register once."""
+    seen: set[str] = set()
+    for name in registers:
+        if name in seen:
+            raise ValueError(f"'{name}' is listed more than once; name each register once")
+        seen.add(name)
+    return registers
+
+
+RegisterList = Annotated[list[str], Field(min_length=1, max_length=20), AfterValidator(_each_once)]
+"""The registers of a project or an application: at least one, each named once."""
+
+
 class ProjectCreateRequest(BaseModel):
     """Body of POST /v1/projects (administrators)."""
 
@@ -148,13 +162,23 @@ class ProjectCreateRequest(BaseModel):
     id: str = Field(min_length=1, max_length=64, examples=["diabetes-2026"])
     title: str = Field(min_length=1, max_length=300)
     purpose: Purpose
-    registers: list[str] = Field(min_length=1, max_length=20)
+    registers: RegisterList
     mode: Literal["pure", "zcdp"] = "pure"
     epsilon: float = Field(ge=0, allow_inf_nan=False)
     delta: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
-    expires: dt.date | None = None
+    expires: dt.date | None = Field(
+        default=None, description="The permit's last day; unset: permit_default_days from today."
+    )
     institution: str = Field(default="", max_length=300)
     summary: str = Field(default="", max_length=5000)
+    permit_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
+        description="The data permit behind the project (e.g. the permit authority's case number); "
+        "unset: a generated id.",
+    )
 
 
 class ProjectPublic(BaseModel):
@@ -170,6 +194,7 @@ class ProjectPublic(BaseModel):
     expires: dt.date | None
     created_at: str
     budget: BudgetPublic
+    permit_id: str | None = Field(default=None, description="The permit behind the project.")
 
 
 class BudgetUpdateRequest(BaseModel):
@@ -296,7 +321,7 @@ class ApplicationRequest(BaseModel):
     purpose: Purpose
     institution: str = Field(min_length=1, max_length=300)
     summary: str = Field(min_length=1, max_length=5000, description="A lay summary of the project.")
-    registers: list[str] = Field(min_length=1, max_length=20)
+    registers: RegisterList
     epsilon: float = Field(gt=0, le=100, allow_inf_nan=False)
     delta: float = Field(default=0.0, ge=0, lt=1e-3, allow_inf_nan=False)
     duration_days: int = Field(ge=1, le=3650)
@@ -386,6 +411,8 @@ class TransparencyProjectPublic(BaseModel):
     releases: int
     approval_route: Literal["auto", "admin"]
     decision_seconds: float | None
+    permit_id: str = Field(description="The permit behind the project: its application id or the given id.")
+    analysts: list[str] = Field(description="The names of the project's active analyst tokens.")
 
 
 class LedgerHeadPublic(BaseModel):

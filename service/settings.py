@@ -128,7 +128,9 @@ class Settings(BaseSettings):
 
     # --- limits -------------------------------------------------------------------------------
     rate_limit_per_second: float = Field(
-        default=20.0, gt=0, description="Sustained requests per second per token (token bucket, per worker)."
+        default=20.0,
+        gt=0,
+        description="Sustained requests per second per token (one limit across workers and hosts).",
     )
     rate_limit_burst: int = Field(default=60, ge=1, description="Burst size of the per-token rate limit.")
     public_rate_limit_per_second: float = Field(
@@ -138,9 +140,9 @@ class Settings(BaseSettings):
         default=30, ge=1, description="Burst size of the per-address rate limit for requests without a token."
     )
     trust_loopback_anonymous: bool = Field(
-        default=True,
-        description="Requests without a token from a loopback address (the dashboard on this host) are not "
-        "rate-limited; turn off if a proxy on this host forwards without X-Forwarded-For.",
+        default=False,
+        description="Set to 1 to exempt requests without a token from a loopback address (a dashboard on "
+        "this host serving many visitors) from the per-address limit; failed authentications stay limited.",
     )
     max_concurrent_queries: int = Field(
         default=4, ge=1, description="Queries executing at once per worker; more wait in line."
@@ -194,6 +196,31 @@ class Settings(BaseSettings):
     def response_ladder_steps(self) -> tuple[float, ...] | None:
         """The ladder's rungs in seconds, or None when fixed response times are off."""
         return parse_ladder(self.response_ladder)
+
+    # Shared service state -----------------------------------------------------------------------
+    state_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://... for the service state (tokens, applications, permits, rate limits); "
+        "unset: the PostgreSQL ledger URL when there is one, else service.sqlite in the state dir.",
+    )
+    auth_failure_rate_per_second: float = Field(
+        default=0.05,
+        gt=0,
+        description="Sustained failed authentications per second per client address (then 429).",
+    )
+    auth_failure_burst: int = Field(
+        default=10, ge=1, description="Failed authentications a client address may make at once."
+    )
+    denied_audit_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Denied requests (401, 403, another project's 404) are chained as one record per "
+        "actor, route and project per this many seconds, with a count.",
+    )
+    permit_default_days: int = Field(
+        default=365, ge=1, description="Expiry of a project created without one, in days from its creation."
+    )
 
     # --- engine -------------------------------------------------------------------------------
     small_cell_threshold: int = Field(
@@ -306,7 +333,8 @@ class Settings(BaseSettings):
     application_rate_limit_per_minute: int = Field(
         default=10,
         ge=1,
-        description="Applications per minute from one client address, loopback included (per worker).",
+        description="Applications per minute from one client address, loopback included (shared by every "
+        "worker and host, like the other rate limits).",
     )
 
     # --- first start --------------------------------------------------------------------------
@@ -315,7 +343,7 @@ class Settings(BaseSettings):
     )
     demo_epsilon: float = Field(default=2.0, gt=0, description="Pure-DP budget of the demo project.")
 
-    @field_validator("ledger_url", mode="before")
+    @field_validator("ledger_url", "state_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -411,6 +439,14 @@ class Settings(BaseSettings):
         return self.state_dir / "service.sqlite"
 
     @property
+    def state_store_url(self) -> str | None:
+        """The PostgreSQL URL of the service state, or None for service.sqlite in the state dir."""
+        from .state import state_url
+
+        explicit = self.state_url.get_secret_value() if self.state_url else None
+        return state_url(explicit, self.ledger_url.get_secret_value() if self.ledger_url else None)
+
+    @property
     def audit_key_path(self) -> Path:
         """The 0600 audit key file used when ``SUNDSTAT_AUDIT_KEY`` is unset."""
         return self.state_dir / "audit.key"
@@ -483,6 +519,11 @@ def check_serving(settings: Settings, *, need_db: bool = True) -> None:
         problems.append(
             "SUNDSTAT_LEDGER_URL (--ledger-url) must be a postgresql://user:password@host/db URL; unset it to "
             "keep the ledger in ledger.sqlite in the state directory."
+        )
+    if settings.state_url is not None and not is_postgres_url(settings.state_url.get_secret_value()):
+        problems.append(
+            "SUNDSTAT_STATE_URL must be a postgresql://user:password@host/db URL; unset it to keep the "
+            "service state with the ledger (PostgreSQL) or in service.sqlite in the state directory."
         )
     if not _is_loopback(settings.host) and not settings.allow_public_bind:
         problems.append(

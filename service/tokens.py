@@ -13,14 +13,14 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from budget_ledger import Ledger
 
 from .errors import TokenNotFound
-from .store import ServiceStore
+from .permits import ttl_within_permit
+from .state import StateStore
 
 __all__ = [
     "ENV_ADMIN_TOKEN_ID",
@@ -95,7 +95,7 @@ class IssuedToken:
     record: TokenRecord
 
 
-def _record(row: sqlite3.Row) -> TokenRecord:
+def _record(row: Any) -> TokenRecord:
     created_at = _parse(row["created_at"])
     assert created_at is not None
     return TokenRecord(
@@ -115,7 +115,7 @@ def _record(row: sqlite3.Row) -> TokenRecord:
 class TokenStore:
     """Issue, authenticate, list and revoke tokens."""
 
-    def __init__(self, store: ServiceStore, *, env_admin_token: str | None = None) -> None:
+    def __init__(self, store: StateStore, *, env_admin_token: str | None = None) -> None:
         self._store = store
         self._env_admin_hash = hash_token(env_admin_token) if env_admin_token else None
 
@@ -241,7 +241,12 @@ def issue_audited(
     ttl: dt.timedelta,
     actor: str,
 ) -> IssuedToken:
-    """Issue a token and chain a ``token_issued`` event (its id, never the token) in the audit chain."""
+    """Issue a token and chain a ``token_issued`` event (its id, never the token) in the audit chain.
+
+    A project's token ends no later than the project's permit (its expiry day, UTC).
+    """
+    if project is not None:
+        ttl = ttl_within_permit(ledger.get_project(project).expires, ttl, utcnow())
     issued = tokens.issue(role, name=name, project=project, applicant=applicant, ttl=ttl, created_by=actor)
     event = {"project": project, "token_id": issued.record.id, "name": name, "role": role}
     if applicant is not None:

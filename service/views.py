@@ -8,6 +8,7 @@ from typing import Any
 from budget_ledger import BudgetStatus, Ledger, Project, RegisterStatus, VerifyReport
 
 from .applications import Application, ApplicationDesk, Submission
+from .permits import PermitRegistry
 from .schemas import (
     ApplicationPublic,
     BudgetPublic,
@@ -18,7 +19,7 @@ from .schemas import (
     TransparencyProjectPublic,
     VerifyPublic,
 )
-from .tokens import IssuedToken, TokenRecord, utcnow
+from .tokens import IssuedToken, TokenRecord, TokenStore, utcnow
 
 __all__ = [
     "POPULATION_PROMISE",
@@ -136,11 +137,22 @@ def application_public(
     )
 
 
-def transparency_projects(ledger: Ledger, desk: ApplicationDesk) -> list[TransparencyProjectPublic]:
-    """Every project with its permit, budget, spend and how it was approved."""
+def transparency_projects(
+    ledger: Ledger, desk: ApplicationDesk, permits: PermitRegistry, tokens: TokenStore
+) -> list[TransparencyProjectPublic]:
+    """Every project with its permit (id, named analysts), budget, spend and how it was approved."""
     by_project = desk.by_project()
+    projects = ledger.list_projects()
+    permit_ids = permits.for_projects(
+        {p.id: by_project[p.id].id if p.id in by_project else None for p in projects}
+    )
+    now = utcnow()
+    analysts: dict[str, set[str]] = {}
+    for token in tokens.list():
+        if token.role == "analyst" and token.project is not None and token.is_active(now):
+            analysts.setdefault(token.project, set()).add(token.name)
     out: list[TransparencyProjectPublic] = []
-    for project in ledger.list_projects():
+    for project in projects:
         budget = budget_public(ledger.budget(project.id))
         app = by_project.get(project.id)
         out.append(
@@ -153,6 +165,8 @@ def transparency_projects(ledger: Ledger, desk: ApplicationDesk) -> list[Transpa
                 releases=len(ledger.list_releases(project.id)),
                 approval_route=app.route if app is not None and app.route is not None else "admin",
                 decision_seconds=None if app is None else app.decision_seconds,
+                permit_id=permit_ids[project.id],
+                analysts=sorted(analysts.get(project.id, ())),
             )
         )
     return out

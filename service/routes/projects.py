@@ -6,6 +6,7 @@ one. Administrator-only routes answer 403 to analysts whatever the project.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from budget_ledger.accounting import budget_status
 
 from ..deps import Admin, ServicesDep, SettingsDep, TokenHolder
 from ..errors import InvalidRequest
+from ..permits import PERMIT_RECORDED, new_permit_id
 from ..schemas import (
     BudgetPublic,
     BudgetUpdateRequest,
@@ -26,6 +28,7 @@ from ..schemas import (
     TokenIssuedPublic,
     TokenPublic,
 )
+from ..tokens import utcnow
 from ..views import budget_public, project_public, token_public
 from .common import ERRORS, issue_token
 
@@ -47,12 +50,31 @@ def list_projects(services: ServicesDep, caller: TokenHolder) -> list[ProjectPub
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project (admin)")
-def create_project(body: ProjectCreateRequest, services: ServicesDep, admin: Admin) -> ProjectPublic:
-    """Create a project with its permit (purpose, registers, expiry) and budget; the mode is fixed."""
+def create_project(
+    body: ProjectCreateRequest, services: ServicesDep, settings: SettingsDep, admin: Admin
+) -> ProjectPublic:
+    """Create a project with its permit (id, purpose, registers, expiry) and budget; the mode is fixed."""
     services.desk.check_registers(body.registers)
-    spec = ProjectSpec(**body.model_dump(exclude={"registers"}), registers=tuple(body.registers))
-    project = services.ledger.create_project(spec, actor=admin.actor)
-    return project_public(project, services.ledger.budget(project.id))
+    expires = body.expires or (utcnow() + dt.timedelta(days=settings.permit_default_days)).date()
+    spec = ProjectSpec(
+        **body.model_dump(exclude={"registers", "permit_id", "expires"}),
+        registers=tuple(body.registers),
+        expires=expires,
+    )
+    permit_id = body.permit_id or new_permit_id()
+    claimed = services.permits.claim(spec.id, permit_id, admin.actor)
+    try:
+        project = services.ledger.create_project(spec, actor=admin.actor)
+    except Exception:
+        if claimed:
+            services.permits.release(spec.id, permit_id)
+        raise
+    services.ledger.append_event(
+        PERMIT_RECORDED, {"project": project.id, "permit_id": permit_id}, admin.actor
+    )
+    return project_public(project, services.ledger.budget(project.id)).model_copy(
+        update={"permit_id": permit_id}
+    )
 
 
 @router.get("/{project_id}", summary="A project")

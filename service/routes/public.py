@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from .. import API_VERSION
 from ..catalog_public import catalog_dcat
-from ..deps import Caller, ServicesDep
+from ..deps import Caller, HealthCaller, ServicesDep
 from ..schemas import HealthPublic, LedgerHeadPublic, TransparencyPublic, WhoAmIPublic
 from ..storage_errors import storage_problem
 from ..tokens import utcnow
@@ -24,9 +24,10 @@ _JSON_LD = "application/ld+json"
 
 
 @router.get("/health", summary="Liveness")
-def health(services: ServicesDep) -> HealthPublic:
+def health(services: ServicesDep, caller: HealthCaller) -> HealthPublic:
     """The service is up; which registers it serves, how long the audit chain is, and whether the state
-    directory can take a write (``status: degraded``, ``storage: unavailable`` when it cannot)."""
+    directory can take a write (``status: degraded``, ``storage: unavailable`` when it cannot);
+    rate-limited per client address like every public route."""
     entries, _ = services.ledger.audit_head()
     problem = storage_problem(services.settings.state_dir)
     return HealthPublic(
@@ -80,7 +81,7 @@ def transparency(services: ServicesDep, caller: Caller) -> TransparencyPublic:
     entries, head = services.ledger.audit_head()
     return TransparencyPublic(
         generated_at=utcnow(),
-        projects=transparency_projects(services.ledger, services.desk),
+        projects=transparency_projects(services.ledger, services.desk, services.permits, services.tokens),
         registers=[register_public(r) for r in services.ledger.register_caps()],
         promise=POPULATION_PROMISE,
         ledger=LedgerHeadPublic(entries=entries, head_hash=head),

@@ -58,6 +58,8 @@ FAMILIES = {
         "releases",
         "approval_route",
         "expires",
+        "permit_id",
+        "analysts",
     ),
 }
 

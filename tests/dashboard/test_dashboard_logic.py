@@ -535,11 +535,22 @@ def test_application_body_is_trimmed() -> None:
 
 def test_transparency_frames() -> None:
     report = {
-        "projects": [{"id": "p", "registers": ["cpr", "lpr"], "epsilon_spent": 0.1, "releases": 2}],
+        "projects": [
+            {
+                "id": "p",
+                "registers": ["cpr", "lpr"],
+                "epsilon_spent": 0.1,
+                "releases": 2,
+                "permit_id": "SDS-1",
+                "analysts": ["Dr. Jensen", "Dr. Nielsen"],
+            }
+        ],
         "registers": [{"register": "cpr", "rho_spent": 0.005, "spends": 1}],
     }
     projects = logic.transparency_projects_frame(report)
     assert projects.loc[0, "registers"] == "cpr, lpr" and projects.loc[0, "releases"] == 2
+    assert projects.loc[0, "permit_id"] == "SDS-1"
+    assert projects.loc[0, "analysts"] == "Dr. Jensen, Dr. Nielsen"
     assert logic.transparency_registers_frame(report).loc[0, "rho_spent"] == 0.005
 
 

@@ -122,10 +122,11 @@ def start_server(
     port: int | None = None,
 ) -> Server:
     """Run ``sundstat serve --no-dashboard [args]`` on ``db`` with a fresh state directory, on a free
-    loopback port (or ``port``), and wait until it answers: generous rate limits (applications too), no
-    response padding and no fixed response times, one engine thread, ``admin_token`` as
-    ``SUNDSTAT_ADMIN_TOKEN``; ``settings`` add or override variables; ``prefix`` is a command that runs
-    the server (e.g. in its own mount namespace)."""
+    loopback port (or ``port``), and wait until it answers: generous rate limits (applications and
+    failed authentications too: the tests send many bad tokens from 127.0.0.1), no response padding and
+    no fixed response times, one engine thread, ``admin_token`` as ``SUNDSTAT_ADMIN_TOKEN``;
+    ``settings`` add or override variables; ``prefix`` is a command that runs the server (e.g. in its
+    own mount namespace)."""
     port = port or free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     env = {
@@ -137,6 +138,8 @@ def start_server(
         "SUNDSTAT_PUBLIC_RATE_LIMIT_PER_SECOND": "5000",
         "SUNDSTAT_PUBLIC_RATE_LIMIT_BURST": "5000",
         "SUNDSTAT_APPLICATION_RATE_LIMIT_PER_MINUTE": "5000",
+        "SUNDSTAT_AUTH_FAILURE_RATE_PER_SECOND": "5000",
+        "SUNDSTAT_AUTH_FAILURE_BURST": "5000",
         "SUNDSTAT_ENGINE_THREADS": "1",
         **(settings or {}),
     }

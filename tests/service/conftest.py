@@ -8,13 +8,18 @@ one per session, shared with those tests), started only by tests that ask for it
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
+import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from svc_helpers import (
     ADMIN_TOKEN,
     ProjectAccess,
@@ -128,3 +133,47 @@ def make_applicant(http: httpx.Client, admin_headers: dict[str, str]) -> Callabl
         return bearer(issued.json()["token"])
 
     return make
+
+
+@dataclass
+class InProcess:
+    """The app in this process on a fresh state directory: its services and test clients that present
+    their requests from a chosen client address."""
+
+    services: Any
+    client_from: Callable[[str], Any]
+
+
+@pytest.fixture
+def app_with(dataset: Path, tmp_path: Path) -> Iterator[Callable[..., InProcess]]:
+    """Build the app in-process with setting overrides (no response padding, the test admin token)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # starlette prefers httpx2 for its TestClient
+        from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.runtime import open_services
+    from service.settings import Settings
+
+    opened: list[Any] = []
+    clients = contextlib.ExitStack()
+
+    def build(**overrides: Any) -> InProcess:
+        options: dict[str, Any] = {"admin_token": SecretStr(ADMIN_TOKEN), "min_response_seconds": 0}
+        settings = Settings(
+            db=dataset, state_dir=tmp_path / f"state-{len(opened)}", **{**options, **overrides}
+        )
+        services = open_services(settings)
+        opened.append(services)
+        app = create_app(settings, services=services)
+
+        def client_from(address: str) -> Any:
+            client = TestClient(app, client=(address, 50000), raise_server_exceptions=False)
+            return clients.enter_context(client)  # entered: the app's lifespan runs
+
+        return InProcess(services, client_from)
+
+    with clients:
+        yield build
+    for services in opened:
+        services.close()

@@ -351,12 +351,21 @@ def test_register_not_permitted(http: httpx.Client, make_project: Callable[..., 
     assert http.get(f"/v1/projects/{project.id}/budget", headers=project.headers).json()["spends"] == 0
 
 
-def test_permit_expired(http: httpx.Client, make_project: Callable[..., ProjectAccess]) -> None:
-    project = make_project(1.0, expires="2020-01-01")
-    body = assert_error(
-        http.post("/v1/queries", json=count_query(project.id), headers=project.headers), 403, "permit_expired"
-    )
-    assert "2020-01-01" in body["error"]
+def test_permit_expired(http: httpx.Client, admin_headers: dict[str, str]) -> None:
+    """No token outlives its permit: none is issued for an expired one, and queries are refused."""
+    body = {
+        "id": "expired-permit",
+        "title": "Ended",
+        "purpose": "research",
+        "registers": ["cpr"],
+        "epsilon": 1,
+    }
+    created = http.post("/v1/projects", json={**body, "expires": "2020-01-01"}, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    issued = http.post("/v1/projects/expired-permit/tokens", json={"name": "late"}, headers=admin_headers)
+    assert "2020-01-01" in assert_error(issued, 403, "permit_expired")["error"]
+    refused = http.post("/v1/queries", json=count_query("expired-permit"), headers=admin_headers)
+    assert "2020-01-01" in assert_error(refused, 403, "permit_expired")["error"]
 
 
 def test_budget_exceeded_says_the_numbers(

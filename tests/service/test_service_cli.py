@@ -71,8 +71,11 @@ def test_admin_commands_against_the_server(server: Server, capsys: pytest.Captur
         "1.5",
         "--expires",
         "2099-01-01",
+        "--permit-id",
+        f"SDS-{project}",
     )
     assert isinstance(created, dict) and created["budget"]["epsilon_total"] == 1.5
+    assert created["permit_id"] == f"SDS-{project}"
     budget = _admin(server, capsys, "set-budget", project, "--epsilon", "2", "--reason", "more")
     assert isinstance(budget, dict) and budget["epsilon_total"] == 2.0
     token = _admin(server, capsys, "create-token", project, "--name", "cli analyst")

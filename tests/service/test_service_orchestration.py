@@ -91,9 +91,12 @@ def catalog() -> Catalog:
 def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngine]]:
     from service.access_log import AccessLog
     from service.applications import ApplicationDesk, ApprovalPolicy
-    from service.auth import QuerySlots, RateLimiter, WindowLimiter
+    from service.auth import QuerySlots, RateLimiter
+    from service.denied_access import DeniedAccessLog
     from service.identity import IdentityRegistry
     from service.oidc import OidcSignIn
+    from service.permits import PermitRegistry
+    from service.state.rate_limits import StoreRateLimiter, StoreWindowLimiter
     from service.store import ServiceStore
     from service.tokens import TokenStore
 
@@ -116,6 +119,7 @@ def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngi
         catalog.register_names,
         token_ttl=dt.timedelta(days=1),
     )
+    access = AccessLog(ledger)
     services = Services(
         settings=settings,
         engine=engine,
@@ -128,9 +132,12 @@ def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngi
         orchestrator=Orchestrator(engine, ledger),
         limiter=RateLimiter(1000, 1000),
         public_limiter=RateLimiter(1000, 1000),
-        application_limiter=WindowLimiter(1000, 60),
+        application_limiter=StoreWindowLimiter(store, 1000, 60),
         slots=QuerySlots(4, 10),
-        access=AccessLog(ledger),
+        access=access,
+        auth_failures=StoreRateLimiter(store, 1000, 1000, prefix="authfail:"),
+        denied=DeniedAccessLog(access),
+        permits=PermitRegistry(store),
     )
     yield services, engine
     ledger.store.close()

@@ -1,29 +1,19 @@
-"""Rate limits of requests without a token: per client address, and loopback (the dashboard) trusted.
+"""Rate limits of requests without a token (per client address, loopback included unless trusted
+explicitly), of failed authentications per address, and of the health and public routes.
 
-The app runs in-process on the real dataset, with a tiny anonymous limit (2 at once, then ~none), and
-Starlette's test client presents each request from a chosen client address.
+The app runs in-process on the real dataset, with tiny limits (2 at once, then ~none), and Starlette's
+test client presents each request from a chosen client address.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from svc_helpers import ADMIN_TOKEN, assert_error, bearer
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)  # starlette prefers httpx2 for its TestClient
-    from fastapi.testclient import TestClient
-
-from service.app import create_app
 from service.auth import is_loopback_client
-from service.runtime import open_services
-from service.settings import Settings
 
 BURST = 2
 REMOTE = "203.0.113.7"  # TEST-NET-3: a visitor from elsewhere
@@ -32,38 +22,22 @@ OTHER_REMOTE = "198.51.100.20"
 Get = Callable[..., Any]
 
 
-@pytest.fixture
-def app_with(dataset: Path, tmp_path: Path) -> Iterator[Callable[..., Callable[[str], Get]]]:
-    """Build the app with setting overrides; returns ``client_from(address)`` -> a GET function."""
-    opened: list[Any] = []
-    clients = contextlib.ExitStack()
+@pytest.fixture(name="app_with")
+def tiny_limits(app_with: Callable[..., Any]) -> Callable[..., Callable[[str], Get]]:
+    """The in-process app with tiny limits (``BURST`` at once, then ~none); ``client_from(address)``
+    returns a GET function presenting requests from that address."""
 
     def build(**overrides: Any) -> Callable[[str], Get]:
-        settings = Settings(
-            db=dataset,
-            state_dir=tmp_path / f"state-{len(opened)}",
-            admin_token=SecretStr(ADMIN_TOKEN),
-            min_response_seconds=0,
-            public_rate_limit_per_second=0.001,
-            public_rate_limit_burst=BURST,
-            rate_limit_per_second=0.001,
-            rate_limit_burst=BURST,
-            **overrides,
-        )
-        services = open_services(settings)
-        opened.append(services)
-        app = create_app(settings, services=services)
+        limits = {
+            "public_rate_limit_per_second": 0.001,
+            "public_rate_limit_burst": BURST,
+            "rate_limit_per_second": 0.001,
+            "rate_limit_burst": BURST,
+        }
+        app = app_with(**{**limits, **overrides})
+        return lambda address: app.client_from(address).get
 
-        def client_from(address: str) -> Get:
-            client = TestClient(app, client=(address, 50000), raise_server_exceptions=False)
-            return clients.enter_context(client).get  # entered: the app's lifespan runs
-
-        return client_from
-
-    with clients:
-        yield build
-    for services in opened:
-        services.close()
+    return build
 
 
 def _statuses(get: Get, count: int, **kwargs: Any) -> list[int]:
@@ -71,11 +45,53 @@ def _statuses(get: Get, count: int, **kwargs: Any) -> list[int]:
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "::1", "::ffff:127.0.0.1"])
-def test_anonymous_loopback_clients_are_not_limited_by_default(
+def test_anonymous_loopback_clients_are_limited_by_default(
     app_with: Callable[..., Callable[[str], Get]], address: str
 ) -> None:
     client_from = app_with()
+    assert _statuses(client_from(address), BURST + 1) == [200] * BURST + [429]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_loopback_exemption_is_an_explicit_opt_in(
+    app_with: Callable[..., Callable[[str], Get]], address: str
+) -> None:
+    client_from = app_with(trust_loopback_anonymous=True)
     assert _statuses(client_from(address), 3 * BURST) == [200] * (3 * BURST)
+
+
+@pytest.mark.parametrize("route", ["/v1/health", "/v1/catalog", "/v1/transparency", "/v1/catalog/dcat"])
+def test_health_and_public_routes_are_limited_per_address(
+    app_with: Callable[..., Callable[[str], Get]], route: str
+) -> None:
+    client_from = app_with()
+    remote = client_from(REMOTE)
+    assert [remote(route).status_code for _ in range(BURST)] == [200] * BURST
+    assert_error(remote(route), 429, "rate_limited")
+    assert client_from(OTHER_REMOTE)(route).status_code == 200
+
+
+def test_failed_authentication_is_limited_per_address(app_with: Callable[..., Callable[[str], Get]]) -> None:
+    """100 bad tokens are not 100 x 401: after the burst every token is refused, even a good one."""
+    client_from = app_with(auth_failure_burst=5, auth_failure_rate_per_second=0.001)
+    guesser = client_from(REMOTE)
+    statuses = [guesser("/v1/me", headers=bearer(f"sst_admin_guess{i}")).status_code for i in range(100)]
+    assert statuses == [401] * 5 + [429] * 95
+    # The guesser learns nothing: the right token is refused too while the address is blocked ...
+    blocked = guesser("/v1/me", headers=bearer(ADMIN_TOKEN))
+    assert_error(blocked, 429, "rate_limited")
+    assert "failed authentications" in blocked.json()["error"]
+    # ... while another address, and loopback, are not affected by it.
+    assert client_from(OTHER_REMOTE)("/v1/me", headers=bearer(ADMIN_TOKEN)).status_code == 200
+    assert client_from("127.0.0.1")("/v1/me", headers=bearer("sst_admin_wrong")).status_code == 401
+
+
+def test_loopback_is_not_exempt_from_the_failed_authentication_limit(
+    app_with: Callable[..., Callable[[str], Get]],
+) -> None:
+    local = app_with(trust_loopback_anonymous=True, auth_failure_burst=3)("127.0.0.1")
+    statuses = [local("/v1/me", headers=bearer("sst_admin_wrong")).status_code for _ in range(5)]
+    assert statuses == [401] * 3 + [429] * 2
 
 
 def test_anonymous_limit_is_per_client_address(app_with: Callable[..., Callable[[str], Get]]) -> None:
@@ -89,15 +105,10 @@ def test_anonymous_limit_is_per_client_address(app_with: Callable[..., Callable[
     assert client_from("127.0.0.1")("/v1/me").status_code == 200  # the dashboard is unaffected
 
 
-def test_loopback_is_limited_when_not_trusted(app_with: Callable[..., Callable[[str], Get]]) -> None:
-    local = app_with(trust_loopback_anonymous=False)("127.0.0.1")
-    assert _statuses(local, BURST + 1) == [200] * BURST + [429]
-
-
 def test_token_holders_on_loopback_keep_their_per_token_limit(
     app_with: Callable[..., Callable[[str], Get]],
 ) -> None:
-    local = app_with()("127.0.0.1")
+    local = app_with(trust_loopback_anonymous=True)("127.0.0.1")
     assert _statuses(local, BURST + 1, headers=bearer(ADMIN_TOKEN)) == [200] * BURST + [429]
     assert local("/v1/me").status_code == 200  # anonymous from the same address: still exempt
     assert local("/v1/me", headers=bearer("sst_admin_wrong")).status_code == 401  # a bad token is no bypass
