@@ -132,9 +132,12 @@ class ValueSpec:
 
     @property
     def magnitude_units(self) -> int:
-        """ceil(max(|lo|, |hi|) / resolution): the most one row adds to a fixed-point sum."""
+        """ceil(max(|lo|, |hi|) / resolution), at least 1: the most one row adds to a fixed-point sum.
+
+        At least 1 so that bounds such as [0, 0] still give a sensitivity OpenDP accepts.
+        """
         magnitude = max(abs(_exact(self.lo)), abs(_exact(self.hi)))
-        return math.ceil(magnitude / _exact(self.resolution))
+        return max(1, math.ceil(magnitude / _exact(self.resolution)))
 
 
 @dataclass(frozen=True)
