@@ -35,6 +35,7 @@ from .mechanisms import (
     split_loss,
     total_loss,
 )
+from .person_grain import check_person_grain
 from .plan import Plan, plan_query
 from .release import Preview, Release, make_preview, make_release, mechanism_label
 from .settings import EngineSettings
@@ -106,7 +107,10 @@ class Engine:
 
     @classmethod
     def open(cls, db_path: str | Path, settings: EngineSettings | None = None) -> Engine:
-        """Open a database built by ``sundstat build``; the catalog is read from the database."""
+        """Open a database built by ``sundstat build``; the catalog is read from the database.
+
+        Refuses (``PersonGrainViolated``) a database whose person-grain registers repeat a person.
+        """
         settings = settings or EngineSettings()
         backend = DuckDBBackend(
             db_path,
@@ -116,6 +120,7 @@ class Engine:
         )
         try:
             catalog = Catalog.loads(backend.read_catalog_json())
+            check_person_grain(backend, catalog)
         except Exception:
             backend.close()
             raise
