@@ -13,11 +13,14 @@
     │   ├── TooManyGroupColumns       too_many_group_columns
     │   ├── TooManyCells              too_many_cells
     │   ├── LossOutOfRange            loss_out_of_range
+    │   │   └── LossTooSmall          loss_too_small (below the minimum loss per query)
     │   ├── LossNotAllowed            loss_not_allowed (rho in a pure project)
     │   ├── ColumnNotQueryable        column_not_queryable (keys and identifiers)
     │   ├── InvalidBounding           invalid_bounding (max_groups/max_rows beyond the catalog)
     │   ├── FixedPointOverflow        fixed_point_overflow (plan-time sum overflow check)
     │   └── UnsupportedQuery          unsupported_query
+    ├── PersonGrainViolated           503  person_grain_violated: a person-grain register holds
+    │                                      several rows of one person; the engine refuses to open
     ├── ExecutionFailed               503  execution_failed (never carries data-derived text)
     │   └── QueryTimeout              504  query_timeout
     └── EngineInternalError           500  internal_error: a bug, never a release
@@ -40,6 +43,8 @@ __all__ = [
     "InvalidOperator",
     "LossNotAllowed",
     "LossOutOfRange",
+    "LossTooSmall",
+    "PersonGrainViolated",
     "PrivacyInvariantError",
     "PrivateKeysNeedDelta",
     "QueryError",
@@ -108,6 +113,12 @@ class LossOutOfRange(QueryError):
     code = "loss_out_of_range"
 
 
+class LossTooSmall(LossOutOfRange):
+    """The loss is below the minimum per query (a floor against near-free repeated queries)."""
+
+    code = "loss_too_small"
+
+
 class UnsupportedQuery(QueryError):
     code = "unsupported_query"
 
@@ -149,3 +160,13 @@ class InvalidBounding(QueryError):
 
 class FixedPointOverflow(QueryError):
     code = "fixed_point_overflow"
+
+
+class PersonGrainViolated(EngineError):
+    """A register declared person grain has more than one row for some person: nothing is served.
+
+    The message names the register and the number of such persons, never a person.
+    """
+
+    code = "person_grain_violated"
+    status = 503

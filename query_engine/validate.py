@@ -20,6 +20,7 @@ from .errors import (
     InvalidOperator,
     LossNotAllowed,
     LossOutOfRange,
+    LossTooSmall,
     PrivateKeysNeedDelta,
     QueryError,
     TooManyCells,
@@ -149,18 +150,9 @@ def _check_loss(query: Query, context: ProjectContext, settings: EngineSettings)
                 "zcdp mode; give epsilon or target_ci instead.",
                 stage=_STAGE,
             )
-        if not 0 < query.rho <= settings.max_rho:
-            raise LossOutOfRange(
-                f"The privacy loss rho = {query.rho} is outside the per-query range (0, {settings.max_rho}]; "
-                f"give a rho above 0 and at most {settings.max_rho}.",
-                stage=_STAGE,
-            )
-    if query.epsilon is not None and not 0 < query.epsilon <= settings.max_epsilon:
-        raise LossOutOfRange(
-            f"The privacy loss epsilon = {query.epsilon} is outside the per-query range "
-            f"(0, {settings.max_epsilon}]; give an epsilon above 0 and at most {settings.max_epsilon}.",
-            stage=_STAGE,
-        )
+        _check_stated_loss("rho", query.rho, settings.min_rho, settings.max_rho)
+    if query.epsilon is not None:
+        _check_stated_loss("epsilon", query.epsilon, settings.min_epsilon, settings.max_epsilon)
     if query.target_ci is not None:
         if not query.target_ci > 0:
             raise LossOutOfRange(
@@ -174,6 +166,24 @@ def _check_loss(query: Query, context: ProjectContext, settings: EngineSettings)
                 "data); give epsilon or rho instead.",
                 stage=_STAGE,
             )
+
+
+def _check_stated_loss(name: str, value: float, minimum: float, maximum: float) -> None:
+    """A stated epsilon or rho must lie in [minimum, maximum]; a positive one below is ``LossTooSmall``."""
+    if minimum <= value <= maximum:
+        return
+    allowed = f"[{minimum:g}, {maximum:g}]"
+    if 0 < value < minimum:
+        raise LossTooSmall(
+            f"The privacy loss {name} = {value:g} is below the minimum per query, {minimum:g}; give a "
+            f"{name} in {allowed} (every query is charged at least the minimum).",
+            stage=_STAGE,
+        )
+    raise LossOutOfRange(
+        f"The privacy loss {name} = {value:g} is outside the per-query range {allowed}; give a {name} "
+        f"of at least {minimum:g} and at most {maximum:g}.",
+        stage=_STAGE,
+    )
 
 
 def _grain_register(query: Query, catalog: Catalog) -> Register:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from query_engine.release import Preview, Release
-from query_engine.spec import Query
+from query_engine.spec import FiniteNumber, Query
 
 from .settings import EHDS_PURPOSES
 
@@ -81,12 +81,12 @@ class SqlRequest(BaseModel):
 
     project: str = Field(min_length=1, max_length=200)
     sql: str = Field(min_length=1, max_length=20_000)
-    epsilon: float | None = Field(default=None, allow_inf_nan=False)
-    rho: float | None = Field(default=None, allow_inf_nan=False)
-    target_ci: float | None = Field(default=None, allow_inf_nan=False)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    max_groups: int | None = Field(default=None, ge=1)
-    max_rows: int | None = Field(default=None, ge=1)
+    epsilon: FiniteNumber | None = None
+    rho: FiniteNumber | None = None
+    target_ci: FiniteNumber | None = None
+    confidence: FiniteNumber = Field(default=0.95, ge=0.5, le=0.999999)
+    max_groups: StrictInt | None = Field(default=None, ge=1)
+    max_rows: StrictInt | None = Field(default=None, ge=1)
 
 
 class PreviewPublic(Preview):
