@@ -6,6 +6,7 @@ from typing import NoReturn
 
 from sqlglot import exp
 
+from ..suggest import did_you_mean
 from .errors import (
     SqlAmbiguousColumn,
     SqlColumnNotQueryable,
@@ -13,7 +14,7 @@ from .errors import (
     SqlUnknownColumn,
     SqlUnknownRegister,
 )
-from .nodes import did_you_mean, name_of
+from .nodes import name_of
 from .scope import Ref, Scope, Table
 
 __all__ = ["derived_hint", "is_person_key", "resolve", "table_for"]

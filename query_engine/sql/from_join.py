@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
+from ..suggest import did_you_mean
 from .errors import SqlSyntaxError, SqlUnknownRegister
-from .nodes import did_you_mean, flatten_and, name_of, unparen
+from .nodes import flatten_and, name_of, unparen
 from .scope import Scope, Table
 from .text import DIALECT
 

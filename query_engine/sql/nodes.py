@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Sequence
 
 from sqlglot import exp
 
@@ -14,7 +12,6 @@ __all__ = [
     "NUMBER",
     "Value",
     "describe",
-    "did_you_mean",
     "flatten",
     "flatten_and",
     "is_aggregate",
@@ -93,11 +90,3 @@ def describe(node: exp.Expr) -> str:
     if isinstance(node, exp.Case):
         return "CASE"
     return f"expression {node.sql(dialect=DIALECT)!r}"
-
-
-def did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in candidates}
-        close = [lowered[m] for m in difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.6)]
-    return " Did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
