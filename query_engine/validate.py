@@ -7,9 +7,8 @@ catalog's names and keys). All errors carry ``stage="validate"``.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from .catalog import Catalog, Column, KeySet, Register
@@ -33,6 +32,7 @@ from .errors import (
 from .mechanisms import quantile_fraction
 from .settings import EngineSettings
 from .spec import Condition, ProjectContext, Query
+from .suggest import did_you_mean
 
 __all__ = ["TypedValue", "cell_count", "resolve_column", "typed_value", "validate"]
 
@@ -67,7 +67,7 @@ def resolve_column(catalog: Catalog, qualified: str) -> tuple[Register, Column]:
     if not register.has_column(column_name):
         queryable = [c.name for c in register.columns if c.queryable]
         raise UnknownColumn(
-            f"Unknown column {column_name!r} in register {register.name}.{_did_you_mean(column_name, queryable)}"
+            f"Unknown column {column_name!r} in register {register.name}.{did_you_mean(column_name, queryable)}"
             f" Columns of {register.name}: {', '.join(queryable)}.",
             stage=_STAGE,
         )
@@ -122,24 +122,11 @@ def typed_value(column: Column, value: Any, what: str) -> TypedValue:
 def _register(catalog: Catalog, name: str) -> Register:
     if not catalog.has_register(name):
         raise UnknownRegister(
-            f"Unknown register {name!r}.{_did_you_mean(name, catalog.register_names)}"
+            f"Unknown register {name!r}.{did_you_mean(name, catalog.register_names)}"
             f" Registers: {', '.join(catalog.register_names)}.",
             stage=_STAGE,
         )
     return catalog.register(name)
-
-
-def _did_you_mean(word: str, candidates: Sequence[Any]) -> str:
-    texts = [str(c) for c in candidates]
-    close = difflib.get_close_matches(str(word), texts, n=3, cutoff=0.6)
-    if not close and len(texts) < 5_000:
-        lowered = {t.lower(): t for t in texts}
-        close = [
-            lowered[m] for m in difflib.get_close_matches(str(word).lower(), list(lowered), n=3, cutoff=0.6)
-        ]
-    if not close:
-        return ""
-    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 def _check_loss(query: Query, context: ProjectContext, settings: EngineSettings) -> None:
@@ -364,7 +351,7 @@ def _check_condition(condition: Condition, catalog: Catalog) -> None:
                 f"A prefix on {name} must not be empty; give the start of a code, e.g. 'E11'.", stage=_STAGE
             )
         if keyset is not None and not any(str(k).startswith(prefix) for k in keyset.values):
-            suggestion = _did_you_mean(prefix, _prefixes(keyset, len(prefix))) or _LOOK_UP
+            suggestion = did_you_mean(prefix, _prefixes(keyset, len(prefix))) or _LOOK_UP
             raise ValueOutsideDomain(f"No code of {name} starts with {prefix!r}.{suggestion}", stage=_STAGE)
         return
     if op == "between" and values[0] > values[1]:  # type: ignore[operator]
@@ -377,7 +364,7 @@ def _check_condition(condition: Condition, catalog: Catalog) -> None:
         if op in _EQUALITY_OPS:
             for value in values:
                 if value not in keyset:
-                    suggestion = _did_you_mean(str(value), keyset.values) or _LOOK_UP
+                    suggestion = did_you_mean(str(value), keyset.values) or _LOOK_UP
                     raise ValueOutsideDomain(
                         f"The value {value!r} is not a key of {name} (key set {keyset.name}).{suggestion}",
                         stage=_STAGE,

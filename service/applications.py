@@ -16,7 +16,6 @@ name and e-mail are kept in the service database only, never in the append-only 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import hmac
 import json
 import re
@@ -27,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from budget_ledger import Ledger, ProjectSpec
+from query_engine.suggest import did_you_mean
 
 from .approval_policy import ANONYMOUS_REASON, ApprovalPolicy, Submission
 from .approval_quota import ApprovalQuota
@@ -226,8 +226,7 @@ class ApplicationDesk:
         """Raise ``InvalidRequest`` (with a did-you-mean) for a register the catalog does not have."""
         for name in registers:
             if name not in self._known_registers:
-                close = difflib.get_close_matches(name, self._known_registers, n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(name, self._known_registers, limit=1)
                 raise InvalidRequest(
                     f"Unknown register '{name}'.{hint} Registers: {', '.join(self._known_registers)}."
                 )

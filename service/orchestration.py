@@ -36,7 +36,6 @@ from budget_ledger import (
     StoredRelease,
     UnknownProject,
 )
-from budget_ledger.accounting import budget_status
 from query_engine.errors import EngineError, QueryError
 from query_engine.plan import Plan
 from query_engine.spec import ProjectContext, Query
@@ -78,7 +77,7 @@ def _served(release: StoredRelease, project: Project) -> dict[str, Any]:
     """A stored release as returned again: ``cached: true`` and the project's budget now."""
     body: dict[str, Any] = json.loads(release.release_json)
     body["cached"] = True
-    body["budget"] = budget_status(project.id, project.limits, project.totals).to_public()
+    body["budget"] = project.status().to_public()
     return body
 
 
@@ -185,7 +184,7 @@ class Orchestrator:
         context = _context(project)
         preview = self._engine.preview(query, context)
         body: dict[str, Any] = preview.model_dump(mode="json")
-        body["budget"] = budget_status(project.id, project.limits, project.totals).to_public()
+        body["budget"] = project.status().to_public()
         body["response_seconds"] = (
             self._rung(self._engine.cost(query, context).plan) if self._timing is not None else None
         )

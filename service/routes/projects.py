@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 
 from budget_ledger import ProjectSpec
-from budget_ledger.accounting import budget_status
 
 from ..deps import Admin, ServicesDep, SettingsDep, TokenHolder
 from ..errors import InvalidRequest
@@ -43,7 +42,7 @@ def list_projects(services: ServicesDep, caller: TokenHolder) -> list[ProjectPub
     visible = [p for p in services.ledger.list_projects() if caller.can_see(p.id)]
     for project in visible:
         services.audit("project_read", project.id, caller, what="listing")
-    return [project_public(p, budget_status(p.id, p.limits, p.totals)) for p in visible]
+    return [project_public(p, p.status()) for p in visible]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project (admin)")

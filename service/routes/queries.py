@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from query_engine.spec import Query
-from query_engine.sql_dialect import sql_to_query
+from query_engine.sql import sql_to_query
 
 from ..auth import Principal
 from ..deps import ServicesDep, TokenHolder

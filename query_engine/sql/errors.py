@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from .errors import ColumnNotQueryable, QueryError, UnknownColumn, UnknownRegister, ValueOutsideDomain
+from ..errors import ColumnNotQueryable, QueryError, UnknownColumn, UnknownRegister, ValueOutsideDomain
 
 __all__ = [
     "SqlAmbiguousColumn",
