@@ -115,6 +115,7 @@ def fraction_from_text(text: str) -> Fraction:
 
 _ROUNDING = {"nearest": ROUND_HALF_EVEN, "up": ROUND_CEILING, "down": ROUND_FLOOR}
 _SAME = Fraction(1, 10**6)  # a decimal within a millionth (relative) of the amount stands for it
+_FLOAT_NOISE = Fraction(1, 10**15)  # below a double's precision
 _MAX_DIGITS = 15
 
 
@@ -137,6 +138,11 @@ def format_amount(
         return "0"
     shown = Decimal(0)
     for digits in range(1, _MAX_DIGITS + 1):
+        # A budget of 0.3 typed as a float is kept as 0.29999999999999998...: below float precision the
+        # nearest decimal is what was meant, in either direction.
+        shown = _significant(exact, digits, ROUND_HALF_EVEN)
+        if abs(Fraction(shown) - exact) <= abs(exact) * _FLOAT_NOISE:
+            break
         shown = _significant(exact, digits, _ROUNDING[rounding])
         if abs(Fraction(shown) - exact) <= abs(exact) * _SAME:
             break
