@@ -42,6 +42,7 @@ from .sql_errors import (
     SqlColumnNotQueryable,
     SqlError,
     SqlPosition,
+    SqlRegisterNotLoaded,
     SqlSyntaxError,
     SqlTooDeep,
     SqlUnknownColumn,
@@ -49,6 +50,7 @@ from .sql_errors import (
     SqlValueError,
     UnsupportedSql,
 )
+from .validate import not_loaded_message
 
 __all__ = ["DIALECT", "MAX_SQL_CHARS", "MAX_SQL_CONDITIONS", "MAX_SQL_DEPTH", "sql_to_query"]
 
@@ -738,6 +740,9 @@ class _Translator:
         if alias is not None and alias.args.get("columns"):
             self.refuse_node(alias, "column aliases", "column aliases on a table are not supported.")
         name = _name(node.this)
+        if name in self.catalog.absent_registers:
+            message = not_loaded_message(self.catalog, name)
+            self.refuse(self.text.offset(node), "table", message, SqlRegisterNotLoaded)
         if not self.catalog.has_register(name):
             self.refuse(
                 self.text.offset(node),

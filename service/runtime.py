@@ -194,6 +194,7 @@ def open_services(settings: Settings) -> Services:
         token_ttl=ttl,
         quota=ApprovalQuota.from_settings(settings),
         identity=identity,
+        absent_registers=engine.catalog.absent_registers,
     )
     return Services(
         settings=settings,
