@@ -160,17 +160,30 @@ def preview_facts(
         "fit_problem": None if cached else problem,
         "warnings": [],
     }
+    notes = list(body.get("notes", []))
     if cached:
-        facts["notes"] = [
-            *body.get("notes", []),
-            "Free: this exact query is stored; running it returns the stored release and spends nothing.",
-        ]
+        notes.append(
+            "Free: this exact query is stored; running it returns the stored release and spends nothing."
+        )
+    facts["notes"] = notes
     if plan is None:
         return facts
     reference = reference_count(plan, catalog, declared_persons)
     facts["reference_count"] = reference
+    half = body.get("expected_half_width")
+    if plan.measure in ("count_persons", "count_rows") and half is not None and not plan.partition_selection:
+        unit = "persons" if plan.measure == "count_persons" else "rows"
+        notes.append(
+            f"Each cell's count is known to within ±{format_number(half)} {unit}: a cell with fewer cannot be "
+            "told from an empty one."
+        )
     if plan.measure == "mean":
         facts.update(_mean_facts(body, plan, reference))
+        notes.append(
+            f"expected_half_width assumes {format_number(round(reference))} rows per cell (the declared register "
+            "size spread evenly over the cells, before any filter); filtered cells hold fewer rows and get wider "
+            "intervals: see mean_half_width_by_count for the count you expect."
+        )
     warning = _warning({**body, **facts}, plan, reference)
     if warning is not None:
         facts["warnings"].append(warning)

@@ -77,6 +77,7 @@ def test_mean_preview_states_its_half_width_as_a_function_of_the_count(
     assert body["reference_count"] == reference
     assert body["expected_half_width"] is not None and 0 < body["expected_half_width"] <= widths[-2]
     assert body["warnings"] == []
+    assert any("expected_half_width assumes" in note for note in body["notes"])  # the assumption is stated
 
 
 def test_a_too_wide_interval_is_warned_about(
@@ -85,6 +86,8 @@ def test_a_too_wide_interval_is_warned_about(
     access = make_project(5.0)
     fine = _preview(http, access, _count(access.id, 1.0))
     assert fine["warnings"] == []
+    half = int(fine["expected_half_width"])
+    assert f"Each cell's count is known to within ±{half} persons" in " ".join(fine["notes"])
     wide = _preview(http, access, _count(access.id, 0.01, ["cpr.municipality", "cpr.age_band_5", "cpr.sex"]))
     assert wide["expected_half_width"] > wide["reference_count"] / 10
     (warning,) = wide["warnings"]
