@@ -199,8 +199,9 @@ class Orchestrator:
         if not cached:
             try:
                 self._check_permit(project, cost, dt.datetime.now(dt.UTC).date())
+                self._check_release_limit(project, cost.query_hash)
                 problem = fit_problem(project, self._ledger.register_caps(), cost.registers, cost.charge)
-            except (PermitExpired, RegisterNotPermitted) as exc:
+            except (PermitExpired, RegisterNotPermitted, DailyReleaseLimit) as exc:
                 problem = exc.message
         body.update(
             preview_facts(

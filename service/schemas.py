@@ -109,8 +109,8 @@ class PreviewPublic(Preview):
     )
     fits: bool | None = Field(
         default=None,
-        description="Whether running it now fits the project's budget, its permit and every touched "
-        "register's cap (always true when cached).",
+        description="Whether running it now fits the project's budget, its permit, its daily release limit "
+        "and every touched register's cap (always true when cached).",
     )
     fit_problem: str | None = Field(
         default=None, description="When it does not fit: the refusal a run would get, with the numbers."
