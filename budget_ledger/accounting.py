@@ -235,9 +235,10 @@ def _refuse(
     remaining = max(remaining, ZERO)
     need = asked or f"{measure} {format_amount(requested, rounding='up')}"
     short = format_amount(requested - remaining, rounding="up")
+    left = format_amount(remaining, rounding="down")
     raise BudgetExceeded(
-        f"This query needs {need} but project '{project_id}' has {format_amount(remaining, rounding='down')} "
-        f"left{left_also} ({short} short). {advice}",
+        f"This query needs {need} but project '{project_id}' has {f'{measure} ' if asked else ''}{left} left "
+        f"({short} short){left_also}. {advice}",
         project_id=project_id,
         measure=measure,
         requested=requested,
@@ -285,8 +286,8 @@ def admit_project(project_id: str, limits: BudgetLimits, totals: Totals, charge:
                 f"{format_amount(floor_sqrt(2 * left), rounding='down')}; lower the query's loss {more}",
                 asked=counted_as_rho(charge),
                 left_also=(
-                    f" as rho, that is epsilon {format_amount(epsilon_at(left, limits.delta_conversion), rounding='down')}"
-                    f" of its epsilon {format_amount(limits.epsilon)} at delta {format_amount(limits.delta)}"
+                    f"; that is epsilon {format_amount(epsilon_at(left, limits.delta_conversion), rounding='down')}"
+                    f" left of its budget epsilon {format_amount(limits.epsilon)} at delta {format_amount(limits.delta)}"
                 ),
             )
     if totals.delta + charge.delta > limits.delta_thresholding:

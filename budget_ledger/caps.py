@@ -172,17 +172,18 @@ def admit_register(
             remaining = max(cap_value - spent, ZERO)
             need = f"{measure} {_show(requested, up=True)}"
             left = _show(remaining)
+            also = ""
             if measure == "rho":
                 need = counted_as_rho(charge)
                 left = f"rho {left}"
                 if cap.delta_conversion is not None and cap.epsilon_requested is not None:
-                    left += (
-                        f", that is epsilon {_show(epsilon_at(remaining, cap.delta_conversion))} of the cap "
+                    also = (
+                        f"; that is epsilon {_show(epsilon_at(remaining, cap.delta_conversion))} left of the cap "
                         f"epsilon {_show(cap.epsilon_requested, up=True)} at delta {_show(cap.delta_requested, up=True)}"
                     )
             raise RegisterCapExceeded(
                 f"This query needs {need} on register '{register}', whose global cap across all projects "
-                f"has {left} left ({_show(requested - remaining, up=True)} short). The cap protects everyone "
+                f"has {left} left ({_show(requested - remaining, up=True)} short){also}. The cap protects everyone "
                 f"in '{register}'; a query with a smaller loss may still fit, otherwise an administrator "
                 "decides on the cap.",
                 project_id=project_id,

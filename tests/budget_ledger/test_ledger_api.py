@@ -339,7 +339,11 @@ def test_zcdp_refusal_names_rho_and_the_epsilon_still_possible(ledger: Ledger) -
     message = info.value.message
     assert "needs epsilon 1 (counted as rho 0.5 = epsilon^2/2)" in message
     # What is left is said in the unit the budget was set in too.
-    assert re.search(r"left as rho, that is epsilon [0-9.]+ of its epsilon 1 at delta 1e-6", message), message
+    assert re.search(
+        r"has rho [0-9.e-]+ left \([0-9.e-]+ short\); that is epsilon [0-9.e-]+ left of its budget "
+        r"epsilon 1 at delta 1e-6\.",
+        message,
+    ), message
     assert info.value.remaining == rho_total and info.value.shortfall == Fraction(1, 2) - rho_total
     largest = float(re.search(r"epsilon up to ([0-9.e-]+)", message).group(1))  # type: ignore[union-attr]
     assert largest == pytest.approx((2 * float(rho_total)) ** 0.5, rel=1e-5)
