@@ -5,6 +5,7 @@
     EngineError
     ├── QueryError                    422  the query is invalid; nothing was touched or spent
     │   ├── UnknownRegister           unknown_register
+    │   │   └── RegisterNotLoaded     register_not_loaded (declared, not loaded by this installation)
     │   ├── UnknownColumn             unknown_column
     │   ├── InvalidOperator           invalid_operator
     │   ├── ValueOutsideDomain        value_outside_domain
@@ -49,6 +50,7 @@ __all__ = [
     "PrivateKeysNeedDelta",
     "QueryError",
     "QueryTimeout",
+    "RegisterNotLoaded",
     "TooManyCells",
     "TooManyGroupColumns",
     "UnknownColumn",
@@ -79,6 +81,12 @@ class QueryError(EngineError):
 
 class UnknownRegister(QueryError):
     code = "unknown_register"
+
+
+class RegisterNotLoaded(UnknownRegister):
+    """A register the catalog declares but this installation did not load (built from a subset)."""
+
+    code = "register_not_loaded"
 
 
 class UnknownColumn(QueryError):

@@ -22,6 +22,7 @@ from .errors import (
     LossTooSmall,
     PrivateKeysNeedDelta,
     QueryError,
+    RegisterNotLoaded,
     TooManyCells,
     TooManyGroupColumns,
     UnknownColumn,
@@ -34,7 +35,7 @@ from .settings import EngineSettings
 from .spec import Condition, ProjectContext, Query
 from .suggest import did_you_mean
 
-__all__ = ["TypedValue", "cell_count", "resolve_column", "typed_value", "validate"]
+__all__ = ["TypedValue", "cell_count", "not_loaded_message", "resolve_column", "typed_value", "validate"]
 
 TypedValue = str | int | float | dt.date
 
@@ -54,6 +55,14 @@ def validate(query: Query, catalog: Catalog, context: ProjectContext, settings: 
     for condition in query.where:
         _check_condition(condition, catalog)
     _check_bounding(query, grain)
+
+
+def not_loaded_message(catalog: Catalog, name: str) -> str:
+    """The sentence for a register the catalog declares but this installation did not load."""
+    return (
+        f"Register '{name}' is not loaded in this installation; loaded: {', '.join(catalog.register_names)}. "
+        "Ask with the loaded registers (GET /v1/catalog lists them)."
+    )
 
 
 def resolve_column(catalog: Catalog, qualified: str) -> tuple[Register, Column]:
@@ -120,6 +129,8 @@ def typed_value(column: Column, value: Any, what: str) -> TypedValue:
 
 
 def _register(catalog: Catalog, name: str) -> Register:
+    if name in catalog.absent_registers:
+        raise RegisterNotLoaded(not_loaded_message(catalog, name), stage=_STAGE)
     if not catalog.has_register(name):
         raise UnknownRegister(
             f"Unknown register {name!r}.{did_you_mean(name, catalog.register_names)}"

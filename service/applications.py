@@ -210,6 +210,7 @@ class ApplicationDesk:
         token_ttl: dt.timedelta,
         quota: ApprovalQuota | None = None,
         identity: IdentityRegistry | None = None,
+        absent_registers: Sequence[str] = (),
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -218,6 +219,7 @@ class ApplicationDesk:
         self.quota = quota or ApprovalQuota.defaults()
         self._identity = identity or IdentityRegistry(store)
         self._known_registers = tuple(known_registers)
+        self._absent_registers = tuple(absent_registers)  # declared by the catalog, not loaded here
         self._token_ttl = token_ttl
 
     # --- submission -----------------------------------------------------------------------------
@@ -225,6 +227,11 @@ class ApplicationDesk:
     def check_registers(self, registers: Sequence[str]) -> None:
         """Raise ``InvalidRequest`` (with a did-you-mean) for a register the catalog does not have."""
         for name in registers:
+            if name in self._absent_registers:
+                raise InvalidRequest(
+                    f"Register '{name}' is not loaded in this installation; loaded: "
+                    f"{', '.join(self._known_registers)}. Apply for the loaded registers only."
+                )
             if name not in self._known_registers:
                 hint = did_you_mean(name, self._known_registers, limit=1)
                 raise InvalidRequest(

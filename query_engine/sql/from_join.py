@@ -6,7 +6,8 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from ..suggest import did_you_mean
-from .errors import SqlSyntaxError, SqlUnknownRegister
+from ..validate import not_loaded_message
+from .errors import SqlRegisterNotLoaded, SqlSyntaxError, SqlUnknownRegister
 from .nodes import flatten_and, name_of, unparen
 from .scope import Scope, Table
 from .text import DIALECT
@@ -57,6 +58,9 @@ def _table(scope: Scope, node: exp.Expr, start: int, tables: list[Table]) -> Tab
     if alias is not None and alias.args.get("columns"):
         scope.refuse_node(alias, "column aliases", "column aliases on a table are not supported.")
     name = name_of(node.this)
+    if name in scope.catalog.absent_registers:
+        message = not_loaded_message(scope.catalog, name)
+        scope.refuse(scope.text.offset(node), "table", message, SqlRegisterNotLoaded)
     if not scope.catalog.has_register(name):
         scope.refuse(
             scope.text.offset(node),

@@ -30,7 +30,7 @@ from .common import ERRORS, issue_token
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ERRORS)
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ERRORS, strict_content_type=False)
 
 ProjectId = Annotated[str, Path(min_length=1, max_length=64, description="The project id")]
 ReleaseId = Annotated[str, Path(min_length=1, max_length=200, description="The release id")]

@@ -33,7 +33,7 @@ from .common import ERRORS
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["queries"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["queries"], responses=ERRORS, strict_content_type=False)
 
 IdempotencyKey = Annotated[
     str | None,
