@@ -39,6 +39,7 @@ __all__ = [
     "budget_limits",
     "budget_status",
     "check_mode",
+    "counted_as_rho",
     "epsilon_at",
     "rho_budget",
 ]
@@ -220,16 +221,41 @@ def check_mode(project_id: str, mode: Mode, charge: Charge) -> None:
 
 
 def _refuse(
-    project_id: str, measure: str, requested: Fraction, remaining: Fraction, advice: str, note: str = ""
+    project_id: str,
+    measure: str,
+    requested: Fraction,
+    remaining: Fraction,
+    advice: str,
+    *,
+    asked: str = "",
+    left_also: str = "",
 ) -> None:
+    """Raise ``BudgetExceeded``; ``asked`` states the query's loss as given when it is counted in another
+    unit (``epsilon 0.1 (counted as rho 0.005)``), ``left_also`` what is left in the unit of the budget."""
     remaining = max(remaining, ZERO)
+    need = asked or f"{measure} {format_amount(requested, rounding='up')}"
+    short = format_amount(requested - remaining, rounding="up")
+    left = format_amount(remaining, rounding="down")
     raise BudgetExceeded(
-        f"This query needs {measure} {format_amount(requested)}{note} but project '{project_id}' has "
-        f"{format_amount(remaining)} left ({format_amount(requested - remaining)} short). {advice}",
+        f"This query needs {need} but project '{project_id}' has {f'{measure} ' if asked else ''}{left} left "
+        f"({short} short){left_also}. {advice}",
         project_id=project_id,
         measure=measure,
         requested=requested,
         remaining=remaining,
+    )
+
+
+def counted_as_rho(charge: Charge) -> str:
+    """A zCDP charge as the query stated it: ``epsilon 0.1 (counted as rho 0.005)`` or ``rho 0.01``."""
+    rho = format_amount(charge.zcdp_rho, rounding="up")
+    if charge.epsilon == 0:
+        return f"rho {rho}"
+    if charge.rho == 0:
+        return f"epsilon {format_amount(charge.epsilon, rounding='up')} (counted as rho {rho} = epsilon^2/2)"
+    return (
+        f"epsilon {format_amount(charge.epsilon, rounding='up')} and rho "
+        f"{format_amount(charge.rho, rounding='up')} (counted together as rho {rho})"
     )
 
 
@@ -247,23 +273,22 @@ def admit_project(project_id: str, limits: BudgetLimits, totals: Totals, charge:
                 f"Lower the query's epsilon {more}",
             )
     else:
-        assert limits.rho is not None
+        assert limits.rho is not None and limits.delta_conversion is not None
         cost = charge.zcdp_rho
         if totals.rho + cost > limits.rho:
             left = max(limits.rho - totals.rho, ZERO)
-            note = (
-                f" (its epsilon {format_amount(charge.epsilon)} counts as rho = epsilon^2/2)"
-                if charge.epsilon > 0
-                else ""
-            )
             _refuse(
                 project_id,
                 "rho",
                 cost,
                 left,
                 f"A discrete-Laplace query could still use epsilon up to "
-                f"{format_amount(floor_sqrt(2 * left))}; lower the query's loss {more}",
-                note,
+                f"{format_amount(floor_sqrt(2 * left), rounding='down')}; lower the query's loss {more}",
+                asked=counted_as_rho(charge),
+                left_also=(
+                    f"; that is epsilon {format_amount(epsilon_at(left, limits.delta_conversion), rounding='down')}"
+                    f" left of its budget epsilon {format_amount(limits.epsilon)} at delta {format_amount(limits.delta)}"
+                ),
             )
     if totals.delta + charge.delta > limits.delta_thresholding:
         _refuse(

@@ -23,12 +23,11 @@ refused and costs nothing.
 
 from __future__ import annotations
 
-import decimal
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from .accounting import Totals, epsilon_at, rho_budget
+from .accounting import Totals, counted_as_rho, epsilon_at, rho_budget
 from .errors import InvalidBudget, InvalidRequest, RegisterCapExceeded, RegisterCapPureOnly
 from .loss import ZERO, Amount, Charge, float_down, float_up, format_amount, to_budget_amount
 
@@ -171,11 +170,21 @@ def admit_register(
     for measure, requested, cap_value, spent in checks:
         if spent + requested > cap_value:
             remaining = max(cap_value - spent, ZERO)
+            need = f"{measure} {_show(requested, up=True)}"
+            left = _show(remaining)
+            also = ""
+            if measure == "rho":
+                need = counted_as_rho(charge)
+                left = f"rho {left}"
+                if cap.delta_conversion is not None and cap.epsilon_requested is not None:
+                    also = (
+                        f"; that is epsilon {_show(epsilon_at(remaining, cap.delta_conversion))} left of the cap "
+                        f"epsilon {_show(cap.epsilon_requested, up=True)} at delta {_show(cap.delta_requested, up=True)}"
+                    )
             raise RegisterCapExceeded(
-                f"This query needs {measure} {format_amount(requested)} on register '{register}', "
-                f"whose global cap across all projects has {format_amount(remaining)} left "
-                f"({format_amount(requested - remaining)} short). The cap protects everyone in "
-                f"'{register}'; a query with a smaller loss may still fit, otherwise an administrator "
+                f"This query needs {need} on register '{register}', whose global cap across all projects "
+                f"has {left} left ({_show(requested - remaining, up=True)} short){also}. The cap protects everyone "
+                f"in '{register}'; a query with a smaller loss may still fit, otherwise an administrator "
                 "decides on the cap.",
                 project_id=project_id,
                 register=register,
@@ -298,11 +307,9 @@ class RegisterStatus:
 
 
 def _show(value: Fraction, *, up: bool = False) -> str:
-    """Six significant digits for a sentence, rounded to the safe side: a promised cap and what is spent
-    up (a promise of a larger loss stays true), what is left down."""
-    context = decimal.Context(prec=6, rounding=decimal.ROUND_CEILING if up else decimal.ROUND_FLOOR)
-    shown = context.divide(decimal.Decimal(value.numerator), decimal.Decimal(value.denominator))
-    return format(shown.normalize(context), "f" if abs(shown.adjusted()) < 6 else "g")
+    """An amount for a sentence, rounded to the safe side: a promised cap and what is spent up (a promise
+    of a larger loss stays true), what is left down."""
+    return format_amount(value, rounding="up" if up else "down")
 
 
 def register_status(register: str, cap: CapLimits | None, totals: Totals) -> RegisterStatus:

@@ -111,7 +111,7 @@ class SpendResult:
 
     def budget(self) -> BudgetStatus:
         """The project's budget right after this call (zcdp epsilons computed on demand)."""
-        return accounting.budget_status(self.project.id, self.project.limits, self.project.totals)
+        return self.project.status()
 
 
 def _require_text(value: object, what: str) -> str:
@@ -261,12 +261,12 @@ class Ledger:
             tx.update_project(updated)
             payload = events.budget_set(project_id, project.limits, limits, reason)
             self._append(tx, events.BUDGET_SET, payload, actor, self._now().isoformat())
-        return accounting.budget_status(updated.id, updated.limits, updated.totals)
+        return updated.status()
 
     def budget(self, project_id: str) -> BudgetStatus:
         """The project's budget: total, spent and remaining (exact; ``to_public()`` for JSON)."""
         project = self.get_project(project_id)
-        return accounting.budget_status(project.id, project.limits, project.totals)
+        return project.status()
 
     # --- register caps --------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
+from typing import Literal
 
 from .errors import InvalidRequest
 
@@ -112,9 +113,67 @@ def fraction_from_text(text: str) -> Fraction:
     return Fraction(text)
 
 
-def format_amount(value: Fraction) -> str:
-    """Format an amount for a human-readable sentence (6 significant digits)."""
-    return format(float(value), ".6g")
+_ROUNDING = {"nearest": ROUND_HALF_EVEN, "up": ROUND_CEILING, "down": ROUND_FLOOR}
+_SAME = Fraction(1, 10**6)  # a decimal within a millionth (relative) of the amount stands for it
+_FLOAT_NOISE = Fraction(1, 10**15)  # below a double's precision
+_MAX_DIGITS = 15
+
+
+def format_amount(
+    value: Fraction | float | int,
+    *,
+    rounding: Literal["nearest", "up", "down"] = "nearest",
+    grouping: bool = False,
+) -> str:
+    """An amount as a person writes it: the shortest decimal within a millionth of it (at most 7 digits).
+
+    ``0.4999999999995`` reads ``0.5``, ``1/10**6`` reads ``1e-6``, ``0`` reads ``0``. ``rounding``
+    ``"up"`` or ``"down"`` never shows a number below (above) the amount, for what a query needs
+    (what is left) where a refusal must not look as if it fitted. ``grouping`` writes ``1,498``.
+    """
+    exact = (
+        value if isinstance(value, Fraction) else Fraction(repr(value) if isinstance(value, float) else value)
+    )
+    if exact == 0:
+        return "0"
+    shown = Decimal(0)
+    for digits in range(1, _MAX_DIGITS + 1):
+        # A budget of 0.3 typed as a float is kept as 0.29999999999999998...: below float precision the
+        # nearest decimal is what was meant, in either direction.
+        shown = _significant(exact, digits, ROUND_HALF_EVEN)
+        if abs(Fraction(shown) - exact) <= abs(exact) * _FLOAT_NOISE:
+            break
+        shown = _significant(exact, digits, _ROUNDING[rounding])
+        if abs(Fraction(shown) - exact) <= abs(exact) * _SAME:
+            break
+    return _decimal_text(shown, grouping=grouping)
+
+
+def _significant(value: Fraction, digits: int, mode: str) -> Decimal:
+    """``value`` rounded to ``digits`` significant digits in the direction ``mode``."""
+    exponent = math.floor(math.log10(abs(value))) if value else 0
+    quantum = Fraction(10) ** (exponent - digits + 1)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        ctx.rounding = mode
+        scaled = (
+            Decimal(value.numerator)
+            / Decimal(value.denominator)
+            / Decimal(quantum.numerator)
+            * Decimal(quantum.denominator)
+        )
+        whole = scaled.to_integral_value()
+        return (whole * Decimal(quantum.numerator) / Decimal(quantum.denominator)).normalize()
+
+
+def _decimal_text(shown: Decimal, *, grouping: bool) -> str:
+    if shown != 0 and abs(shown) < Decimal("0.0001"):
+        sign, digits, exponent = shown.as_tuple()
+        mantissa = "".join(map(str, digits))
+        head = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
+        power = int(exponent) + len(mantissa) - 1
+        return f"{'-' if sign else ''}{head}e{power}"
+    return format(shown, ",f" if grouping else "f")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ returns only once the WAL is flushed. A wait for the lock longer than ``lock_tim
 ``idle_in_transaction_session_timeout``, which rolls its transaction back.
 
 Amounts are exact fraction text (``"1/8"``) as in the SQLite store, checked by a domain. Append-only
-tables are guarded by triggers. The schema is created on first start; applied migrations are
+tables are guarded by triggers. The tables are declared once, for both stores, in
+:mod:`budget_ledger.schema`. The schema is created on first start; applied migrations are
 recorded in ``ledger_schema_migrations``. Each process keeps a small pool of connections; a process
 that forked opens its own instead of touching its parent's.
 """
@@ -39,10 +40,11 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
-from ._store_rows import REGISTER_COLUMNS, Dialect, SqlTxn, check_one_row, column_list, register_values
 from .audit_chain import AuditEntry
 from .errors import InvalidRequest, LedgerInvariantError, LedgerUnavailable, UnsafeStore
 from .records import RegisterState
+from .schema import postgres_script
+from .sql_transaction import REGISTER_COLUMNS, Dialect, SqlTxn, check_one_row, column_list, register_values
 from .store import is_postgres_url
 
 __all__ = [
@@ -72,123 +74,11 @@ WRITE_LOCK_SQL = (
 """Takes the ledger's write lock until the end of the transaction (waits up to ``lock_timeout``)."""
 _MIGRATION_LOCK = "sundstat budget_ledger schema migrations"
 
-_V1_SCHEMA = r"""
-CREATE DOMAIN ledger_fraction AS TEXT CHECK (VALUE ~ '^[0-9]+(/[0-9]+)?$');
-CREATE DOMAIN ledger_hash AS TEXT CHECK (VALUE ~ '^[0-9a-f]{64}$');
-
-CREATE TABLE projects (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    purpose TEXT NOT NULL,
-    institution TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    registers TEXT[] NOT NULL,
-    mode TEXT NOT NULL CHECK (mode IN ('pure', 'zcdp')),
-    epsilon ledger_fraction NOT NULL,
-    delta ledger_fraction NOT NULL,
-    rho ledger_fraction,
-    expires DATE,
-    created_at TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    epsilon_spent ledger_fraction NOT NULL,
-    rho_spent ledger_fraction NOT NULL,
-    delta_spent ledger_fraction NOT NULL,
-    spends BIGINT NOT NULL CHECK (spends >= 0)
-);
-CREATE TABLE registers (
-    name TEXT PRIMARY KEY,
-    cap_rho ledger_fraction,
-    cap_delta ledger_fraction,
-    cap_epsilon_requested ledger_fraction,
-    cap_delta_requested ledger_fraction,
-    epsilon_spent ledger_fraction NOT NULL,
-    rho_spent ledger_fraction NOT NULL,
-    delta_spent ledger_fraction NOT NULL,
-    spends BIGINT NOT NULL CHECK (spends >= 0)
-);
-CREATE TABLE spends (
-    spend_id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects (id),
-    registers TEXT[] NOT NULL,
-    epsilon ledger_fraction NOT NULL,
-    rho ledger_fraction NOT NULL,
-    delta ledger_fraction NOT NULL,
-    query_hash TEXT NOT NULL,
-    canonical_query TEXT NOT NULL,
-    idempotency_key TEXT,
-    actor TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_unix DOUBLE PRECISION NOT NULL,
-    audit_seq BIGINT NOT NULL UNIQUE,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'released', 'failed')),
-    release_id TEXT,
-    failure_code TEXT
-);
-CREATE UNIQUE INDEX spends_idempotency
-    ON spends (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX spends_pending ON spends (project_id, query_hash) WHERE state = 'pending';
-CREATE TABLE releases (
-    release_id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects (id),
-    spend_id TEXT NOT NULL UNIQUE REFERENCES spends (spend_id),
-    query_hash TEXT NOT NULL,
-    release_json TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    audit_seq BIGINT NOT NULL UNIQUE
-);
-CREATE INDEX releases_query ON releases (project_id, query_hash, audit_seq);
-CREATE TABLE audit (
-    seq BIGINT PRIMARY KEY CHECK (seq >= 1),
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    prev_hash ledger_hash NOT NULL,
-    hash ledger_hash NOT NULL
-);
-
-CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the ledger table % is append-only (% refused)', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'integrity_constraint_violation';
-END
-$$;
-CREATE FUNCTION ledger_spend_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF (NEW.spend_id, NEW.project_id, NEW.registers, NEW.epsilon, NEW.rho, NEW.delta, NEW.query_hash,
-        NEW.canonical_query, NEW.idempotency_key, NEW.actor, NEW.created_at, NEW.created_unix,
-        NEW.audit_seq)
-       IS DISTINCT FROM
-       (OLD.spend_id, OLD.project_id, OLD.registers, OLD.epsilon, OLD.rho, OLD.delta, OLD.query_hash,
-        OLD.canonical_query, OLD.idempotency_key, OLD.actor, OLD.created_at, OLD.created_unix,
-        OLD.audit_seq) THEN
-        RAISE EXCEPTION 'a spend''s amounts never change' USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
-    IF OLD.state <> 'pending' THEN
-        RAISE EXCEPTION 'spend % is already %; its state never changes again', OLD.spend_id, OLD.state
-            USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
-CREATE TRIGGER releases_append_only BEFORE UPDATE OR DELETE ON releases
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-CREATE TRIGGER releases_no_truncate BEFORE TRUNCATE ON releases
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
-CREATE TRIGGER spends_no_delete BEFORE DELETE ON spends
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-CREATE TRIGGER spends_no_truncate BEFORE TRUNCATE ON spends
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
-CREATE TRIGGER spends_amounts_fixed BEFORE UPDATE ON spends
-    FOR EACH ROW EXECUTE FUNCTION ledger_spend_update();
-"""
-
-MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "ledger tables, append-only triggers", _V1_SCHEMA),)
-"""(version, description, SQL), applied in order, each once."""
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "ledger tables, append-only triggers", postgres_script()),
+)
+"""(version, description, SQL), applied in order, each once. Version 1 is :mod:`budget_ledger.schema`
+as declared; a later change to the declaration needs a migration here (and one in the SQLite store)."""
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

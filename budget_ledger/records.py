@@ -11,7 +11,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any, Literal
 
-from .accounting import MODES, BudgetLimits, Mode, Totals
+from .accounting import MODES, BudgetLimits, BudgetStatus, Mode, Totals, budget_status
 from .caps import CapLimits
 from .errors import InvalidBudget, InvalidRequest
 from .loss import Amount, Charge, fraction_to_text, to_budget_amount
@@ -128,6 +128,10 @@ class Project:
     def mode(self) -> Mode:
         """The accounting mode, fixed at creation."""
         return self.limits.mode
+
+    def status(self) -> BudgetStatus:
+        """The budget: total, spent and remaining (exact; zcdp epsilons from OpenDP's conversion)."""
+        return budget_status(self.id, self.limits, self.totals)
 
     def describe(self) -> dict[str, Any]:
         """The project's fixed facts and budget as exact JSON (as recorded in the audit chain)."""

@@ -7,6 +7,7 @@ the pragmas after opening and refuses to start if they are weaker. Each thread g
 connection; a process that forked re-opens instead of reusing its parent's connection.
 
 Amounts are stored as exact fraction text (``"1/8"``). Append-only tables are guarded by triggers.
+The tables are declared once, for both SQL stores, in :mod:`budget_ledger.schema`.
 """
 
 from __future__ import annotations
@@ -23,102 +24,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ._store_rows import REGISTER_COLUMNS, Dialect, SqlTxn, check_one_row, column_list, register_values
-from .errors import LedgerInvariantError, LedgerUnavailable, UnsafeStore
+from .errors import LedgerUnavailable, UnsafeStore
 from .records import RegisterState
+from .schema import TABLES, sqlite_index, sqlite_table, sqlite_triggers
+from .sql_transaction import REGISTER_COLUMNS, Dialect, SqlTxn, check_one_row, column_list, register_values
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+"""Version 2 is :mod:`budget_ledger.schema` as declared (the checks and uniqueness PostgreSQL has)."""
+_VERSION_1 = "1"
+"""The first release's tables, without those checks; opened by rebuilding them (see ``_upgrade``)."""
 _SYNCHRONOUS_FULL = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS projects (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    purpose TEXT NOT NULL,
-    institution TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    registers TEXT NOT NULL,
-    mode TEXT NOT NULL CHECK (mode IN ('pure', 'zcdp')),
-    epsilon TEXT NOT NULL,
-    delta TEXT NOT NULL,
-    rho TEXT,
-    expires TEXT,
-    created_at TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    epsilon_spent TEXT NOT NULL,
-    rho_spent TEXT NOT NULL,
-    delta_spent TEXT NOT NULL,
-    spends INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS registers (
-    name TEXT PRIMARY KEY,
-    cap_rho TEXT,
-    cap_delta TEXT,
-    cap_epsilon_requested TEXT,
-    cap_delta_requested TEXT,
-    epsilon_spent TEXT NOT NULL,
-    rho_spent TEXT NOT NULL,
-    delta_spent TEXT NOT NULL,
-    spends INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS spends (
-    spend_id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects (id),
-    registers TEXT NOT NULL,
-    epsilon TEXT NOT NULL,
-    rho TEXT NOT NULL,
-    delta TEXT NOT NULL,
-    query_hash TEXT NOT NULL,
-    canonical_query TEXT NOT NULL,
-    idempotency_key TEXT,
-    actor TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_unix REAL NOT NULL,
-    audit_seq INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'released', 'failed')),
-    release_id TEXT,
-    failure_code TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS spends_idempotency
-    ON spends (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS spends_pending ON spends (project_id, query_hash) WHERE state = 'pending';
-CREATE TABLE IF NOT EXISTS releases (
-    release_id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects (id),
-    spend_id TEXT NOT NULL UNIQUE REFERENCES spends (spend_id),
-    query_hash TEXT NOT NULL,
-    release_json TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    audit_seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS releases_query ON releases (project_id, query_hash, audit_seq);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit chain is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit chain is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS spends_no_delete BEFORE DELETE ON spends
-    BEGIN SELECT RAISE(ABORT, 'spends are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS spends_amounts_fixed
-    BEFORE UPDATE OF spend_id, project_id, registers, epsilon, rho, delta, query_hash, canonical_query,
-        idempotency_key, actor, created_at, created_unix, audit_seq ON spends
-    BEGIN SELECT RAISE(ABORT, 'a spend''s amounts never change'); END;
-CREATE TRIGGER IF NOT EXISTS releases_no_update BEFORE UPDATE ON releases
-    BEGIN SELECT RAISE(ABORT, 'releases are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS releases_no_delete BEFORE DELETE ON releases
-    BEGIN SELECT RAISE(ABORT, 'releases are append-only'); END;
-"""
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
 _DIALECT = Dialect(
@@ -169,7 +87,10 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 class SqliteStore:
     """The default ledger store: one SQLite file, safe across threads and processes on one host."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, create: bool = True
+    ) -> None:
+        """Open (or create) the ledger file; ``create=False`` (read-only tools) never upgrades a version-1 file."""
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -179,7 +100,7 @@ class SqliteStore:
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = self._connection()
-        self._create_schema(con)
+        self._create_schema(con, upgrade=create)
 
     # --- connections ----------------------------------------------------------------------------
 
@@ -227,18 +148,70 @@ class SqliteStore:
             self._connections.append((pid, con))
         return con
 
-    def _create_schema(self, con: sqlite3.Connection) -> None:
+    def _create_schema(self, con: sqlite3.Connection, *, upgrade: bool) -> None:
+        """Create the tables in a new file, or upgrade a version-1 file; refuse any other version.
+
+        Without ``upgrade`` a version-1 file is read as it is: its tables have the same columns.
+        """
         with self._begin(con, "IMMEDIATE"):
-            for statement in _split_statements(_SCHEMA):
-                con.execute(statement)
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
+            con.execute(_META)
+            version = _schema_version(con)
+            if version is None:
+                if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit'").fetchone() is not None:
+                    raise UnsafeStore(
+                        f"The ledger database {self.path} has ledger tables but no schema version; it was "
+                        "not written by sundstat. Open the right file or move this one aside."
+                    )
+                _create_tables(con)
                 con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-            elif row[0] != SCHEMA_VERSION:
-                raise UnsafeStore(
-                    f"The ledger database {self.path} has schema version {row[0]}; this sundstat "
-                    f"expects {SCHEMA_VERSION}. Migrate it or use a matching sundstat version."
-                )
+            elif version == SCHEMA_VERSION:
+                _create_indexes_and_triggers(con)  # IF NOT EXISTS: puts back a dropped trigger
+        if version == _VERSION_1:
+            if upgrade:
+                self._upgrade(con)
+        elif version not in (None, SCHEMA_VERSION):
+            raise UnsafeStore(
+                f"The ledger database {self.path} has schema version {version}; this sundstat "
+                f"expects {SCHEMA_VERSION}. Migrate it or use a matching sundstat version."
+            )
+
+    def _upgrade(self, con: sqlite3.Connection) -> None:
+        """Rebuild a version-1 file's tables with the version-2 checks, in one transaction.
+
+        SQLite cannot add a CHECK or UNIQUE constraint to a table, so each table is created anew,
+        filled from the old one, and put in its place (SQLite's documented procedure, with foreign
+        keys off during the swap and checked before the commit). A row that breaks a check rolls
+        everything back: the file stays at version 1, unchanged, and the store refuses to start.
+        """
+        con.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set before BEGIN
+        try:
+            with self._begin(con, "IMMEDIATE"):
+                if _schema_version(con) != _VERSION_1:  # another process upgraded it meanwhile
+                    return
+                for table in TABLES:
+                    columns = column_list(table.column_names)
+                    con.execute(sqlite_table(table, f"{table.name}_v2"))
+                    con.execute(f"INSERT INTO {table.name}_v2 ({columns}) SELECT {columns} FROM {table.name}")
+                    con.execute(f"DROP TABLE {table.name}")
+                    con.execute(f"ALTER TABLE {table.name}_v2 RENAME TO {table.name}")
+                _create_indexes_and_triggers(con)
+                broken = con.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise UnsafeStore(
+                        f"The ledger database {self.path} (schema version 1) has {len(broken)} rows whose "
+                        f"references are broken (first in table {broken[0][0]}); it was not upgraded and "
+                        "is unchanged. Check it with `sundstat ledger verify` (which reads it without upgrading) and "
+                        "restore it from a backup."
+                    )
+                con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+        except sqlite3.IntegrityError as exc:
+            raise UnsafeStore(
+                f"The ledger database {self.path} (schema version 1) has a row that breaks the version-"
+                f"{SCHEMA_VERSION} checks ({exc}); it was not upgraded and is unchanged. Check it with "
+                "`sundstat ledger verify` (which reads it without upgrading) and restore it from a backup."
+            ) from None
+        finally:
+            con.execute("PRAGMA foreign_keys = ON")
 
     # --- transactions ---------------------------------------------------------------------------
 
@@ -356,16 +329,21 @@ class SqliteStore:
         self._local = threading.local()
 
 
-def _split_statements(script: str) -> list[str]:
-    """Split the schema into statements (triggers contain ';' inside BEGIN ... END)."""
-    statements: list[str] = []
-    buffer: list[str] = []
-    for line in script.strip().splitlines():
-        buffer.append(line)
-        text = "\n".join(buffer).strip()
-        if text.endswith(";") and sqlite3.complete_statement(text):
-            statements.append(text)
-            buffer = []
-    if buffer and "\n".join(buffer).strip():
-        raise LedgerInvariantError("The ledger schema has an unterminated statement.")
-    return statements
+def _schema_version(con: sqlite3.Connection) -> str | None:
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _create_tables(con: sqlite3.Connection) -> None:
+    for table in TABLES:
+        con.execute(sqlite_table(table))
+    _create_indexes_and_triggers(con)
+
+
+def _create_indexes_and_triggers(con: sqlite3.Connection) -> None:
+    """Indexes and triggers belong to their table: created with it, and again after a rebuild."""
+    for table in TABLES:
+        for index in table.indexes:
+            con.execute(sqlite_index(index, table))
+    for trigger in sqlite_triggers():
+        con.execute(trigger)

@@ -151,7 +151,8 @@ def open_store(url_or_path: str | os.PathLike[str], *, create: bool = True) -> L
 
     Any other ``scheme://`` is refused rather than taken for a file name. With ``create=False``
     (read-only tools such as ``sundstat ledger verify``) a missing SQLite file, or a PostgreSQL
-    database without a current ledger schema, is refused instead of being set up empty.
+    database without a current ledger schema, is refused instead of being set up empty, and an older
+    SQLite file is read as it is instead of being upgraded.
     """
     text = os.fspath(url_or_path)
     scheme = _URL_SCHEME.match(text)
@@ -170,4 +171,4 @@ def open_store(url_or_path: str | os.PathLike[str], *, create: bool = True) -> L
         )
     from .sqlite_store import SqliteStore
 
-    return SqliteStore(text)
+    return SqliteStore(text, create=create)

@@ -2,7 +2,8 @@
 
     build(DIR, db)
       ├─ _resolve_catalog    --catalog, else DIR/catalog.json, else the packaged catalog
-      ├─ _find_inputs        DIR/<register>.parquet or DIR/<register>.csv for every register
+      ├─ _find_inputs        DIR/<register>.parquet or .csv; the person register required, the rest
+      │                        optional (the stored catalog lists the others as absent_registers)
       ├─ _check_output_path  the database must not land in DIR or overwrite an input
       ├─ _inspect            column names and types of every file; one error lists every problem
       ├─ _load_register      per register, the person register first, set-based in DuckDB SQL:
@@ -105,6 +106,7 @@ class BuildReport:
     seconds: float
     policy: RejectPolicy = RejectPolicy()
     person_register: str = "cpr"
+    not_loaded: tuple[str, ...] = ()  # registers of the catalog without a file in the directory
 
     def register(self, name: str) -> RegisterReport:
         """The report of register ``name``."""
@@ -137,6 +139,11 @@ class BuildReport:
             lines.append(
                 f"  {r.register:<9} {r.file:<{width}} {r.rows_read:>12,} {r.rows_loaded:>12,} {r.rows_rejected:>10,}"
                 + (f"  ({', '.join(notes)})" if notes else "")
+            )
+        if self.not_loaded:
+            lines.append(
+                f"Not loaded (no file): {', '.join(self.not_loaded)}; queries naming them are refused "
+                "with register_not_loaded."
             )
         rejected = [r for r in self.registers if r.reject_file is not None]
         if rejected:
@@ -195,6 +202,7 @@ def build(
         )
     catalog, catalog_source, catalog_files = _resolve_catalog(directory, catalog_dir)
     paths = _find_inputs(directory, catalog)
+    catalog = catalog.only(paths)  # the stored catalog lists what is loaded, the rest as absent
     _check_output_path(db, directory, [*paths.values(), *catalog_files, *filter(None, [pseudonym_key_file])])
     reject_dir = reject_dir if reject_dir is not None else db.parent
     tag = secrets.token_hex(6)
@@ -242,7 +250,16 @@ def build(
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     elapsed = time.monotonic() - started
-    return BuildReport(db, directory, catalog_source, ordered, elapsed, policy, catalog.person_register)
+    return BuildReport(
+        db,
+        directory,
+        catalog_source,
+        ordered,
+        elapsed,
+        policy,
+        catalog.person_register,
+        catalog.absent_registers,
+    )
 
 
 def open_catalog_from_db(path: Path) -> Catalog:
@@ -294,13 +311,19 @@ def _resolve_catalog(directory: Path, catalog_dir: Path | None) -> tuple[Catalog
 
 
 def _find_inputs(directory: Path, catalog: Catalog) -> dict[str, Path]:
-    """One file per register; every register of the catalog is required."""
+    """One file per register present; the person register is required (everyone is in it), the
+    others are optional: an installation may hold only some registers."""
     found, problems = {}, []
     for name in catalog.register_names:
         candidates = [directory / f"{name}.{fmt}" for fmt in _FORMATS]
         present = [p for p in candidates if p.is_file()]
-        if not present:
-            problems.append(f"register {name} has no file: expected {name}.parquet or {name}.csv")
+        if not present and name == catalog.person_register:
+            problems.append(
+                f"the person register {name} has no file: expected {name}.parquet or {name}.csv "
+                "(every person is in it, so it is required; the other registers are optional)"
+            )
+        elif not present:
+            continue
         elif len(present) > 1:
             problems.append(
                 f"register {name} has both {name}.parquet and {name}.csv: remove one so the build knows which to load"

@@ -7,8 +7,8 @@ and the same persons and seed give byte-identical files whatever the machine's m
 the same numpy and pyarrow versions).
 
 The model behind the data (diseases, drugs, causes of death, education, income) is described in
-``_generate_model``; the catalog's key sets and the reference tables in ``datasets/reference`` are
-what it samples from (``_generate_world``).
+``datasets.synthetic.model``; the catalog's key sets and the reference tables in ``datasets/reference`` are
+what it samples from (``datasets.synthetic.world``).
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from datasets._generate_health import (
+from datasets.synthetic.health import (
     dar_columns,
     lmdb_columns,
     lpr_columns,
     sample_death_causes,
     sample_diagnoses,
 )
-from datasets._generate_output import ColumnData, KeyPermutation, RowGroupWriter, to_table
-from datasets._generate_people import cpr_columns, ind_columns, person_years, sample_persons, udda_columns
-from datasets._generate_world import World
+from datasets.synthetic.output import ColumnData, KeyPermutation, RowGroupWriter, to_table
+from datasets.synthetic.people import cpr_columns, ind_columns, person_years, sample_persons, udda_columns
+from datasets.synthetic.world import World
 from query_engine.catalog import Catalog, load_catalog
 
 __all__ = ["CHUNK_PERSONS", "GenerationSummary", "generate"]

@@ -38,6 +38,13 @@ Mean = noisy sum / noisy count
     is refused for means: the width of this interval depends on the (private) number of rows, so no
     loss can promise a half-width without assuming a count.
 
+    A preview therefore states the expected half-width *as a function of the count* ``n``
+    (``expected_mean_half_width``): with the true mean ``m`` and ``S = m n``, the box above has width
+    ``(m n + a)/(n - b) - (m n - a)/(n + b) = 2 n (|m| b + a) / (n^2 - b^2)``, largest at
+    ``|m| = max(|lo|, |hi|)``; half of it, capped at half the declared range, is the preview's
+    figure (conservative in ``m``; the noisy ``n`` varies around the true one). The count ``n`` is a
+    public assumption stated by the caller, never read from data.
+
 Quantile: a rank statement
     A value-space interval for a quantile needs the data's ranks near the selected candidate, which
     only the data knows; instead we state the noisy-max utility guarantee. Write
@@ -78,6 +85,7 @@ from query_engine.mechanisms import (
 __all__ = [
     "alpha_for",
     "calibrate_for_half_width",
+    "expected_mean_half_width",
     "half_width",
     "half_width_at_scale",
     "loss_for_half_width",
@@ -277,6 +285,34 @@ def mean_interval(
     low = np.where(positive, np.clip(low, lower, upper), lower)
     high = np.where(positive, np.clip(high, lower, upper), upper)
     return low, high
+
+
+def expected_mean_half_width(
+    sum_noise: tuple[NoiseKind, float],
+    count_noise: tuple[NoiseKind, float],
+    alpha: float,
+    count: float,
+    bounds: tuple[float, float],
+    resolution: float = 1.0,
+) -> float:
+    """Half-width a mean's interval would have if its cell held ``count`` rows (public assumption).
+
+    ``sum_noise`` and ``count_noise`` are (noise kind, scale) of the two measurements, public (a
+    preview's ``loss_split``). The worst case over every mean inside the declared bounds (see the
+    module docstring); half the declared range when the count's interval would reach zero.
+    """
+    lower, upper = float(bounds[0]), float(bounds[1])
+    if not lower <= upper:
+        raise EngineInternalError(f"Declared bounds must satisfy lower <= upper; got {bounds!r}.")
+    alpha = _check_alpha(alpha)
+    a = half_width_at_scale(sum_noise[0], sum_noise[1], alpha / 2) * resolution
+    b = half_width_at_scale(count_noise[0], count_noise[1], alpha / 2)
+    widest = (upper - lower) / 2
+    if count <= b:
+        return widest
+    largest = max(abs(lower), abs(upper))
+    half = count * (largest * b + a) / (count * count - b * b)
+    return min(half * (1 + _ROUNDING_SLACK), widest)
 
 
 def quantile_score_error(calibration: NoiseCalibration, alpha: float) -> float:

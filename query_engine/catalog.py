@@ -14,7 +14,8 @@ import csv
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -298,9 +299,23 @@ class Catalog:
     max_persons: int
     person_register: str = "cpr"
     icd10_chapter_ranges: tuple[tuple[str, str, str], ...] = ()  # (chapter, first, last)
+    # Registers the catalog declares but this installation did not load (a build from a subset).
+    absent_registers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_catalog(self)
+
+    def only(self, names: Iterable[str]) -> Catalog:
+        """This catalog restricted to the registers ``names`` (the person register always stays); the
+        others are recorded as ``absent_registers`` so a query naming one is told it is not loaded."""
+        keep = set(names) | {self.person_register}
+        return replace(
+            self,
+            registers=tuple(r for r in self.registers if r.name in keep),
+            absent_registers=tuple(
+                sorted({*self.absent_registers, *(r.name for r in self.registers if r.name not in keep)})
+            ),
+        )
 
     def register(self, name: str) -> Register:
         for reg in self.registers:
@@ -332,6 +347,7 @@ class Catalog:
             "icd10_chapter_ranges": [list(r) for r in self.icd10_chapter_ranges],
             "registers": [r.to_json() for r in self.registers],
             "keysets": {name: ks.to_json() for name, ks in self.keysets.items()},
+            **({"absent_registers": list(self.absent_registers)} if self.absent_registers else {}),
         }
 
     def dumps(self) -> str:
@@ -359,6 +375,7 @@ class Catalog:
             max_persons=int(data["max_persons"]),
             person_register=data.get("person_register", "cpr"),
             icd10_chapter_ranges=tuple(tuple(r) for r in data.get("icd10_chapter_ranges", [])),
+            absent_registers=tuple(data.get("absent_registers", ())),
         )
 
     @classmethod

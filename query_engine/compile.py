@@ -7,7 +7,10 @@ every analyst-supplied value is a bound parameter (``$1``, ``$2``, ...). The que
               cohort semi-joins, derived group keys and the clamped value
     kept      rows whose group keys are in the public key sets (inner semantics: never added)
     bounded   at most c rows per person and group (row_number by the stored row_key), then at
-              most G groups per person (dense_rank by the group's smallest row_key)
+              most G groups per person (dense_rank by the group's smallest row_key); a
+              person-grain register: one row per person (c = 1, partitioned by the person alone)
+    joined    person-level group keys from the person register, one row per person (the
+              smallest row_key: ``persons``), so a duplicated person cannot multiply rows
     agg       exact aggregates per group
     final     the cross join of the key sets LEFT JOINed to agg, zeros included, in key order
 
@@ -256,6 +259,7 @@ class _Builder:
             ctes.append((name, step))
             last = name
         if self.person_keys:
+            ctes.extend(self.persons())
             ctes.append(("joined", self.person_attributes(last)))
             last = "joined"
         final = self.aggregate(last, ctes)
@@ -319,9 +323,7 @@ class _Builder:
         plan, bounding = self.plan, self.plan.bounding
         group_cols = [_ref(source, k) for k in self.grain_keys]
         steps: list[tuple[str, exp.Select]] = []
-        if plan.measure == "count_persons":
-            if not bounding.bound_groups:
-                return []
+        if plan.measure == "count_persons" and bounding.bound_groups:
             # One row per person and group, keeping the group's smallest row_key for the ranking.
             distinct = (
                 exp.select(
@@ -333,9 +335,9 @@ class _Builder:
             steps.append(("person_groups", distinct))
             source = "person_groups"
         elif bounding.bound_rows:
-            # Person-level keys are a function of the person: partitioning by the person alone is the
-            # same partition, and cheaper.
-            partition = [_ref(source, "pid")] + ([] if plan.person_level_groups else group_cols)
+            # Without G bounding the groups are one per person (person-level keys, or a person-grain
+            # register whose one kept row has one group): partition by the person alone.
+            partition = [_ref(source, "pid")] + (group_cols if bounding.bound_groups else [])
             windows = [exp.alias_(_window(exp.RowNumber(), partition, [_ref(source, "rk")]), "rn")]
             if bounding.bound_groups:
                 first_row = _window(exp.Min(this=_ref(source, "rk")), [p.copy() for p in partition], [])
@@ -367,8 +369,21 @@ class _Builder:
             )
         return steps
 
+    def persons(self) -> list[tuple[str, exp.Select]]:
+        """CTEs ``persons_ranked`` and ``persons``: the person register, one row per person.
+
+        The kept row is the person's smallest row_key, so it depends only on that person's rows.
+        """
+        person = self.catalog.register(self.plan.person_register)
+        first = _window(exp.RowNumber(), [_col("p", person.person_key)], [_col("p", person.row_key)])
+        ranked = exp.select("*", exp.alias_(first, "prn")).from_(
+            exp.alias_(_table(person.name), "p", table=True)
+        )
+        kept = exp.select("*").from_("persons_ranked").where(_ref("persons_ranked", "prn").eq(_lit(1)))
+        return [("persons_ranked", ranked), ("persons", kept)]
+
     def person_attributes(self, source: str) -> exp.Select:
-        """The bounded rows with the person-level group keys joined from the person register."""
+        """The bounded rows with the person-level group keys joined from ``persons``."""
         person = self.catalog.register(self.plan.person_register)
         outputs: list[exp.Expr] = [exp.Column(this=exp.Star(), table=exp.to_identifier(source))]
         for key, group in zip(self.keys, self.plan.groups, strict=True):
@@ -376,9 +391,7 @@ class _Builder:
                 column = person.column(group.column.column)
                 outputs.append(exp.alias_(self.column("p", person, column), key))
         on = exp.EQ(this=_col("p", person.person_key), expression=_ref(source, "pid"))
-        return (
-            exp.select(*outputs).from_(source).join(exp.alias_(_table(person.name), "p", table=True), on=on)
-        )
+        return exp.select(*outputs).from_(source).join(exp.alias_(_table("persons"), "p", table=True), on=on)
 
     def aggregate(self, source: str, ctes: list[tuple[str, exp.Expr]]) -> exp.Select:
         plan = self.plan

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from .accuracy import loss_for_half_width
+from .accuracy import alpha_for, half_width, loss_for_half_width
 from .backends import Backend, DuckDBBackend
 from .catalog import Catalog
 from .compile import CompiledQuery, compile_plan
@@ -35,6 +35,7 @@ from .mechanisms import (
     split_loss,
     total_loss,
 )
+from .person_grain import check_person_grain
 from .plan import Plan, plan_query
 from .release import Preview, Release, make_preview, make_release, mechanism_label
 from .settings import EngineSettings
@@ -107,7 +108,10 @@ class Engine:
 
     @classmethod
     def open(cls, db_path: str | Path, settings: EngineSettings | None = None) -> Engine:
-        """Open a database built by ``sundstat build``; the catalog is read from the database."""
+        """Open a database built by ``sundstat build``; the catalog is read from the database.
+
+        Refuses (``PersonGrainViolated``) a database whose person-grain registers repeat a person.
+        """
         settings = settings or EngineSettings()
         backend = DuckDBBackend(
             db_path,
@@ -117,6 +121,7 @@ class Engine:
         )
         try:
             catalog = Catalog.loads(backend.read_catalog_json())
+            check_person_grain(backend, catalog)
         except Exception:
             backend.close()
             raise
@@ -211,18 +216,7 @@ class Engine:
         request = plan.loss
         kind = request.kind
         if request.target_ci is not None:
-            value = plan.value
-            resolution = value.resolution if value is not None and plan.measure == "sum" else 1.0
-            return (
-                loss_for_half_width(
-                    plan.measure,
-                    kind,
-                    plan.outputs[0].sensitivity,
-                    request.target_ci,
-                    request.confidence,
-                    resolution=resolution,
-                ),
-            )
+            return (self._calibrate_for_target(plan),)
         target = (
             PrivacyLoss(epsilon=request.epsilon)
             if request.epsilon is not None
@@ -252,6 +246,33 @@ class Engine:
             calibrate(kind, output.sensitivity, epsilon=part.epsilon, rho=part.rho)
             for output, part in zip(plan.outputs, parts, strict=True)
         )
+
+    def _calibrate_for_target(self, plan: Plan) -> NoiseCalibration:
+        """The calibration for a target_ci: the smallest loss meeting it, but never below the minimum.
+
+        A target wider than the interval the minimum loss gives is charged the minimum and gets that
+        (narrower) interval; checking this first also keeps huge targets out of the scale search.
+        """
+        request, sensitivity = plan.loss, plan.outputs[0].sensitivity
+        assert request.target_ci is not None
+        value = plan.value
+        resolution = value.resolution if value is not None and plan.measure == "sum" else 1.0
+        if request.kind == "laplace":
+            floor = calibrate("laplace", sensitivity, epsilon=self.settings.min_epsilon)
+        else:
+            floor = calibrate("gaussian", sensitivity, rho=self.settings.min_rho)
+        widest = half_width(floor, alpha_for(request.confidence)) * resolution
+        if request.target_ci >= widest:
+            return floor
+        calibration = loss_for_half_width(
+            plan.measure,
+            request.kind,
+            sensitivity,
+            request.target_ci,
+            request.confidence,
+            resolution=resolution,
+        )
+        return calibration if calibration.loss.value >= floor.loss.value else floor
 
     def _check_limits(self, loss: PrivacyLoss) -> None:
         limit = self.settings.max_epsilon if loss.epsilon is not None else self.settings.max_rho

@@ -5,6 +5,7 @@
     EngineError
     ├── QueryError                    422  the query is invalid; nothing was touched or spent
     │   ├── UnknownRegister           unknown_register
+    │   │   └── RegisterNotLoaded     register_not_loaded (declared, not loaded by this installation)
     │   ├── UnknownColumn             unknown_column
     │   ├── InvalidOperator           invalid_operator
     │   ├── ValueOutsideDomain        value_outside_domain
@@ -13,11 +14,14 @@
     │   ├── TooManyGroupColumns       too_many_group_columns
     │   ├── TooManyCells              too_many_cells
     │   ├── LossOutOfRange            loss_out_of_range
+    │   │   └── LossTooSmall          loss_too_small (below the minimum loss per query)
     │   ├── LossNotAllowed            loss_not_allowed (rho in a pure project)
     │   ├── ColumnNotQueryable        column_not_queryable (keys and identifiers)
     │   ├── InvalidBounding           invalid_bounding (max_groups/max_rows beyond the catalog)
     │   ├── FixedPointOverflow        fixed_point_overflow (plan-time sum overflow check)
     │   └── UnsupportedQuery          unsupported_query
+    ├── PersonGrainViolated           503  person_grain_violated: a person-grain register holds
+    │                                      several rows of one person; the engine refuses to open
     ├── ExecutionFailed               503  execution_failed (never carries data-derived text)
     │   └── QueryTimeout              504  query_timeout
     └── EngineInternalError           500  internal_error: a bug, never a release
@@ -40,10 +44,13 @@ __all__ = [
     "InvalidOperator",
     "LossNotAllowed",
     "LossOutOfRange",
+    "LossTooSmall",
+    "PersonGrainViolated",
     "PrivacyInvariantError",
     "PrivateKeysNeedDelta",
     "QueryError",
     "QueryTimeout",
+    "RegisterNotLoaded",
     "TooManyCells",
     "TooManyGroupColumns",
     "UnknownColumn",
@@ -76,6 +83,12 @@ class UnknownRegister(QueryError):
     code = "unknown_register"
 
 
+class RegisterNotLoaded(UnknownRegister):
+    """A register the catalog declares but this installation did not load (built from a subset)."""
+
+    code = "register_not_loaded"
+
+
 class UnknownColumn(QueryError):
     code = "unknown_column"
 
@@ -106,6 +119,12 @@ class TooManyCells(QueryError):
 
 class LossOutOfRange(QueryError):
     code = "loss_out_of_range"
+
+
+class LossTooSmall(LossOutOfRange):
+    """The loss is below the minimum per query (a floor against near-free repeated queries)."""
+
+    code = "loss_too_small"
 
 
 class UnsupportedQuery(QueryError):
@@ -149,3 +168,13 @@ class InvalidBounding(QueryError):
 
 class FixedPointOverflow(QueryError):
     code = "fixed_point_overflow"
+
+
+class PersonGrainViolated(EngineError):
+    """A register declared person grain has more than one row for some person: nothing is served.
+
+    The message names the register and the number of such persons, never a person.
+    """
+
+    code = "person_grain_violated"
+    status = 503

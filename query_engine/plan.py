@@ -2,7 +2,9 @@
 
 Privacy facts come from the catalog and the query only. Contribution bounds are derived, not asked
 for: a person-level grain or person-level groups cannot contribute more than one row or one group,
-so those queries pay for ``G = 1`` and ``c = 1`` whatever ``max_groups``/``max_rows`` say.
+so those queries pay for ``G = 1`` and ``c = 1`` whatever ``max_groups``/``max_rows`` say. "One
+row per person" is enforced, not trusted: a person-grain register is bounded in SQL to one row per
+person (the smallest row key) like any other register, so a duplicated person still counts once.
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ class Bounding:
     """Contribution bounds: at most ``max_groups`` groups (G) and ``max_rows`` rows per group (c).
 
     ``bound_rows``/``bound_groups`` say whether SQL must enforce them; when False the bound holds
-    structurally (person grain, distinct persons, or groups that are attributes of the person).
+    structurally (distinct persons, or groups that are attributes of the person). A person-grain
+    register has ``bound_rows`` with ``c = 1`` (one row per person, whatever the data holds), which
+    also bounds it to one group.
     """
 
     max_groups: int
@@ -132,9 +136,12 @@ class ValueSpec:
 
     @property
     def magnitude_units(self) -> int:
-        """ceil(max(|lo|, |hi|) / resolution): the most one row adds to a fixed-point sum."""
+        """ceil(max(|lo|, |hi|) / resolution), at least 1: the most one row adds to a fixed-point sum.
+
+        At least 1 so that bounds such as [0, 0] still give a sensitivity OpenDP accepts.
+        """
         magnitude = max(abs(_exact(self.lo)), abs(_exact(self.hi)))
-        return math.ceil(magnitude / _exact(self.resolution))
+        return max(1, math.ceil(magnitude / _exact(self.resolution)))
 
 
 @dataclass(frozen=True)
@@ -343,7 +350,9 @@ def _bounding(query: Query, grain: Register, grain_groups: bool, cells: int) -> 
     else:
         max_groups = min(query.max_groups or grain.groups_per_person[0], cells)
         bound_groups = True
-    if person_grain or query.measure == "count_persons":
+    if person_grain:
+        max_rows, bound_rows = 1, True
+    elif query.measure == "count_persons":
         max_rows, bound_rows = 1, False
     else:
         max_rows, bound_rows = query.max_rows or grain.rows_per_person[0], True

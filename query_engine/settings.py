@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["EngineSettings"]
 
@@ -16,6 +16,12 @@ class EngineSettings(BaseModel):
     max_group_columns: int = Field(default=3, ge=1, description="Most group-by columns in one query.")
     max_epsilon: float = Field(default=10.0, gt=0, description="Largest epsilon one query may spend.")
     max_rho: float = Field(default=5.0, gt=0, description="Largest rho one query may spend.")
+    min_epsilon: float = Field(
+        default=0.01, gt=0, description="Smallest epsilon one query is charged (however its loss is stated)."
+    )
+    min_rho: float = Field(
+        default=0.01**2 / 2, gt=0, description="Smallest rho one query is charged (zCDP): 0.01^2 / 2."
+    )
     partition_delta: float = Field(
         default=1e-7, gt=0, lt=1, description="Delta spent by DP partition selection over open-domain keys."
     )
@@ -28,3 +34,11 @@ class EngineSettings(BaseModel):
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
     threads: int = Field(default=2, ge=1, le=256)
     max_quantile_candidates: int = Field(default=100, ge=2, le=1000)
+
+    @model_validator(mode="after")
+    def _minimum_below_maximum(self) -> EngineSettings:
+        for name in ("epsilon", "rho"):
+            low, high = getattr(self, f"min_{name}"), getattr(self, f"max_{name}")
+            if low > high:
+                raise ValueError(f"The minimum min_{name} ({low}) must not exceed max_{name} ({high})")
+        return self

@@ -14,10 +14,11 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -31,6 +32,7 @@ from .errors import QueryError
 
 __all__ = [
     "Condition",
+    "FiniteNumber",
     "Measure",
     "Op",
     "ProjectContext",
@@ -44,6 +46,24 @@ Op = Literal["=", "!=", "in", "prefix", "between", "<", "<=", ">", ">="]
 Scalar = StrictStr | StrictInt | StrictFloat
 
 _LIST_OPS = ("in", "between")
+
+
+def _finite_number(value: Any) -> float:
+    """A JSON number as a finite float; a string, a bool or a non-finite number is refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        shown = "true/false" if isinstance(value, bool) else type(value).__name__
+        raise ValueError(f"Give a number (e.g. 0.5, without quotes), not {shown}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("The number is too large; give a number below 1e308") from None
+    if not math.isfinite(number):
+        raise ValueError("Give a finite number (not NaN or infinity)")
+    return number
+
+
+FiniteNumber = Annotated[float, BeforeValidator(_finite_number)]
+"""A number in the strict sense: ``0.1`` and ``1``, never ``"0.1"``, ``true``, NaN or infinity."""
 
 
 class Condition(BaseModel):
@@ -98,16 +118,16 @@ class Query(BaseModel):
     measure: Measure
     register: str = Field(default="cpr", min_length=1, max_length=100)
     column: str | None = Field(default=None, min_length=1, max_length=200)
-    bounds: tuple[float, float] | None = None
-    quantile: float | None = Field(default=None, gt=0, lt=1)
+    bounds: tuple[FiniteNumber, FiniteNumber] | None = None
+    quantile: FiniteNumber | None = Field(default=None, gt=0, lt=1)
     where: tuple[Condition, ...] = Field(default=(), max_length=50)
     group_by: tuple[str, ...] = Field(default=(), max_length=20)
-    epsilon: float | None = None
-    rho: float | None = None
-    target_ci: float | None = None
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    max_groups: int | None = Field(default=None, ge=1)
-    max_rows: int | None = Field(default=None, ge=1)
+    epsilon: FiniteNumber | None = None
+    rho: FiniteNumber | None = None
+    target_ci: FiniteNumber | None = None
+    confidence: FiniteNumber = Field(default=0.95, ge=0.5, le=0.999999)
+    max_groups: StrictInt | None = Field(default=None, ge=1)
+    max_rows: StrictInt | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_loss(self) -> Query:
@@ -117,11 +137,6 @@ class Query(BaseModel):
                 "Give exactly one of epsilon, rho or target_ci"
                 + (f" (got {', '.join(given)})" if given else "")
             )
-        value = getattr(self, given[0])
-        if not math.isfinite(value):
-            raise ValueError(f"The privacy loss {given[0]} must be a finite number")
-        if self.bounds is not None and not all(math.isfinite(b) for b in self.bounds):
-            raise ValueError("Bounds must be finite numbers")
         if self.quantile is not None and self.measure != "quantile":
             raise ValueError(
                 "A quantile level is only for measure 'quantile'; "

@@ -7,9 +7,8 @@ catalog's names and keys). All errors carry ``stage="validate"``.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from .catalog import Catalog, Column, KeySet, Register
@@ -20,8 +19,10 @@ from .errors import (
     InvalidOperator,
     LossNotAllowed,
     LossOutOfRange,
+    LossTooSmall,
     PrivateKeysNeedDelta,
     QueryError,
+    RegisterNotLoaded,
     TooManyCells,
     TooManyGroupColumns,
     UnknownColumn,
@@ -32,8 +33,9 @@ from .errors import (
 from .mechanisms import quantile_fraction
 from .settings import EngineSettings
 from .spec import Condition, ProjectContext, Query
+from .suggest import did_you_mean
 
-__all__ = ["TypedValue", "cell_count", "resolve_column", "typed_value", "validate"]
+__all__ = ["TypedValue", "cell_count", "not_loaded_message", "resolve_column", "typed_value", "validate"]
 
 TypedValue = str | int | float | dt.date
 
@@ -55,6 +57,14 @@ def validate(query: Query, catalog: Catalog, context: ProjectContext, settings: 
     _check_bounding(query, grain)
 
 
+def not_loaded_message(catalog: Catalog, name: str) -> str:
+    """The sentence for a register the catalog declares but this installation did not load."""
+    return (
+        f"Register '{name}' is not loaded in this installation; loaded: {', '.join(catalog.register_names)}. "
+        "Ask with the loaded registers (GET /v1/catalog lists them)."
+    )
+
+
 def resolve_column(catalog: Catalog, qualified: str) -> tuple[Register, Column]:
     """Resolve ``register.column`` to catalog objects, refusing unknown and non-queryable columns."""
     register_name, dot, column_name = qualified.partition(".")
@@ -66,7 +76,7 @@ def resolve_column(catalog: Catalog, qualified: str) -> tuple[Register, Column]:
     if not register.has_column(column_name):
         queryable = [c.name for c in register.columns if c.queryable]
         raise UnknownColumn(
-            f"Unknown column {column_name!r} in register {register.name}.{_did_you_mean(column_name, queryable)}"
+            f"Unknown column {column_name!r} in register {register.name}.{did_you_mean(column_name, queryable)}"
             f" Columns of {register.name}: {', '.join(queryable)}.",
             stage=_STAGE,
         )
@@ -119,26 +129,15 @@ def typed_value(column: Column, value: Any, what: str) -> TypedValue:
 
 
 def _register(catalog: Catalog, name: str) -> Register:
+    if name in catalog.absent_registers:
+        raise RegisterNotLoaded(not_loaded_message(catalog, name), stage=_STAGE)
     if not catalog.has_register(name):
         raise UnknownRegister(
-            f"Unknown register {name!r}.{_did_you_mean(name, catalog.register_names)}"
+            f"Unknown register {name!r}.{did_you_mean(name, catalog.register_names)}"
             f" Registers: {', '.join(catalog.register_names)}.",
             stage=_STAGE,
         )
     return catalog.register(name)
-
-
-def _did_you_mean(word: str, candidates: Sequence[Any]) -> str:
-    texts = [str(c) for c in candidates]
-    close = difflib.get_close_matches(str(word), texts, n=3, cutoff=0.6)
-    if not close and len(texts) < 5_000:
-        lowered = {t.lower(): t for t in texts}
-        close = [
-            lowered[m] for m in difflib.get_close_matches(str(word).lower(), list(lowered), n=3, cutoff=0.6)
-        ]
-    if not close:
-        return ""
-    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 def _check_loss(query: Query, context: ProjectContext, settings: EngineSettings) -> None:
@@ -149,18 +148,9 @@ def _check_loss(query: Query, context: ProjectContext, settings: EngineSettings)
                 "zcdp mode; give epsilon or target_ci instead.",
                 stage=_STAGE,
             )
-        if not 0 < query.rho <= settings.max_rho:
-            raise LossOutOfRange(
-                f"The privacy loss rho = {query.rho} is outside the per-query range (0, {settings.max_rho}]; "
-                f"give a rho above 0 and at most {settings.max_rho}.",
-                stage=_STAGE,
-            )
-    if query.epsilon is not None and not 0 < query.epsilon <= settings.max_epsilon:
-        raise LossOutOfRange(
-            f"The privacy loss epsilon = {query.epsilon} is outside the per-query range "
-            f"(0, {settings.max_epsilon}]; give an epsilon above 0 and at most {settings.max_epsilon}.",
-            stage=_STAGE,
-        )
+        _check_stated_loss("rho", query.rho, settings.min_rho, settings.max_rho)
+    if query.epsilon is not None:
+        _check_stated_loss("epsilon", query.epsilon, settings.min_epsilon, settings.max_epsilon)
     if query.target_ci is not None:
         if not query.target_ci > 0:
             raise LossOutOfRange(
@@ -174,6 +164,24 @@ def _check_loss(query: Query, context: ProjectContext, settings: EngineSettings)
                 "data); give epsilon or rho instead.",
                 stage=_STAGE,
             )
+
+
+def _check_stated_loss(name: str, value: float, minimum: float, maximum: float) -> None:
+    """A stated epsilon or rho must lie in [minimum, maximum]; a positive one below is ``LossTooSmall``."""
+    if minimum <= value <= maximum:
+        return
+    allowed = f"[{minimum:g}, {maximum:g}]"
+    if 0 < value < minimum:
+        raise LossTooSmall(
+            f"The privacy loss {name} = {value:g} is below the minimum per query, {minimum:g}; give a "
+            f"{name} in {allowed} (every query is charged at least the minimum).",
+            stage=_STAGE,
+        )
+    raise LossOutOfRange(
+        f"The privacy loss {name} = {value:g} is outside the per-query range {allowed}; give a {name} "
+        f"of at least {minimum:g} and at most {maximum:g}.",
+        stage=_STAGE,
+    )
 
 
 def _grain_register(query: Query, catalog: Catalog) -> Register:
@@ -354,7 +362,7 @@ def _check_condition(condition: Condition, catalog: Catalog) -> None:
                 f"A prefix on {name} must not be empty; give the start of a code, e.g. 'E11'.", stage=_STAGE
             )
         if keyset is not None and not any(str(k).startswith(prefix) for k in keyset.values):
-            suggestion = _did_you_mean(prefix, _prefixes(keyset, len(prefix))) or _LOOK_UP
+            suggestion = did_you_mean(prefix, _prefixes(keyset, len(prefix))) or _LOOK_UP
             raise ValueOutsideDomain(f"No code of {name} starts with {prefix!r}.{suggestion}", stage=_STAGE)
         return
     if op == "between" and values[0] > values[1]:  # type: ignore[operator]
@@ -367,7 +375,7 @@ def _check_condition(condition: Condition, catalog: Catalog) -> None:
         if op in _EQUALITY_OPS:
             for value in values:
                 if value not in keyset:
-                    suggestion = _did_you_mean(str(value), keyset.values) or _LOOK_UP
+                    suggestion = did_you_mean(str(value), keyset.values) or _LOOK_UP
                     raise ValueOutsideDomain(
                         f"The value {value!r} is not a key of {name} (key set {keyset.name}).{suggestion}",
                         stage=_STAGE,

@@ -69,6 +69,43 @@ def _validation_message(exc: RequestValidationError) -> str:
     return f"Invalid field '{where}': {message}.{more}"
 
 
+_ADD_JSON_HEADER = "add the header -H 'Content-Type: application/json' (curl -d alone sends a form)"
+
+
+def _unreadable_body(content_type: str | None, exc: RequestValidationError) -> tuple[str, str, int] | None:
+    """A body that is not JSON: 415 when it was sent as another media type, 400 naming line and column
+    when it is malformed JSON; None for a JSON body whose fields are invalid (a 422).
+
+    A body without a Content-Type is read as JSON (FastAPI does), so ``curl`` without ``-H`` works
+    when the body is JSON; ``curl -d`` sends ``application/x-www-form-urlencoded``, which is refused.
+    """
+    errors = exc.errors()
+    media = (content_type or "").split(";")[0].strip().lower()
+    is_json = not media or media == "application/json" or media.endswith("+json")
+    if not is_json and any(tuple(error.get("loc", ()))[:1] == ("body",) for error in errors):
+        return (
+            "unsupported_media_type",
+            f"The body was sent as '{media}'; send it as JSON: {_ADD_JSON_HEADER}.",
+            415,
+        )
+    for error in errors:
+        if error.get("type") != "json_invalid":
+            continue
+        text = exc.body if isinstance(exc.body, str) else ""
+        loc = tuple(error.get("loc", ()))
+        position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        reason = str((error.get("ctx") or {}).get("error", "not valid JSON"))
+        return (
+            "bad_request",
+            f"The body is not valid JSON: {reason} at line {line}, column {column}. Send one JSON object, "
+            'e.g. {"project": "demo", "measure": "count_persons", "epsilon": 0.5}.',
+            400,
+        )
+    return None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def coded(request: Request, exc: Exception) -> JSONResponse:
         reason = storage_failure(exc) if isinstance(exc, LedgerError) else None
@@ -97,6 +134,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        unreadable = _unreadable_body(request.headers.get("content-type"), exc)
+        if unreadable is not None:
+            code, message, status = unreadable
+            return _json_error(code, message, status)
         query_route = request.url.path.startswith(("/v1/queries", "/v1/sql"))
         code = "invalid_query" if query_route else "invalid_request"
         return _json_error(code, _validation_message(exc), 422)

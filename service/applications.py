@@ -16,7 +16,6 @@ name and e-mail are kept in the service database only, never in the append-only 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import hmac
 import json
 import re
@@ -26,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from budget_ledger import Ledger, ProjectSpec
+from query_engine.suggest import did_you_mean
 
 from .approval_policy import ANONYMOUS_REASON, ApprovalPolicy, Submission
 from .approval_quota import ApprovalQuota, lock_quotas
@@ -215,6 +215,7 @@ class ApplicationDesk:
         token_ttl: dt.timedelta,
         quota: ApprovalQuota | None = None,
         identity: IdentityRegistry | None = None,
+        absent_registers: Sequence[str] = (),
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -223,6 +224,7 @@ class ApplicationDesk:
         self.quota = quota or ApprovalQuota.defaults()
         self._identity = identity or IdentityRegistry(store)
         self._known_registers = tuple(known_registers)
+        self._absent_registers = tuple(absent_registers)  # declared by the catalog, not loaded here
         self._token_ttl = token_ttl
 
     # --- submission -----------------------------------------------------------------------------
@@ -230,9 +232,13 @@ class ApplicationDesk:
     def check_registers(self, registers: Sequence[str]) -> None:
         """Raise ``InvalidRequest`` (with a did-you-mean) for a register the catalog does not have."""
         for name in registers:
+            if name in self._absent_registers:
+                raise InvalidRequest(
+                    f"Register '{name}' is not loaded in this installation; loaded: "
+                    f"{', '.join(self._known_registers)}. Apply for the loaded registers only."
+                )
             if name not in self._known_registers:
-                close = difflib.get_close_matches(name, self._known_registers, n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(name, self._known_registers, limit=1)
                 raise InvalidRequest(
                     f"Unknown register '{name}'.{hint} Registers: {', '.join(self._known_registers)}."
                 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from budget_ledger.loss import format_amount
+
 from .settings import EHDS_PURPOSES, Settings
 
 __all__ = ["ANONYMOUS_REASON", "ApprovalPolicy", "Submission"]
@@ -100,10 +102,13 @@ class ApprovalPolicy:
             reasons.append(f"Register(s) {', '.join(extra)} are decided by an administrator.")
         if submission.epsilon > self.max_epsilon:
             reasons.append(
-                f"Epsilon {submission.epsilon:g} is above the automatic limit {self.max_epsilon:g}."
+                f"Epsilon {format_amount(submission.epsilon)} is above the automatic limit "
+                f"{format_amount(self.max_epsilon)}."
             )
         if submission.delta > self.max_delta:
-            reasons.append(f"Delta {submission.delta:g} is above the automatic limit {self.max_delta:g}.")
+            reasons.append(
+                f"Delta {format_amount(submission.delta)} is above the automatic limit {format_amount(self.max_delta)}."
+            )
         if submission.duration_days > self.max_duration_days:
             reasons.append(
                 f"{submission.duration_days} days is longer than the automatic limit of "

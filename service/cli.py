@@ -84,10 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate, pseudonymise and load register files into one DuckDB database",
         description=(
             "Validate every register file in DIR (Parquet or CSV, one per register) against the "
-            "catalog, pseudonymise raw CPR numbers, and load them atomically into a DuckDB file."
+            "catalog, pseudonymise raw CPR numbers, and load them atomically into a DuckDB file. "
+            "cpr is required; the other registers are optional (only the loaded ones are served)."
         ),
     )
-    bld.add_argument("dir", help="directory with one <register>.parquet or <register>.csv per register")
+    bld.add_argument(
+        "dir", help="directory with one <register>.parquet or <register>.csv per register (cpr required)"
+    )
     bld.add_argument("--db", required=True, help="DuckDB file to write (replaced atomically)")
     bld.add_argument("--catalog", help="catalog directory (default: DIR/catalog.json, else the packaged one)")
     bld.add_argument(

@@ -98,6 +98,8 @@ def engine_settings(settings: Settings) -> Any:
             "max_group_columns": settings.engine_max_group_columns,
             "max_epsilon": settings.engine_max_epsilon,
             "max_rho": settings.engine_max_rho,
+            "min_epsilon": settings.min_epsilon,
+            "min_rho": settings.min_rho,
         }
     )
 

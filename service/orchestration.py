@@ -36,7 +36,6 @@ from budget_ledger import (
     StoredRelease,
     UnknownProject,
 )
-from budget_ledger.accounting import budget_status
 from query_engine.errors import EngineError, QueryError
 from query_engine.plan import Plan
 from query_engine.spec import ProjectContext, Query
@@ -52,7 +51,9 @@ from .errors import (
     QueryFailed,
     RegisterNotPermitted,
 )
+from .preview_facts import fit_problem, preview_facts
 from .response_time import ResponseTimeModel, Schedule
+from .settings import DEFAULT_DATASET_PERSONS
 
 __all__ = ["EXECUTION_FAILED_MESSAGE", "Orchestrator", "Outcome"]
 
@@ -78,7 +79,7 @@ def _served(release: StoredRelease, project: Project) -> dict[str, Any]:
     """A stored release as returned again: ``cached: true`` and the project's budget now."""
     body: dict[str, Any] = json.loads(release.release_json)
     body["cached"] = True
-    body["budget"] = budget_status(project.id, project.limits, project.totals).to_public()
+    body["budget"] = project.status().to_public()
     return body
 
 
@@ -96,7 +97,8 @@ class Orchestrator:
     """Runs previews and releases for authenticated callers.
 
     ``timing`` fixes each fresh query's response time (None: answer when done); ``max_releases_per_day``
-    limits a project's fresh releases per UTC day (0: no limit).
+    limits a project's fresh releases per UTC day (0: no limit); ``declared_persons`` is the public
+    population size previews compare expected intervals with (``service.preview_facts``).
     """
 
     def __init__(
@@ -107,12 +109,14 @@ class Orchestrator:
         *,
         timing: ResponseTimeModel | None = None,
         max_releases_per_day: int = 0,
+        declared_persons: int = DEFAULT_DATASET_PERSONS,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
         self._access = access
         self._timing = timing
         self._max_releases_per_day = max_releases_per_day
+        self._declared_persons = declared_persons
 
     def _record(self, kind: str, project: str, principal: Principal, **details: Any) -> None:
         """An access record (refusal, preview, cached serve) for the audit chain, if recording is on."""
@@ -185,9 +189,29 @@ class Orchestrator:
         context = _context(project)
         preview = self._engine.preview(query, context)
         body: dict[str, Any] = preview.model_dump(mode="json")
-        body["budget"] = budget_status(project.id, project.limits, project.totals).to_public()
-        body["response_seconds"] = (
-            self._rung(self._engine.cost(query, context).plan) if self._timing is not None else None
+        body["budget"] = project.status().to_public()
+        cost = cost_of(self._engine, query, context)
+        plan = cost.engine_cost.plan
+        body["response_seconds"] = self._rung(plan) if self._timing is not None else None
+        cached = self._ledger.cached_release(project.id, cost.query_hash) is not None
+        problem = None
+        if not cached:
+            try:
+                self._check_permit(project, cost, dt.datetime.now(dt.UTC).date())
+                self._check_release_limit(project, cost.query_hash)
+                problem = fit_problem(project, self._ledger.register_caps(), cost.registers, cost.charge)
+            except (PermitExpired, RegisterNotPermitted, DailyReleaseLimit) as exc:
+                problem = exc.message
+        body.update(
+            preview_facts(
+                body,
+                plan,
+                self._engine.catalog,
+                declared_persons=self._declared_persons,
+                charge=cost.charge,
+                cached=cached,
+                problem=problem,
+            )
         )
         self._record("query_previewed", project.id, principal, query_hash=query.query_hash())
         return body

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from query_engine.catalog import Catalog
 from query_engine.plan import Plan
 
-__all__ = ["ResponseTimeModel", "Schedule", "parse_ladder"]
+__all__ = ["ResponseTimeModel", "Schedule", "declared_rows", "parse_ladder"]
 
 ROW_WINDOW = 1.0  # row_number() per person (and group): c rows per person per group
 GROUP_WINDOW = 10.0  # dense_rank over a person's groups: a sort of the grain rows by person and group
@@ -141,11 +141,16 @@ class ResponseTimeModel:
         return Schedule(rung, deadline, execute_by=deadline - finish, commit_at=commit_at)
 
     def _rows(self, catalog: Catalog, register: str) -> float:
-        declared = catalog.register(register)
-        per_person = declared.declared_rows_per_person
-        if per_person is None:  # a database built before the catalog declared sizes
-            per_person = float(declared.rows_per_person[0])
-        return self.declared_persons * per_person
+        return declared_rows(catalog, register, self.declared_persons)
+
+
+def declared_rows(catalog: Catalog, register: str, persons: int) -> float:
+    """Rows of ``register`` at the declared scale: ``persons`` times its declared rows per person."""
+    declared = catalog.register(register)
+    per_person = declared.declared_rows_per_person
+    if per_person is None:  # a database built before the catalog declared sizes
+        per_person = float(declared.rows_per_person[0])
+    return persons * per_person
 
 
 def _cell_outputs(plan: Plan) -> int:

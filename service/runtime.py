@@ -203,6 +203,7 @@ def open_services(settings: Settings) -> Services:
         token_ttl=ttl,
         quota=ApprovalQuota.from_settings(settings),
         identity=identity,
+        absent_registers=engine.catalog.absent_registers,
     )
     return Services(
         settings=settings,
@@ -219,6 +220,7 @@ def open_services(settings: Settings) -> Services:
             access if settings.audit_reads else None,
             timing=response_time_model(settings),
             max_releases_per_day=settings.max_releases_per_day,
+            declared_persons=settings.declared_persons,
         ),
         limiter=StoreRateLimiter(store, settings.rate_limit_per_second, settings.rate_limit_burst),
         public_limiter=StoreRateLimiter(

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from query_engine.release import Preview, Release
-from query_engine.spec import Query
+from query_engine.spec import FiniteNumber, Query
 
 from .settings import EHDS_PURPOSES
 
@@ -81,12 +81,12 @@ class SqlRequest(BaseModel):
 
     project: str = Field(min_length=1, max_length=200)
     sql: str = Field(min_length=1, max_length=20_000)
-    epsilon: float | None = Field(default=None, allow_inf_nan=False)
-    rho: float | None = Field(default=None, allow_inf_nan=False)
-    target_ci: float | None = Field(default=None, allow_inf_nan=False)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    max_groups: int | None = Field(default=None, ge=1)
-    max_rows: int | None = Field(default=None, ge=1)
+    epsilon: FiniteNumber | None = None
+    rho: FiniteNumber | None = None
+    target_ci: FiniteNumber | None = None
+    confidence: FiniteNumber = Field(default=0.95, ge=0.5, le=0.999999)
+    max_groups: StrictInt | None = Field(default=None, ge=1)
+    max_rows: StrictInt | None = Field(default=None, ge=1)
 
 
 class PreviewPublic(Preview):
@@ -97,6 +97,39 @@ class PreviewPublic(Preview):
         default=None,
         description="Seconds a fresh release of this query takes to answer (fixed before it runs, the "
         "same for success and failure); null when the server does not fix response times.",
+    )
+    cached: bool = Field(
+        default=False,
+        description="True when this exact query has a stored release in the project: running it is free "
+        "and returns that release.",
+    )
+    cost_if_run: dict[str, float] | None = Field(
+        default=None,
+        description="What running the query now would charge ({epsilon, rho, delta}); all zero when cached.",
+    )
+    fits: bool | None = Field(
+        default=None,
+        description="Whether running it now fits the project's budget, its permit, its daily release limit "
+        "and every touched register's cap (always true when cached).",
+    )
+    fit_problem: str | None = Field(
+        default=None, description="When it does not fit: the refusal a run would get, with the numbers."
+    )
+    reference_count: float | None = Field(
+        default=None,
+        description="The count a cell would hold if the declared population (SUNDSTAT_DECLARED_PERSONS "
+        "times the register's declared_rows_per_person) spread evenly over the cells before any filter; "
+        "public, never read from data. A mean's expected_half_width is stated at this count.",
+    )
+    mean_half_width_by_count: list[dict[str, float]] | None = Field(
+        default=None,
+        description="Mean only: the interval half-width a cell would have at 10, 100, 1,000, 10,000 and "
+        "100,000 rows ([{count, half_width}]); a mean's interval depends on its (private) count.",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Sentences for an interval likely too wide to be useful (compared with reference_count "
+        "or the column's bounds).",
     )
 
 

@@ -238,6 +238,18 @@ class Settings(BaseSettings):
     engine_max_epsilon: float = Field(default=10.0, gt=0, description="Largest epsilon one query may spend.")
     engine_max_rho: float = Field(default=5.0, gt=0, description="Largest rho one query may spend.")
 
+    # Minimum loss per query
+    min_epsilon: float = Field(
+        default=0.01,
+        gt=0,
+        description="Smallest epsilon a query is charged, however its loss is stated (below: loss_too_small).",
+    )
+    min_rho: float = Field(
+        default=0.01**2 / 2,
+        gt=0,
+        description="Smallest rho a zCDP query is charged (default 0.01^2/2 = 5e-5).",
+    )
+
     # --- approval policy ----------------------------------------------------------------------
     policy_max_epsilon: float = Field(
         default=1.0, ge=0, description="Applications up to this epsilon are approved automatically."

@@ -2,7 +2,8 @@
 
 ::
 
-    open_spark_engine(dir, master)   Engine(SparkBackend, catalog from dir/catalog.json, settings)
+    open_spark_engine(dir, master)   Engine(SparkBackend, catalog from dir/catalog.json, settings),
+                                     after checking that person-grain registers repeat no person
     open_spark_backend(dir, master)  a SparkBackend on a new SparkSession (stopped by close())
     SparkBackend(session, dir)       a private child session (``newSession``) whose temp views
                                      cpr, lpr, ... read dir/<register>.parquet, types checked
@@ -321,9 +322,13 @@ def open_spark_engine(
     *,
     conf: Mapping[str, str] | None = None,
 ) -> Engine:
-    """An Engine on Spark: the catalog from ``parquet_dir``, the timeout and driver memory from ``settings``."""
+    """An Engine on Spark: the catalog from ``parquet_dir``, the timeout and driver memory from ``settings``.
+
+    Refuses (``PersonGrainViolated``) Parquet registers of grain person that repeat a person.
+    """
     from ..catalog import Catalog
     from ..engine import Engine
+    from ..person_grain import check_person_grain
     from ..settings import EngineSettings
 
     settings = settings or EngineSettings()
@@ -336,6 +341,7 @@ def open_spark_engine(
     )
     try:
         catalog = Catalog.loads(backend.read_catalog_json())
+        check_person_grain(backend, catalog)
     except Exception:
         backend.close()
         raise

@@ -21,7 +21,7 @@ from .common import ERRORS, issue_token
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["admin"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["admin"], responses=ERRORS, strict_content_type=False)
 
 TokenId = Annotated[str, Path(min_length=1, max_length=100, description="The token id (tok_...)")]
 RegisterName = Annotated[str, Path(min_length=1, max_length=32, description="The register, e.g. lpr")]

@@ -21,7 +21,9 @@ from .common import ERRORS
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/applications", tags=["applications"], responses=ERRORS)
+router = APIRouter(
+    prefix="/v1/applications", tags=["applications"], responses=ERRORS, strict_content_type=False
+)
 
 ApplicationId = Annotated[str, Path(min_length=1, max_length=100, description="The application id")]
 

@@ -17,11 +17,13 @@ __all__ = ["ERRORS", "issue_token"]
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
+        (400, "The body is not valid JSON; the message names line and column."),
         (401, "No token, or an unknown, expired or revoked token."),
         (403, "The token may not do this (role, permit, or budget exceeded)."),
         (404, "Unknown, or not visible to this token."),
         (409, "Conflict: in progress, already decided, or already exists."),
         (413, "The request body is larger than 1 MB (chunked bodies included)."),
+        (415, "The body was sent as another media type than JSON: add Content-Type: application/json."),
         (422, "The request does not validate."),
         (429, "Rate limited; see Retry-After."),
         (500, "A bug in sundstat; the message names the request id."),

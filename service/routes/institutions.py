@@ -23,7 +23,9 @@ from .common import ERRORS
 
 __all__ = ["issue_applicant_token", "router"]
 
-router = APIRouter(prefix="/v1/institutions", tags=["institutions"], responses=ERRORS)
+router = APIRouter(
+    prefix="/v1/institutions", tags=["institutions"], responses=ERRORS, strict_content_type=False
+)
 
 InstitutionId = Annotated[str, Path(min_length=1, max_length=40, description="The institution id, e.g. ku")]
 

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 
 from budget_ledger import ProjectSpec
-from budget_ledger.accounting import budget_status
 
 from ..deps import Admin, ServicesDep, SettingsDep, TokenHolder
 from ..errors import InvalidRequest
@@ -34,7 +33,7 @@ from .common import ERRORS, issue_token
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ERRORS)
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ERRORS, strict_content_type=False)
 
 ProjectId = Annotated[str, Path(min_length=1, max_length=64, description="The project id")]
 ReleaseId = Annotated[str, Path(min_length=1, max_length=200, description="The release id")]
@@ -46,7 +45,7 @@ def list_projects(services: ServicesDep, caller: TokenHolder) -> list[ProjectPub
     visible = [p for p in services.ledger.list_projects() if caller.can_see(p.id)]
     for project in visible:
         services.audit("project_read", project.id, caller, what="listing")
-    return [project_public(p, budget_status(p.id, p.limits, p.totals)) for p in visible]
+    return [project_public(p, p.status()) for p in visible]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project (admin)")

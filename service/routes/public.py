@@ -18,7 +18,7 @@ from .common import ERRORS
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["public"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["public"], responses=ERRORS, strict_content_type=False)
 
 _JSON_LD = "application/ld+json"
 

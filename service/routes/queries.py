@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from query_engine.spec import Query
-from query_engine.sql_dialect import sql_to_query
+from query_engine.sql import sql_to_query
 
 from ..auth import Principal
 from ..deps import ServicesDep, TokenHolder
@@ -33,7 +33,7 @@ from .common import ERRORS
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["queries"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["queries"], responses=ERRORS, strict_content_type=False)
 
 IdempotencyKey = Annotated[
     str | None,

@@ -15,7 +15,7 @@ from .institutions import issue_applicant_token
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/auth", tags=["sign-in"], responses=ERRORS)
+router = APIRouter(prefix="/v1/auth", tags=["sign-in"], responses=ERRORS, strict_content_type=False)
 
 _Param = Annotated[str | None, Query(max_length=2000)]
 

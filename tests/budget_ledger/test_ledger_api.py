@@ -296,7 +296,7 @@ def test_float_charges_round_up(ledger: Ledger) -> None:
 
 def test_pure_delta_is_composed_and_refused_when_absent(ledger: Ledger) -> None:
     ledger.create_project(pure_spec("nodelta"), "admin")
-    with pytest.raises(BudgetExceeded, match="needs delta 1e-07"):
+    with pytest.raises(BudgetExceeded, match="needs delta 1e-7 "):
         spend(ledger, "a", Charge(epsilon=Fraction(1, 10), delta=Fraction(1, 10**7)), project="nodelta")
     ledger.create_project(pure_spec("withdelta", delta="2e-7"), "admin")
     spend(ledger, "a", Charge(epsilon=Fraction(1, 10), delta=Fraction(1, 10**7)), project="withdelta")
@@ -337,7 +337,13 @@ def test_zcdp_refusal_names_rho_and_the_epsilon_still_possible(ledger: Ledger) -
     with pytest.raises(BudgetExceeded) as info:
         spend(ledger, "a", Charge(epsilon=Fraction(1)), project="heart-2026")
     message = info.value.message
-    assert "needs rho 0.5 (its epsilon 1 counts as rho = epsilon^2/2)" in message
+    assert "needs epsilon 1 (counted as rho 0.5 = epsilon^2/2)" in message
+    # What is left is said in the unit the budget was set in too.
+    assert re.search(
+        r"has rho [0-9.e-]+ left \([0-9.e-]+ short\); that is epsilon [0-9.e-]+ left of its budget "
+        r"epsilon 1 at delta 1e-6\.",
+        message,
+    ), message
     assert info.value.remaining == rho_total and info.value.shortfall == Fraction(1, 2) - rho_total
     largest = float(re.search(r"epsilon up to ([0-9.e-]+)", message).group(1))  # type: ignore[union-attr]
     assert largest == pytest.approx((2 * float(rho_total)) ** 0.5, rel=1e-5)

@@ -128,9 +128,10 @@ def test_deleted_spend_row_is_named(ledger: Ledger, db_path: Path) -> None:
 def test_reordered_entries_are_named(ledger: Ledger, db_path: Path) -> None:
     fill(ledger)
     con = raw(db_path)
-    con.execute("UPDATE audit SET seq = -1 WHERE seq = 3")
+    # The scratch position must pass the schema's check (seq >= 1), as in the PostgreSQL twin of this test.
+    con.execute("UPDATE audit SET seq = 1000 WHERE seq = 3")
     con.execute("UPDATE audit SET seq = 3 WHERE seq = 6")
-    con.execute("UPDATE audit SET seq = 6 WHERE seq = -1")
+    con.execute("UPDATE audit SET seq = 6 WHERE seq = 1000")
     report = ledger.verify()
     assert not report.ok and report.first_bad_index == 3
 

@@ -132,7 +132,7 @@ def test_approx_cap_reports_rho_and_its_epsilon_equivalent(ledger: Ledger) -> No
     assert public["rho_spent"] == float_up(Fraction(1, 20) + Fraction(1, 200))
     assert 0 < public["epsilon_equivalent_spent"] < 2  # type: ignore[operator]
     assert 0 < public["epsilon_remaining"] < 2  # type: ignore[operator]
-    assert "(epsilon = 2, delta = 0.000001)" in str(public["promise"])
+    assert "(epsilon = 2, delta = 1e-6)" in str(public["promise"])
 
 
 # --- the default population budget ----------------------------------------------------------------

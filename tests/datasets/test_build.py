@@ -616,9 +616,9 @@ def _with_integer_cpr(raw: Path) -> None:
     ("damage", "message"),
     [
         pytest.param(
-            lambda raw: (raw / "dar.parquet").unlink(),
-            "register dar has no file: expected dar.parquet or dar.csv",
-            id="missing_register",
+            lambda raw: (raw / "cpr.parquet").unlink(),
+            "the person register cpr has no file: expected cpr.parquet or cpr.csv",
+            id="missing_person_register",
         ),
         pytest.param(
             lambda raw: (raw / "dar.csv").write_text("x\n"),
@@ -794,7 +794,10 @@ def test_cli_prints_the_report_or_the_error(
 
     assert main(["build", str(raw), "--db", str(out / "db.duckdb"), "--catalog", str(catalog_dir)]) == 0
     assert "Built" in capsys.readouterr().out
-    (raw / "udda.parquet").unlink()
+    (raw / "udda.parquet").unlink()  # an optional register: the rest is built, and the report says so
+    assert main(["build", str(raw), "--db", str(out / "db.duckdb"), "--catalog", str(catalog_dir)]) == 0
+    assert "Not loaded (no file): udda" in capsys.readouterr().out
+    (raw / "cpr.parquet").unlink()
     assert main(["build", str(raw), "--db", str(out / "db.duckdb"), "--catalog", str(catalog_dir)]) == 2
     assert "error: The register files" in capsys.readouterr().err
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import datasets._generate_output as output_module
 import datasets.generate as generate_module
+import datasets.synthetic.output as output_module
 from datasets.generate import GenerationSummary, generate
 from query_engine.catalog import Column, Register, load_catalog
 

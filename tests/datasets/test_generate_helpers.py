@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datasets._generate_dates import add_years, age_at, day, year_of, year_start
-from datasets._generate_output import KeyPermutation
-from datasets._generate_world import CategoricalTable
+from datasets.synthetic.dates import add_years, age_at, day, year_of, year_start
+from datasets.synthetic.output import KeyPermutation
+from datasets.synthetic.world import CategoricalTable
 
 EPOCH = dt.date(1970, 1, 1)
 dates = st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2030, 12, 31))

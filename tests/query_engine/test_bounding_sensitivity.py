@@ -1,9 +1,14 @@
 """Sensitivity, checked on the real compiled SQL: adding or removing one person (with all their rows,
 however many and however extreme) changes each exact aggregate vector by no more than the plan's
-declared Sensitivity, in L1, L2, Linf and L0."""
+declared Sensitivity, in L1, L2, Linf and L0.
+
+The added person may also break the person grain: up to three rows in cpr, and in dar, which this
+test's catalog declares person grain (one row per person), so "one row per person" is shown to be
+enforced by the SQL, not trusted."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -70,6 +75,15 @@ QUERIES: dict[str, list[dict[str, Any]]] = {
         _q("mean", column="cpr.age", group_by=["cpr.region"], where=[_c("lmdb.atc", "=", "A10BA02")]),
         _q("mean", register="ind", column="disposable_income", bounds=[-1000, 500000]),
     ],
+    # Person-grain registers with a person who has several rows there (cpr, and dar declared person).
+    "person_grain": [
+        _q("count_rows", register="cpr", group_by=["cpr.region", "cpr.sex"]),
+        _q("count_rows", register="dar", group_by=["dar.cause_chapter"]),
+        _q("count_persons", register="dar", group_by=["dar.year", "cpr.region"]),
+        _q("count_rows", register="lpr", group_by=["cpr.region"], max_rows=200),
+        _q("mean", column="cpr.age", group_by=["cpr.sex"]),
+        _q("quantile", column="cpr.age", group_by=["cpr.region"]),
+    ],
     "quantile": [
         _q("quantile", register="ind", column="disposable_income", group_by=["cpr.region"]),
         _q(
@@ -93,11 +107,19 @@ class Case:
     compiled: CompiledQuery
 
 
+def _dar_person_grain(catalog: Catalog) -> Catalog:
+    """The fixture catalog with dar declared grain person (one death per person)."""
+    registers = tuple(
+        dataclasses.replace(r, grain="person") if r.name == "dar" else r for r in catalog.registers
+    )
+    return dataclasses.replace(catalog, registers=registers)
+
+
 @cache
 def _world() -> tuple[Catalog, duckdb.DuckDBPyConnection, dict[str, list[Case]]]:
     import tempfile
 
-    catalog = build_fixture_catalog(Path(tempfile.mkdtemp(prefix="sens-catalog-")))
+    catalog = _dar_person_grain(build_fixture_catalog(Path(tempfile.mkdtemp(prefix="sens-catalog-"))))
     con = duckdb.connect()
     create_tables(con, catalog)
     cases: dict[str, list[Case]] = {}
@@ -117,16 +139,25 @@ DIAGNOSES = ["DE11", "DE110", "DX99", "", None]
 
 
 def adversary(
-    pid: int, seed: int, rows: int, catalog: Catalog, in_cpr: bool
+    pid: int, seed: int, rows: int, catalog: Catalog, cpr_rows: int
 ) -> dict[str, list[dict[str, Any]]]:
-    """One person with ``rows`` rows in each event register, values drawn from the extremes."""
+    """One person with ``rows`` rows in each event register, values drawn from the extremes, and
+    ``cpr_rows`` rows in each person-grain register (cpr, dar): more than one breaks the grain."""
     rng = random.Random(seed)
     icd10 = [*catalog.keyset("icd10").values, "ZZZ", None]
     atc = [*catalog.keyset("atc5").values, "A10XX99", None]
     day = lambda: dt.date(2009, 6, 1) + dt.timedelta(days=rng.randrange(0, 365 * 17))  # noqa: E731
-    key = iter(rng.sample(range(10**9, 2 * 10**9), 4 * rows + 2))
-    tables: dict[str, list[dict[str, Any]]] = {"cpr": [], "lpr": [], "lmdb": [], "ind": []}
-    if in_cpr:
+    key = iter(rng.sample(range(10**9, 2 * 10**9), 4 * rows + 2 * cpr_rows))
+    tables: dict[str, list[dict[str, Any]]] = {"cpr": [], "lpr": [], "lmdb": [], "ind": [], "dar": []}
+    for _ in range(cpr_rows):
+        tables["dar"].append(
+            {
+                "person_id": pid,
+                "row_key": next(key),
+                "death_date": rng.choice([day(), None]),
+                "cause_icd10": rng.choice(icd10),
+            }
+        )
         birth = rng.choice([dt.date(1900, 1, 1), dt.date(2024, 12, 31), dt.date(1980, 2, 29), day()])
         tables["cpr"].append(
             {
@@ -224,17 +255,17 @@ neighbours = st.tuples(
     st.integers(0, 6),  # base persons
     st.integers(0, 2**32 - 1),  # adversary seed
     st.one_of(st.integers(0, 12), st.integers(13, 3000)),  # adversary rows per register
-    st.booleans(),  # adversary in cpr
+    st.integers(0, 3),  # adversary's rows in the person-grain registers cpr and dar
 )
 
 
-def _check_measure(measure: str, draw: tuple[int, int, int, int, bool]) -> None:
+def _check_measure(measure: str, draw: tuple[int, int, int, int, int]) -> None:
     catalog, con, cases = _world()
-    base_seed, persons, adv_seed, rows, in_cpr = draw
+    base_seed, persons, adv_seed, rows, cpr_rows = draw
     base = random_dataset(base_seed, persons, catalog)
     _load(con, catalog, base)
     before = [_run(con, case.compiled) for case in cases[measure]]
-    insert_rows(con, catalog, adversary(10_000, adv_seed, rows, catalog, in_cpr))
+    insert_rows(con, catalog, adversary(10_000, adv_seed, rows, catalog, cpr_rows))
     after = [_run(con, case.compiled) for case in cases[measure]]
     for case, b, a in zip(cases[measure], before, after, strict=True):
         _check(case.plan, b, a)
@@ -247,7 +278,7 @@ _settings = settings(max_examples=50, deadline=None, suppress_health_check=[Heal
 def test_declared_sensitivity_bounds_one_person(measure: str) -> None:
     @_settings
     @given(neighbours)
-    def run(draw: tuple[int, int, int, int, bool]) -> None:
+    def run(draw: tuple[int, int, int, int, int]) -> None:
         _check_measure(measure, draw)
 
     run()
@@ -258,7 +289,7 @@ def test_bound_is_reached_by_a_heavy_person() -> None:
     catalog, con, cases = _world()
     _load(con, catalog, {})
     case = cases["count_rows"][0]  # lpr rows by region: c = 10 rows, one group
-    rows = adversary(1, 3, 500, catalog, in_cpr=True)
+    rows = adversary(1, 3, 500, catalog, cpr_rows=1)
     rows["cpr"][0]["region"] = "Hovedstaden"
     insert_rows(con, catalog, rows)
     total = sum(_vectors(case.plan, _run(con, case.compiled))["count"].values())

@@ -26,7 +26,7 @@ from query_engine.backends.spark_backend import (
 from query_engine.catalog import Catalog
 from query_engine.compile import CompiledQuery, compile_plan
 from query_engine.engine import Engine
-from query_engine.errors import ExecutionFailed, QueryTimeout
+from query_engine.errors import ExecutionFailed, PersonGrainViolated, QueryTimeout
 from query_engine.plan import ColumnRef, Filter, plan_query
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
@@ -216,3 +216,26 @@ def test_spark_engine_with_production_settings_matches_duckdb(generated_db: Path
         release = spark.run(query, CONTEXT, cost=spark.cost(query, CONTEXT))
         assert [row["cpr.region"] for row in release.rows] == list(spark.catalog.keyset("regions").values)
     assert session.range(3).count() == 3  # an already running session is reused and left running
+
+
+def test_a_parquet_directory_repeating_a_person_is_refused(small_parquet: Path, tmp_path: Path) -> None:
+    """A duplicated cpr person is refused by ``open_spark_engine``; past that check (the backend used
+    directly) the bounded Spark SQL still counts the person once."""
+    duplicated = tmp_path / "duplicated"
+    shutil.copytree(small_parquet, duplicated)
+    cpr = pq.read_table(duplicated / "cpr.parquet")
+    first = cpr.slice(0, 1)
+    again = first.set_column(
+        first.schema.get_field_index("row_key"),
+        "row_key",
+        pa.array([first.column("row_key")[0].as_py() + 10**12], type=first.schema.field("row_key").type),
+    )
+    pq.write_table(pa.concat_tables([cpr, again]), duplicated / "cpr.parquet")
+    with pytest.raises(PersonGrainViolated, match=r"cpr has 1 person\(s\) with more than one row"):
+        open_spark_engine(duplicated, "local[2]")
+    backend = SparkBackend(spark_session(), duplicated, sql_conf=FAST_SQL_CONF, timeout_s=120)
+    with Engine(backend, Catalog.loads(backend.read_catalog_json())) as engine:
+        query = parse_query(
+            {"project": "p", "epsilon": 1, "measure": "count_persons", "group_by": ["cpr.sex"]}
+        )
+        assert int(engine._exact_for_tests(query, CONTEXT).values["count"].sum()) == cpr.num_rows

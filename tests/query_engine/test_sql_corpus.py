@@ -12,8 +12,8 @@ from query_engine.catalog import Catalog
 from query_engine.errors import QueryError
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
-from query_engine.sql_dialect import sql_to_query
-from query_engine.sql_errors import SqlError
+from query_engine.sql import sql_to_query
+from query_engine.sql.errors import SqlError
 from query_engine.validate import validate
 
 CORPUS = Path(__file__).resolve().parent / "sql_corpus"

@@ -11,7 +11,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from query_engine import sql_dialect
 from query_engine.catalog import Catalog
 from query_engine.errors import (
     ColumnNotQueryable,
@@ -20,8 +19,9 @@ from query_engine.errors import (
     UnknownRegister,
     ValueOutsideDomain,
 )
-from query_engine.sql_dialect import MAX_SQL_CHARS, sql_to_query
-from query_engine.sql_errors import (
+from query_engine.sql import MAX_SQL_CHARS, sql_to_query
+from query_engine.sql import statement as sql_dialect
+from query_engine.sql.errors import (
     SqlAmbiguousColumn,
     SqlColumnNotQueryable,
     SqlError,

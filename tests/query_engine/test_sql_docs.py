@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from query_engine import sql_errors
 from query_engine.catalog import Catalog, load_catalog
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
-from query_engine.sql_dialect import sql_to_query
+from query_engine.sql import errors as sql_errors
+from query_engine.sql import sql_to_query
 from query_engine.validate import validate
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "sql.md").read_text(encoding="utf-8")
@@ -46,6 +46,6 @@ def test_every_sql_error_code_is_documented() -> None:
         for cls in vars(sql_errors).values()
         if isinstance(cls, type) and issubclass(cls, sql_errors.SqlError)
     }
-    assert len(codes) == 9
+    assert len(codes) == 10
     for code in codes:
         assert f"`{code}`" in DOC, code

@@ -21,7 +21,7 @@ from query_engine.engine import Engine
 from query_engine.plan import plan_query
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, Query, parse_query
-from query_engine.sql_dialect import sql_to_query
+from query_engine.sql import sql_to_query
 
 CORPUS = Path(__file__).resolve().parent / "sql_corpus"
 SUPPORTED: list[dict[str, Any]] = yaml.safe_load((CORPUS / "supported.yaml").read_text(encoding="utf-8"))

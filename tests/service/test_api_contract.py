@@ -471,9 +471,19 @@ ERROR_CASES: list[Any] = [
         lambda c: c.http.post(
             "/v1/projects", content=b"{oops", headers={**c.admin, "content-type": "application/json"}
         ),
-        422,
-        "invalid_request",
+        400,
+        "bad_request",
         id="malformed_json",
+    ),
+    pytest.param(
+        lambda c: c.http.post(
+            "/v1/projects",
+            content=b"id=x",
+            headers={**c.admin, "content-type": "application/x-www-form-urlencoded"},
+        ),
+        415,
+        "unsupported_media_type",
+        id="form_body",
     ),
     pytest.param(
         lambda c: c.http.post("/v1/queries", json={"project": c.own.id}, headers=c.own.headers),

@@ -60,6 +60,12 @@ def test_fresh_releases_beyond_the_daily_limit_are_refused_and_cost_nothing(limi
         # Previews are free, stay available and state the response time of a fresh release.
         preview = client.post("/v1/queries/preview", json=_query("limited-a", 0.3))
         assert preview.status_code == 200 and preview.json()["response_seconds"] == 0.5
+        # ... and say that a fresh release would be refused today, while a stored one is still free.
+        assert (
+            preview.json()["fits"] is False and "its limit of 2 per UTC day" in preview.json()["fit_problem"]
+        )
+        stored = client.post("/v1/queries/preview", json=_query("limited-a", 0.1)).json()
+        assert stored["cached"] is True and stored["fits"] is True
         sql_body = {"project": "limited-a", "sql": "SELECT count(*) FROM cpr", "epsilon": 0.4}
         assert client.post("/v1/sql/preview", json=sql_body).json()["response_seconds"] == 0.5
 

@@ -155,15 +155,26 @@ WITH k0 AS (
       WHERE
         STARTS_WITH(c1."icd10", $3) AND c1."admission_date" BETWEEN $4 AND $5
     )
+), rows_ranked AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY src.pid ORDER BY src.rk) AS rn
+  FROM src
+), rows_bounded AS (
+  SELECT
+    *
+  FROM rows_ranked
+  WHERE
+    rows_ranked.rn <= 1
 ), agg AS (
   SELECT
-    src.g0,
-    src.g1,
+    rows_bounded.g0,
+    rows_bounded.g1,
     COUNT(*) AS n
-  FROM src
+  FROM rows_bounded
   GROUP BY
-    src.g0,
-    src.g1
+    rows_bounded.g0,
+    rows_bounded.g1
 )
 SELECT
   k0.key AS g0,

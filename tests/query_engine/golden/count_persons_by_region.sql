@@ -17,13 +17,24 @@ WITH k0 AS (
     g."row_key" AS rk,
     g."region" AS g0
   FROM "cpr" AS g
+), rows_ranked AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY src.pid ORDER BY src.rk) AS rn
+  FROM src
+), rows_bounded AS (
+  SELECT
+    *
+  FROM rows_ranked
+  WHERE
+    rows_ranked.rn <= 1
 ), agg AS (
   SELECT
-    src.g0,
+    rows_bounded.g0,
     COUNT(*) AS n
-  FROM src
+  FROM rows_bounded
   GROUP BY
-    src.g0
+    rows_bounded.g0
 )
 SELECT
   k0.key AS g0,

@@ -74,6 +74,17 @@ WITH k0 AS (
   FROM groups_ranked
   WHERE
     groups_ranked.gn <= 1
+), persons_ranked AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY p."person_id" ORDER BY p."row_key") AS prn
+  FROM "cpr" AS p
+), persons AS (
+  SELECT
+    *
+  FROM persons_ranked
+  WHERE
+    persons_ranked.prn = 1
 ), joined AS (
   SELECT
     bounded.*,
@@ -83,7 +94,7 @@ WITH k0 AS (
       ELSE 'alive'
     END AS g1
   FROM bounded
-  JOIN "cpr" AS p
+  JOIN "persons" AS p
     ON p."person_id" = bounded.pid
 ), agg AS (
   SELECT

@@ -104,14 +104,25 @@ WITH k0 AS (
       WHERE
         c0."atc" = $1
     )
+), rows_ranked AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY src.pid ORDER BY src.rk) AS rn
+  FROM src
+), rows_bounded AS (
+  SELECT
+    *
+  FROM rows_ranked
+  WHERE
+    rows_ranked.rn <= 1
 ), agg AS (
   SELECT
-    src.g0,
-    CAST(SUM(CAST(src.v AS BIGINT)) AS BIGINT) AS s,
+    rows_bounded.g0,
+    CAST(SUM(CAST(rows_bounded.v AS BIGINT)) AS BIGINT) AS s,
     COUNT(*) AS n
-  FROM src
+  FROM rows_bounded
   GROUP BY
-    src.g0
+    rows_bounded.g0
 )
 SELECT
   k0.key AS g0,

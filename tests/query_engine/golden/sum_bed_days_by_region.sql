@@ -28,12 +28,23 @@ WITH k0 AS (
   FROM rows_ranked
   WHERE
     rows_ranked.rn <= 10
+), persons_ranked AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY p."person_id" ORDER BY p."row_key") AS prn
+  FROM "cpr" AS p
+), persons AS (
+  SELECT
+    *
+  FROM persons_ranked
+  WHERE
+    persons_ranked.prn = 1
 ), joined AS (
   SELECT
     rows_bounded.*,
     p."region" AS g0
   FROM rows_bounded
-  JOIN "cpr" AS p
+  JOIN "persons" AS p
     ON p."person_id" = rows_bounded.pid
 ), agg AS (
   SELECT

@@ -11,14 +11,14 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from datasets import _generate_model as model
-from datasets._generate_dates import day
+from datasets.synthetic import model
+from datasets.synthetic.dates import day
 from query_engine.catalog import Bounds, Catalog
 
 Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]
 
-_DATASETS = Path(__file__).resolve().parent
+_DATASETS = Path(__file__).resolve().parents[1]
 CLASSIFICATIONS = _DATASETS / "classifications"
 REFERENCE = _DATASETS / "reference"
 # Fixed, so that the disease landscape (which rare codes are frequent) is the same for every seed.

@@ -1,10 +1,11 @@
-"""Rows and records, and the queries the SQLite and PostgreSQL ledger stores share.
+"""The ledger transaction both SQL stores share: rows to records and back, and the queries.
 
 Both stores keep the same five tables (``projects``, ``registers``, ``spends``, ``releases``,
-``audit``) whose columns are named after the records' fields, with amounts as exact fraction text
-(``"1/8"``). What differs is the store's dialect: the parameter marker, how a list of registers and a
-date are stored (:class:`Dialect`), how a register row is upserted, how statements are sent (at once,
-or queued and pipelined) and how a whole table is read (one cursor, or pages). :class:`SqlTxn`
+``audit``), declared once in :mod:`budget_ledger.schema`, whose columns are named after the records'
+fields, with amounts as exact fraction text (``"1/8"``). What differs is the store's dialect: the
+parameter marker, how a list of registers and a date are stored (:class:`Dialect`), how a register
+row is upserted, how statements are sent (at once, or queued and pipelined) and how a whole table is
+read (one cursor, or pages). :class:`SqlTxn`
 implements :class:`~budget_ledger.store.LedgerTxn` once over those; each store module keeps its own
 SQL dialect, locking and connections.
 """
@@ -26,6 +27,7 @@ from .caps import CapLimits
 from .errors import LedgerInvariantError
 from .loss import Charge, fraction_from_text, fraction_to_text
 from .records import Project, RegisterState, Spend, StoredRelease
+from .schema import TABLES
 
 __all__ = [
     "REGISTER_COLUMNS",
@@ -37,24 +39,13 @@ __all__ = [
     "register_values",
 ]
 
-_PROJECT_COLUMNS = (
-    "id", "title", "purpose", "institution", "summary", "registers", "mode", "epsilon", "delta", "rho",
-    "expires", "created_at", "created_by", "epsilon_spent", "rho_spent", "delta_spent", "spends",
-)  # fmt: skip
+_COLUMNS = {table.name: table.column_names for table in TABLES}
+_PROJECT_COLUMNS = _COLUMNS["projects"]
 _PROJECT_BUDGET_COLUMNS = ("epsilon", "delta", "rho", "epsilon_spent", "rho_spent", "delta_spent", "spends")
-REGISTER_COLUMNS = (
-    "name", "cap_rho", "cap_delta", "cap_epsilon_requested", "cap_delta_requested",
-    "epsilon_spent", "rho_spent", "delta_spent", "spends",
-)  # fmt: skip
-_SPEND_COLUMNS = (
-    "spend_id", "project_id", "registers", "epsilon", "rho", "delta", "query_hash", "canonical_query",
-    "idempotency_key", "actor", "created_at", "created_unix", "audit_seq", "state", "release_id",
-    "failure_code",
-)  # fmt: skip
-_RELEASE_COLUMNS = (
-    "release_id", "project_id", "spend_id", "query_hash", "release_json", "created_at", "audit_seq",
-)  # fmt: skip
-_AUDIT_COLUMNS = ("seq", "kind", "payload", "actor", "ts", "prev_hash", "hash")
+REGISTER_COLUMNS = _COLUMNS["registers"]
+_SPEND_COLUMNS = _COLUMNS["spends"]
+_RELEASE_COLUMNS = _COLUMNS["releases"]
+_AUDIT_COLUMNS = _COLUMNS["audit"]
 
 
 def column_list(columns: Sequence[str]) -> str:

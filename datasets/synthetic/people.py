@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from datasets import _generate_model as model
-from datasets._generate_dates import DAYS_PER_YEAR, Days, age_at, day, year_of, year_start
-from datasets._generate_output import Coded, ColumnData, Masked
-from datasets._generate_world import World
+from datasets.synthetic import model
+from datasets.synthetic.dates import DAYS_PER_YEAR, Days, age_at, day, year_of, year_start
+from datasets.synthetic.output import Coded, ColumnData, Masked
+from datasets.synthetic.world import World
 
 Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]

@@ -22,13 +22,21 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from .errors import ColumnNotQueryable, QueryError, UnknownColumn, UnknownRegister, ValueOutsideDomain
+from ..errors import (
+    ColumnNotQueryable,
+    QueryError,
+    RegisterNotLoaded,
+    UnknownColumn,
+    UnknownRegister,
+    ValueOutsideDomain,
+)
 
 __all__ = [
     "SqlAmbiguousColumn",
     "SqlColumnNotQueryable",
     "SqlError",
     "SqlPosition",
+    "SqlRegisterNotLoaded",
     "SqlSyntaxError",
     "SqlTooDeep",
     "SqlUnknownColumn",
@@ -78,6 +86,12 @@ class SqlUnknownRegister(SqlError, UnknownRegister):
     """A table that is not a catalog register, or a qualifier that is not in FROM."""
 
     code = "unknown_register"
+
+
+class SqlRegisterNotLoaded(SqlError, RegisterNotLoaded):
+    """A table the catalog declares but this installation did not load."""
+
+    code = "register_not_loaded"
 
 
 class SqlUnknownColumn(SqlError, UnknownColumn):

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from datasets import _generate_model as model
-from datasets._generate_dates import DAYS_PER_YEAR, Days, add_years, age_at
-from datasets._generate_output import Coded, ColumnData, Masked
-from datasets._generate_people import Persons, PersonYears
-from datasets._generate_world import World
+from datasets.synthetic import model
+from datasets.synthetic.dates import DAYS_PER_YEAR, Days, add_years, age_at
+from datasets.synthetic.output import Coded, ColumnData, Masked
+from datasets.synthetic.people import Persons, PersonYears
+from datasets.synthetic.world import World
 
 Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]
