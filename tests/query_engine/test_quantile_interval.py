@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from query_engine import Engine, ProjectContext, parse_query
+from query_engine import plan as plan_module
 from query_engine.errors import EngineInternalError
 from query_engine.mechanisms import DPArray, calibrate_quantile, quantile_fraction
-from query_engine.plan import QuantileSpec
+from query_engine.plan import Plan, QuantileSpec
 from query_engine.quantile_interval import (
     end_scores,
     expected_half_widths,
@@ -141,3 +142,29 @@ def test_release_and_preview_state_the_value_interval(small_db: Path) -> None:
     for row in release.rows:
         assert row["ci_low"] <= row["value"] <= row["ci_high"]
         assert row["ci_low"] >= 0 and row["ci_high"] <= 60 and row["grid_step"] == 1
+
+
+def test_the_grid_follows_the_resolution_and_coarsens_for_many_cells(
+    small_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def plan_for(group_by: list[str]) -> Plan:
+        query = parse_query(
+            {
+                "project": "p",
+                "measure": "quantile",
+                "register": "lpr",
+                "column": "los_days",
+                "group_by": group_by,
+                "epsilon": 1,
+            }
+        )
+        with Engine.open(small_db) as engine:
+            return engine._prepare(query, CONTEXT).plan
+
+    few = plan_for(["cpr.sex"])
+    assert few.quantile is not None and few.quantile.step_units == 1  # [0, 365] days at resolution 1
+    # The small catalog has few cells: lower the score cap so that 60 cells must share it.
+    monkeypatch.setattr(plan_module, "_MAX_QUANTILE_SCORES", 6_000)
+    many = plan_for(["cpr.region", "cpr.age_band"])
+    assert many.quantile is not None and many.cells * 366 > 6_000
+    assert many.cells * many.quantile.candidates <= 6_000 and many.quantile.step_units > 1
