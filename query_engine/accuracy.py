@@ -45,9 +45,10 @@ Mean = noisy sum / noisy count
     figure (conservative in ``m``; the noisy ``n`` varies around the true one). The count ``n`` is a
     public assumption stated by the caller, never read from data.
 
-Quantile: a rank statement
-    A value-space interval for a quantile needs the data's ranks near the selected candidate, which
-    only the data knows; instead we state the noisy-max utility guarantee. Write
+Quantile: a rank statement (for the point; its value interval is ``query_engine.quantile_interval``)
+    Turning this bound into values would need the data's ranks near the selected candidate, which
+    only the data knows; the value interval comes instead from two further DP selections. Here we
+    state the noisy-max utility guarantee of the point, which the interval ends also rely on. Write
     ``D(c) = |(1-q) #(x<c) - q #(x>c)|`` (the score divided by ``den``; in rows). When no row equals
     ``c`` this is ``|#(x<c) - q n|``: by how many rows the rank of ``c`` misses the target rank
     ``q n``. With ``m`` candidates and selected candidate ``c^``::

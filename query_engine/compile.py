@@ -455,11 +455,13 @@ class _Builder:
         return exp.cast(exp.Round(this=scaled), "BIGINT")
 
     def quantile(self, source: str, ctes: list[tuple[str, exp.Expr]]) -> exp.Select:
-        """Scores per cell and candidate: |(den - num) * #(x < c) - num * #(x > c)|.
+        """Per cell and candidate j: the rows below c_j, the cell's rows, and the noisy-max score.
 
-        Values are taken in fixed-point units and offset to the first candidate, so that a row is
-        below candidate j iff ``a // step < j`` and above iff ``a // step > j`` or it sits strictly
-        between grid points (``a % step != 0``) at bin j.
+        Values are taken in fixed-point units and offset to the first candidate, so that a row lies
+        in bin ``d = a // step`` (``c_d <= x < c_(d+1)``) and equals ``c_d`` iff ``a % step = 0``.
+        A histogram per (cell, bin) is made dense over the grid and summed cumulatively, so the cost
+        is linear in rows + cells x candidates. With ``below = #(x < c_j)`` and ``rows = n``,
+        ``score = |(den - num) * below - num * #(x > c_j)|`` where ``#(x > c_j) = n - below - on``.
         """
         q = self.plan.quantile
         assert q is not None
@@ -469,25 +471,22 @@ class _Builder:
         units = exp.Least(this=low, expressions=[_lit(q.hi_units)], ignore_nulls=True)
         # sqlglot does not add parentheses by precedence: the offset is wrapped before // and %.
         offset = exp.paren(exp.Sub(this=units, expression=_lit(q.lo_units)))
+        on_grid = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.EQ(
+                        this=exp.Mod(this=offset.copy(), expression=_lit(q.step_units)), expression=_lit(0)
+                    ),
+                    true=_lit(1),
+                )
+            ],
+            default=_lit(0),
+        )
         key_cols = [_ref(source, k) for k in self.keys]
         binned = exp.select(
             *key_cols,
             exp.alias_(exp.IntDiv(this=offset, expression=_lit(q.step_units)), "d"),
-            exp.alias_(
-                exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=exp.EQ(
-                                this=exp.Mod(this=offset.copy(), expression=_lit(q.step_units)),
-                                expression=_lit(0),
-                            ),
-                            true=_lit(0),
-                        )
-                    ],
-                    default=_lit(1),
-                ),
-                "e",
-            ),
+            exp.alias_(on_grid, "e"),
         ).from_(source)
         ctes.append(("binned", binned))
         hist_keys = [_ref("binned", k) for k in self.keys]
@@ -495,48 +494,66 @@ class _Builder:
             exp.select(
                 *hist_keys,
                 _ref("binned", "d"),
-                _ref("binned", "e"),
-                exp.alias_(exp.Count(this=exp.Star()), "n"),
+                exp.alias_(exp.Sum(this=_ref("binned", "e")), "n_on"),
+                exp.alias_(exp.Count(this=exp.Star()), "n_bin"),
             )
             .from_("binned")
-            .group_by(*[c.copy() for c in hist_keys], _ref("binned", "d"), _ref("binned", "e"))
+            .group_by(*[c.copy() for c in hist_keys], _ref("binned", "d"))
         )
         ctes.append(("hist", hist))
-        candidates = exp.values([(_lit(j),) for j in range(q.candidates)], alias="cand", columns=["j"])
-        ctes.append(("cand", exp.select("j").from_(candidates)))
-        d, e, n, j = _ref("hist", "d"), _ref("hist", "e"), _ref("hist", "n"), _ref("cand", "j")
-        below = exp.Case(ifs=[exp.If(this=d < j, true=n)], default=_lit(0))
-        above_cond = exp.or_(
-            d.copy() > j.copy(),
-            exp.and_(exp.EQ(this=d.copy(), expression=j.copy()), exp.EQ(this=e, expression=_lit(1))),
+        series = exp.GenerateSeries(start=_lit(0), end=_lit(q.candidates - 1))
+        ctes.append(("cand", exp.select(exp.alias_(exp.Explode(this=series), "j"))))
+        j = _ref("cand", "j")
+        on = _and(
+            [exp.EQ(this=_ref("hist", k), expression=_ref(f"k{i}", "key")) for i, k in enumerate(self.keys)]
         )
-        above = exp.Case(ifs=[exp.If(this=above_cond, true=n.copy())], default=_lit(0))
-        lt = exp.func("COALESCE", exp.Sum(this=below), _lit(0))
-        gt = exp.func("COALESCE", exp.Sum(this=above), _lit(0))
+        on = (
+            exp.and_(on, exp.EQ(this=_ref("hist", "d"), expression=j))
+            if on is not None
+            else exp.EQ(this=_ref("hist", "d"), expression=j)
+        )
+        counts = [
+            exp.func("COALESCE", _ref("hist", "n_on"), _lit(0)).as_("n_on"),
+            exp.func("COALESCE", _ref("hist", "n_bin"), _lit(0)).as_("n_bin"),
+        ]
+        if self.keys:
+            frame = self.keys_frame().select(
+                *[exp.alias_(_ref(f"k{i}", "ord"), f"o{i}") for i in range(len(self.keys))], copy=False
+            )
+            dense = frame.join("cand", join_type="CROSS").join("hist", on=on, join_type="LEFT")
+        else:
+            dense = exp.select().from_("cand").join("hist", on=on, join_type="LEFT")
+        ctes.append(("dense", dense.select(j.copy(), *counts, copy=False)))
+        partition = [_ref("dense", k) for k in self.keys]
+        n_bin = _ref("dense", "n_bin")
+        running = _window(exp.Sum(this=n_bin.copy()), partition, [_ref("dense", "j")])
+        below = exp.Sub(this=running, expression=n_bin.copy())
+        total = _window(exp.Sum(this=n_bin.copy()), [c.copy() for c in partition], [])
+        cum = exp.select(
+            *[_ref("dense", k) for k in self.keys],
+            *[_ref("dense", f"o{i}") for i in range(len(self.keys))],
+            _ref("dense", "j"),
+            _ref("dense", "n_on"),
+            exp.cast(below, "BIGINT").as_("below"),
+            exp.cast(total, "BIGINT").as_("n_rows"),
+        ).from_("dense")
+        ctes.append(("cum", cum))
+        b, n, n_on = _ref("cum", "below"), _ref("cum", "n_rows"), _ref("cum", "n_on")
+        above = exp.paren(exp.Sub(this=exp.Sub(this=n, expression=b.copy()), expression=n_on))
         score = exp.Abs(
             this=exp.Sub(
-                this=exp.Mul(this=_lit(q.denominator - q.numerator), expression=lt),
-                expression=exp.Mul(this=_lit(q.numerator), expression=gt),
+                this=exp.Mul(this=_lit(q.denominator - q.numerator), expression=b),
+                expression=exp.Mul(this=_lit(q.numerator), expression=above),
             )
         )
-        if self.keys:
-            frame = self.keys_frame().join("cand", join_type="CROSS")
-            on = _and(
-                [
-                    exp.EQ(this=_ref("hist", k), expression=_ref(f"k{i}", "key"))
-                    for i, k in enumerate(self.keys)
-                ]
-            )
-            frame = frame.join("hist", on=on, join_type="LEFT")
-            group_by = [_ref(f"k{i}", "key") for i in range(len(self.keys))] + [
-                _ref(f"k{i}", "ord") for i in range(len(self.keys))
-            ]
-            order = [_ref(f"k{i}", "ord") for i in range(len(self.keys))]
-        else:
-            frame = exp.select().from_("cand").join("hist", on=exp.true(), join_type="LEFT")
-            group_by, order = [], []
         return (
-            frame.select(_ref("cand", "j"), exp.cast(score, "BIGINT").as_("score"), copy=False)
-            .group_by(*group_by, _ref("cand", "j"))
-            .order_by(*order, _ref("cand", "j"))
+            exp.select(
+                *[_ref("cum", k) for k in self.keys],
+                _ref("cum", "j"),
+                exp.cast(score, "BIGINT").as_("score"),
+                _ref("cum", "below"),
+                _ref("cum", "n_rows"),
+            )
+            .from_("cum")
+            .order_by(*[_ref("cum", f"o{i}") for i in range(len(self.keys))], _ref("cum", "j"))
         )

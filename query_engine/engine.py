@@ -37,6 +37,7 @@ from .mechanisms import (
 )
 from .person_grain import check_person_grain
 from .plan import Plan, plan_query
+from .quantile_interval import QUANTILE_SPLIT, end_scores, interval_shift
 from .release import Preview, Release, make_preview, make_release, mechanism_label
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
@@ -62,7 +63,10 @@ class Cost:
 
 @dataclass(frozen=True)
 class ExactAggregates:
-    """Exact bounded aggregates in key order: ``values[name]`` is (cells,) or (cells, candidates)."""
+    """Exact bounded aggregates in key order: ``values[name]`` is (cells,) or (cells, candidates).
+
+    Quantiles: ``scores`` (the point's), ``below`` (rows below each candidate) and ``rows`` (per cell).
+    """
 
     keys: tuple[tuple[Any, ...], ...]
     values: dict[str, np.ndarray] = field(hash=False)
@@ -71,7 +75,7 @@ class ExactAggregates:
 @dataclass(frozen=True)
 class _Prepared:
     plan: Plan
-    calibrations: tuple[NoiseCalibration, ...]  # one per plan output (quantile: the noisy max)
+    calibrations: tuple[NoiseCalibration, ...]  # one per plan output (quantile: point, lower, upper)
     loss: PrivacyLoss
     mechanism: str
 
@@ -234,11 +238,11 @@ class Engine:
             )
         if plan.measure == "quantile":
             assert plan.quantile is not None
-            sensitivity = plan.outputs[0].sensitivity
-            return (
-                calibrate_quantile(
-                    sensitivity.linf, target.epsilon, plan.quantile.candidates, sensitivity.l0, rho=target.rho
-                ),
+            # The point and the two interval ends: three selections, loss split by QUANTILE_SPLIT.
+            m = plan.quantile.candidates
+            return tuple(
+                calibrate_quantile(o.sensitivity.linf, part.epsilon, m, o.sensitivity.l0, rho=part.rho)
+                for o, part in zip(plan.outputs, split_loss(target, QUANTILE_SPLIT), strict=True)
             )
         # Mean: the sum and the count each get half of the loss.
         parts = (target,) if len(plan.outputs) == 1 else split_loss(target)
@@ -336,7 +340,20 @@ def _noise(prepared: _Prepared, exact: ExactAggregates) -> tuple[list[tuple[Any,
         return [tuple(json.loads(k)) for k in kept], {"count": noisy_count}
     keys = list(exact.keys)
     if plan.measure == "quantile":
-        return keys, {"index": select_quantile(calibrations[0], exact.values["scores"])}
+        assert plan.quantile is not None
+        shift = interval_shift(calibrations[1], alpha_for(plan.loss.confidence))
+        lower, upper = end_scores(
+            exact.values["below"],
+            exact.values["rows"],
+            plan.quantile.numerator,
+            plan.quantile.denominator,
+            shift,
+        )
+        return keys, {
+            "index": select_quantile(calibrations[0], exact.values["scores"]),
+            "lower_index": select_quantile(calibrations[1], lower),
+            "upper_index": select_quantile(calibrations[2], upper),
+        }
     return keys, {
         output.name: add_noise(calibration, exact.values[output.name])
         for output, calibration in zip(plan.outputs, calibrations, strict=True)
@@ -390,7 +407,9 @@ def _exact(plan: Plan, table: pa.Table) -> ExactAggregates:
                 "nothing was released.",
                 stage="execute",
             )
-        return ExactAggregates(keys, {"scores": scores.reshape(cells, m)})
+        below = _int64(table, "below").reshape(cells, m)
+        rows = _int64(table, "n_rows").reshape(cells, m)[:, 0]
+        return ExactAggregates(keys, {"scores": scores.reshape(cells, m), "below": below, "rows": rows})
     columns = [table.column(k).to_pylist() for k in key_names]
     keys = tuple(zip(*columns, strict=True)) if key_names else ((),) * table.num_rows
     if not plan.partition_selection and len(keys) != plan.cells:

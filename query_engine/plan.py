@@ -37,10 +37,14 @@ __all__ = [
 ]
 
 NoiseKind = Literal["laplace", "gaussian"]
-OutputName = Literal["count", "sum", "scores"]
+OutputName = Literal["count", "sum", "scores", "lower_scores", "upper_scores"]
 
 _STAGE = "plan"
 _INT64_LIMIT = 2**63
+# Most candidate scores one quantile query selects from (cells x candidates), since each of its three
+# selections costs about 10 ms per 1,000 scores: a grid is coarsened to fit.
+_MAX_QUANTILE_SCORES = 200_000
+QUANTILE_OUTPUTS: tuple[OutputName, ...] = ("scores", "lower_scores", "upper_scores")
 
 
 def _invariant(ok: bool, what: str) -> None:
@@ -236,7 +240,7 @@ class Plan:
             "count_rows": ("count",),
             "sum": ("sum",),
             "mean": ("sum", "count"),
-            "quantile": ("scores",),
+            "quantile": QUANTILE_OUTPUTS,
         }
         _invariant(tuple(o.name for o in self.outputs) == expected[self.measure], "outputs of the measure")
         _invariant((self.value is not None) == (self.measure in ("sum", "mean", "quantile")), "value spec")
@@ -288,7 +292,9 @@ def plan_query(query: Query, catalog: Catalog, context: ProjectContext, settings
     cells = cell_count(catalog, columns)
     bounding = _bounding(query, grain, bool(grain_groups), cells)
     value = _value_spec(query, catalog, grain) if query.measure in ("sum", "mean", "quantile") else None
-    quantile = _quantile_spec(query, value, settings) if value is not None and query.quantile_level else None
+    quantile = (
+        _quantile_spec(query, value, settings, cells) if value is not None and query.quantile_level else None
+    )
     _check_overflow(catalog, bounding, value, quantile)
     outputs = _outputs(query.measure, bounding, value, quantile)
     kind: NoiseKind
@@ -382,7 +388,9 @@ def _null_constant(column: Column, lo: float, hi: float) -> float:
     return min(max(declared, lo), hi)
 
 
-def _quantile_spec(query: Query, value: ValueSpec, settings: EngineSettings) -> QuantileSpec:
+def _quantile_spec(query: Query, value: ValueSpec, settings: EngineSettings, cells: int) -> QuantileSpec:
+    """The grid: the declared bounds at the declared resolution, coarsened to at most
+    ``max_quantile_candidates`` points (and ``_MAX_QUANTILE_SCORES`` scores over all cells)."""
     level = query.quantile_level
     assert level is not None
     numerator, denominator = quantile_fraction(level)
@@ -390,7 +398,8 @@ def _quantile_spec(query: Query, value: ValueSpec, settings: EngineSettings) -> 
     lo_units = math.ceil(_exact(value.lo) / resolution)
     hi_units = math.floor(_exact(value.hi) / resolution)
     span = hi_units - lo_units
-    step = max(1, math.ceil(span / (settings.max_quantile_candidates - 1)))
+    most = max(2, min(settings.max_quantile_candidates, _MAX_QUANTILE_SCORES // max(cells, 1)))
+    step = max(1, math.ceil(span / (most - 1)))
     return QuantileSpec(
         level=level,
         numerator=numerator,
@@ -430,7 +439,9 @@ def _outputs(
     if measure == "quantile":
         assert quantile is not None
         # Per cell, each score moves by at most c * max(num, den - num); a person touches G cells.
-        return (Output("scores", Sensitivity.for_contribution(g, c, quantile.score_linf_per_row)),)
+        # The point and the two interval ends are three selections with the same score sensitivity.
+        scores = Sensitivity.for_contribution(g, c, quantile.score_linf_per_row)
+        return tuple(Output(name, scores) for name in QUANTILE_OUTPUTS)
     total = Sensitivity.for_contribution(g, c, value.magnitude_units)
     return (Output("sum", total),) if measure == "sum" else (Output("sum", total), Output("count", count))
 

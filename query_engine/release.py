@@ -14,8 +14,9 @@ aggregate cannot reach a release by mistake. What it does, all of it post-proces
 - means: noisy sum / noisy count, clipped to the declared bounds, with the honest interval of
   ``query_engine.accuracy.mean_interval``; suppressed when the noisy count is small (always when it
   is not positive); values get two decimals beyond the resolution.
-- quantiles: the selected candidate; instead of a value interval, ``rank_error`` (rows) with the
-  meaning given in ``query_engine.accuracy``; ``ci_low``/``ci_high`` are null.
+- quantiles: the selected candidate; ``ci_low``/``ci_high`` the value interval made of the two
+  interval-end selections (``query_engine.quantile_interval``), ``grid_step`` the grid's spacing, and
+  ``rank_error`` (rows) of the point, with the meaning given in ``query_engine.accuracy``.
 
 Interval endpoints are rounded outward (down/up), so rounding never reduces coverage.
 ``make_preview`` and ``make_release`` are what the engine calls (plan, calibrations and, for a
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from query_engine.accuracy import alpha_for, half_width, mean_interval, quantile_rank_error
 from query_engine.errors import EngineInternalError, PrivacyInvariantError
 from query_engine.mechanisms import DPArray, NoiseCalibration, quantile_fraction, total_loss
+from query_engine.quantile_interval import expected_half_widths, rank_half_width, value_interval
 
 if TYPE_CHECKING:
     from query_engine.plan import Plan
@@ -47,6 +49,7 @@ __all__ = [
     "LossPart",
     "Preview",
     "PrivacyPublic",
+    "QuantileWidth",
     "Release",
     "accuracy_public",
     "columns_for",
@@ -100,8 +103,21 @@ class PrivacyPublic(BaseModel):
     threshold: int | None = None
 
 
+class QuantileWidth(BaseModel):
+    """The expected half-width of a quantile's value interval for cells of ``rows`` rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int
+    half_width: float
+
+
 class AccuracyPublic(BaseModel):
-    """Per-cell accuracy: interval half-width (value units) or quantile rank error (rows)."""
+    """Per-cell accuracy: interval half-width (value units) or quantile rank error (rows).
+
+    Quantiles also carry ``grid_step`` (value units), ``rank_half_width`` (rows between the quantile's
+    rank and either interval end) and ``expected_half_widths`` (value units, per public cell size).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -109,6 +125,9 @@ class AccuracyPublic(BaseModel):
     confidence: float
     rank_error: float | None = None
     method: str
+    grid_step: float | None = None
+    rank_half_width: float | None = None
+    expected_half_widths: list[QuantileWidth] | None = None
 
 
 class Release(BaseModel):
@@ -242,9 +261,32 @@ def accuracy_public(
     raise EngineInternalError(f"Unknown measure {measure!r}.")
 
 
+def _quantile_accuracy(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration]) -> AccuracyPublic:
+    """The point's rank error plus the value interval's grid step and expected half-widths."""
+    quantile, value = plan.quantile, plan.value
+    assert quantile is not None and value is not None and len(calibrations) == 3
+    base = accuracy_public("quantile", calibrations[0], query.confidence, quantile=quantile.level)
+    alpha = alpha_for(query.confidence)
+    widths = expected_half_widths(quantile, calibrations[1], alpha, (value.lo, value.hi), value.resolution)
+    return base.model_copy(
+        update={
+            "method": "value interval: two noisy-max selections of ranks shifted by the selection error "
+            "(alpha/2 each), widened to the point; rank_error: noisy-max utility bound of the point",
+            "grid_step": float(_scaled(quantile.step_units, value.resolution)),
+            "rank_half_width": _ceil_decimals(
+                rank_half_width(calibrations[1], alpha, quantile.denominator), 2
+            ),
+            "expected_half_widths": [
+                QuantileWidth(rows=n, half_width=_ceil_decimals(w, _decimals(value.resolution)))
+                for n, w in widths.items()
+            ],
+        }
+    )
+
+
 def columns_for(group_by: Sequence[str], measure: Measure) -> list[str]:
     """The release columns: the group columns, then value, interval, suppression and extras."""
-    extra = ["rank_error"] if measure == "quantile" else ["value_raw"]
+    extra = ["rank_error", "grid_step"] if measure == "quantile" else ["value_raw"]
     return [*group_by, "value", "ci_low", "ci_high", "suppressed", *extra]
 
 
@@ -475,27 +517,33 @@ def quantile_rows(
     confidence: float,
     *,
     quantile: float,
+    interval: tuple[Sequence[float], Sequence[float]],
+    grid_step: float,
 ) -> list[Row]:
-    """Rows of a quantile release: the selected candidate value and its rank error (rows).
+    """Rows of a quantile release: the selected candidate, its value interval, rank error and grid step.
 
-    ``ci_low``/``ci_high`` are null: a value interval would need the data's ranks (see accuracy).
+    ``interval`` is ``query_engine.quantile_interval.value_interval`` of the DP selections.
     """
     indices = _require_dp("selected candidates", selected)
     _check_keys(keys, len(indices))
     if calibration.candidates != len(candidates):
         raise EngineInternalError(f"Expected {calibration.candidates} candidates, got {len(candidates)}.")
+    lows, highs = interval
+    if len(lows) != len(indices) or len(highs) != len(indices):
+        raise EngineInternalError("A quantile release needs one value interval per cell.")
     _, den = quantile_fraction(quantile)
     rank_error = _ceil_decimals(quantile_rank_error(calibration, alpha_for(confidence), den), 2)
     return [
         {
             **key,
             "value": candidates[index],
-            "ci_low": None,
-            "ci_high": None,
+            "ci_low": _number(low),
+            "ci_high": _number(high),
             "suppressed": False,
             "rank_error": rank_error,
+            "grid_step": _number(grid_step),
         }
-        for key, index in zip(keys, indices.tolist(), strict=True)
+        for key, index, low, high in zip(keys, indices.tolist(), lows, highs, strict=True)
     ]
 
 
@@ -516,6 +564,8 @@ def _number(x: float) -> int | float:
 
 
 def _accuracy(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration]) -> AccuracyPublic:
+    if plan.measure == "quantile":
+        return _quantile_accuracy(query, plan, calibrations)
     resolution = plan.value.resolution if plan.value is not None and plan.measure == "sum" else 1.0
     return accuracy_public(
         plan.measure, calibrations[0], query.confidence, resolution=resolution, quantile=query.quantile_level
@@ -534,6 +584,12 @@ def make_preview(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibrati
         )
     elif plan.measure == "mean":
         notes.append("A mean's interval depends on its noisy count; each released row carries its own.")
+    elif plan.measure == "quantile" and accuracy.expected_half_widths:
+        widths = ", ".join(f"±{w.half_width:g} at {w.rows:,} rows" for w in accuracy.expected_half_widths)
+        notes.append(
+            f"Each quantile comes with a value interval; for values spread evenly over the bounds expect {widths} "
+            f"per cell (grid step {accuracy.grid_step:g}); data concentrated near the quantile give narrower ones."
+        )
     return Preview(
         loss=privacy_public(calibrations, _parts(plan)),
         mechanism=mechanism_label(calibrations),
@@ -597,8 +653,18 @@ def make_release(
             quantile = plan.quantile
             assert quantile is not None
             candidates = [_number(c) for c in quantile.candidate_values(value.resolution)]
+            interval = value_interval(
+                quantile, value.resolution, noisy["index"], noisy["lower_index"], noisy["upper_index"]
+            )
             rows = quantile_rows(
-                named, noisy["index"], candidates, first, confidence, quantile=quantile.level
+                named,
+                noisy["index"],
+                candidates,
+                first,
+                confidence,
+                quantile=quantile.level,
+                interval=interval,
+                grid_step=float(_scaled(quantile.step_units, value.resolution)),
             )
     return Release(
         release_id=new_release_id(),

@@ -33,7 +33,12 @@ class EngineSettings(BaseModel):
     )
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
     threads: int = Field(default=2, ge=1, le=256)
-    max_quantile_candidates: int = Field(default=100, ge=2, le=1000)
+    max_quantile_candidates: int = Field(
+        default=2000,
+        ge=2,
+        le=10_000,
+        description="Most candidates in a quantile's grid (the declared bounds at their resolution).",
+    )
 
     @model_validator(mode="after")
     def _minimum_below_maximum(self) -> EngineSettings:

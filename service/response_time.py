@@ -154,8 +154,8 @@ def declared_rows(catalog: Catalog, register: str, persons: int) -> float:
 
 
 def _cell_outputs(plan: Plan) -> int:
-    """Numbers the mechanisms draw: cells times outputs (a quantile: times its candidates)."""
-    per_cell = plan.quantile.candidates if plan.quantile is not None else len(plan.outputs)
+    """Numbers the mechanisms draw: cells times outputs (a quantile's three selections: times candidates)."""
+    per_cell = len(plan.outputs) * (plan.quantile.candidates if plan.quantile is not None else 1)
     return plan.cells * per_cell
 
 

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from query_engine.catalog import Catalog
 from query_engine.compile import CompiledQuery, compile_plan
 from query_engine.plan import Plan, plan_query
+from query_engine.quantile_interval import end_scores
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
 from query_engine.validate import validate
@@ -221,9 +222,31 @@ def _vectors(plan: Plan, table: pa.Table) -> dict[str, dict[tuple[Any, ...], int
     rows = table.to_pylist()
     out: dict[str, dict[tuple[Any, ...], int]] = {}
     for output in plan.outputs:
+        if output.name in ("lower_scores", "upper_scores"):
+            continue
         column = {"count": "n", "sum": "s", "scores": "score"}[output.name]
         extra = ["j"] if output.name == "scores" else []
         out[output.name] = {tuple(r[k] for k in keys + extra): int(r[column]) for r in rows}
+    if plan.quantile is not None:
+        out.update(_end_score_vectors(plan, rows, keys))
+    return out
+
+
+def _end_score_vectors(
+    plan: Plan, rows: list[dict[str, Any]], keys: list[str]
+) -> dict[str, dict[tuple[Any, ...], int]]:
+    """The interval ends' scores (engine code on the SQL's ``below``/``rows``), at small shifts."""
+    assert plan.quantile is not None
+    m = plan.quantile.candidates
+    cells = [tuple(r[k] for k in keys) for r in rows[::m]]
+    below = np.array([r["below"] for r in rows], dtype=np.int64).reshape(len(cells), m)
+    counts = np.array([r["n_rows"] for r in rows[::m]], dtype=np.int64)
+    out: dict[str, dict[tuple[Any, ...], int]] = {"lower_scores": {}, "upper_scores": {}}
+    for shift in (1, 7):
+        lower, upper = end_scores(below, counts, plan.quantile.numerator, plan.quantile.denominator, shift)
+        for name, matrix in (("lower_scores", lower), ("upper_scores", upper)):
+            for cell, row in zip(cells, matrix.tolist(), strict=True):
+                out[name].update({(*cell, shift, j): int(v) for j, v in enumerate(row)})
     return out
 
 
@@ -239,8 +262,9 @@ def _check(plan: Plan, before: pa.Table, after: pa.Table) -> None:
         cells = sorted(set(b) | set(a), key=repr)
         diff = np.array([a.get(k, 0) - b.get(k, 0) for k in cells], dtype=np.int64)
         sens = output.sensitivity
-        if output.name == "scores":
-            changed_cells = {k[:-1] for k, d in zip(cells, diff, strict=True) if d != 0}
+        if output.name in ("scores", "lower_scores", "upper_scores"):
+            width = 1 if output.name == "scores" else 2  # (cell..., j) or (cell..., shift, j)
+            changed_cells = {k[:-width] for k, d in zip(cells, diff, strict=True) if d != 0}
             assert np.abs(diff).max(initial=0) <= sens.linf, (plan, diff)
             assert len(changed_cells) <= sens.l0
             continue

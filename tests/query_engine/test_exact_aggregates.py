@@ -14,6 +14,7 @@ import pytest
 
 from query_engine.catalog import Catalog
 from query_engine.engine import Engine
+from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
 
 CONTEXT = ProjectContext("pure")
@@ -98,7 +99,8 @@ def test_quantile_scores_match_reference(
             "epsilon": 1,
         }
     )
-    with Engine.open(small_db) as engine:
+    # A 100-point grid, so that [0, 365] needs a step of 4 (rows between grid points are scored too).
+    with Engine.open(small_db, EngineSettings(max_quantile_candidates=100)) as engine:
         exact = engine._exact_for_tests(query, CONTEXT)
         plan = engine._prepare(query, CONTEXT).plan
     assert plan.quantile is not None and plan.quantile.step_units == step
@@ -109,6 +111,10 @@ def test_quantile_scores_match_reference(
     for (region,), row in zip(exact.keys, exact.values["scores"], strict=True):
         clamped = [min(max(0 if x is None else x, bounds[0]), bounds[1]) for x in by_region[region]]
         assert list(row) == _scores(clamped, candidates, num, den), region
+    for i, (region,) in enumerate(exact.keys):
+        clamped = [min(max(0 if x is None else x, bounds[0]), bounds[1]) for x in by_region[region]]
+        assert list(exact.values["below"][i]) == [sum(x < c for x in clamped) for c in candidates], region
+        assert exact.values["rows"][i] == len(clamped), region
 
 
 def test_median_age_scores_and_age_derivation(small_db: Path, catalog: Catalog) -> None:

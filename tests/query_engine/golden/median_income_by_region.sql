@@ -58,156 +58,59 @@ WITH k0 AS (
   SELECT
     joined.g0,
     (
-      LEAST(GREATEST(CAST(joined.v AS BIGINT), -200000), 1977854) - -200000
-    ) // 22223 AS d,
+      LEAST(GREATEST(CAST(joined.v AS BIGINT), -200000), 1999798) - -200000
+    ) // 1101 AS d,
     CASE
       WHEN (
-        LEAST(GREATEST(CAST(joined.v AS BIGINT), -200000), 1977854) - -200000
-      ) % 22223 = 0
-      THEN 0
-      ELSE 1
+        LEAST(GREATEST(CAST(joined.v AS BIGINT), -200000), 1999798) - -200000
+      ) % 1101 = 0
+      THEN 1
+      ELSE 0
     END AS e
   FROM joined
 ), hist AS (
   SELECT
     binned.g0,
     binned.d,
-    binned.e,
-    COUNT(*) AS n
+    SUM(binned.e) AS n_on,
+    COUNT(*) AS n_bin
   FROM binned
   GROUP BY
     binned.g0,
-    binned.d,
-    binned.e
+    binned.d
 ), cand AS (
   SELECT
-    j
-  FROM (VALUES
-    (0),
-    (1),
-    (2),
-    (3),
-    (4),
-    (5),
-    (6),
-    (7),
-    (8),
-    (9),
-    (10),
-    (11),
-    (12),
-    (13),
-    (14),
-    (15),
-    (16),
-    (17),
-    (18),
-    (19),
-    (20),
-    (21),
-    (22),
-    (23),
-    (24),
-    (25),
-    (26),
-    (27),
-    (28),
-    (29),
-    (30),
-    (31),
-    (32),
-    (33),
-    (34),
-    (35),
-    (36),
-    (37),
-    (38),
-    (39),
-    (40),
-    (41),
-    (42),
-    (43),
-    (44),
-    (45),
-    (46),
-    (47),
-    (48),
-    (49),
-    (50),
-    (51),
-    (52),
-    (53),
-    (54),
-    (55),
-    (56),
-    (57),
-    (58),
-    (59),
-    (60),
-    (61),
-    (62),
-    (63),
-    (64),
-    (65),
-    (66),
-    (67),
-    (68),
-    (69),
-    (70),
-    (71),
-    (72),
-    (73),
-    (74),
-    (75),
-    (76),
-    (77),
-    (78),
-    (79),
-    (80),
-    (81),
-    (82),
-    (83),
-    (84),
-    (85),
-    (86),
-    (87),
-    (88),
-    (89),
-    (90),
-    (91),
-    (92),
-    (93),
-    (94),
-    (95),
-    (96),
-    (97),
-    (98)) AS cand(j)
+    UNNEST(GENERATE_SERIES(0, 1998)) AS j
+), dense AS (
+  SELECT
+    k0.key AS g0,
+    k0.ord AS o0,
+    cand.j,
+    COALESCE(hist.n_on, 0) AS n_on,
+    COALESCE(hist.n_bin, 0) AS n_bin
+  FROM k0
+  CROSS JOIN cand
+  LEFT JOIN hist
+    ON hist.g0 = k0.key AND hist.d = cand.j
+), cum AS (
+  SELECT
+    dense.g0,
+    dense.o0,
+    dense.j,
+    dense.n_on,
+    CAST(SUM(dense.n_bin) OVER (PARTITION BY dense.g0 ORDER BY dense.j) - dense.n_bin AS BIGINT) AS below,
+    CAST(SUM(dense.n_bin) OVER (PARTITION BY dense.g0) AS BIGINT) AS n_rows
+  FROM dense
 )
 SELECT
-  k0.key AS g0,
-  cand.j,
-  CAST(ABS(
-    1 * COALESCE(SUM(CASE WHEN hist.d < cand.j THEN hist.n ELSE 0 END), 0) - 1 * COALESCE(
-      SUM(
-        CASE
-          WHEN hist.d > cand.j OR (
-            hist.d = cand.j AND hist.e = 1
-          )
-          THEN hist.n
-          ELSE 0
-        END
-      ),
-      0
-    )
-  ) AS BIGINT) AS score
-FROM k0
-CROSS JOIN cand
-LEFT JOIN hist
-  ON hist.g0 = k0.key
-GROUP BY
-  k0.key,
-  k0.ord,
-  cand.j
+  cum.g0,
+  cum.j,
+  CAST(ABS(1 * cum.below - 1 * (
+    cum.n_rows - cum.below - cum.n_on
+  )) AS BIGINT) AS score,
+  cum.below,
+  cum.n_rows
+FROM cum
 ORDER BY
-  k0.ord,
-  cand.j
+  cum.o0,
+  cum.j
