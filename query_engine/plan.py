@@ -289,7 +289,7 @@ class Plan:
 
     @property
     def loss_share(self) -> int:
-        """Number of outputs the loss is split over (mean: sum and count, in halves)."""
+        """Number of outputs the loss is split over (mean: sum and count, by `accuracy.mean_loss_weights`)."""
         return len(self.outputs)
 
 
