@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import opendp.prelude as dp
 import pytest
 
 from query_engine.accuracy import (
@@ -19,7 +20,7 @@ from query_engine.accuracy import (
 )
 from query_engine.catalog import Catalog
 from query_engine.engine import Engine
-from query_engine.mechanisms import DPArray, PrivacyLoss, Sensitivity, calibrate, split_loss
+from query_engine.mechanisms import DPArray, PrivacyLoss, Sensitivity, calibrate, split_loss, total_loss
 from query_engine.plan import Plan, plan_query
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
@@ -194,6 +195,12 @@ def test_the_engine_charges_the_split_parts_and_their_sum(small_db: Path) -> Non
     assert sum_part.loss.epsilon > count_part.loss.epsilon
     assert cost.loss.epsilon == pytest.approx(1.0, rel=1e-9) and cost.loss.epsilon <= 1.0
     assert Fraction(sum_part.loss.epsilon) + Fraction(count_part.loss.epsilon) <= Fraction(cost.loss.epsilon)
+    # Each part's loss is OpenDP's map at its scale and sensitivity, and the charge is their composition.
+    space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l1_distance(T=dp.i64)
+    for part in (sum_part, count_part):
+        assert part.loss.epsilon == dp.m.make_laplace(*space, scale=part.scale).map(part.sensitivity.l1)
+    assert sum_part.sensitivity.l1 == 55 * count_part.sensitivity.l1
+    assert cost.loss == total_loss(prepared.calibrations)
 
 
 # --- the interval ---------------------------------------------------------------------------------
