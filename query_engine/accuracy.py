@@ -28,15 +28,37 @@ Accuracy-first
     scale with the forward function to 1e-11 relative; the loss at that scale is read by
     ``calibrate_scale`` (OpenDP's map). Alpha is ``1 - confidence`` computed exactly and rounded down.
 
-Mean = noisy sum / noisy count
+Mean = midpoint + noisy centred sum / noisy count
+    The sum is of values centred on the midpoint ``M`` of their bounds (``plan.ValueSpec``), so one
+    row moves it by at most the half-width ``h`` of the bounds instead of ``max(|lo|, |hi|)``; the
+    estimate is ``M + S/C`` (the same as ``(S + M C) / C``: the midpoint times the noisy count is
+    added back to the sum).
     With ``a`` and ``b`` the half-widths of the sum and count at ``alpha/2`` each, both intervals
     hold together with probability ``>= 1 - alpha`` (union bound). On that event, if the count's
-    interval is positive (``C - b > 0``), the true mean ``S/C`` lies in the range of ``s/c`` over
-    the box ``s in [S-a, S+a], c in [C-b, C+b]``: ``[(S-a)/(C+b), (S+a)/(C-b)]`` for non-negative
-    sums, and the general corner formula otherwise. It is intersected with the declared bounds, which
-    always contain the mean. When ``C - b <= 0`` the interval is the declared bounds. Accuracy-first
-    is refused for means: the width of this interval depends on the (private) number of rows, so no
-    loss can promise a half-width without assuming a count.
+    interval is positive (``C - b > 0``), the true centred mean ``S/C`` lies in the range of ``s/c``
+    over the box ``s in [S-a, S+a], c in [C-b, C+b]``: ``[(S-a)/(C+b), (S+a)/(C-b)]`` for
+    non-negative sums, and the general corner formula otherwise. Shifted by ``M``, it is intersected
+    with the declared bounds, which always contain the mean. When ``C - b <= 0`` the interval is the
+    declared bounds. Accuracy-first is refused for means: the width of this interval depends on the
+    (private) number of rows, so no loss can promise a half-width without assuming a count;
+    ``mean_half_width`` gives it for a count the caller assumes (previews).
+
+Mean: how the loss is split between the sum and the count (``mean_loss_weights``)
+    Write ``X`` and ``Y`` for the noise of the centred sum and of the count, ``m = mean - M`` for
+    the centred mean (``|m| <= h``) and ``n`` for the count. To first order
+    ``M + (S + X)/(n + Y) - mean = (X - m Y)/n``, so ``Var = (Var X + m^2 Var Y) / n^2``.
+    Laplace (pure DP): ``Var X = 2 (Ds/eps_s)^2`` and ``Var Y = 2 (Dc/eps_c)^2`` with L1
+    sensitivities ``Ds``, ``Dc``. Minimising ``Ds^2/eps_s^2 + m^2 Dc^2/eps_c^2`` subject to
+    ``eps_s + eps_c = eps`` (Lagrange: ``Ds^2/eps_s^3 = m^2 Dc^2/eps_c^3``) gives
+    ``eps_s : eps_c = (Ds / (|m| Dc))^(2/3) : 1``. Gaussian (zCDP): ``Var X = Ds2^2/(2 rho_s)`` with
+    L2 sensitivities; minimising ``Ds2^2/rho_s + m^2 Dc2^2/rho_c`` subject to ``rho_s + rho_c = rho``
+    gives ``rho_s : rho_c = Ds2 / (|m| Dc2) : 1``. The centred mean ``m`` is private, so the split
+    uses only the bounds: ``m^2`` is replaced by its average ``h^2/3`` over means spread uniformly on
+    ``[-h, h]``. A person's rows move the centred sum by ``h`` per unit of count, so ``Ds = h Dc`` and
+    ``Ds2 = h Dc2``: the split is ``3^(1/3) : 1`` (the sum gets 59% of epsilon) and ``sqrt(3) : 1``
+    (63% of rho) whatever the bounds, ``G`` or ``c``. The worst case ``|m| = h`` would give halves,
+    which is also what an uncentred sum needs. The weights are exact rationals (denominator at most
+    1000) near the optimum; any weights are private, since the parts' losses add up to the charge.
 
     A preview therefore states the expected half-width *as a function of the count* ``n``
     (``expected_mean_half_width``): with the true mean ``m`` and ``S = m n``, the box above has width
@@ -90,7 +112,9 @@ __all__ = [
     "half_width",
     "half_width_at_scale",
     "loss_for_half_width",
+    "mean_half_width",
     "mean_interval",
+    "mean_loss_weights",
     "quantile_rank_error",
     "quantile_score_error",
 ]
@@ -252,6 +276,68 @@ def loss_for_half_width(
     )
 
 
+_MEAN_SHARE_DENOMINATOR = 1000
+_UNIFORM_RMS = 1 / math.sqrt(3)  # root mean square of a uniform on [-1, 1]
+
+
+def mean_loss_weights(
+    kind: NoiseKind, sum_sensitivity: Sensitivity, count_sensitivity: Sensitivity, centred_magnitude: int
+) -> tuple[Fraction, Fraction]:
+    """The mean's split of its loss, ``(sum's share, count's share)``, exact and adding up to 1.
+
+    Minimises the variance of the mean's error for a centred mean of root mean square
+    ``centred_magnitude / sqrt(3)`` (uniform over the bounds); see the module docstring. Public
+    inputs only: sensitivities and the half-width of the bounds in units.
+    """
+    rms = centred_magnitude * _UNIFORM_RMS
+    if kind == "laplace":
+        ratio = (sum_sensitivity.l1 / (rms * count_sensitivity.l1)) ** (2 / 3)
+    elif kind == "gaussian":
+        ratio = sum_sensitivity.l2 / (rms * count_sensitivity.l2)
+    else:
+        raise EngineInternalError(f"Unknown noise kind {kind!r}.")
+    share = Fraction(ratio / (1 + ratio)).limit_denominator(_MEAN_SHARE_DENOMINATOR)
+    share = min(max(share, Fraction(1, _MEAN_SHARE_DENOMINATOR)), 1 - Fraction(1, _MEAN_SHARE_DENOMINATOR))
+    return share, 1 - share
+
+
+def mean_half_width(
+    sum_calibration: NoiseCalibration,
+    count_calibration: NoiseCalibration,
+    confidence: float,
+    *,
+    count: int,
+    bounds: tuple[float, float],
+    resolution: float = 1.0,
+    centre_units: int = 0,
+) -> float:
+    """Expected half-width (value units) of a mean's interval for a cell of ``count`` rows.
+
+    The interval of ``mean_interval`` at noiseless sum and count, the widest over means at the
+    bounds and the midpoint (the width grows with the distance from the midpoint until the bounds
+    clip it). ``count`` is an assumption of the caller (a preview knows no count); ``bounds`` is the
+    full width when the count's interval is not positive.
+    """
+    if isinstance(count, bool) or count < 1:
+        raise EngineInternalError(f"A mean's expected half-width needs a count of at least 1; got {count!r}.")
+    lower, upper = float(bounds[0]), float(bounds[1])
+    centre = centre_units * resolution
+    means = np.array([lower, centre, upper], dtype=np.float64)
+    sums = np.round((means - centre) / resolution * count).astype(np.int64).view(DPArray)
+    counts = np.full(len(means), count, dtype=np.int64).view(DPArray)
+    low, high = mean_interval(
+        sums,
+        counts,
+        sum_calibration,
+        count_calibration,
+        alpha_for(confidence),
+        bounds,
+        resolution,
+        centre_units=centre_units,
+    )
+    return float(np.max(high - low) / 2)
+
+
 def mean_interval(
     noisy_sum: DPArray,
     noisy_count: DPArray,
@@ -260,10 +346,13 @@ def mean_interval(
     alpha: float,
     bounds: tuple[float, float],
     resolution: float = 1.0,
+    *,
+    centre_units: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Honest per-cell interval for mean = (noisy_sum * resolution) / noisy_count, at level ``alpha``.
+    """Honest per-cell interval for mean = centre + (noisy_sum * resolution) / noisy_count, at ``alpha``.
 
-    Uses the sum's and the count's intervals at ``alpha/2`` each; see the module docstring.
+    ``noisy_sum`` is the sum of values minus ``centre_units`` (in units of ``resolution``). Uses the
+    sum's and the count's intervals at ``alpha/2`` each; see the module docstring.
     """
     lower, upper = float(bounds[0]), float(bounds[1])
     if not lower <= upper:
@@ -273,16 +362,18 @@ def mean_interval(
     b = half_width(count_calibration, alpha / 2)
     s = np.asarray(noisy_sum, dtype=np.float64)
     c = np.asarray(noisy_count, dtype=np.float64)
+    centre = float(Fraction(centre_units) * Fraction(repr(float(resolution))))
     s_low, s_high = (s - a) * resolution, (s + a) * resolution
     c_low, c_high = c - b, c + b
     positive = c_low > 0
     safe_low = np.where(positive, c_low, 1.0)
     safe_high = np.where(positive, c_high, 1.0)
-    low = np.where(s_low >= 0, s_low / safe_high, s_low / safe_low)
-    high = np.where(s_high >= 0, s_high / safe_low, s_high / safe_high)
-    # Widen by a relative 1e-12 so float rounding never cuts the true mean off an endpoint.
-    low = low - np.abs(low) * _ROUNDING_SLACK
-    high = high + np.abs(high) * _ROUNDING_SLACK
+    low = centre + np.where(s_low >= 0, s_low / safe_high, s_low / safe_low)
+    high = centre + np.where(s_high >= 0, s_high / safe_low, s_high / safe_high)
+    # Widen by a relative 1e-12 (of the larger of the endpoint and the centre it was shifted by) so
+    # float rounding never cuts the true mean off an endpoint.
+    low = low - np.maximum(np.abs(low), abs(centre)) * _ROUNDING_SLACK
+    high = high + np.maximum(np.abs(high), abs(centre)) * _ROUNDING_SLACK
     low = np.where(positive, np.clip(low, lower, upper), lower)
     high = np.where(positive, np.clip(high, lower, upper), upper)
     return low, high

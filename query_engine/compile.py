@@ -14,7 +14,8 @@ every analyst-supplied value is a bound parameter (``$1``, ``$2``, ...). The que
     agg       exact aggregates per group
     final     the cross join of the key sets LEFT JOINed to agg, zeros included, in key order
 
-Result columns: ``g0..gk`` (group keys), then ``n`` (count), ``s`` (fixed-point sum), or ``j``
+Result columns: ``g0..gk`` (group keys), then ``n`` (count), ``s`` (fixed-point sum; for a mean the
+sum of ``units - M``, centred on the midpoint of the bounds), or ``j``
 (candidate index) and ``score`` for quantiles.
 """
 
@@ -401,9 +402,10 @@ class _Builder:
         measures: list[exp.Expr] = []
         if plan.measure in ("sum", "mean"):
             assert plan.value is not None
-            measures.append(
-                exp.alias_(exp.cast(exp.Sum(this=self.fixed_point(_ref(source, "v"))), "BIGINT"), "s")
-            )
+            units = self.fixed_point(_ref(source, "v"))
+            if plan.measure == "mean":
+                units = self.centred(units)
+            measures.append(exp.alias_(exp.cast(exp.Sum(this=units), "BIGINT"), "s"))
         if plan.measure != "sum":
             measures.append(exp.alias_(exp.Count(this=exp.Star()), "n"))
         if not self.keys:
@@ -446,13 +448,35 @@ class _Builder:
         """The value in integer units of the resolution (identity for integer columns at 1)."""
         spec = self.plan.value
         assert spec is not None
-        column = self.catalog.register(spec.column.register).column(spec.column.column)
-        integral = column.type == "integer" and spec.resolution == 1
-        integral = integral and all(float(x).is_integer() for x in (spec.lo, spec.hi, spec.null_value))
-        if integral:
+        if self.integral_units():
             return exp.cast(value, "BIGINT")
         scaled = exp.Div(this=exp.cast(value, "DOUBLE"), expression=_lit(spec.resolution))
         return exp.cast(exp.Round(this=scaled), "BIGINT")
+
+    def centred(self, units: exp.Expr) -> exp.Expr:
+        """A mean's summand: the units clamped to ``[L, H]`` minus the midpoint ``M`` (plan.ValueSpec).
+
+        The clamp holds ``|units - M| <= centred_magnitude_units`` even if floating-point division
+        rounded a value at a bound one unit outward; integer values at resolution 1 are exact already.
+        """
+        spec = self.plan.value
+        assert spec is not None
+        low, high = spec.unit_range
+        if not self.integral_units():
+            units = exp.Greatest(this=units, expressions=[_lit(low)], ignore_nulls=True)
+            units = exp.Least(this=units, expressions=[_lit(high)], ignore_nulls=True)
+        return exp.paren(exp.Sub(this=units, expression=_lit(spec.centre_units)))
+
+    def integral_units(self) -> bool:
+        """Whether values are whole units already (integer column, resolution 1, whole bounds)."""
+        spec = self.plan.value
+        assert spec is not None
+        column = self.catalog.register(spec.column.register).column(spec.column.column)
+        return (
+            column.type == "integer"
+            and spec.resolution == 1
+            and all(float(x).is_integer() for x in (spec.lo, spec.hi, spec.null_value))
+        )
 
     def quantile(self, source: str, ctes: list[tuple[str, exp.Expr]]) -> exp.Select:
         """Per cell and candidate j: the rows below c_j, the cell's rows, and the noisy-max score.

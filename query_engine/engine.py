@@ -11,13 +11,14 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
-from .accuracy import alpha_for, half_width, loss_for_half_width
+from .accuracy import alpha_for, half_width, loss_for_half_width, mean_loss_weights
 from .backends import Backend, DuckDBBackend
 from .catalog import Catalog
 from .compile import CompiledQuery, compile_plan
@@ -244,8 +245,7 @@ class Engine:
                 calibrate_quantile(o.sensitivity.linf, part.epsilon, m, o.sensitivity.l0, rho=part.rho)
                 for o, part in zip(plan.outputs, split_loss(target, QUANTILE_SPLIT), strict=True)
             )
-        # Mean: the sum and the count each get half of the loss.
-        parts = (target,) if len(plan.outputs) == 1 else split_loss(target)
+        parts = (target,) if len(plan.outputs) == 1 else split_loss(target, _mean_weights(plan))
         return tuple(
             calibrate(kind, output.sensitivity, epsilon=part.epsilon, rho=part.rho)
             for output, part in zip(plan.outputs, parts, strict=True)
@@ -358,6 +358,15 @@ def _noise(prepared: _Prepared, exact: ExactAggregates) -> tuple[list[tuple[Any,
         output.name: add_noise(calibration, exact.values[output.name])
         for output, calibration in zip(plan.outputs, calibrations, strict=True)
     }
+
+
+def _mean_weights(plan: Plan) -> tuple[Fraction, Fraction]:
+    """A mean's split of the loss between its centred sum and its count (``mean_loss_weights``)."""
+    value = plan.value
+    if plan.measure != "mean" or value is None:
+        raise EngineInternalError("Only a mean splits its loss between outputs.", stage="plan")
+    total, count = (o.sensitivity for o in plan.outputs)
+    return mean_loss_weights(plan.loss.kind, total, count, value.centred_magnitude_units)
 
 
 def _combined(calibrations: tuple[NoiseCalibration, ...]) -> PrivacyLoss:

@@ -20,7 +20,7 @@ Re-check before release
     sampled. Measurements are cached by their parameters (not by ``d_in``: a measurement does not
     depend on it), so the hot path costs one map (~0.06 ms) and one invocation.
 
-Composition of several measurements (mean = noisy sum / noisy count, quantiles over cells)
+Composition of several measurements (mean = midpoint + noisy centred sum / noisy count; quantiles)
     Pure DP and zCDP compose by addition, so the loss of a composite is the sum of the OpenDP maps of
     its parts (``total_loss``), summed exactly with ``fractions.Fraction`` and rounded *up* to a
     float. ``split_loss`` rounds each part's target *down*, so the parts never add up to more than

@@ -5,12 +5,17 @@ for: a person-level grain or person-level groups cannot contribute more than one
 so those queries pay for ``G = 1`` and ``c = 1`` whatever ``max_groups``/``max_rows`` say. "One
 row per person" is enforced, not trusted: a person-grain register is bounded in SQL to one row per
 person (the smallest row key) like any other register, so a duplicated person still counts once.
+Likewise person-level group columns do not multiply the groups a person can reach: ``G`` is at most
+the product of the key-set sizes of the other group columns (``groups_one_person_reaches``).
+
+A mean sums its values centred on the midpoint of their bounds (``ValueSpec.centre_units``), so one
+row moves the sum by at most half the width of the bounds; the release adds the midpoint back.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -33,6 +38,7 @@ __all__ = [
     "Plan",
     "QuantileSpec",
     "ValueSpec",
+    "groups_one_person_reaches",
     "plan_query",
 ]
 
@@ -146,6 +152,26 @@ class ValueSpec:
         """
         magnitude = max(abs(_exact(self.lo)), abs(_exact(self.hi)))
         return max(1, math.ceil(magnitude / _exact(self.resolution)))
+
+    @property
+    def unit_range(self) -> tuple[int, int]:
+        """``(L, H)``: the fixed-point units of ``lo`` and ``hi`` (rounded half away from zero, as SQL's
+        ROUND), so every clamped value's units lie in ``[L, H]``; the SQL of a mean also clamps to it."""
+        resolution = _exact(self.resolution)
+        return _round_half_away(_exact(self.lo) / resolution), _round_half_away(_exact(self.hi) / resolution)
+
+    @property
+    def centre_units(self) -> int:
+        """``M = floor((L + H) / 2)``: the midpoint of the bounds in units, subtracted from every value of
+        a mean's sum (so one row moves the sum by at most ``centred_magnitude_units``)."""
+        low, high = self.unit_range
+        return (low + high) // 2
+
+    @property
+    def centred_magnitude_units(self) -> int:
+        """``max(M - L, H - M) = ceil((H - L) / 2)``, at least 1: the most one centred row adds to a sum."""
+        low, high = self.unit_range
+        return max(1, self.centre_units - low, high - self.centre_units)
 
 
 @dataclass(frozen=True)
@@ -267,7 +293,7 @@ class Plan:
 
     @property
     def loss_share(self) -> int:
-        """Number of outputs the loss is split over (mean: sum and count, in halves)."""
+        """Number of outputs the loss is split over (mean: sum and count, by `accuracy.mean_loss_weights`)."""
         return len(self.outputs)
 
 
@@ -290,7 +316,7 @@ def plan_query(query: Query, catalog: Catalog, context: ProjectContext, settings
         cohorts = (*cohorts, Cohort(query.register, ()))
     columns = [catalog.register(g.column.register).column(g.column.column) for g in groups]
     cells = cell_count(catalog, columns)
-    bounding = _bounding(query, grain, bool(grain_groups), cells)
+    bounding = _bounding(query, grain, grain_groups)
     value = _value_spec(query, catalog, grain) if query.measure in ("sum", "mean", "quantile") else None
     quantile = (
         _quantile_spec(query, value, settings, cells) if value is not None and query.quantile_level else None
@@ -349,12 +375,28 @@ def _cohorts(filters: Iterable[Filter]) -> tuple[Cohort, ...]:
     return tuple(Cohort(name, tuple(fs)) for name, fs in sorted(by_register.items()))
 
 
-def _bounding(query: Query, grain: Register, grain_groups: bool, cells: int) -> Bounding:
+def groups_one_person_reaches(grain_groups: Iterable[GroupKey]) -> int:
+    """How many cells one person can reach: the product of the key-set sizes of the group columns that
+    are not person-level (an open-domain column counts 1: it is bounded to one key per person).
+
+    A person-level column (grain person, e.g. ``cpr.sex``) contributes a factor 1: the person has one
+    value, enforced in SQL by keeping one row per person. So ``lpr.year x cpr.sex`` reaches at most
+    as many cells as there are years, not twice as many.
+    """
+    reach = 1
+    for group in grain_groups:
+        reach *= 1 if group.keys is None else len(group.keys)
+    return reach
+
+
+def _bounding(query: Query, grain: Register, grain_groups: Sequence[GroupKey]) -> Bounding:
+    """``G = min(max_groups, groups_one_person_reaches(...))``; ``c`` from the query or the catalog."""
     person_grain = grain.grain == "person"
     if person_grain or not grain_groups:
         max_groups, bound_groups = 1, False
     else:
-        max_groups = min(query.max_groups or grain.groups_per_person[0], cells)
+        reach = groups_one_person_reaches(grain_groups)
+        max_groups = min(query.max_groups or grain.groups_per_person[0], reach)
         bound_groups = True
     if person_grain:
         max_rows, bound_rows = 1, True
@@ -442,8 +484,17 @@ def _outputs(
         # The point and the two interval ends are three selections with the same score sensitivity.
         scores = Sensitivity.for_contribution(g, c, quantile.score_linf_per_row)
         return tuple(Output(name, scores) for name in QUANTILE_OUTPUTS)
-    total = Sensitivity.for_contribution(g, c, value.magnitude_units)
-    return (Output("sum", total),) if measure == "sum" else (Output("sum", total), Output("count", count))
+    if measure == "sum":
+        return (Output("sum", Sensitivity.for_contribution(g, c, value.magnitude_units)),)
+    # A mean sums values centred on the midpoint of their bounds: half the width per row, not max |bound|.
+    centred = Sensitivity.for_contribution(g, c, value.centred_magnitude_units)
+    return (Output("sum", centred), Output("count", count))
+
+
+def _round_half_away(x: Fraction) -> int:
+    """``x`` rounded to the nearest integer, halves away from zero (DuckDB's and Spark's ROUND)."""
+    magnitude = math.floor(abs(x) + Fraction(1, 2))
+    return magnitude if x >= 0 else -magnitude
 
 
 def _exact(x: float) -> Fraction:

@@ -11,7 +11,8 @@ aggregate cannot reach a release by mistake. What it does, all of it post-proces
 - sums: fixed-point integers times the resolution (each the float nearest the exact product);
   clipped at zero when the declared bounds make the sum non-negative (or non-positive).
 - a small-cell threshold of 0 turns suppression off.
-- means: noisy sum / noisy count, clipped to the declared bounds, with the honest interval of
+- means: midpoint + noisy centred sum / noisy count (the sum is of values minus the midpoint of
+  their bounds), clipped to the declared bounds, with the honest interval of
   ``query_engine.accuracy.mean_interval``; suppressed when the noisy count is small (always when it
   is not positive); values get two decimals beyond the resolution.
 - quantiles: the selected candidate; ``ci_low``/``ci_high`` the value interval made of the two
@@ -247,7 +248,8 @@ def accuracy_public(
     if measure == "mean":
         return AccuracyPublic(
             confidence=confidence,
-            method="noisy sum and noisy count intervals at alpha/2 each (union bound), ratio, declared bounds",
+            method="midpoint + noisy centred sum / noisy count; sum and count intervals at alpha/2 each "
+            "(union bound), ratio, declared bounds",
         )
     if measure == "quantile":
         if quantile is None:
@@ -467,9 +469,11 @@ def mean_rows(
     *,
     bounds: tuple[float, float],
     resolution: float,
+    centre_units: int = 0,
     small_cell_threshold: int = DEFAULT_SMALL_CELL_THRESHOLD,
 ) -> list[Row]:
-    """Rows of a mean release: noisy sum / noisy count clipped to the bounds, with honest intervals.
+    """Rows of a mean release: ``centre + noisy sum / noisy count`` clipped to the bounds, with honest
+    intervals. ``noisy_sum`` sums the values minus ``centre_units`` (units of ``resolution``).
 
     Cells whose noisy count is below the small-cell threshold (or not positive) are suppressed.
     Values are rounded to two decimals beyond the resolution; interval ends outward.
@@ -482,12 +486,23 @@ def mean_rows(
     threshold = max(_check_threshold(small_cell_threshold), 1)
     lower, upper = float(bounds[0]), float(bounds[1])
     low, high = mean_interval(
-        noisy_sum, noisy_count, sum_calibration, count_calibration, alpha_for(confidence), bounds, resolution
+        noisy_sum,
+        noisy_count,
+        sum_calibration,
+        count_calibration,
+        alpha_for(confidence),
+        bounds,
+        resolution,
+        centre_units=centre_units,
     )
     shown = counts >= threshold
     step = 10.0 ** (_decimals(resolution) + _MEAN_EXTRA_DECIMALS)
+    centre = float(_scaled(centre_units, resolution))
     with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.asarray(_times_resolution(sums, resolution), dtype=np.float64) / np.where(shown, counts, 1)
+        centred = np.asarray(_times_resolution(sums, resolution), dtype=np.float64) / np.where(
+            shown, counts, 1
+        )
+    raw = centre + centred
     value = np.round(np.clip(raw, lower, upper) * step) / step
     value_raw = np.round(raw * step) / step
     ci_low = np.maximum(np.floor(low * step) / step, lower)
@@ -647,6 +662,7 @@ def make_release(
                 confidence,
                 bounds=bounds,
                 resolution=value.resolution,
+                centre_units=value.centre_units,
                 small_cell_threshold=small_cell_threshold,
             )
         else:

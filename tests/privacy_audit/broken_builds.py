@@ -50,6 +50,12 @@ def charge_mean_count_only(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(engine_module, "_combined", lambda calibrations: calibrations[-1].loss)
 
 
+def uncentre_mean_sum(patch: pytest.MonkeyPatch) -> None:
+    """A mean's SQL sums the raw values while its sensitivity is still that of the centred sum (half
+    the width of the bounds): one row moves the sum by up to ``max(|lo|, |hi|)``, twice what is declared."""
+    patch.setattr(compile_module._Builder, "centred", lambda self, units: units)
+
+
 def lower_threshold(patch: pytest.MonkeyPatch) -> None:
     """Partition selection releases with the threshold of delta = 0.4 while charging the real delta."""
     original = engine_module.release_threshold
@@ -75,6 +81,7 @@ BROKEN_BUILDS: dict[str, tuple[Patcher, str]] = {
     "sensitivity_halved_quantile": (halve_sensitivity, "quantile"),
     "mean_charged_sum_only": (charge_mean_sum_only, "mean"),
     "mean_charged_count_only": (charge_mean_count_only, "mean"),
+    "mean_sum_not_centred": (uncentre_mean_sum, "mean"),
     "threshold_lowered": (lower_threshold, "partition_selection_new_key"),
 }
 """Each broken build and the case it is audited on (the audit must FAIL)."""

@@ -75,6 +75,10 @@ QUERIES: dict[str, list[dict[str, Any]]] = {
         _q("mean", register="lmdb", column="ddd", group_by=["lmdb.atc_level_1"], max_groups=2),
         _q("mean", column="cpr.age", group_by=["cpr.region"], where=[_c("lmdb.atc", "=", "A10BA02")]),
         _q("mean", register="ind", column="disposable_income", bounds=[-1000, 500000]),
+        # Centred sums: an odd width in units, and bounds between grid points (rounded like SQL).
+        _q("mean", register="lmdb", column="ddd", bounds=[0.5, 100.25], group_by=["cpr.sex"], max_rows=7),
+        _q("mean", register="lmdb", column="ddd", bounds=[0.004, 0.015], max_rows=3),
+        _q("mean", register="lpr", column="los_days", bounds=[3, 365], group_by=["lpr.year", "cpr.sex"]),
     ],
     # Person-grain registers with a person who has several rows there (cpr, and dar declared person).
     "person_grain": [
@@ -101,11 +105,29 @@ QUERIES: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
+# G from the groups one person can reach: person-level columns (cpr.sex, cpr.region) add no factor, so
+# these plans have G = the grain columns' key sets, below max_groups = 50 and the cells. They run with
+# the queries of their measure (one dataset per example).
+REACH: list[dict[str, Any]] = [
+    _q("count_rows", register="lpr", group_by=["lpr.year", "cpr.sex"], max_groups=50),
+    _q("count_persons", group_by=["lpr.contact_type", "cpr.region", "cpr.sex"], max_groups=50),
+    _q("sum", register="lmdb", column="ddd", group_by=["lmdb.atc_level_1", "cpr.sex"], max_groups=50),
+    _q(
+        "mean",
+        register="lpr",
+        column="los_days",
+        group_by=["lpr.contact_type", "cpr.region"],
+        max_groups=50,
+    ),
+    _q("count_rows", register="lpr", group_by=["lpr.diagnosis_code", "cpr.sex"], max_groups=50),
+]
+
 
 @dataclass(frozen=True)
 class Case:
     plan: Plan
     compiled: CompiledQuery
+    reach: bool = False
 
 
 def _dar_person_grain(catalog: Catalog) -> Catalog:
@@ -124,12 +146,12 @@ def _world() -> tuple[Catalog, duckdb.DuckDBPyConnection, dict[str, list[Case]]]
     con = duckdb.connect()
     create_tables(con, catalog)
     cases: dict[str, list[Case]] = {}
-    for measure, queries in QUERIES.items():
-        for data in queries:
-            query = parse_query(data)
-            validate(query, catalog, CONTEXT, SETTINGS)
-            plan = plan_query(query, catalog, CONTEXT, SETTINGS)
-            cases.setdefault(measure, []).append(Case(plan, compile_plan(plan, catalog)))
+    listed = [(measure, data, False) for measure, queries in QUERIES.items() for data in queries]
+    for measure, data, reach in [*listed, *((data["measure"], data, True) for data in REACH)]:
+        query = parse_query(data)
+        validate(query, catalog, CONTEXT, SETTINGS)
+        plan = plan_query(query, catalog, CONTEXT, SETTINGS)
+        cases.setdefault(measure, []).append(Case(plan, compile_plan(plan, catalog), reach))
     return catalog, con, cases
 
 
@@ -306,6 +328,18 @@ def test_declared_sensitivity_bounds_one_person(measure: str) -> None:
         _check_measure(measure, draw)
 
     run()
+
+
+def test_reach_cases_use_the_reduced_g() -> None:
+    """The "reach" plans pay for the groups a person can reach, fewer than max_groups and the cells."""
+    _, _, cases = _world()
+    reach = [case for measure in cases.values() for case in measure if case.reach]
+    assert len(reach) == len(REACH)
+    for case in reach:
+        bounding, plan = case.plan.bounding, case.plan
+        assert bounding.bound_groups and bounding.max_groups < 50, plan.groups
+        assert plan.partition_selection or bounding.max_groups < plan.cells, plan.groups
+        assert all(o.sensitivity.l0 == bounding.max_groups for o in plan.outputs)
 
 
 def test_bound_is_reached_by_a_heavy_person() -> None:

@@ -118,7 +118,9 @@ WITH k0 AS (
 ), agg AS (
   SELECT
     rows_bounded.g0,
-    CAST(SUM(CAST(rows_bounded.v AS BIGINT)) AS BIGINT) AS s,
+    CAST(SUM((
+      CAST(rows_bounded.v AS BIGINT) - 55
+    )) AS BIGINT) AS s,
     COUNT(*) AS n
   FROM rows_bounded
   GROUP BY

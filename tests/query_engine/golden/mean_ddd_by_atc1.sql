@@ -55,7 +55,11 @@ WITH k0 AS (
 ), agg AS (
   SELECT
     bounded.g0,
-    CAST(SUM(CAST(ROUND(CAST(bounded.v AS DOUBLE) / 0.01) AS BIGINT)) AS BIGINT) AS s,
+    CAST(SUM(
+      (
+        LEAST(GREATEST(CAST(ROUND(CAST(bounded.v AS DOUBLE) / 0.01) AS BIGINT), 0), 100000) - 50000
+      )
+    ) AS BIGINT) AS s,
     COUNT(*) AS n
   FROM bounded
   GROUP BY
