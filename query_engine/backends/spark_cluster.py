@@ -59,25 +59,33 @@ class LocalCluster:
     webui_url: str
     work_dir: Path
     executor_memory: str
+    cores: int
+    quick_jvm: bool = False
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
     @property
     def driver_conf(self) -> dict[str, str]:
         """What a driver on this machine needs to use the cluster: loopback and executors that fit."""
-        return {
+        conf = {
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.executor.memory": self.executor_memory,
-            "spark.executor.extraJavaOptions": _QUICK_JVM,
+            # Spark's default of 200 shuffle partitions is for large clusters: a few per core here.
+            "spark.sql.shuffle.partitions": str(2 * self.cores),
         }
+        if self.quick_jvm:
+            conf["spark.executor.extraJavaOptions"] = _QUICK_JVM
+            conf["spark.driver.extraJavaOptions"] = _QUICK_JVM
+        return conf
 
-    def driver_env(self) -> dict[str, str]:
+    def driver_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for a driver process (``sundstat serve``, a benchmark worker): ``SPARK_CONF_DIR``
-        with a ``spark-defaults.conf`` holding :attr:`driver_conf`, which the PySpark launcher reads."""
+        with a ``spark-defaults.conf`` holding :attr:`driver_conf` and ``extra``, which the PySpark
+        launcher reads."""
         conf_dir = self.work_dir / "driver-conf"
         conf_dir.mkdir(exist_ok=True)
-        lines = [f"{key} {value}" for key, value in self.driver_conf.items()]
+        lines = [f"{key} {value}" for key, value in {**self.driver_conf, **(extra or {})}.items()]
         (conf_dir / "spark-defaults.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return {"SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1"}
 
@@ -116,18 +124,20 @@ class LocalCluster:
         self.stop()
 
 
-def _daemon_env(work_dir: Path) -> dict[str, str]:
+def _daemon_env(work_dir: Path, quick_jvm: bool) -> dict[str, str]:
     conf_dir = work_dir / "conf"  # empty: no spark-defaults.conf of the user leaks into the daemons
     conf_dir.mkdir(parents=True, exist_ok=True)
-    return {
+    env = {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
         "SPARK_CONF_DIR": str(conf_dir),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_DAEMON_MEMORY": "256m",
-        "SPARK_DAEMON_JAVA_OPTS": _QUICK_JVM,
         "SPARK_NO_DAEMONIZE": "1",
     }
+    if quick_jvm:
+        env["SPARK_DAEMON_JAVA_OPTS"] = _QUICK_JVM
+    return env
 
 
 def start_local_cluster(
@@ -137,9 +147,13 @@ def start_local_cluster(
     worker_memory: str = "512m",
     worker_cores: int = 1,
     timeout_s: float = 120.0,
-    env: Mapping[str, str] | None = None,
+    quick_jvm: bool = False,
 ) -> LocalCluster:
     """Start a master and ``workers`` workers on loopback with free ports; return once all are ALIVE.
+
+    ``worker_memory`` is also each executor's heap (one executor per worker). ``quick_jvm`` runs
+    every JVM (daemons, executors, driver) with the C1 compiler and the serial collector: faster to
+    start, slower on long queries (tests, not benchmarks).
 
     Waits on the master's status JSON (no fixed sleep); on failure or timeout everything started so
     far is stopped and ``ClusterError`` carries the daemons' output.
@@ -148,11 +162,16 @@ def start_local_cluster(
         raise ClusterError("Java 17+ is needed for Spark and was not found.")
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    daemon_env = {**_daemon_env(work), **(env or {})}
+    daemon_env = _daemon_env(work, quick_jvm)
     spark_class = str(spark_home() / "bin" / "spark-class")
     port, webui = _free_port(), _free_port()
     cluster = LocalCluster(
-        f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{webui}", work, executor_memory=worker_memory
+        f"spark://127.0.0.1:{port}",
+        f"http://127.0.0.1:{webui}",
+        work,
+        executor_memory=worker_memory,
+        cores=workers * worker_cores,
+        quick_jvm=quick_jvm,
     )
 
     def launch(name: str, args: list[str]) -> None:

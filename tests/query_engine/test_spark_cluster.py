@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from spark_fixtures import require_spark
+from spark_fixtures import FAST_SQL_CONF, require_spark
 from test_spark_parity import CONTEXT, GENERATED_CASES, _query
 
 from query_engine.engine import Engine
@@ -52,7 +52,7 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from query_engine.backends.spark_cluster import ClusterError, start_local_cluster
 
     try:
-        cluster = start_local_cluster(tmp_path_factory.mktemp("spark-cluster"), workers=2)
+        cluster = start_local_cluster(tmp_path_factory.mktemp("spark-cluster"), workers=2, quick_jvm=True)
     except ClusterError as exc:
         require_spark(f"the Spark cluster did not start: {exc}")
         raise
@@ -75,7 +75,7 @@ def test_cluster_gives_duckdbs_exact_aggregates(
     command = [sys.executable, str(driver), spark_cluster.master_url, str(generated_db.parent / "raw")]
     done = subprocess.run(
         [*command, str(cases_file), str(out_file)],
-        env={**os.environ, **spark_cluster.driver_env()},
+        env={**os.environ, **spark_cluster.driver_env(FAST_SQL_CONF)},
         capture_output=True,
         text=True,
         timeout=240,
@@ -98,7 +98,7 @@ def test_cluster_gives_duckdbs_exact_aggregates(
 def test_serve_answers_from_the_cluster(spark_cluster: Any, generated_db: Path, tmp_path: Path) -> None:
     raw = generated_db.parent / "raw"
     args = ["--backend", "spark", "--spark-master", spark_cluster.master_url, "--parquet-dir", str(raw)]
-    settings = {**spark_cluster.driver_env(), "SUNDSTAT_ENGINE_TIMEOUT_SECONDS": "240"}
+    settings = {**spark_cluster.driver_env(FAST_SQL_CONF), "SUNDSTAT_ENGINE_TIMEOUT_SECONDS": "240"}
     with (
         start_server(
             generated_db,
