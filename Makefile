@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 DATA_DIR ?= data
 PERSONS ?= 100000
 SEED ?= 20261128
@@ -12,21 +13,32 @@ DEFAULT_RAW := $(DATA_DIR)/synthetic-$(PERSONS)-$(SEED)
 DEFAULT_DB := $(DATA_DIR)/sundstat-$(PERSONS)-$(SEED).duckdb
 STATE_DIR ?= state
 
-.PHONY: run test install system-deps oidc-provider data lint typecheck pytest bench clean
+.PHONY: run test install install-run system-deps oidc-provider data lint typecheck pytest bench clean
 
 run: data
 	$(BIN)/sundstat serve --db $(DEFAULT_DB) --state-dir $(STATE_DIR)
 
 test: install system-deps lint typecheck pytest
 
+# `make test` installs everything, the optional extras too (Spark for the scale-out tests, psycopg for
+# the PostgreSQL ledger); `make run` only what serving the embedded DuckDB dataset needs.
 install: $(STAMP)
+
+install-run: $(RUN_STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required: install python3.11 (or set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark,postgres]"
+	touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required: install python3.11 (or set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
 
 # Debian's chromium drives the browser tests (Playwright cannot download its own browser here);
 # Debian's postgresql gives the PostgreSQL ledger tests a real server (started by the tests themselves);
@@ -54,7 +66,7 @@ $(OIDC_MODULES): tests/oidc/package.json tests/oidc/package-lock.json | system-d
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-data: install $(DEFAULT_DB)
+data: install-run $(DEFAULT_DB)
 
 $(DEFAULT_DB):
 	$(BIN)/sundstat generate --persons $(PERSONS) --seed $(SEED) --out $(DEFAULT_RAW)
@@ -68,7 +80,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-deps oidc-provider
-	SUNDSTAT_REQUIRE_POSTGRES=1 SUNDSTAT_REQUIRE_OIDC=1 $(BIN)/python -m pytest -q
+	SUNDSTAT_REQUIRE_POSTGRES=1 SUNDSTAT_REQUIRE_OIDC=1 SUNDSTAT_REQUIRE_SPARK=1 $(BIN)/python -m pytest -q
 
 bench: data
 	$(BIN)/python -m benchmarks.engine --persons 1000000

@@ -3,6 +3,12 @@
     python -m benchmarks.national --persons 1000000
     python -m benchmarks.national --persons 6000000
     python -m benchmarks.national --persons 1000000 6000000 --engines duckdb
+    python -m benchmarks.national --persons 100000 --engines duckdb --spark-cluster
+
+``--spark-cluster`` also starts a Spark standalone cluster on this machine (a master and
+``--cluster-workers`` workers of one core each, pyspark's own daemons on loopback) and runs the
+queries on it as the engine ``spark_cluster``, beside the others: the same backend over the network
+to separate executor JVMs. Its peak memory is the driver's only (Python and its JVM).
 
 Generates and builds the synthetic registers under ``data/`` (reused when present), in a child
 process. Each engine then runs in its own child process, one after the other, so its peak memory
@@ -17,6 +23,7 @@ most 2 s median, DuckDB peak memory at most 8 GB. The last line printed is one J
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +61,7 @@ JOINED_COUNTS = (
 )
 TARGET_JOINED_COUNT_MS = 2000.0
 TARGET_PEAK_GB = 8.0
-ENGINES = ("duckdb", "spark")
+ENGINES = ("duckdb", "spark", "spark_cluster")
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -171,7 +179,7 @@ def run_engine(args: argparse.Namespace) -> dict[str, Any]:
                 "digest": _digest(table),
             }
             print(f"  {args.worker:<6} {name:<34} {queries[name]['median_ms']:>10.1f} ms", file=sys.stderr)
-        jvm_gb = _jvm_peak_gb(engine) if args.worker == "spark" else None
+        jvm_gb = _jvm_peak_gb(engine) if args.worker != "duckdb" else None
     python_gb = _peak_gb() or 0.0
     return {
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -200,11 +208,12 @@ def _child(worker: str, args: argparse.Namespace, *extra: str) -> dict[str, Any]
 
 def _engine_child(engine: str, db: str, parquet: str, args: argparse.Namespace) -> dict[str, Any]:
     memory = args.memory_limit if engine == "duckdb" else args.spark_driver_memory
+    master = args.cluster_master if engine == "spark_cluster" else args.spark_master
     return _child(
         engine,
         args,
         *("--db", db, "--parquet", parquet, "--repeats", str(args.repeats)),
-        *("--spark-repeats", str(args.spark_repeats), "--spark-master", args.spark_master),
+        *("--spark-repeats", str(args.spark_repeats), "--spark-master", master),
         *("--threads", str(args.threads), "--memory-limit", memory),
     )
 
@@ -236,9 +245,14 @@ def bench_size(persons: int, args: argparse.Namespace) -> dict[str, Any]:
         **prepared,
         "engines": {e: engines[e] for e in ENGINES if e in engines},
     }
-    if len(engines) == 2:
+    others = [e for e in engines if e != "duckdb"]
+    if "duckdb" in engines and others:
+        # Every other engine's exact result table equals DuckDB's.
         result["parity"] = {
-            name: engines["duckdb"]["queries"][name]["digest"] == engines["spark"]["queries"][name]["digest"]
+            name: all(
+                engines[e]["queries"][name]["digest"] == engines["duckdb"]["queries"][name]["digest"]
+                for e in others
+            )
             for name in QUERIES
         }
     if "duckdb" in engines:
@@ -323,17 +337,49 @@ def _print_curve(table: dict[str, Any]) -> None:
         print(f"  {engine:<6} {'peak memory (GB)':<34} {peaks}")
 
 
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace) -> Iterator[None]:
+    """A local standalone cluster for the ``spark_cluster`` engine, stopped on leaving."""
+    from query_engine.backends.spark_cluster import start_local_cluster
+
+    work = args.data_dir / "spark-cluster"
+    print(f"starting a Spark cluster: {args.cluster_workers} workers under {work}", file=sys.stderr)
+    with start_local_cluster(
+        work, workers=args.cluster_workers, worker_memory=args.cluster_worker_memory
+    ) as cluster:
+        args.cluster_master = cluster.master_url
+        saved = dict(os.environ)
+        os.environ.update(cluster.driver_env())  # the engine children read SPARK_CONF_DIR
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--engines", type=lambda s: s.split(","), default=list(ENGINES), help="duckdb,spark")
+    parser.add_argument(
+        "--engines",
+        type=lambda s: s.split(","),
+        default=["duckdb", "spark"],
+        help="duckdb,spark,spark_cluster",
+    )
     parser.add_argument("--repeats", type=int, default=11, help="timed runs per query on DuckDB")
     parser.add_argument("--spark-repeats", type=int, default=3, help="timed runs per query on Spark")
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument(
         "--spark-driver-memory", default="4GB", help="Spark driver heap (local: all of Spark)"
+    )
+    parser.add_argument(
+        "--spark-cluster", action="store_true", help="also run on a local Spark standalone cluster"
+    )
+    parser.add_argument("--cluster-workers", type=int, default=2, help="workers of the local cluster")
+    parser.add_argument(
+        "--cluster-worker-memory", default="2g", help="memory of each cluster worker (and its executor)"
     )
     parser.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
@@ -349,9 +395,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown engines {unknown}; choose from {list(ENGINES)}")
     args.data_dir.mkdir(parents=True, exist_ok=True)
     results = {}
-    for persons in args.persons:
-        results[persons] = bench_size(persons, args)
-        _print_size(results[persons])
+    with contextlib.ExitStack() as stack:
+        if args.spark_cluster or "spark_cluster" in args.engines:
+            args.engines = [e for e in args.engines if e != "spark_cluster"] + ["spark_cluster"]
+            stack.enter_context(_cluster(args))
+        for persons in args.persons:
+            results[persons] = bench_size(persons, args)
+            _print_size(results[persons])
     table = curve(_stored(args.data_dir, args.seed))
     if len(table["persons"]) > 1:
         _print_curve(table)

@@ -34,14 +34,21 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-import psycopg
-import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow, dict_row
+from .errors import InvalidRequest, LedgerInvariantError, LedgerUnavailable, UnsafeStore
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.pq import TransactionStatus
+    from psycopg.rows import DictRow, dict_row
+except ImportError:  # an optional extra: installations with the SQLite ledger do without it
+    raise InvalidRequest(
+        "A postgresql:// ledger needs the PostgreSQL driver psycopg, which is not installed: "
+        "pip install 'sundstat[postgres]'."
+    ) from None
 
 from .audit_chain import AuditEntry
-from .errors import InvalidRequest, LedgerInvariantError, LedgerUnavailable, UnsafeStore
 from .records import RegisterState
 from .schema import postgres_script
 from .sql_transaction import REGISTER_COLUMNS, Dialect, SqlTxn, check_one_row, column_list, register_values

@@ -123,6 +123,7 @@ class Engine:
             memory_limit=settings.memory_limit,
             threads=settings.threads,
             timeout_s=settings.query_timeout_s,
+            temp_dir=settings.temp_dir,
         )
         try:
             catalog = Catalog.loads(backend.read_catalog_json())

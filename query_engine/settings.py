@@ -33,6 +33,11 @@ class EngineSettings(BaseModel):
     )
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
     threads: int = Field(default=2, ge=1, le=256)
+    temp_dir: str | None = Field(
+        default=None,
+        description="DuckDB spills what exceeds memory_limit under this directory (a private one per "
+        "process); None: DuckDB's default, <database>.tmp next to the file.",
+    )
     max_quantile_candidates: int = Field(
         default=2000,
         ge=2,

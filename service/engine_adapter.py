@@ -95,6 +95,7 @@ def engine_settings(settings: Settings) -> Any:
             "query_timeout_s": settings.engine_timeout_seconds,
             "memory_limit": settings.engine_memory_limit,
             "threads": settings.engine_threads,
+            "temp_dir": str(settings.engine_spill_dir),
             "max_group_columns": settings.engine_max_group_columns,
             "max_epsilon": settings.engine_max_epsilon,
             "max_rho": settings.engine_max_rho,

@@ -238,6 +238,35 @@ class Settings(BaseSettings):
     engine_max_epsilon: float = Field(default=10.0, gt=0, description="Largest epsilon one query may spend.")
     engine_max_rho: float = Field(default=5.0, gt=0, description="Largest rho one query may spend.")
 
+    # Scale-out ------------------------------------------------------------------------------------
+    engine_temp_dir: Path | None = Field(
+        default=None,
+        description="Where DuckDB spills what does not fit in engine_memory_limit (large joins, sorts and "
+        "windows), a private directory per worker, removed at exit; unset: duckdb-tmp in the state dir.",
+    )
+
+    @property
+    def engine_spill_dir(self) -> Path:
+        """The directory under which each worker's DuckDB spills: the setting, else the state dir's."""
+        return self.engine_temp_dir if self.engine_temp_dir is not None else self.state_dir / "duckdb-tmp"
+
+    def missing_extras(self) -> list[str]:
+        """The optional packages these settings need and the installation lacks, each with its pip line."""
+        problems = []
+        if self.backend == "spark":
+            try:
+                import pyspark  # noqa: F401
+            except ImportError:
+                from query_engine.backends.spark_backend import SPARK_EXTRA_MISSING
+
+                problems.append(SPARK_EXTRA_MISSING)
+        if self.ledger_url is not None and is_postgres_url(self.ledger_url.get_secret_value()):
+            try:
+                import budget_ledger.postgres_store  # noqa: F401
+            except LedgerError as exc:  # raised when psycopg is not installed
+                problems.append(exc.message)
+        return problems
+
     # Minimum loss per query
     min_epsilon: float = Field(
         default=0.01,
@@ -562,6 +591,7 @@ def check_serving(settings: Settings, *, need_db: bool = True) -> None:
             f"The database {settings.db_path} does not exist. Set SUNDSTAT_DB (or --db) to a file "
             "written by 'sundstat build'."
         )
+    problems.extend(settings.missing_extras())
     problems.extend(settings.oidc_problems())
     problems.extend(_state_dir_problems(settings.state_dir))
     if problems:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -73,19 +76,87 @@ class _Watchdog:
                 cursor.interrupt()
 
 
+def private_spill_dir(temp_dir: str | Path) -> Path:
+    """This process's own directory under ``temp_dir`` (``pid-<pid>``, 0700) for DuckDB to spill into.
+
+    Several worker processes may serve one database with one ``temp_dir``: each spills into its own
+    directory. Directories of processes that no longer run (a crash leaves DuckDB's files behind) are
+    removed here.
+    """
+    base = Path(temp_dir)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for entry in base.glob("pid-*"):
+        pid = entry.name.removeprefix("pid-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+    own = base / f"pid-{os.getpid()}"
+    own.mkdir(exist_ok=True, mode=0o700)
+    return own
+
+
+# DuckDB shares one instance per file within a process and refuses a second connection with another
+# configuration: a backend opened while another one serves the same file uses that one's spill dir.
+_open_spill_dirs: dict[str, tuple[Path | None, int]] = {}
+_open_lock = threading.Lock()
+
+
+def _acquire_spill_dir(database: Path, temp_dir: str | Path | None) -> Path | None:
+    with _open_lock:
+        key = str(database.resolve())
+        if key in _open_spill_dirs:
+            spill, count = _open_spill_dirs[key]
+        else:
+            spill, count = (None if temp_dir is None else private_spill_dir(temp_dir)), 0
+        _open_spill_dirs[key] = (spill, count + 1)
+        return spill
+
+
+def _release_spill_dir(database: Path) -> None:
+    with _open_lock:
+        key = str(database.resolve())
+        spill, count = _open_spill_dirs.pop(key)
+        if count > 1:
+            _open_spill_dirs[key] = (spill, count - 1)
+        elif spill is not None:
+            # DuckDB removed its files when the instance's last connection closed.
+            with contextlib.suppress(OSError):
+                spill.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to clean up
+        return True
+    return True
+
+
 class DuckDBBackend:
     """A read-only DuckDB database; each query runs on its own cursor with a timeout.
 
     The configuration is locked when the database is opened, so no statement (``SET``, ``PRAGMA``,
     ``ATTACH``, ``INSTALL``/``LOAD``, ``COPY``, ``read_csv``) can widen what the connection may touch.
     DuckDB shares one instance per file within a process: a second backend on the same file must
-    use the same memory limit and thread count.
+    use the same memory limit, thread count and temporary directory.
+
+    What does not fit in ``memory_limit`` (large joins, sorts, windows) spills to disk: into a
+    private directory of this process under ``temp_dir`` (see :func:`private_spill_dir`), or, when
+    ``temp_dir`` is None, into DuckDB's default ``<database>.tmp`` next to the file. While a backend
+    of this process serves the file, another one opened on it spills where the first does.
     """
 
     dialect = "duckdb"
 
     def __init__(
-        self, path: str | Path, *, memory_limit: str = "2GB", threads: int = 2, timeout_s: float = 30.0
+        self,
+        path: str | Path,
+        *,
+        memory_limit: str = "2GB",
+        threads: int = 2,
+        timeout_s: float = 30.0,
+        temp_dir: str | Path | None = None,
     ) -> None:
         if not Path(path).is_file():
             raise ExecutionFailed(f"Database file {str(path)!r} does not exist.", stage=_STAGE)
@@ -98,9 +169,19 @@ class DuckDBBackend:
             # Locked from the start: no statement can change any setting afterwards.
             "lock_configuration": True,
         }
+        self._database = Path(path)
         try:
-            self._con = duckdb.connect(str(path), read_only=True, config=config)
+            self._spill_dir = _acquire_spill_dir(self._database, temp_dir)
+        except OSError as exc:
+            raise ExecutionFailed(
+                f"Cannot create the temporary directory under {str(temp_dir)!r} ({exc.strerror}); "
+                "set a writable one.",
+                stage=_STAGE,
+            ) from None
+        try:
+            self._con = self._connect(config)
         except duckdb.Error as exc:
+            _release_spill_dir(self._database)
             raise ExecutionFailed(
                 f"Could not open database {str(path)!r}: {type(exc).__name__}.", stage=_STAGE
             ) from None
@@ -108,6 +189,29 @@ class DuckDBBackend:
         self._lock = threading.Lock()
         self._closed = False
         self._watchdog = _Watchdog()
+
+    def _connect(self, config: dict[str, str | bool | int | float | list[str]]) -> duckdb.DuckDBPyConnection:
+        if self._spill_dir is None:
+            return duckdb.connect(str(self._database), read_only=True, config=config)
+        # DuckDB refuses a temporary directory in the same connect as external access off, so the
+        # directory comes first and the locks right after, before the connection runs any query.
+        locks = ("enable_external_access", "lock_configuration")
+        opening = {k: v for k, v in config.items() if k not in locks}
+        con = duckdb.connect(
+            str(self._database), read_only=True, config={"temp_directory": str(self._spill_dir), **opening}
+        )
+        try:
+            locked = con.sql("SELECT current_setting('lock_configuration')").fetchall()[0][0]
+            if not locked:  # else another backend of this process already locked the shared instance
+                con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
+            check = "SELECT current_setting('enable_external_access'), current_setting('lock_configuration')"
+            if con.sql(check).fetchall()[0] != (False, True):
+                raise duckdb.InvalidInputException("the configuration could not be locked")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def execute(self, compiled: CompiledQuery, *, timeout_s: float | None = None) -> pa.Table:
         """Run one query on a fresh cursor; interrupt it after the timeout (``timeout_s`` if shorter)."""
@@ -151,3 +255,4 @@ class DuckDBBackend:
                 self._closed = True
                 self._watchdog.stop()
                 self._con.close()
+                _release_spill_dir(self._database)

@@ -40,9 +40,20 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from ..settings import EngineSettings
 
-__all__ = ["SparkBackend", "export_parquet", "open_spark_backend", "open_spark_engine", "spark_memory"]
+__all__ = [
+    "SPARK_EXTRA_MISSING",
+    "SparkBackend",
+    "export_parquet",
+    "open_spark_backend",
+    "open_spark_engine",
+    "spark_memory",
+]
 
 _STAGE = "execute"
+# pyspark is an optional extra (about 300 MB): most installations serve DuckDB only.
+SPARK_EXTRA_MISSING = (
+    "The spark backend needs pyspark, which is not installed: pip install 'sundstat[spark]'."
+)
 
 # Catalog SQL type -> the Spark type a Parquet column must have (integers may be narrower: widened).
 _SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "DOUBLE": "double", "DATE": "date"}
@@ -276,7 +287,10 @@ def open_spark_backend(
     active SparkSession it is reused and left running on close; otherwise the new one is stopped.
     ``driver_memory`` only applies when this call starts the JVM.
     """
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ExecutionFailed(SPARK_EXTRA_MISSING, stage=_STAGE) from None
 
     # PySpark logs failed queries' full messages (which can quote data) on this logger: keep them out
     # of the service log; the API passes on only the exception type and Spark's error class.

@@ -2,7 +2,7 @@
 
 Test modules call :func:`spark_session` from their fixtures; the session is created once per
 process and stopped at exit, whichever module asks first. Tests are skipped, with the reason shown,
-when pyspark or Java is missing.
+when pyspark or Java is missing, and fail instead when ``SUNDSTAT_REQUIRE_SPARK`` is set (``make test``).
 """
 
 from __future__ import annotations
@@ -33,15 +33,33 @@ FAST_SQL_CONF = {
 }
 
 
+REQUIRE_ENV = "SUNDSTAT_REQUIRE_SPARK"
+
+
+def require_spark(problem: str | None = None) -> None:
+    """Skip (or fail, when ``SUNDSTAT_REQUIRE_SPARK`` is set) on ``problem``, or if pyspark or Java is missing."""
+    if problem is None:
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            problem = "pyspark is not installed (pip install 'sundstat[spark]')"
+        else:
+            if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+                problem = "Java 17+ is needed for Spark and was not found"
+    if problem is None:
+        return
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{REQUIRE_ENV} is set but {problem}")
+    pytest.skip(problem)
+
+
 def spark_session() -> SparkSession:
     """The shared session; skips the calling test if pyspark or Java is not installed."""
     # pyspark 4 warns that it is not tested with pandas 3; no pandas code path is used here.
     warnings.filterwarnings(
         "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
     )
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'pyspark>=4.0,<5')")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Java 17+ is needed for Spark and was not found")
+    require_spark()
     return _session()
 
 
