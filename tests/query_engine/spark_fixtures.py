@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import atexit
 import functools
-import os
 import shutil
 import tempfile
 import warnings
 from typing import TYPE_CHECKING
 
-import pytest
+from tests.helpers.required import require_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,9 +38,7 @@ def spark_session() -> SparkSession:
     warnings.filterwarnings(
         "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
     )
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'pyspark>=4.0,<5')")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Java 17+ is needed for Spark and was not found")
+    require_spark()
     return _session()
 
 

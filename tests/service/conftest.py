@@ -9,13 +9,15 @@ one per session, shared with those tests), started only by tests that ask for it
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from svc_helpers import (
+
+# The same module object as the ledger tests' ``pg_server``, so the whole session shares one server.
+from tests.helpers.pg_server import postgres_server_fixture  # noqa: F401
+from tests.service.svc_helpers import (
     ADMIN_TOKEN,
     ProjectAccess,
     Server,
@@ -24,14 +26,6 @@ from svc_helpers import (
     create_project,
     start_server,
 )
-
-# The same module object as the ledger tests' ``pg_server`` (imported by that name), so the whole
-# session shares one server.
-_LEDGER_TESTS = str(Path(__file__).resolve().parents[1] / "budget_ledger")
-if _LEDGER_TESTS not in sys.path:
-    sys.path.append(_LEDGER_TESTS)
-
-from pg_server import postgres_server_fixture  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from svc_helpers import ADMIN_TOKEN, assert_error, bearer
+
+from tests.service.svc_helpers import ADMIN_TOKEN, assert_error, bearer
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # starlette prefers httpx2 for its TestClient
