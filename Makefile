@@ -75,12 +75,14 @@ $(DEFAULT_DB):
 lint: install
 	$(BIN)/ruff check query_engine budget_ledger service dashboard datasets benchmarks tests
 	$(BIN)/ruff format --check query_engine budget_ledger service dashboard datasets benchmarks tests
+	$(BIN)/lint-imports --no-cache  # the dependency rule: [tool.importlinter] in pyproject.toml
 
 typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-deps oidc-provider
-	SUNDSTAT_REQUIRE_POSTGRES=1 SUNDSTAT_REQUIRE_OIDC=1 SUNDSTAT_REQUIRE_SPARK=1 $(BIN)/python -m pytest -q
+	SUNDSTAT_REQUIRE_POSTGRES=1 SUNDSTAT_REQUIRE_OIDC=1 SUNDSTAT_REQUIRE_SPARK=1 SUNDSTAT_REQUIRE_BROWSER=1 \
+		$(BIN)/python -m pytest -q
 
 bench: data
 	$(BIN)/python -m benchmarks.engine --persons 1000000

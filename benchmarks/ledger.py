@@ -61,10 +61,7 @@ def _stores(kind: str, directory: Path) -> Iterator[tuple[Callable[[str], str], 
             _fsync_floor(directory),
         )
         return
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "budget_ledger"))
-    from pg_server import TemporaryPostgres, find_bindir
+    from tests.helpers.pg_server import TemporaryPostgres, find_bindir
 
     bindir = find_bindir()
     if bindir is None:

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,15 +24,10 @@ from typing import Any
 
 import pytest
 
-_TESTS = Path(__file__).resolve().parent.parent / "tests"
-for _helpers in ("privacy_audit", "query_engine", "statistical"):
-    if str(_TESTS / _helpers) not in sys.path:
-        sys.path.append(str(_TESTS / _helpers))
-
-from audit_world import Case, audit_case, cases  # noqa: E402
-from broken_builds import BROKEN_BUILDS  # noqa: E402
-from dp_tester import ALPHA, AuditResult  # noqa: E402
-from neighbours import World, build_world  # noqa: E402
+from tests.privacy_audit.audit_world import Case, audit_case, cases
+from tests.privacy_audit.broken_builds import BROKEN_BUILDS
+from tests.privacy_audit.dp_tester import ALPHA, AuditResult
+from tests.privacy_audit.neighbours import World, build_world
 
 SLOW_CASES = ("quantile", "partition_selection_new_key", "partition_selection_shared_key")
 

@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -59,8 +58,7 @@ def _measure(store: StateStore, n: int) -> dict[str, dict[str, float]]:
 
 @contextmanager
 def _postgres() -> Iterator[str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "budget_ledger"))
-    from pg_server import TemporaryPostgres, find_bindir
+    from tests.helpers.pg_server import TemporaryPostgres, find_bindir
 
     bindir = find_bindir()
     if bindir is None:

@@ -8,15 +8,11 @@ Administration an administrator token.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dashboard.session import me, render_sidebar, t, token  # noqa: E402
+# Streamlit runs this file as a script; ``dashboard`` is imported as the installed package
+# (``pip install -e .``, which `make install` does; or PYTHONPATH naming the repository root).
+from dashboard.session import me, render_sidebar, t, token
 
 
 def _pages() -> dict[str, list[st.Page]]:

@@ -2,8 +2,8 @@
 
 >>> translate("da", "page_catalog")
 'Katalog'
->>> translate("en", "budget_left", remaining="0.5")
-'0.5 left'
+>>> translate("en", "app_status_title", id="A-7")
+'Application A-7'
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 from datasets.ingest_checks import SourceTypeError, column_check, quote, sql_literal
+from datasets.packaged_catalog import load_packaged_catalog
 from datasets.pseudonymise import PseudonymKeyError, cpr_problem, cpr_sql, load_key, pseudonymise
 from datasets.reject_policy import RejectPolicy, RejectReason, reject_summary
 from query_engine.catalog import CATALOG_TABLE, SQL_TYPES, Catalog, CatalogError, Register, load_catalog
@@ -301,7 +302,7 @@ def _resolve_catalog(directory: Path, catalog_dir: Path | None) -> tuple[Catalog
     else:
         base, source = None, "packaged"
     try:
-        catalog = load_catalog(base)
+        catalog = load_catalog(base) if base is not None else load_packaged_catalog()
     except Exception as exc:  # a broken catalog of any kind is the user's to fix, not a crash
         raise BuildError(
             f"Cannot load the catalog ({source}): {exc}. Fix it, or pass --catalog DIR."

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from datasets.packaged_catalog import load_packaged_catalog
 from datasets.synthetic.health import (
     dar_columns,
     lmdb_columns,
@@ -36,7 +37,7 @@ from datasets.synthetic.health import (
 from datasets.synthetic.output import ColumnData, KeyPermutation, RowGroupWriter, to_table
 from datasets.synthetic.people import cpr_columns, ind_columns, person_years, sample_persons, udda_columns
 from datasets.synthetic.world import World
-from query_engine.catalog import Catalog, load_catalog
+from query_engine.catalog import Catalog
 
 __all__ = ["CHUNK_PERSONS", "GenerationSummary", "generate"]
 
@@ -74,7 +75,7 @@ def generate(persons: int, seed: int, out: Path, progress: bool = True) -> Gener
     if seed < 0:
         raise ValueError(f"the seed must be a non-negative integer, got {seed}")
     started = time.perf_counter()
-    catalog = load_catalog()
+    catalog = load_packaged_catalog()
     world = World(catalog)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,6 @@ __all__ = [
     "CATALOG_TABLE",
     "SQL_TYPES",
     "load_catalog",
-    "packaged_catalog_dir",
 ]
 
 # Physical layout of a built database: one table per register, named after it, holding exactly the
@@ -383,18 +382,14 @@ class Catalog:
         return cls.from_json(json.loads(text))
 
 
-def packaged_catalog_dir() -> Path:
-    """The catalog shipped with sundstat (``datasets/catalog``)."""
-    return Path(__file__).resolve().parent.parent / "datasets" / "catalog"
-
-
-def load_catalog(directory: Path | str | None = None) -> Catalog:
-    """Load and resolve the YAML catalog in ``directory`` (default: the packaged one).
+def load_catalog(directory: Path | str) -> Catalog:
+    """Load and resolve the YAML catalog in ``directory`` (the shipped one is
+    ``datasets.packaged_catalog.packaged_catalog_dir()``; the engine does not know where it lives).
 
     A directory holding a resolved ``catalog.json`` (as written by ``sundstat generate``) is read
     from that file instead.
     """
-    base = Path(directory) if directory is not None else packaged_catalog_dir()
+    base = Path(directory)
     if (base / "catalog.json").is_file():
         return Catalog.loads((base / "catalog.json").read_text(encoding="utf-8"))
     settings_file = base / "catalog.yaml"

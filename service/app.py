@@ -19,12 +19,22 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from budget_ledger import LedgerError
-from query_engine.errors import EngineError
+from query_engine.errors import EngineError, QueryError
 
 from . import API_VERSION
 from .deps import note_denied
 from .docs_pages import install_docs
-from .errors import ServiceError, StorageUnavailable, error_body
+from .errors import (
+    BadRequest,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RouteNotFound,
+    ServiceError,
+    StorageUnavailable,
+    UnsupportedMediaType,
+    error_body,
+)
 from .http_guard import MAX_BODY_BYTES, HttpGuard, request_id_of
 from .routes import admin, applications, institutions, projects, public, queries, sign_in
 from .runtime import Services, open_services
@@ -35,12 +45,16 @@ __all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app"]
 
 log = logging.getLogger("sundstat.service")
 
-_HTTP_CODES = {
-    400: ("bad_request", "The request could not be read."),
-    404: ("not_found", "There is no route {method} {path}. The routes are listed at /docs."),
-    405: ("method_not_allowed", "The route {path} does not accept {method}. The routes are listed at /docs."),
-    413: ("payload_too_large", "The request body is larger than the service accepts."),
-    415: ("unsupported_media_type", "Send the body as application/json."),
+# Starlette's own HTTP errors, by status, as the service's error classes (which own the codes).
+_HTTP_ERRORS: dict[int, tuple[type[ServiceError], str]] = {
+    kind.status: (kind, template)
+    for kind, template in (
+        (BadRequest, "The request could not be read."),
+        (RouteNotFound, "There is no route {method} {path}. The routes are listed at /docs."),
+        (MethodNotAllowed, "The route {path} does not accept {method}. The routes are listed at /docs."),
+        (PayloadTooLarge, "The request body is larger than the service accepts."),
+        (UnsupportedMediaType, "Send the body as application/json."),
+    )
 }
 
 
@@ -139,12 +153,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             code, message, status = unreadable
             return _json_error(code, message, status)
         query_route = request.url.path.startswith(("/v1/queries", "/v1/sql"))
-        code = "invalid_query" if query_route else "invalid_request"
+        code = QueryError.code if query_route else InvalidRequest.code
         return _json_error(code, _validation_message(exc), 422)
 
     async def http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code, template = _HTTP_CODES.get(exc.status_code, ("http_error", "The request failed."))
+        kind, template = _HTTP_ERRORS.get(exc.status_code, (None, "The request failed."))
+        code = kind.code if kind is not None else "http_error"
         message = template.format(method=request.method, path=request.url.path)
         headers = dict(exc.headers) if exc.headers else None
         return _json_error(code, message, exc.status_code, headers)

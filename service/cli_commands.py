@@ -9,6 +9,7 @@ factory, so every worker reads the same ``SUNDSTAT_*`` settings) and the Streaml
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import os
 import subprocess
@@ -143,7 +144,8 @@ def _dashboard_environment(environ: dict[str, str], api_url: str) -> dict[str, s
 
 
 def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    # The installed dashboard package's entry file (a data file here: the service never imports it).
+    app = Path(str(importlib.resources.files("dashboard").joinpath("app.py")))
     if not app.is_file():
         print("(no dashboard/app.py yet: the dashboard is not started)", flush=True)
         return None

@@ -1,8 +1,10 @@
 """Errors raised by the service layer, each with a stable ``code`` and an HTTP ``status``.
 
-The engine (``query_engine.errors``) and the ledger (``budget_ledger.errors``) have their own trees
-with the same two attributes; one handler in ``service.app`` maps all of them onto the single error
-body ``{"ok": false, "code", "error", "status"}``.
+The mapping from errors to HTTP is one table, kept on the classes: every error class declares its
+``(status, code)`` once, here and in the engine's (``query_engine.errors``) and the ledger's
+(``budget_ledger.errors``) trees; one handler in ``service.app`` turns any of them into the single
+error body ``{"ok": false, "code", "error", "status"}``. Starlette's own HTTP errors (no route, wrong
+method, unreadable body) are mapped onto the classes below too, so no code is spelled twice.
 
 ::
 
@@ -14,13 +16,14 @@ body ``{"ok": false, "code", "error", "status"}``.
     ├── PermitExpired            403  permit_expired          the project's approval has ended
     ├── RegisterNotPermitted     403  register_not_permitted  the query touches a register not approved
     ├── ProjectNotFound          404  project_not_found       unknown project, or not the token's project
-    ├── ReleaseNotFound          404  release_not_found
     ├── ApplicationNotFound      404  application_not_found   unknown id or wrong status key
     ├── TokenNotFound            404  token_not_found
     ├── InstitutionNotFound      404  institution_not_found
     ├── SignInNotConfigured      404  sign_in_not_configured  no identity provider on this installation
-    ├── RouteNotFound            404  not_found               no such route
-    ├── MethodNotAllowed         405  method_not_allowed
+    ├── RouteNotFound            404  not_found               no such route (Starlette's 404)
+    ├── MethodNotAllowed         405  method_not_allowed      (Starlette's 405)
+    ├── BadRequest               400  bad_request             the request could not be read
+    ├── UnsupportedMediaType     415  unsupported_media_type  the body is not JSON
     ├── InProgress               409  in_progress             the same query is still running
     ├── Conflict                 409  conflict                e.g. an application already decided
     ├── PayloadTooLarge          413  payload_too_large
@@ -40,6 +43,7 @@ import math
 
 __all__ = [
     "ApplicationNotFound",
+    "BadRequest",
     "Busy",
     "Conflict",
     "DailyReleaseLimit",
@@ -55,7 +59,6 @@ __all__ = [
     "QueryFailed",
     "RateLimited",
     "RegisterNotPermitted",
-    "ReleaseNotFound",
     "RouteNotFound",
     "ServiceError",
     "SignInFailed",
@@ -64,6 +67,7 @@ __all__ = [
     "SignInUnavailable",
     "StorageUnavailable",
     "TokenNotFound",
+    "UnsupportedMediaType",
     "Unauthorized",
     "error_body",
 ]
@@ -138,13 +142,6 @@ class ProjectNotFound(ServiceError):
     status = 404
 
 
-class ReleaseNotFound(ServiceError):
-    """No release with that id in the project."""
-
-    code = "release_not_found"
-    status = 404
-
-
 class ApplicationNotFound(ServiceError):
     """Unknown application id, or a status key that does not match."""
 
@@ -185,6 +182,20 @@ class MethodNotAllowed(ServiceError):
 
     code = "method_not_allowed"
     status = 405
+
+
+class BadRequest(ServiceError):
+    """The request could not be read (e.g. a malformed body)."""
+
+    code = "bad_request"
+    status = 400
+
+
+class UnsupportedMediaType(ServiceError):
+    """The body is not sent as JSON."""
+
+    code = "unsupported_media_type"
+    status = 415
 
 
 class InProgress(ServiceError):

@@ -32,8 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
-from server_fixtures import ROOT, Server, build_dataset, start_server  # noqa: E402
+from tests.helpers.server_fixtures import ROOT, Server, build_dataset, start_server
 
 README = ROOT / "README.md"
 README_URL = "http://127.0.0.1:8000"

@@ -111,10 +111,10 @@ def sql_to_query(
     fields are given beside the SQL, as in the JSON body. Catalog checks that need no SQL position
     (key sets, value domains, catalog bounds, loss limits) are left to ``validate``.
 
-    >>> from query_engine.catalog import load_catalog
+    >>> from datasets.packaged_catalog import load_packaged_catalog
     >>> query = sql_to_query(
     ...     "SELECT region, COUNT(*) FROM cpr WHERE sex = 'F' GROUP BY region",
-    ...     project="demo", catalog=load_catalog(), epsilon=0.5,
+    ...     project="demo", catalog=load_packaged_catalog(), epsilon=0.5,
     ... )
     >>> query.measure, query.group_by, query.where[0].column
     ('count_persons', ('cpr.region',), 'cpr.sex')

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ledger_helpers import Clock
 
 from budget_ledger import Ledger, SqliteStore, load_or_create_audit_key
+from tests.budget_ledger.ledger_helpers import Clock
 
 # The drivers shared by the SQLite and PostgreSQL tests hold their assertions: rewrite them as pytest
 # rewrites a test module's, so that a failure shows the values compared.

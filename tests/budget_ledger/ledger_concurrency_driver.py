@@ -16,9 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 
-from ledger_helpers import pure_spec, zcdp_spec
-
 from budget_ledger import Charge, Ledger, LedgerError, LedgerStore
+from tests.budget_ledger.ledger_helpers import pure_spec, zcdp_spec
 
 PROCESSES = 16
 THREADS = 8

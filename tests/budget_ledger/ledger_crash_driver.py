@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import opendp.prelude as dp
-from ledger_helpers import pure_spec
 
 from budget_ledger import Charge, Ledger, LedgerStore
+from tests.budget_ledger.ledger_helpers import pure_spec
 
 FAULTS = ("before_commit", "after_commit", "after_noise", "after_store", "none", "random")
 VECTOR = [120, 45, 3, 0, 78]

@@ -11,7 +11,6 @@ import opendp.prelude as dp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import Clock, pure_spec, zcdp_spec
 
 from budget_ledger import (
     BudgetExceeded,
@@ -24,6 +23,7 @@ from budget_ledger import (
     rho_budget,
 )
 from budget_ledger.loss import float_down, float_up, floor_sqrt, to_budget_amount, to_charge_amount
+from tests.budget_ledger.ledger_helpers import Clock, pure_spec, zcdp_spec
 
 KEY = b"k" * 32
 

@@ -9,7 +9,6 @@ from datetime import date
 from fractions import Fraction
 
 import pytest
-from ledger_helpers import Clock, pure_spec, zcdp_spec
 
 from budget_ledger import (
     BudgetExceeded,
@@ -31,6 +30,7 @@ from budget_ledger import (
     epsilon_at,
 )
 from budget_ledger.loss import float_up
+from tests.budget_ledger.ledger_helpers import Clock, pure_spec, zcdp_spec
 
 HALF = Charge(epsilon=Fraction(1, 2))
 

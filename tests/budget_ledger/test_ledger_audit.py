@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from ledger_helpers import pure_spec
 
 from budget_ledger import (
     ChainBroken,
@@ -23,6 +22,7 @@ from budget_ledger import (
     parse_audit_key,
     verify_command,
 )
+from tests.budget_ledger.ledger_helpers import pure_spec
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 

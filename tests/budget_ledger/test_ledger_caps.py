@@ -15,7 +15,6 @@ import opendp.prelude as dp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import Clock, pure_spec, zcdp_spec
 
 from budget_ledger import (
     Charge,
@@ -27,6 +26,7 @@ from budget_ledger import (
     RegisterCapPureOnly,
 )
 from budget_ledger.loss import float_down, float_up
+from tests.budget_ledger.ledger_helpers import Clock, pure_spec, zcdp_spec
 
 KEY = b"k" * 32
 REGISTERS = ("cpr", "lpr", "lmdb")

@@ -10,12 +10,12 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from ledger_concurrency_driver import (
+
+from budget_ledger import Ledger, SqliteStore
+from tests.budget_ledger.ledger_concurrency_driver import (
     check_exactly_k_fit_the_project_budget,
     check_exactly_k_fit_under_a_shared_register_cap,
 )
-
-from budget_ledger import Ledger, SqliteStore
 
 
 @pytest.mark.slow

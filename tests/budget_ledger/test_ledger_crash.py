@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ledger_crash_driver import PauseBeforeCommit, check_sigkill_at_every_fault_point
 
 from budget_ledger import Ledger, SqliteStore
+from tests.budget_ledger.ledger_crash_driver import PauseBeforeCommit, check_sigkill_at_every_fault_point
 
 ROUNDS = 42  # x 6 fault kinds = 252 killed or completed children
 KILL_WINDOW = 0.08  # s: the flow takes ~20-60 ms, so a random kill lands anywhere in it

@@ -9,10 +9,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from ledger_helpers import pure_spec
 
 from budget_ledger import Charge, Ledger, SqliteStore, UnsafeStore, open_store
 from budget_ledger.schema import TABLES, Column, Table, sqlite_table
+from tests.budget_ledger.ledger_helpers import pure_spec
 
 # The SQLite tables of the first release (schema version 1), as they were shipped: fixed history.
 _V1_SCHEMA = """

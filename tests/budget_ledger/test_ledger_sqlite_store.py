@@ -8,10 +8,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
-from ledger_helpers import pure_spec
 
 from budget_ledger import Charge, Ledger, LedgerUnavailable, SqliteStore, UnsafeStore
+from tests.budget_ledger.ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
+from tests.budget_ledger.ledger_helpers import pure_spec
 
 
 class _WeakJournalStore(SqliteStore):

@@ -12,10 +12,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from ledger_helpers import Clock, pure_spec
 
 from budget_ledger import ChainBroken, Charge, Ledger, SqliteStore, UnsafeStore, verify_command
 from budget_ledger.startup import start_ledger
+from tests.budget_ledger.ledger_helpers import Clock, pure_spec
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 

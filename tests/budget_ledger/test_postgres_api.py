@@ -14,17 +14,14 @@ import types
 from collections.abc import Callable, Iterator
 
 import pytest
-import test_ledger_algebra
-import test_ledger_api
-import test_ledger_audit
-import test_ledger_caps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import Clock
-from pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 from budget_ledger import Ledger
 from budget_ledger.postgres_store import PostgresLedgerStore
+from tests.budget_ledger import test_ledger_algebra, test_ledger_api, test_ledger_audit, test_ledger_caps
+from tests.budget_ledger.ledger_helpers import Clock
+from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 _SQLITE_ONLY = {"db_path", "tmp_path"}
 

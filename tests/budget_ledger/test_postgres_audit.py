@@ -15,14 +15,14 @@ from fractions import Fraction
 
 import psycopg
 import pytest
-from ledger_helpers import pure_spec
-from pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 from psycopg.conninfo import conninfo_to_dict
 
 from budget_ledger import ChainBroken, Charge, InvalidRequest, Ledger, verify_command
 from budget_ledger.postgres_store import PostgresLedgerStore, describe_url
 from budget_ledger.store import open_store
 from budget_ledger.verify import verify_ledger
+from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 

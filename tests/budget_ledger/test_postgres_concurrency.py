@@ -11,18 +11,18 @@ from collections.abc import Iterator
 from functools import partial
 
 import pytest
-from ledger_concurrency_driver import (
+
+from budget_ledger import Charge, Ledger
+from budget_ledger.postgres_store import PostgresLedgerStore
+from tests.budget_ledger.ledger_concurrency_driver import (
     COST,
     THREADS,
     OpenStore,
     check_exactly_k_fit_the_project_budget,
     check_exactly_k_fit_under_a_shared_register_cap,
 )
-from ledger_helpers import pure_spec
-from pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
-
-from budget_ledger import Charge, Ledger
-from budget_ledger.postgres_store import PostgresLedgerStore
+from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 
 @pytest.fixture

@@ -18,17 +18,21 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from ledger_crash_driver import PROJECT, PauseBeforeCommit, check_sigkill_at_every_fault_point
-from ledger_helpers import pure_spec
-from pg_server import (  # noqa: F401
+
+from budget_ledger import Charge, Ledger, LedgerError
+from budget_ledger.postgres_store import PostgresLedgerStore
+from tests.budget_ledger.ledger_crash_driver import (
+    PROJECT,
+    PauseBeforeCommit,
+    check_sigkill_at_every_fault_point,
+)
+from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.helpers.pg_server import (  # noqa: F401
     TemporaryPostgres,
     pg_url_fixture,
     postgres_server_fixture,
     require_bindir,
 )
-
-from budget_ledger import Charge, Ledger, LedgerError
-from budget_ledger.postgres_store import PostgresLedgerStore
 
 ROUNDS = 17  # x 6 fault kinds = 102 killed or completed children
 KILL_WINDOW = 0.12  # s: the flow (connect included) takes ~30-100 ms, so a random kill lands anywhere

@@ -8,12 +8,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from ledger_helpers import pure_spec
-from pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 from budget_ledger import ChainBroken, Charge, Ledger
 from budget_ledger.postgres_store import PostgresLedgerStore
 from budget_ledger.startup import start_ledger
+from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
-from ledger_helpers import pure_spec
-from pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 from psycopg.conninfo import conninfo_to_dict
 
 from budget_ledger import Charge, InvalidRequest, Ledger, LedgerUnavailable, SqliteStore, UnsafeStore
 from budget_ledger.postgres_store import SCHEMA_VERSION, WRITE_LOCK_SQL, PostgresLedgerStore, describe_url
 from budget_ledger.store import open_store
+from tests.budget_ledger.ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
+from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dash_helpers import Api, FakeApi, build_dataset, catalog_body, start_api
+
+from tests.dashboard.dash_helpers import Api, FakeApi, build_dataset, catalog_body, start_api
 
 _FAKE_HOSTS = itertools.count()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,12 +14,7 @@ from typing import Any
 import httpx
 from streamlit.testing.v1 import AppTest
 
-# The shared helpers of the service and dashboard tests (tests/helpers/server_fixtures.py).
-_SHARED = str(Path(__file__).resolve().parents[1] / "helpers")
-if _SHARED not in sys.path:
-    sys.path.append(_SHARED)
-
-from server_fixtures import (  # noqa: E402
+from tests.helpers.server_fixtures import (
     ROOT,
     Process,
     Server,

@@ -3,7 +3,7 @@ so Markdown in a title or summary must not put links or images on the administra
 
 from __future__ import annotations
 
-from dash_helpers import Api, app_test, open_page, sign_in, texts
+from tests.dashboard.dash_helpers import Api, app_test, open_page, sign_in, texts
 
 ATTACK_TITLE = "Diabetes ![x](http://attacker.example/pixel.png) [link](http://attacker.example/a)"
 ATTACK_SUMMARY = (

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dash_helpers import APP, SCREENSHOTS, Api, Process, free_port, spawn, wait_for
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.dashboard.dash_helpers import APP, SCREENSHOTS, Api, Process, free_port, spawn, wait_for
+from tests.helpers.required import require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 REGIONS = {"Hovedstaden", "Midtjylland", "Nordjylland", "Sjælland", "Syddanmark"}
 
 
@@ -55,11 +56,10 @@ def dashboard_url(api_server: Api, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's chromium (Playwright cannot download its own browser here)."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (make system-deps installs it)")
+    chromium = require_chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield launched

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 import httpx
-from dash_helpers import FakeApi, app_test, error, open_page, sign_in, texts
+
+from tests.dashboard.dash_helpers import FakeApi, app_test, error, open_page, sign_in, texts
 
 ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
 PROJECT: dict[str, Any] = {

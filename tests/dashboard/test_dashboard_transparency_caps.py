@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from dash_helpers import Api, app_test, open_page, texts
+
+from tests.dashboard.dash_helpers import Api, app_test, open_page, texts
 
 
 def test_transparency_page_shows_each_register_cap_in_plain_words(real_api: Api) -> None:

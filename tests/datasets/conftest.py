@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from query_engine.catalog import Catalog, load_catalog
+from datasets.packaged_catalog import load_packaged_catalog
+from query_engine.catalog import Catalog
 
 SYNTHETIC_PERSONS = 20_000
 SYNTHETIC_SEED = 20_261_128
@@ -45,7 +46,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthetic]:
 
     out = tmp_path_factory.mktemp("synthetic") / "raw"
     generate(SYNTHETIC_PERSONS, SYNTHETIC_SEED, out, progress=False)
-    catalog = load_catalog()
+    catalog = load_packaged_catalog()
     db = duckdb.connect()
     for name in catalog.register_names:
         db.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{out / name}.parquet')")

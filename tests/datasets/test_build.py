@@ -22,6 +22,7 @@ import pytest
 
 import datasets.build as build_module
 from datasets.build import BUILD_TABLE, BuildError, build, open_catalog_from_db
+from datasets.packaged_catalog import packaged_catalog_dir
 from datasets.pseudonymise import KEY_ENV_VAR, pseudonym
 from datasets.reject_policy import RejectPolicy
 from query_engine.catalog import (
@@ -30,7 +31,6 @@ from query_engine.catalog import (
     Catalog,
     CatalogError,
     load_catalog,
-    packaged_catalog_dir,
 )
 
 KEY_HEX = "6c9673f3b5a1c35d4d5f4f772d71cf880ec4e30aad8fbb385802cd1e8b2ef4ed"  # 32 random bytes (made once with secrets.token_hex)

@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_build import (  # noqa: F401  (fixtures)
+
+from datasets.build import RejectsAboveLimit, build
+from datasets.reject_policy import RejectPolicy
+from service.cli import main
+from tests.datasets.test_build import (  # noqa: F401  (fixtures)
     LPR_GOOD,
     LPR_HEADER,
     _person_tables,
@@ -19,10 +23,6 @@ from test_build import (  # noqa: F401  (fixtures)
     write_registers,
     yaml_catalog_dir,
 )
-
-from datasets.build import RejectsAboveLimit, build
-from datasets.reject_policy import RejectPolicy
-from service.cli import main
 
 
 def _foreign_codes(raw: Path) -> None:

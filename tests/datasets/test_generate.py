@@ -13,13 +13,14 @@ import pytest
 import datasets.generate as generate_module
 import datasets.synthetic.output as output_module
 from datasets.generate import GenerationSummary, generate
-from query_engine.catalog import Column, Register, load_catalog
+from datasets.packaged_catalog import load_packaged_catalog
+from query_engine.catalog import Column, Register
 
 if TYPE_CHECKING:
-    from conftest import Synthetic
+    from tests.datasets.conftest import Synthetic
 
 ARROW = {"integer": pa.int64(), "string": pa.string(), "float": pa.float64(), "date": pa.date32()}
-REGISTERS = [pytest.param(name, id=name) for name in load_catalog().register_names]
+REGISTERS = [pytest.param(name, id=name) for name in load_packaged_catalog().register_names]
 
 
 def _files(out: Path) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Synthetic
+    from tests.datasets.conftest import Synthetic
 
 REFERENCE = Path(__file__).resolve().parents[2] / "datasets" / "reference"
 # Denmark's population by region (Statistics Denmark, 2024), in shares.

@@ -9,7 +9,6 @@ Without node or npm the tests skip, unless ``SUNDSTAT_REQUIRE_OIDC`` is set (``m
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import subprocess
@@ -18,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
-from server_fixtures import Process, free_port, spawn
+
+from tests.helpers.required import missing
+from tests.helpers.server_fixtures import Process, free_port, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_DIR = ROOT / "tests" / "oidc"
@@ -33,9 +33,7 @@ def _require_node() -> tuple[str, str]:
     if node and npm:
         return node, npm
     message = "node and npm are needed for the OpenID Connect tests; install the Debian packages nodejs, npm."
-    if os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"{REQUIRE_ENV} is set but {message}")
-    pytest.skip(message)
+    missing(message, REQUIRE_ENV)
 
 
 def install_provider(npm: str) -> None:

@@ -1,8 +1,7 @@
 """What the service and dashboard tests share: a small real dataset and real servers in subprocesses.
 
-Both suites import this module by name (``tests/helpers`` is put on ``sys.path`` by their helpers).
-It lives in its own folder because ``tests/`` itself must not be on ``sys.path``: its folders
-``service/``, ``datasets/``, ... would shadow the real packages as namespace packages.
+Imported as ``tests.helpers.server_fixtures`` (``tests`` is a package; pytest runs with
+``--import-mode=importlib`` from the repository root).
 """
 
 from __future__ import annotations

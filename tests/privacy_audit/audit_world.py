@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 import opendp.prelude as dp
-from dp_tester import ALPHA, AuditResult, audit
-from neighbours import CODE_PREFIX, UNIQUE_CODE, World
 
 from query_engine import Engine, ExactAggregates, ProjectContext, Query, parse_query
 from query_engine import engine as engine_module
 from query_engine.mechanisms import DPArray, PrivacyLoss, total_loss
+from tests.privacy_audit.dp_tester import ALPHA, AuditResult, audit
+from tests.privacy_audit.neighbours import CODE_PREFIX, UNIQUE_CODE, World
 
 Release = tuple[list[tuple[Any, ...]], dict[str, DPArray]]
 Batch = np.ndarray | list[Release]

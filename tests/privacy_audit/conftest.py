@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-_TESTS = Path(__file__).resolve().parent.parent
-for _helpers in (_TESTS / "query_engine", _TESTS / "statistical"):
-    if str(_helpers) not in sys.path:
-        sys.path.append(str(_helpers))
-
-from neighbours import World, build_world  # noqa: E402
+from tests.privacy_audit.neighbours import World, build_world
 
 
 @pytest.fixture(scope="session")

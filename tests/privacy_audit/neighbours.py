@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine_fixtures import build_fixture_catalog, create_db, random_dataset
-
 from query_engine.catalog import Catalog
+from tests.query_engine.engine_fixtures import build_fixture_catalog, create_db, random_dataset
 
 BASE_PERSONS = 300
 BASE_SEED = 20261206

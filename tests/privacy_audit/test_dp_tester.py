@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dp_tester import ALPHA, audit, bucket_edges, lower_bound, upper_bound
-from stat_checks import binomial_upper_p
 
 from query_engine.mechanisms import Sensitivity, add_noise, calibrate_scale
+from tests.privacy_audit.dp_tester import ALPHA, audit, bucket_edges, lower_bound, upper_bound
+from tests.statistical.stat_checks import binomial_upper_p
 
 CASES = [(0, 50), (1, 50), (7, 200), (100, 200), (199, 200), (200, 200), (3, 5000), (2500, 5000)]
 

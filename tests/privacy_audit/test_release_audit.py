@@ -33,9 +33,10 @@ standard deviations (about 0.02) below what is measured.
 from __future__ import annotations
 
 import pytest
-from audit_world import audit_case, cases
-from broken_builds import BROKEN_BUILDS
-from neighbours import World
+
+from tests.privacy_audit.audit_world import audit_case, cases
+from tests.privacy_audit.broken_builds import BROKEN_BUILDS
+from tests.privacy_audit.neighbours import World
 
 pytestmark = pytest.mark.slow
 

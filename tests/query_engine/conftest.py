@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_fixtures import build_fixture_catalog, create_db, random_dataset
 
 from query_engine.catalog import Catalog
+from tests.query_engine.engine_fixtures import build_fixture_catalog, create_db, random_dataset
 
 
 @pytest.fixture(scope="session")

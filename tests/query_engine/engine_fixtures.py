@@ -12,7 +12,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from query_engine.catalog import CATALOG_TABLE, SQL_TYPES, Catalog, load_catalog, packaged_catalog_dir
+from datasets.packaged_catalog import packaged_catalog_dir
+from query_engine.catalog import CATALOG_TABLE, SQL_TYPES, Catalog, load_catalog
 
 HERE = Path(__file__).resolve().parent
 CLASSIFICATIONS = HERE / "catalog_fixture"

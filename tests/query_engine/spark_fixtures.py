@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import atexit
 import functools
-import os
 import shutil
 import tempfile
 import warnings
 from typing import TYPE_CHECKING
 
-import pytest
+from tests.helpers.required import require_spark
+
+__all__ = ["FAST_SQL_CONF", "require_spark", "spark_session"]
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,26 +32,6 @@ FAST_SQL_CONF = {
     # Interpreted expressions: no Janino compilation per query (an internal, test-only setting).
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
-
-
-REQUIRE_ENV = "SUNDSTAT_REQUIRE_SPARK"
-
-
-def require_spark(problem: str | None = None) -> None:
-    """Skip (or fail, when ``SUNDSTAT_REQUIRE_SPARK`` is set) on ``problem``, or if pyspark or Java is missing."""
-    if problem is None:
-        try:
-            import pyspark  # noqa: F401
-        except ImportError:
-            problem = "pyspark is not installed (pip install 'sundstat[spark]')"
-        else:
-            if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-                problem = "Java 17+ is needed for Spark and was not found"
-    if problem is None:
-        return
-    if os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"{REQUIRE_ENV} is set but {problem}")
-    pytest.skip(problem)
 
 
 def spark_session() -> SparkSession:

@@ -21,7 +21,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from engine_fixtures import build_fixture_catalog, create_tables, insert_rows, random_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,12 @@ from query_engine.quantile_interval import end_scores
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
 from query_engine.validate import validate
+from tests.query_engine.engine_fixtures import (
+    build_fixture_catalog,
+    create_tables,
+    insert_rows,
+    random_dataset,
+)
 
 CONTEXT = ProjectContext("zcdp", delta_available=True)
 SETTINGS = EngineSettings(max_quantile_candidates=25)

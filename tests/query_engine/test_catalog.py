@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from datasets.packaged_catalog import load_packaged_catalog
 from query_engine.catalog import Bounds, Catalog, CatalogError, KeySet, load_catalog
 
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return load_catalog()
+    return load_packaged_catalog()
 
 
 def test_six_registers_with_both_languages(catalog: Catalog) -> None:
@@ -198,7 +199,7 @@ def test_a_missing_danish_label_column_is_named_and_gives_no_danish_labels(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Labels are no privacy fact: classification files without Danish names still load, with a warning."""
-    from engine_fixtures import build_fixture_catalog
+    from tests.query_engine.engine_fixtures import build_fixture_catalog
 
     build_fixture_catalog(tmp_path)
     settings = tmp_path / "catalog" / "catalog.yaml"
@@ -214,7 +215,7 @@ def test_a_missing_danish_label_column_is_named_and_gives_no_danish_labels(
 
 
 def test_a_missing_key_or_label_column_is_refused(tmp_path: Path) -> None:
-    from engine_fixtures import build_fixture_catalog
+    from tests.query_engine.engine_fixtures import build_fixture_catalog
 
     build_fixture_catalog(tmp_path)
     settings = tmp_path / "catalog" / "catalog.yaml"

@@ -10,11 +10,11 @@ from typing import Any
 
 import duckdb
 import pytest
-from engine_fixtures import create_db
 
 from query_engine.catalog import Catalog
 from query_engine.engine import Engine
 from query_engine.spec import ProjectContext, parse_query
+from tests.query_engine.engine_fixtures import create_db
 
 CONTEXT = ProjectContext("pure")
 

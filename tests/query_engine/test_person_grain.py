@@ -8,7 +8,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from engine_fixtures import create_db, random_dataset
 
 from query_engine import Engine, ProjectContext
 from query_engine.backends import DuckDBBackend
@@ -16,6 +15,7 @@ from query_engine.catalog import CATALOG_TABLE, Catalog
 from query_engine.errors import PersonGrainViolated
 from query_engine.person_grain import check_person_grain
 from query_engine.spec import parse_query
+from tests.query_engine.engine_fixtures import create_db, random_dataset
 
 CONTEXT = ProjectContext("pure")
 

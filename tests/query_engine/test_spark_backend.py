@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from spark_fixtures import FAST_SQL_CONF, spark_session
 
 from query_engine.backends.spark_backend import (
     SESSION_CONF,
@@ -30,6 +29,7 @@ from query_engine.errors import ExecutionFailed, PersonGrainViolated, QueryTimeo
 from query_engine.plan import ColumnRef, Filter, plan_query
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
+from tests.query_engine.spark_fixtures import FAST_SQL_CONF, spark_session
 
 CONTEXT = ProjectContext("pure")
 INJECTION = "'); DROP TABLE cpr; --"

@@ -20,16 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from spark_fixtures import FAST_SQL_CONF, require_spark
-from test_spark_parity import CONTEXT, GENERATED_CASES, _query
 
 from query_engine.engine import Engine
-
-HELPERS = Path(__file__).resolve().parents[1] / "helpers"
-if str(HELPERS) not in sys.path:
-    sys.path.append(str(HELPERS))
-
-from server_fixtures import create_project, start_server  # noqa: E402
+from tests.helpers.server_fixtures import create_project, start_server
+from tests.query_engine.spark_fixtures import FAST_SQL_CONF, require_spark
+from tests.query_engine.test_spark_parity import CONTEXT, GENERATED_CASES, _query
 
 pytestmark = pytest.mark.slow
 

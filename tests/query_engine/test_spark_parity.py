@@ -15,11 +15,11 @@ from typing import Any, cast
 
 import pyarrow as pa
 import pytest
-from spark_fixtures import FAST_SQL_CONF, spark_session
 
 from query_engine.backends.spark_backend import SparkBackend, export_parquet
 from query_engine.engine import Engine
 from query_engine.spec import ProjectContext, Query, parse_query
+from tests.query_engine.spark_fixtures import FAST_SQL_CONF, spark_session
 
 # Partition selection needs delta; every other query runs the same in this context.
 CONTEXT = ProjectContext("zcdp", delta_available=True)

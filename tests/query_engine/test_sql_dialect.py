@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from query_engine.errors import (
     ValueOutsideDomain,
 )
 from query_engine.sql import MAX_SQL_CHARS, sql_to_query
-from query_engine.sql import statement as sql_dialect
 from query_engine.sql.errors import (
     SqlAmbiguousColumn,
     SqlColumnNotQueryable,
@@ -142,10 +140,6 @@ def test_sql_and_json_hash_alike(catalog: Catalog) -> None:
         epsilon=1,
     )
     assert a.query_hash() == b.query_hash()
-
-
-def test_docstring_examples() -> None:
-    assert doctest.testmod(sql_dialect, raise_on_error=True).attempted >= 1
 
 
 _CORPUS = Path(__file__).resolve().parent / "sql_corpus"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from query_engine.catalog import Catalog, load_catalog
+from datasets.packaged_catalog import load_packaged_catalog
+from query_engine.catalog import Catalog
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
 from query_engine.sql import errors as sql_errors
@@ -22,7 +23,7 @@ EXAMPLES = re.findall(r"```sql\n(.*?)```\s*```json\n(.*?)```", DOC, flags=re.S)
 
 @pytest.fixture(scope="module")
 def packaged() -> Catalog:
-    return load_catalog()
+    return load_packaged_catalog()
 
 
 def test_at_least_eight_worked_examples() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from svc_helpers import (
+
+# The same module object as the ledger tests' ``pg_server``, so the whole session shares one server.
+from tests.helpers.pg_server import postgres_server_fixture  # noqa: F401
+from tests.service.svc_helpers import (
     ADMIN_TOKEN,
     ProjectAccess,
     Server,
@@ -29,14 +31,6 @@ from svc_helpers import (
     create_project,
     start_server,
 )
-
-# The same module object as the ledger tests' ``pg_server`` (imported by that name), so the whole
-# session shares one server.
-_LEDGER_TESTS = str(Path(__file__).resolve().parents[1] / "budget_ledger")
-if _LEDGER_TESTS not in sys.path:
-    sys.path.append(_LEDGER_TESTS)
-
-from pg_server import postgres_server_fixture  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

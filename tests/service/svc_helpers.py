@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-# The shared helpers of the service and dashboard tests (tests/helpers/server_fixtures.py).
-_SHARED = str(Path(__file__).resolve().parents[1] / "helpers")
-if _SHARED not in sys.path:
-    sys.path.append(_SHARED)
-
-from server_fixtures import Server, build_dataset, create_project  # noqa: E402
-from server_fixtures import start_server as _start_server  # noqa: E402
+from tests.helpers.server_fixtures import Server, build_dataset, create_project
+from tests.helpers.server_fixtures import start_server as _start_server
 
 __all__ = [
     "ADMIN_TOKEN",

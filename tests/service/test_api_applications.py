@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import assert_error, bearer
+
+from tests.service.svc_helpers import assert_error, bearer
 
 APPLICATION: dict[str, Any] = {
     "title": "Type 2 diabetes by region",

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import ERROR_KEYS, ProjectAccess
+
+from tests.service.svc_helpers import ERROR_KEYS, ProjectAccess
 
 ROLES = ("none", "own", "other", "admin")
 

@@ -8,7 +8,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 import pytest
-from svc_helpers import ProjectAccess, Server, fire_queries
+
+from tests.service.svc_helpers import ProjectAccess, Server, fire_queries
 
 PROCESSES = 4
 THREADS = 50

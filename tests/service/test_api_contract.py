@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import ERROR_KEYS, ProjectAccess, Server, assert_error, bearer
+
+from tests.service.svc_helpers import ERROR_KEYS, ProjectAccess, Server, assert_error, bearer
 
 
 def count_query(project: str, epsilon: float | None = 0.1, **extra: Any) -> dict[str, Any]:

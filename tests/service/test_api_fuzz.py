@@ -16,7 +16,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from svc_helpers import ADMIN_TOKEN, ERROR_KEYS, Server, bearer, create_project, start_server
+
+from tests.service.svc_helpers import ADMIN_TOKEN, ERROR_KEYS, Server, bearer, create_project, start_server
 
 EXAMPLES = 6
 

@@ -16,14 +16,14 @@ import httpx
 import psycopg.errors
 import pytest
 import uvicorn
-from server_fixtures import free_port
-from svc_helpers import ADMIN_TOKEN, ProjectAccess, Server, assert_error
 
 from budget_ledger import LedgerUnavailable
 from query_engine.sql import MAX_SQL_CONDITIONS, MAX_SQL_DEPTH
 from service.app import create_app
 from service.http_guard import MAX_BODY_BYTES
 from service.settings import Settings
+from tests.helpers.server_fixtures import free_port
+from tests.service.svc_helpers import ADMIN_TOKEN, ProjectAccess, Server, assert_error
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from server_fixtures import free_port
-from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 from service.cli import main
+from tests.helpers.server_fixtures import free_port
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 APPLICATION: dict[str, Any] = {
     "title": "Asthma medication by age band",

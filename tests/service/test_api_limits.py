@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
+
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 PADDING = 0.3
 

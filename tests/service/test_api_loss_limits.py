@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import ERROR_KEYS, ProjectAccess
+
+from tests.service.svc_helpers import ERROR_KEYS, ProjectAccess
 
 COUNT = '"measure": "count_persons", "group_by": ["cpr.region"]'
 SUM = '"measure": "sum", "register": "lpr", "column": "los_days", "group_by": ["cpr.region"]'

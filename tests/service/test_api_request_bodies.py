@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from svc_helpers import ProjectAccess
+
+from tests.service.svc_helpers import ProjectAccess
 
 
 @pytest.fixture(scope="module")

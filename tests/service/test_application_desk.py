@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from svc_helpers import ADMIN_TOKEN
 
 from budget_ledger import Ledger, ProjectSpec
 from service import applications
@@ -19,6 +18,7 @@ from service.runtime import open_ledger
 from service.settings import ALL_REGISTERS, Settings
 from service.store import ServiceStore
 from service.tokens import TokenStore
+from tests.service.svc_helpers import ADMIN_TOKEN
 
 SUBMISSION = Submission(
     title="Dup",

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from query_engine.catalog import Catalog, load_catalog
+from datasets.packaged_catalog import load_packaged_catalog
+from query_engine.catalog import Catalog
 from service.catalog_public import catalog_json
 
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return load_catalog()
+    return load_packaged_catalog()
 
 
 def test_key_sets_have_labels_da_next_to_labels(catalog: Catalog) -> None:

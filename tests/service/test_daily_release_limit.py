@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, create_project, start_server
+
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, create_project, start_server
 
 
 @pytest.fixture(scope="module")

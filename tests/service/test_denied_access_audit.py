@@ -11,9 +11,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from svc_helpers import ADMIN_TOKEN, bearer
-
 from service.denied_access import ACCESS_DENIED, DeniedAccessLog
+from tests.service.svc_helpers import ADMIN_TOKEN, bearer
 
 REMOTE = "203.0.113.7"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_fixtures import ROOT, free_port
-from svc_helpers import Server, bearer
 
 from service.bootstrap import TOKEN_FILE
+from tests.helpers.server_fixtures import ROOT, free_port
+from tests.service.svc_helpers import Server, bearer
 
 _TOKEN = re.compile(r"sst_(?:admin|analyst)_[A-Za-z0-9_-]{20,}")
 

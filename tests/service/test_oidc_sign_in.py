@@ -7,21 +7,22 @@ httpx client that follows redirects and posts the provider's login and consent f
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import Server, assert_error, bearer, start_server
 
-_SHARED = str(Path(__file__).resolve().parents[1] / "helpers")
-if _SHARED not in sys.path:
-    sys.path.append(_SHARED)
-
-from oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, sign_in_at_provider, start_provider  # noqa: E402
-from server_fixtures import free_port  # noqa: E402
+from tests.helpers.oidc_provider import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Provider,
+    sign_in_at_provider,
+    start_provider,
+)
+from tests.helpers.server_fixtures import free_port
+from tests.service.svc_helpers import Server, assert_error, bearer, start_server
 
 APPLICATION: dict[str, Any] = {
     "title": "Statin use by region",

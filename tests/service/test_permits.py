@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from svc_helpers import ADMIN_TOKEN, assert_error, bearer
+
+from tests.service.svc_helpers import ADMIN_TOKEN, assert_error, bearer
 
 ADMIN = bearer(ADMIN_TOKEN)
 

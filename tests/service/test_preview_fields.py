@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 import yaml
-from server_fixtures import ROOT
-from svc_helpers import ProjectAccess
+
+from tests.helpers.server_fixtures import ROOT
+from tests.service.svc_helpers import ProjectAccess
 
 DECLARED_PERSONS = 100_000  # the server's default SUNDSTAT_DECLARED_PERSONS
 

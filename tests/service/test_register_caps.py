@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, create_project, start_server
 
 from budget_ledger import Ledger, MemoryStore, SqliteStore, load_or_create_audit_key
 from service.bootstrap import apply_default_caps, check_auto_approval_caps, uncapped_registers
 from service.cli import build_parser
 from service.settings import Settings, SettingsError
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, create_project, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EPSILON, DEFAULT_DELTA = 20.0, 1e-7

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, Server, bearer, create_project, start_server
 
 from datasets.build import BuildError, build, open_catalog_from_db
 from datasets.generate import generate
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, bearer, create_project, start_server
 
 LOADED = ("cpr", "lmdb", "lpr")
 ABSENT = ("dar", "ind", "udda")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from datasets.packaged_catalog import load_packaged_catalog
 from query_engine.backends import DuckDBBackend
-from query_engine.catalog import Catalog, CatalogError, load_catalog
+from query_engine.catalog import Catalog, CatalogError
 from query_engine.compile import CompiledQuery
 from query_engine.errors import QueryTimeout
 from query_engine.plan import Plan, plan_query
@@ -27,7 +28,7 @@ PURE = ProjectContext("pure")
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return load_catalog()
+    return load_packaged_catalog()
 
 
 def _plan(catalog: Catalog, **fields: Any) -> Plan:

@@ -19,9 +19,17 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, build_dataset, create_project, start_server
 
 from service.settings import Settings
+from tests.service.svc_helpers import (
+    ADMIN_TOKEN,
+    Server,
+    assert_error,
+    bearer,
+    build_dataset,
+    create_project,
+    start_server,
+)
 
 pytestmark = pytest.mark.slow
 

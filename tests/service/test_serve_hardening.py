@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_fixtures import ROOT, Server, free_port, spawn, wait_for
-from svc_helpers import ADMIN_TOKEN
 
 from budget_ledger import Charge, Ledger, ProjectSpec, SqliteStore, load_or_create_audit_key
 from service.cli import main
+from tests.helpers.server_fixtures import ROOT, Server, free_port, spawn, wait_for
+from tests.service.svc_helpers import ADMIN_TOKEN
 
 AUDIT_KEY_HEX = secrets.token_hex(32)
 PSEUDONYM_KEY_HEX = secrets.token_hex(32)

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from pydantic import SecretStr
-from svc_helpers import ADMIN_TOKEN, Server
 
 from service.cli import build_parser, main
+from tests.service.svc_helpers import ADMIN_TOKEN, Server
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -16,14 +16,16 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from svc_helpers import ADMIN_TOKEN, ERROR_KEYS
+
+from tests.service.svc_helpers import ADMIN_TOKEN, ERROR_KEYS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # starlette prefers httpx2 for its TestClient
     from fastapi.testclient import TestClient
 
 from budget_ledger import ProjectSpec
-from query_engine.catalog import Catalog, load_catalog
+from datasets.packaged_catalog import load_packaged_catalog
+from query_engine.catalog import Catalog
 from query_engine.engine import Cost
 from query_engine.errors import ExecutionFailed, QueryTimeout
 from query_engine.mechanisms import PrivacyLoss
@@ -84,7 +86,7 @@ class FakeEngine:
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return load_catalog()
+    return load_packaged_catalog()
 
 
 @pytest.fixture

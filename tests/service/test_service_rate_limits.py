@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from svc_helpers import ADMIN_TOKEN, assert_error, bearer
 
 from service.auth import is_loopback_client
+from tests.service.svc_helpers import ADMIN_TOKEN, assert_error, bearer
 
 BURST = 2
 REMOTE = "203.0.113.7"  # TEST-NET-3: a visitor from elsewhere

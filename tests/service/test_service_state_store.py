@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
 
 from budget_ledger.errors import LedgerUnavailable, UnsafeStore
 from service.applications import ApplicationDesk, ApprovalPolicy, ApprovalQuota, Submission
@@ -33,6 +32,7 @@ from service.state.rate_limits import StoreRateLimiter, StoreWindowLimiter
 from service.state.schema import TOKENS, create_table
 from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
+from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
 
 UNVERSIONED = Path(__file__).parent / "legacy_schemas" / "service_state_unversioned.sql"
 """The exact schema of service.sqlite as written before the state had versions (frozen copy)."""

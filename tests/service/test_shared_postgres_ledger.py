@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pg_server import TemporaryPostgres
 from psycopg.conninfo import conninfo_to_dict
-from svc_helpers import ADMIN_TOKEN, Server, bearer, fire_queries, start_server
 
 from service.cli import main
+from tests.helpers.pg_server import TemporaryPostgres
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, bearer, fire_queries, start_server
 
 K = 6
 QUERIES_PER_HOST = 12

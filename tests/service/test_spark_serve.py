@@ -6,9 +6,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, bearer, create_project, start_server
 
 from service.settings import Settings, SettingsError, check_serving
+from tests.helpers.required import require_spark
+from tests.service.svc_helpers import ADMIN_TOKEN, bearer, create_project, start_server
 
 
 def test_spark_backend_needs_a_parquet_dir_with_a_catalog(tmp_path: Path) -> None:
@@ -31,6 +32,7 @@ def test_spark_backend_runs_one_worker(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_serve_on_spark_answers_a_grouped_count(tmp_path: Path, dataset: Path) -> None:
+    require_spark()
     raw = dataset.parent / "raw"  # the generator's Parquet files and catalog.json
     args = ["--backend", "spark", "--parquet-dir", str(raw)]
     with (

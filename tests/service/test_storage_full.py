@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 from service.access_log import AccessLog
 from service.errors import StorageUnavailable
 from service.storage_errors import storage_failure
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 TMPFS_SIZE = "24m"
 APPLICATION: dict[str, Any] = {

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pg_server import TemporaryPostgres
-from svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
+
+from tests.helpers.pg_server import TemporaryPostgres
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
 
 TOKEN_BURST = 10
 AUTH_FAILURE_BURST = 5

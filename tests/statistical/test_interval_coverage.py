@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from stat_checks import P_REJECT, miss_rate_p
 
 from query_engine.accuracy import mean_loss_weights
 from query_engine.mechanisms import (
@@ -26,6 +25,7 @@ from query_engine.mechanisms import (
     split_loss,
 )
 from query_engine.release import count_rows, mean_rows, sum_rows
+from tests.statistical.stat_checks import P_REJECT, miss_rate_p
 
 pytestmark = pytest.mark.slow
 

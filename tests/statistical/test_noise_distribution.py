@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from stat_checks import P_REJECT, chi_square_p, exact_pmf
 
 from query_engine.mechanisms import (
     NoiseCalibration,
@@ -21,6 +20,7 @@ from query_engine.mechanisms import (
     calibrate_threshold,
     release_threshold,
 )
+from tests.statistical.stat_checks import P_REJECT, chi_square_p, exact_pmf
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from stat_checks import P_REJECT, miss_rate_p
 
 from query_engine import Engine, ProjectContext, parse_query
 from query_engine import engine as engine_module
@@ -29,6 +28,7 @@ from query_engine.accuracy import alpha_for
 from query_engine.mechanisms import calibrate_quantile, select_quantile
 from query_engine.quantile_interval import end_scores, interval_shift, value_interval
 from query_engine.release import make_release
+from tests.statistical.stat_checks import P_REJECT, miss_rate_p
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 import pytest
-from stat_checks import P_REJECT, binomial_two_sided_p, miss_rate_p
 
 from query_engine.accuracy import alpha_for, quantile_score_error
 from query_engine.mechanisms import (
@@ -25,6 +24,7 @@ from query_engine.mechanisms import (
     quantile_fraction,
     select_quantile,
 )
+from tests.statistical.stat_checks import P_REJECT, binomial_two_sided_p, miss_rate_p
 
 pytestmark = pytest.mark.slow
 

@@ -40,6 +40,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.helpers.required import missing
+
 REQUIRE_ENV = "SUNDSTAT_REQUIRE_POSTGRES"
 SUPERUSER = "sundstat_admin"
 APP_USER = "sundstat"
@@ -357,9 +359,7 @@ def require_bindir() -> Path:
             "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH or in "
             "/usr/lib/postgresql/*/bin; install the Debian package 'postgresql'."
         )
-        if os.environ.get(REQUIRE_ENV):
-            pytest.fail(f"{message} ({REQUIRE_ENV} is set, so this is an error, not a skip.)")
-        pytest.skip(message)
+        missing(message, REQUIRE_ENV)
     return bindir
 
 

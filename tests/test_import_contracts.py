@@ -1,0 +1,96 @@
+"""The import contracts of pyproject.toml (``lint-imports``, run by ``make lint``) can fail.
+
+Each case plants one forbidden import into a tiny copy of the five top-level packages and runs
+``lint-imports`` with the repository's own contracts on it: the planted import must break the
+contract that forbids it (and ``lint-imports`` exit non-zero). The clean copy (which holds the two allowed cross-package imports: the
+dashboard's ``service.client`` and datasets' ``query_engine.catalog``) must pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+LAYERS = "Layers: dashboard over service"
+DASHBOARD = "The dashboard talks to the API only"
+DATASETS = "datasets uses only the catalog types"
+LEDGER = "budget_ledger needs only the standard library"
+
+CLEAN = {
+    "query_engine/catalog.py": "",
+    "query_engine/engine.py": "from query_engine import catalog\n",
+    "budget_ledger/ledger.py": "import opendp\n",
+    "datasets/build.py": "from query_engine.catalog import Catalog\n",
+    "service/client.py": "import httpx\n",
+    "service/app.py": "import budget_ledger.ledger\nimport datasets.build\nimport query_engine.engine\n",
+    "dashboard/app.py": "from service.client import Client\n",
+}
+
+VIOLATIONS = {
+    "engine imports the ledger": ("query_engine/x.py", "import budget_ledger.ledger\n", LAYERS),
+    "ledger imports the engine": ("budget_ledger/x.py", "from query_engine import engine\n", LAYERS),
+    "engine imports the service": ("query_engine/x.py", "import service.app\n", LAYERS),
+    "datasets imports the service": ("datasets/x.py", "import service.app\n", LAYERS),
+    "dashboard imports the service's app": ("dashboard/x.py", "from service import app\n", DASHBOARD),
+    "dashboard imports the engine": ("dashboard/x.py", "import query_engine.engine\n", DASHBOARD),
+    "dashboard opens a database": ("dashboard/x.py", "import sqlite3\n", DASHBOARD),
+    "dashboard imports duckdb": ("dashboard/x.py", "import duckdb\n", DASHBOARD),
+    "datasets imports the engine beyond the catalog": (
+        "datasets/x.py",
+        "import query_engine.engine\n",
+        DATASETS,
+    ),
+    "datasets imports the ledger": ("datasets/x.py", "import budget_ledger.ledger\n", DATASETS),
+    "ledger imports numpy": ("budget_ledger/x.py", "import numpy\n", LEDGER),
+}
+
+
+def _lint(tmp_path: Path, files: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """Write ``files`` as packages under ``tmp_path`` and run the repository's contracts on them."""
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "__init__.py").touch()
+        path.write_text(text, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}  # the planted packages shadow the real ones
+    result = subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = " ".join(result.stdout.split())  # contract names are wrapped over lines
+    verdicts = dict(
+        re.findall(
+            r"(Layers: dashboard over service|The dashboard talks to the API only|"
+            r"datasets uses only the catalog types|budget_ledger needs only the "
+            r"standard library).*? (KEPT|BROKEN)",
+            output,
+        )
+    )
+    assert len(verdicts) == 4, result.stdout + result.stderr
+    return result.returncode, verdicts
+
+
+def test_the_clean_packages_keep_every_contract(tmp_path: Path) -> None:
+    code, verdicts = _lint(tmp_path, CLEAN)
+    assert code == 0
+    assert set(verdicts.values()) == {"KEPT"}
+
+
+@pytest.mark.parametrize("case", sorted(VIOLATIONS))
+def test_a_planted_import_breaks_its_contract(tmp_path: Path, case: str) -> None:
+    path, text, contract = VIOLATIONS[case]
+    code, verdicts = _lint(tmp_path, {**CLEAN, path: text})
+    assert code != 0
+    assert verdicts[contract] == "BROKEN"
