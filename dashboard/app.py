@@ -16,7 +16,7 @@ import streamlit as st
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard.session import me, render_sidebar, t, token  # noqa: E402
+from dashboard.session import mark_run_finished, me, render_sidebar, t, token  # noqa: E402
 
 
 def _pages() -> dict[str, list[st.Page]]:
@@ -60,6 +60,7 @@ def main() -> None:
     page = st.navigation(_pages())
     render_sidebar()
     page.run()
+    mark_run_finished()
 
 
 main()

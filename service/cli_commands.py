@@ -9,7 +9,6 @@ factory, so every worker reads the same ``SUNDSTAT_*`` settings) and the Streaml
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -142,6 +141,18 @@ def _dashboard_environment(environ: dict[str, str], api_url: str) -> dict[str, s
     return env
 
 
+# How the dashboard runs: no browser of its own, no usage statistics, and the viewer's toolbar only
+# (no "Deploy" button or developer menu for analysts).
+STREAMLIT_OPTIONS = (
+    "--server.headless",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--client.toolbarMode",
+    "viewer",
+)
+
+
 def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     if not app.is_file():
@@ -158,10 +169,7 @@ def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
         str(settings.dashboard_port),
         "--server.address",
         settings.host,
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
+        *STREAMLIT_OPTIONS,
     ]
     return subprocess.Popen(command, env=env)
 
@@ -267,8 +275,11 @@ def _client(args: argparse.Namespace) -> Any:
     return Client(args.api, token=token)
 
 
-def _show(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+def _show(value: Any, *, as_json: bool) -> None:
+    from .cli_output import as_json as json_text
+    from .cli_output import as_text
+
+    print(json_text(value) if as_json else as_text(value))
 
 
 def _admin(action: Callable[[Any, argparse.Namespace], Any]) -> Handler:
@@ -277,7 +288,7 @@ def _admin(action: Callable[[Any, argparse.Namespace], Any]) -> Handler:
 
         try:
             with _client(args) as api:
-                _show(action(api, args))
+                _show(action(api, args), as_json=args.json)
         except ApiError as exc:
             print(f"error ({exc.status} {exc.code}): {exc.error}", file=sys.stderr)
             return 1
@@ -341,6 +352,9 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help=f"API base URL (default: $SUNDSTAT_API_URL or {_DEFAULT_API})",
     )
     common.add_argument("--token", help="administrator token (default: $SUNDSTAT_ADMIN_TOKEN)")
+    common.add_argument(
+        "--json", action="store_true", help="print the API's JSON answer (for scripts) instead of a table"
+    )
 
     def add(
         name: str, help_: str, action: Callable[[Any, argparse.Namespace], Any]
