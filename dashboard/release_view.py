@@ -13,6 +13,8 @@ from .session import api_url, lang, public_catalog, t
 
 __all__ = ["render_query_code", "render_release", "render_sql_code"]
 
+_PLAIN_TABLE_ROWS = 100
+
 
 def render_query_code(query: Mapping[str, Any], key: str) -> None:
     """The query as JSON and as Python client code, each with a download button."""
@@ -130,8 +132,12 @@ def render_release(
         st.caption(t("suppressed_note", count=suppressed, threshold=threshold))
     table = tables.release_table(release, catalog, language, t)
     with st.container(key=f"{key}_table"):
-        # every row, not a 10-row scroll box (Streamlit caps "content" at 10,000 px, ~280 rows)
-        st.dataframe(table, hide_index=True, width="stretch", height="content")
+        # every row, not a 10-row scroll box: a plain table (text people and screen readers can read)
+        # for the usual sizes, a grid as tall as its rows for large ones
+        if len(table) <= _PLAIN_TABLE_ROWS:
+            st.table(table, hide_index=True)
+        else:
+            st.dataframe(table, hide_index=True, width="stretch", height="content")
     d1, d2 = st.columns(2)
     stem = str(summary["release_id"] or "release")
     d1.download_button(

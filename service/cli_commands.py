@@ -141,15 +141,15 @@ def _dashboard_environment(environ: dict[str, str], api_url: str) -> dict[str, s
     return env
 
 
-# How the dashboard runs: no browser of its own, no usage statistics, and the viewer's toolbar only
-# (no "Deploy" button or developer menu for analysts).
+# How the dashboard runs: no browser of its own, no usage statistics, and no developer toolbar (no
+# "Deploy" button, no main menu: "minimal" keeps only menu items the app sets, and it sets none).
 STREAMLIT_OPTIONS = (
     "--server.headless",
     "true",
     "--browser.gatherUsageStats",
     "false",
     "--client.toolbarMode",
-    "viewer",
+    "minimal",
 )
 
 

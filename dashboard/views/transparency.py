@@ -61,9 +61,7 @@ def render() -> None:
     if len(registers):
         st.altair_chart(charts.transparency_register_chart(registers, title=t("rho_spent")), width="stretch")
         with st.container(key="transparency_registers"):
-            st.dataframe(
-                tables.register_loss_table(report, t), hide_index=True, width="stretch", height="content"
-            )
+            st.table(tables.register_loss_table(report, t), hide_index=True)
     st.subheader(t("population_promise"))
     st.write(t("population_promise_help"))
     with st.container(key="transparency_promise"):

@@ -135,7 +135,7 @@ def test_small_cells_are_shown_below_the_release_threshold(fake_api: FakeApi) ->
     _analyst_api(fake_api)
     at = open_page(sign_in(app_test(fake_api.transport()), "sst_a"), "explore")
     at.button(key="explore_run").click().run()
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table.columns) == ["Sex", "Value", "95% CI"]
     assert table["Sex"].tolist() == ["Female", "Male"]
     assert table["Value"].tolist() == ["40", "<10"] and table["95% CI"].tolist() == ["10 – 70", ""]

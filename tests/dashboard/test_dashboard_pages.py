@@ -108,7 +108,7 @@ def test_grouped_count_preview_run_table_chart_and_budget(real_api: Api) -> None
     _run(at)
     (spec,) = charts(at)
     assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "errorbar"]
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table.columns) == ["Region of residence", "Sex", "Number of persons", "95% CI"]
     assert len(table) == 10
     assert set(table["Sex"]) == {"Female", "Male"}  # labels, not codes
@@ -196,7 +196,7 @@ def test_cohort_conditions_with_the_code_picker(real_api: Api) -> None:
         {"column": "lpr.admission_date", "op": "between", "value": ["2010-01-01", "2024-12-31"]},
     ]
     _run(at)
-    assert len(at.dataframe[0].value) == 5
+    assert len(at.table[0].value) == 5
     at.button(key="cond_0_remove").click().run()
     assert [c["column"] for c in json.loads(at.code[0].value)["where"]] == ["lpr.admission_date"]
 
@@ -245,7 +245,7 @@ def test_my_project_shows_the_budget_going_down_and_reopens_releases_free(real_a
     at.selectbox(key="project_release_pick").set_value(release_id)
     at.button(key="project_release_open").click().run()
     assert "shown again at no cost" in texts(at)
-    assert len(charts(at)) == 2 and len(at.dataframe[1].value) == 5
+    assert len(charts(at)) == 2 and len(at.table[0].value) == 5
     assert _budget(real_api, project)["spends"] == 1
 
 
@@ -386,7 +386,7 @@ def test_transparency_lists_projects_and_register_loss(real_api: Api) -> None:
     row = projects[projects["Project"] == project].iloc[0]
     assert row["Releases"] == 1 and row["ε spent"] == "0.1"
     assert len(charts(at)) == 3  # budget per project, projects per purpose, loss per register
-    registers = at.dataframe[-1].value.set_index("Register")
+    registers = at.table[-1].value.set_index("Register")
     borne = registers.loc["cpr", "Borne by all projects"]
     assert borne[:2] in ("ε ", "ρ ") and float(borne.split()[1].replace(",", "")) > 0, borne
     assert "Pure differential privacy (ε adds up)" in texts(at)
@@ -437,7 +437,7 @@ def test_sql_tab_previews_runs_and_shows_the_release(real_api: Api) -> None:
     release = at.session_state["explore_sql_release"]
     assert release["query"]["measure"] == "count_persons" and release["query"]["group_by"] == ["cpr.region"]
     assert release["small_cell_threshold"] == 5  # the service's default, stated on the release
-    table = sql_tab.dataframe[0].value
+    table = sql_tab.table[0].value
     assert list(table.columns) == ["Region of residence", "Number of persons", "95% CI"] and len(table) == 5
     assert len(charts(at)) == 1
     assert {b.key for b in sql_tab.get("download_button")} >= {
