@@ -72,7 +72,8 @@ def release_chart(
         alt.Tooltip("ci_high:Q", title=f"– {ci_title}", format=",.4~g"),
     ]
     colour = "g1" in data.columns
-    base = alt.Chart(data)
+    faceted = "g2" in data.columns
+    base = alt.Chart() if faceted else alt.Chart(data)  # a facet's layers share the facet's data
     encode: dict[str, object] = {"x": x, "y": y, "tooltip": tooltip}
     error_encode: dict[str, object] = {
         "x": x,
@@ -94,10 +95,9 @@ def release_chart(
     layers: list[alt.Chart] = [marks.encode(**encode)]
     if data["ci_low"].notna().any():
         layers.append(base.mark_errorbar(ticks=True, color="#222222", thickness=1.5).encode(**error_encode))
-    chart = alt.layer(*layers) if len(layers) > 1 else alt.layer(layers[0])
-    if "g2" in data.columns:
-        return chart.facet(row=alt.Row("g2:N", title=titles["g2"]), data=data)
-    return chart.properties(height=360)
+    if faceted:
+        return alt.layer(*layers, data=data).facet(row=alt.Row("g2:N", title=titles["g2"], sort=None))
+    return alt.layer(*layers).properties(height=360)
 
 
 def budget_chart(summary: BudgetSummary, *, spent: str, remaining: str) -> alt.LayerChart | alt.FacetChart:

@@ -95,7 +95,13 @@ def _conditions_short(where: Sequence[Mapping[str, Any]]) -> str:
 
 
 def describe_query(
-    release: Mapping[str, Any], catalog: Mapping[str, Any], lang: str, tr: Translate, *, when: bool = True
+    release: Mapping[str, Any],
+    catalog: Mapping[str, Any],
+    lang: str,
+    tr: Translate,
+    *,
+    when: bool = True,
+    loss: bool = True,
 ) -> str:
     """The question a release answers, in one line: measure of what, where, by what, at what loss, when."""
     query = release.get("query") or {}
@@ -113,9 +119,9 @@ def describe_query(
     groups = list(query.get("group_by") or logic.group_columns_of(release))
     if groups:
         parts.append(tr("describe_by", groups=", ".join(fmt.column_title(columns, g, lang) for g in groups)))
-    if summary["epsilon"] is not None:
+    if loss and summary["epsilon"] is not None:
         parts.append(f"ε {fmt.number(summary['epsilon'])}")
-    elif summary["rho"] is not None:
+    elif loss and summary["rho"] is not None:
         parts.append(f"ρ {fmt.number(summary['rho'])}")
     created = str(summary["created_at"] or "")[:16].replace("T", " ")
     if created and when:
@@ -134,7 +140,7 @@ def releases_table(
         rows.append(
             {
                 tr("rel_created_at"): str(summary["created_at"] or "")[:16].replace("T", " "),
-                tr("rel_question"): describe_query(release, catalog, lang, tr, when=False),
+                tr("rel_question"): describe_query(release, catalog, lang, tr, when=False, loss=False),
                 tr("rel_loss"): f"ε {fmt.number(summary['epsilon'])}"
                 if summary["epsilon"] is not None
                 else (f"ρ {fmt.number(summary['rho'])}" if summary["rho"] is not None else "-"),

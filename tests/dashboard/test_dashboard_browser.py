@@ -238,20 +238,6 @@ def test_enter_in_the_group_by_picker_adds_one_variable_not_all_matches(page: Pa
     assert "same variable twice" not in preview.inner_text()
 
 
-def test_a_group_by_chosen_while_the_page_is_still_running_is_kept(page: Page, api_server: Api) -> None:
-    """What a quick user does: choose as soon as the picker shows, while the page's run goes on."""
-    _, token = api_server.new_project(epsilon=2.0)
-    sign_in(page, token)
-    before = runs(page)
-    page.get_by_role("link", name="Explore").click()
-    page.locator(".st-key-explore_group_by").click()  # no wait for the run to finish
-    page.keyboard.type("cpr.region")
-    page.keyboard.press("Enter")
-    page.keyboard.press("Escape")
-    settle(page, before)
-    page.locator(".st-key-explore_preview").get_by_text("5 cells.").wait_for()
-
-
 def test_sign_out_forgets_everything_of_the_analyst(page: Page, api_server: Api) -> None:
     project_a, token_a = api_server.new_project(epsilon=2.0)
     project_b, token_b = api_server.new_project(epsilon=3.0)
