@@ -43,7 +43,7 @@ def _render_budget(summary: logic.BudgetSummary) -> None:
             r2.metric(t("rho_spent"), fmt.number(summary.rho_spent or 0))
             r3.metric(t("rho_remaining"), fmt.remaining(summary.rho_remaining or 0))
             st.caption(t("zcdp_note", delta=fmt.delta(summary.delta_total)))
-        st.caption(t("spends", count=summary.spends))
+        st.caption(t("spends_one") if summary.spends == 1 else t("spends", count=summary.spends))
 
 
 def _open(project_id: str, release_id: str) -> None:
