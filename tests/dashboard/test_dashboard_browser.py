@@ -143,6 +143,15 @@ def pick(tab: Page, key: str, option: str) -> None:
     before = runs(tab)
     tab.locator(f".st-key-{key}").click()
     tab.keyboard.type(option)
+    # Enter takes the highlighted option: wait until the list shows the typed option, which a busy
+    # browser may do well after the keystrokes (a person sees the list before pressing Enter)
+    tab.wait_for_function(
+        """text => {
+            const options = [...document.querySelectorAll('[role="listbox"] [role="option"]')];
+            return options.length > 0 && options.some(o => o.innerText.startsWith(text));
+        }""",
+        arg=option,
+    )
     tab.keyboard.press("Enter")
     tab.keyboard.press("Escape")
     settle(tab, before)
