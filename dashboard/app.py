@@ -12,7 +12,7 @@ import streamlit as st
 
 # Streamlit runs this file as a script; ``dashboard`` is imported as the installed package
 # (``pip install -e .``, which `make install` does; or PYTHONPATH naming the repository root).
-from dashboard.session import me, render_sidebar, t, token
+from dashboard.session import mark_run_finished, me, render_sidebar, t, token
 
 
 def _pages() -> dict[str, list[st.Page]]:
@@ -56,6 +56,7 @@ def main() -> None:
     page = st.navigation(_pages())
     render_sidebar()
     page.run()
+    mark_run_finished()
 
 
 main()

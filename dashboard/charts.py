@@ -32,11 +32,16 @@ def release_chart(
     value_title: str = "value",
     total_label: str = "total",
     labels: dict[str, dict[str, str]] | None = None,
+    titles: dict[str, str] | None = None,
+    ordered_colour: bool = False,
+    ci_title: str = "CI",
 ) -> alt.LayerChart | alt.FacetChart:
-    """Bars (categories) or lines (years) of ``value`` with CI error bars; suppressed cells are left out.
+    """Bars (categories) or lines (years) of ``value`` with dark CI error bars (visible on every
+    colour); suppressed cells are left out.
 
-    The first group column is the x axis, the second the colour, the third a facet row. ``labels``
-    maps a group column to ``code -> label`` for tooltips.
+    The first group column is the x axis, the second the colour (a sequential scheme when its
+    categories are ordered, e.g. age bands), the third a facet row. ``labels`` maps a group column to
+    ``code -> label`` (what the axis, legend and tooltips show), ``titles`` a group column to its title.
     """
     shown = frame[~frame["suppressed"]].copy()
     renamed: dict[str, str] = {}
@@ -46,14 +51,14 @@ def release_chart(
         for original, name in renamed.items():
             data[name] = data[name].astype(str)
             if labels and original in labels:
-                data[f"{name}_label"] = data[name].map(labels[original]).fillna("")
+                data[name] = data[name].map(lambda code, m=labels[original]: m.get(code, code))
     else:
         data = shown.assign(g0=total_label)
         renamed = {total_label: "g0"}
-    data = data[[c for c in data.columns if c in ("value", "ci_low", "ci_high") or c.startswith("g")]]
+    data = data[[c for c in data.columns if c in ("value", "ci_low", "ci_high") or c in _GROUP_FIELDS]]
     for name in ("value", "ci_low", "ci_high"):
         data[name] = data[name].astype("float64")
-    titles = {v: k for k, v in renamed.items()}
+    titles = {v: (titles or {}).get(k, k) for k, v in renamed.items()}
     x_order = list(dict.fromkeys(data["g0"])) if len(data) else None
     angle = 0 if x_order is None or len(x_order) <= 8 else -45
     x = alt.X(
@@ -61,10 +66,14 @@ def release_chart(
     )
     y = alt.Y("value:Q", title=value_title)
     tooltip = [alt.Tooltip(f"{n}:N", title=titles[n]) for n in titles if n in data.columns]
-    tooltip += [alt.Tooltip(f"{n}_label:N", title="") for n in titles if f"{n}_label" in data.columns]
-    tooltip += [alt.Tooltip("value:Q"), alt.Tooltip("ci_low:Q"), alt.Tooltip("ci_high:Q")]
+    tooltip += [
+        alt.Tooltip("value:Q", title=value_title, format=",.4~g"),
+        alt.Tooltip("ci_low:Q", title=f"{ci_title} –", format=",.4~g"),
+        alt.Tooltip("ci_high:Q", title=f"– {ci_title}", format=",.4~g"),
+    ]
     colour = "g1" in data.columns
-    base = alt.Chart(data)
+    faceted = "g2" in data.columns
+    base = alt.Chart() if faceted else alt.Chart(data)  # a facet's layers share the facet's data
     encode: dict[str, object] = {"x": x, "y": y, "tooltip": tooltip}
     error_encode: dict[str, object] = {
         "x": x,
@@ -72,19 +81,23 @@ def release_chart(
         "y2": alt.Y2("ci_high:Q"),
     }
     if colour:
-        encode["color"] = alt.Color("g1:N", title=titles["g1"])
-        error_encode["color"] = alt.Color("g1:N", title=titles["g1"])
+        order = list(dict.fromkeys(data["g1"]))
+        scale = alt.Scale(scheme="viridis" if ordered_colour else "tableau10", domain=order)
+        encode["color"] = alt.Color(
+            "g1:O" if ordered_colour else "g1:N", title=titles["g1"], scale=scale, sort=order
+        )
         if not time_axis:
-            encode["xOffset"] = alt.XOffset("g1:N")
-            error_encode["xOffset"] = alt.XOffset("g1:N")
+            encode["xOffset"] = alt.XOffset("g1:N", sort=order)
+            error_encode["xOffset"] = alt.XOffset("g1:N", sort=order)
+        else:
+            error_encode["detail"] = alt.Detail("g1:N")
     marks = base.mark_line(point=True) if time_axis else base.mark_bar()
     layers: list[alt.Chart] = [marks.encode(**encode)]
     if data["ci_low"].notna().any():
-        layers.append(base.mark_errorbar(ticks=True).encode(**error_encode))
-    chart = alt.layer(*layers) if len(layers) > 1 else alt.layer(layers[0])
-    if "g2" in data.columns:
-        return chart.facet(row=alt.Row("g2:N", title=titles["g2"]), data=data)
-    return chart.properties(height=360)
+        layers.append(base.mark_errorbar(ticks=True, color="#222222", thickness=1.5).encode(**error_encode))
+    if faceted:
+        return alt.layer(*layers, data=data).facet(row=alt.Row("g2:N", title=titles["g2"], sort=None))
+    return alt.layer(*layers).properties(height=360)
 
 
 def budget_chart(summary: BudgetSummary, *, spent: str, remaining: str) -> alt.LayerChart | alt.FacetChart:

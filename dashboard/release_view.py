@@ -7,19 +7,13 @@ from typing import Any
 
 import streamlit as st
 
-from . import charts, logic
+from . import charts, logic, tables
+from . import formatting as fmt
 from .session import api_url, lang, public_catalog, t
 
 __all__ = ["render_query_code", "render_release", "render_sql_code"]
 
-
-def _labels(catalog: Mapping[str, Any], groups: list[str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for group in groups:
-        keyset = logic.keyset_of(catalog, group)
-        if keyset and (keyset.get("labels") or keyset.get("labels_da")):
-            out[group] = {str(v): logic.code_label(keyset, v, lang()) for v in keyset.get("values", [])}
-    return out
+_PLAIN_TABLE_ROWS = 100
 
 
 def render_query_code(query: Mapping[str, Any], key: str) -> None:
@@ -97,30 +91,38 @@ def render_release(
         st.info(t("release_cached"), icon=":material/history:")
     cols = st.columns(4)
     if summary["rho"] is not None and summary["epsilon"] is None:
-        cols[0].metric(t("loss_rho"), f"{summary['rho']:.4g}")
+        cols[0].metric(t("loss_rho"), fmt.number(summary["rho"]))
     else:
-        cols[0].metric(t("loss_epsilon"), "-" if summary["epsilon"] is None else f"{summary['epsilon']:.4g}")
+        cols[0].metric(t("loss_epsilon"), fmt.number(summary["epsilon"]))
     cols[1].metric(t("confidence"), "-" if summary["confidence"] is None else f"{summary['confidence']:.0%}")
     cols[2].metric(t("cells"), summary["cells"])
     remaining = summary["epsilon_remaining"]
-    cols[3].metric(t("epsilon_remaining"), "-" if remaining is None else f"{remaining:.4g}")
+    cols[3].metric(t("epsilon_remaining"), fmt.remaining(remaining))
     with st.container(key=f"{key}_release_id"):
         st.caption(
             t("release_caption", release_id=summary["release_id"], mechanism=summary["mechanism"] or "-")
         )
 
     catalog = public_catalog()
+    language = lang()
+    columns = logic.column_index(catalog)
     groups = logic.group_columns_of(release)
     frame = logic.release_frame(release)
     time_axis = bool(groups) and logic.is_time_column(catalog, groups[0])
     measure = str(summary["measure"] or (query or {}).get("measure") or "")
+    level = fmt.number(100 * (summary["confidence"] or 0.95), 3)
+    for warning in release.get("warnings") or []:
+        st.warning(warning, icon=":material/warning:")
     chart = charts.release_chart(
         frame,
         groups,
         time_axis=time_axis,
         value_title=t(f"measure_{measure}") if measure else t("value"),
         total_label=t("total"),
-        labels=_labels(catalog, groups),
+        labels={g: tables.value_labels(catalog, g, language) for g in groups},
+        titles={g: fmt.column_title(columns, g, language) for g in groups},
+        ordered_colour=len(groups) > 1 and tables.is_ordered_column(catalog, groups[1]),
+        ci_title=t("ci_column", level=level),
     )
     with st.container(key=f"{key}_chart"):
         st.altair_chart(chart, width="stretch")
@@ -128,9 +130,14 @@ def render_release(
     suppressed = int(frame["suppressed"].sum())
     if suppressed:
         st.caption(t("suppressed_note", count=suppressed, threshold=threshold))
-    table = logic.table_frame(release)
+    table = tables.release_table(release, catalog, language, t)
     with st.container(key=f"{key}_table"):
-        st.dataframe(table, hide_index=True, width="stretch")
+        # every row, not a 10-row scroll box: a plain table (text people and screen readers can read)
+        # for the usual sizes, a grid as tall as its rows for large ones
+        if len(table) <= _PLAIN_TABLE_ROWS:
+            st.table(table, hide_index=True)
+        else:
+            st.dataframe(table, hide_index=True, width="stretch", height="content")
     d1, d2 = st.columns(2)
     stem = str(summary["release_id"] or "release")
     d1.download_button(

@@ -28,6 +28,7 @@ __all__ = [
     "forget_session_data",
     "labeller",
     "lang",
+    "mark_run_finished",
     "me",
     "public_catalog",
     "render_sidebar",
@@ -48,6 +49,7 @@ LANG = "lang"
 TRANSPORT = "_api_transport"
 _CACHE = "_session_cache"
 _SIGNIN_ERROR = "signin_error"
+RUNS = "_app_runs"
 
 T = TypeVar("T")
 # What a call of the API can raise: an error answer, or no answer at all (refused, timed out, ...).
@@ -162,7 +164,7 @@ def sign_in(new_token: str) -> bool:
     if who.get("role") not in ("admin", "analyst"):
         st.session_state[_SIGNIN_ERROR] = translate(lang(), "signin_refused")
         return False
-    forget_session_data()
+    _sign_out()  # nothing of an earlier session (or an anonymous applicant) carries over
     st.session_state[TOKEN] = new_token
     st.session_state[ME] = who
     return True
@@ -173,10 +175,18 @@ def _sign_in_from_widget() -> None:
         st.session_state["signin_token"] = ""
 
 
+# What survives a sign-out: the language, the test transport (a way to reach the API) and the count
+# of finished runs (``mark_run_finished``); none of them is data.
+_KEPT_ON_SIGN_OUT = (LANG, TRANSPORT, RUNS)
+
+
 def _sign_out() -> None:
-    for key in (TOKEN, ME, _SIGNIN_ERROR):
-        st.session_state.pop(key, None)
-    forget_session_data()
+    """Forget everything of this session except the language: the token, what was fetched with it
+    (projects, budgets, releases, previews, a reopened release), issued tokens and applications,
+    and every widget's value (a typed token, a filter)."""
+    for key in list(st.session_state.keys()):
+        if key not in _KEPT_ON_SIGN_OUT:
+            del st.session_state[key]
 
 
 def render_sidebar() -> None:
@@ -204,6 +214,15 @@ def render_sidebar() -> None:
             if st.session_state.get(_SIGNIN_ERROR):
                 st.error(st.session_state[_SIGNIN_ERROR])
         st.caption(t("api_at", url=api_url()))
+
+
+def mark_run_finished() -> None:
+    """The last element of every run: an empty sidebar block whose CSS class ``st-key-app_run_<n>``
+    counts this session's finished runs, so a browser (or a test) can tell that the app is idle and
+    the page is the one of the latest interaction, rather than guessing with a sleep."""
+    runs = int(st.session_state.get(RUNS, 0)) + 1
+    st.session_state[RUNS] = runs
+    st.sidebar.container(key=f"app_run_{runs}", border=False).empty()
 
 
 def require_role(*roles: str) -> dict[str, Any] | None:

@@ -42,7 +42,7 @@ from .quantile_interval import QUANTILE_SPLIT, end_scores, interval_shift
 from .release import Preview, Release, make_preview, make_release, mechanism_label
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
-from .validate import validate
+from .validate import group_warnings, validate
 
 __all__ = ["Cost", "Engine", "ExactAggregates"]
 
@@ -159,7 +159,8 @@ class Engine:
     def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Loss, mechanism, scale and expected per-cell accuracy; touches no data, spends nothing."""
         prepared = self._prepare(query, context)
-        return make_preview(query, prepared.plan, prepared.calibrations)
+        preview = make_preview(query, prepared.plan, prepared.calibrations)
+        return preview.model_copy(update={"warnings": group_warnings(query, self.catalog)})
 
     def run(
         self,
@@ -178,7 +179,7 @@ class Engine:
         self._recheck(query, context, prepared, cost)
         exact = self._execute(prepared.plan, timeout_s)
         keys, noisy = _noise(prepared, exact)
-        return make_release(
+        release = make_release(
             query,
             prepared.plan,
             prepared.calibrations,
@@ -186,6 +187,7 @@ class Engine:
             noisy,
             small_cell_threshold=self.settings.small_cell_threshold,
         )
+        return release.model_copy(update={"warnings": group_warnings(query, self.catalog)})
 
     def _exact_for_tests(self, query: Query, context: ProjectContext | None = None) -> ExactAggregates:
         """The exact bounded aggregates, for tests only: never call this from the service."""

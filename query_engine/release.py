@@ -148,6 +148,7 @@ class Release(BaseModel):
     cells: int = 0
     accuracy: AccuracyPublic | None = None
     small_cell_threshold: int | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Preview(BaseModel):
@@ -164,6 +165,7 @@ class Preview(BaseModel):
     rank_error: float | None = None
     accuracy: AccuracyPublic | None = None
     notes: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
 
 
 def new_release_id() -> str:

@@ -65,6 +65,24 @@ def not_loaded_message(catalog: Catalog, name: str) -> str:
     )
 
 
+def group_warnings(query: Query, catalog: Catalog) -> list[str]:
+    """Warnings, not errors, about a valid query's groups: two group columns of the same variable
+    (``cpr.age_band`` and ``cpr.age_band_5``, both from ``cpr.birth_date``) nest one inside the other,
+    so most cells of the product are empty by construction and cost privacy loss for nothing."""
+    first_of: dict[tuple[str, str], str] = {}
+    warnings = []
+    for qualified in query.group_by:
+        register, column = resolve_column(catalog, qualified)
+        variable = column.derivation.source if column.derivation else column.name
+        earlier = first_of.setdefault((register.name, variable), qualified)
+        if earlier != qualified:
+            warnings.append(
+                f"{earlier} and {qualified} group by the same variable twice (both are "
+                f"{register.name}.{variable}): most cells are empty by construction; group by one of them."
+            )
+    return warnings
+
+
 def resolve_column(catalog: Catalog, qualified: str) -> tuple[Register, Column]:
     """Resolve ``register.column`` to catalog objects, refusing unknown and non-queryable columns."""
     register_name, dot, column_name = qualified.partition(".")

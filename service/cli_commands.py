@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import json
 import os
 import subprocess
 import sys
@@ -143,6 +142,18 @@ def _dashboard_environment(environ: dict[str, str], api_url: str) -> dict[str, s
     return env
 
 
+# How the dashboard runs: no browser of its own, no usage statistics, and no developer toolbar (no
+# "Deploy" button, no main menu: "minimal" keeps only menu items the app sets, and it sets none).
+STREAMLIT_OPTIONS = (
+    "--server.headless",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--client.toolbarMode",
+    "minimal",
+)
+
+
 def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
     # The installed dashboard package's entry file (a data file here: the service never imports it).
     app = Path(str(importlib.resources.files("dashboard").joinpath("app.py")))
@@ -160,10 +171,7 @@ def _start_dashboard(settings: Any) -> subprocess.Popen[bytes] | None:
         str(settings.dashboard_port),
         "--server.address",
         settings.host,
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
+        *STREAMLIT_OPTIONS,
     ]
     return subprocess.Popen(command, env=env)
 
@@ -269,8 +277,11 @@ def _client(args: argparse.Namespace) -> Any:
     return Client(args.api, token=token)
 
 
-def _show(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+def _show(value: Any, *, as_json: bool) -> None:
+    from .cli_output import as_json as json_text
+    from .cli_output import as_text
+
+    print(json_text(value) if as_json else as_text(value))
 
 
 def _admin(action: Callable[[Any, argparse.Namespace], Any]) -> Handler:
@@ -279,7 +290,7 @@ def _admin(action: Callable[[Any, argparse.Namespace], Any]) -> Handler:
 
         try:
             with _client(args) as api:
-                _show(action(api, args))
+                _show(action(api, args), as_json=args.json)
         except ApiError as exc:
             print(f"error ({exc.status} {exc.code}): {exc.error}", file=sys.stderr)
             return 1
@@ -344,6 +355,9 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help=f"API base URL (default: $SUNDSTAT_API_URL or {_DEFAULT_API})",
     )
     common.add_argument("--token", help="administrator token (default: $SUNDSTAT_ADMIN_TOKEN)")
+    common.add_argument(
+        "--json", action="store_true", help="print the API's JSON answer (for scripts) instead of a table"
+    )
 
     def add(
         name: str, help_: str, action: Callable[[Any, argparse.Namespace], Any]

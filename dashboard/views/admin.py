@@ -7,10 +7,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import logic
+from dashboard import tables
 from dashboard.session import API_ERRORS, api, labeller, public_catalog, require_role, show_error, t
 from service.client import Client
 
@@ -55,8 +54,10 @@ def _pending(app: dict[str, Any]) -> None:
                 applicant=f"{applicant.get('name', '')} <{applicant.get('email', '')}>",
             )
         )
-        for reason in app.get("waiting_reasons") or []:  # why it was not approved automatically
-            st.caption(f"- {reason}")
+        reasons = list(app.get("waiting_reasons") or [])  # why it was not approved automatically
+        st.markdown(f"**{t('app_waiting_why')}**")
+        for reason in reasons or [t("app_waiting_unknown")]:
+            st.text(f"- {reason}")
         with st.form(f"admin_decide_{app_id}"):
             c1, c2, c3 = st.columns(3)
             epsilon = c1.number_input(
@@ -108,9 +109,7 @@ def _applications() -> None:
     if decided:
         st.markdown(f"**{t('decided_applications')}**")
         columns = ["id", "status", "title", "route", "project", "granted_epsilon", "decided_at", "reason"]
-        st.dataframe(
-            pd.DataFrame([{c: a.get(c) for c in columns} for a in decided]), hide_index=True, width="stretch"
-        )
+        st.dataframe(tables.admin_table(decided, columns, t), hide_index=True, width="stretch")
 
 
 def _projects(projects: list[dict[str, Any]], registers: list[str], purposes: list[str]) -> None:
@@ -118,8 +117,8 @@ def _projects(projects: list[dict[str, Any]], registers: list[str], purposes: li
         {
             "id": p["id"],
             "title": p.get("title"),
-            "purpose": p.get("purpose"),
-            "mode": p.get("mode"),
+            "purpose": t(f"purpose_{p.get('purpose')}"),
+            "mode": t(f"mode_{p.get('mode')}"),
             "registers": ", ".join(p.get("registers") or []),
             "epsilon_total": (p.get("budget") or {}).get("epsilon_total"),
             "epsilon_spent": (p.get("budget") or {}).get("epsilon_spent"),
@@ -130,7 +129,8 @@ def _projects(projects: list[dict[str, Any]], registers: list[str], purposes: li
         for p in projects
     ]
     with st.container(key="admin_projects_table"):
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        columns = list(rows[0]) if rows else []
+        st.dataframe(tables.admin_table(rows, columns, t), hide_index=True, width="stretch")
     ids = [p["id"] for p in projects]
     left, right = st.columns(2)
     with left, st.form("admin_budget_form"):
@@ -157,7 +157,9 @@ def _projects(projects: list[dict[str, Any]], registers: list[str], purposes: li
         purpose = st.selectbox(
             t("app_purpose"), purposes, key="admin_new_purpose", format_func=labeller("purpose_")
         )
-        chosen = st.multiselect(t("app_registers"), registers, key="admin_new_registers", default=["cpr"])
+        chosen = st.multiselect(
+            t("app_registers"), registers, key="admin_new_registers", default=["cpr"], select_all=False
+        )
         c1, c2, c3 = st.columns(3)
         mode = c1.selectbox(t("mode"), ["pure", "zcdp"], key="admin_new_mode", format_func=labeller("mode_"))
         epsilon_new = c2.number_input(t("budget_epsilon"), min_value=0.0, value=1.0, key="admin_new_epsilon")
@@ -204,9 +206,7 @@ def _tokens(projects: list[dict[str, Any]]) -> None:
         return
     columns = ["id", "prefix", "role", "project", "name", "created_at", "expires_at", "revoked_at", "active"]
     with st.container(key="admin_tokens_table"):
-        st.dataframe(
-            pd.DataFrame([{c: k.get(c) for c in columns} for k in tokens]), hide_index=True, width="stretch"
-        )
+        st.dataframe(tables.admin_table(tokens, columns, t), hide_index=True, width="stretch")
     left, right = st.columns(2)
     with left, st.form("admin_token_form"):
         st.markdown(f"**{t('issue_token')}**")
@@ -232,6 +232,8 @@ def _tokens(projects: list[dict[str, Any]]) -> None:
             t("token"),
             [k["id"] for k in active],
             key="admin_revoke_id",
+            index=None,  # nothing is revoked by accident: the administrator picks the token
+            placeholder=t("revoke_pick"),
             format_func=lambda i: next(
                 f"{i} ({k.get('name')}, {k.get('role')})" for k in active if k["id"] == i
             ),
@@ -253,7 +255,7 @@ def _caps(registers: list[str]) -> None:
         show_error(exc)
         return
     with st.container(key="admin_caps_table"):
-        st.dataframe(logic.transparency_registers_frame(report), hide_index=True, width="stretch")
+        st.dataframe(tables.register_loss_table(report, t), hide_index=True, width="stretch")
     with st.form("admin_cap_form"):
         st.markdown(f"**{t('set_cap')}**")
         c1, c2, c3, c4 = st.columns(4)

@@ -72,6 +72,7 @@ def _form(policy: dict[str, Any], registers: dict[str, str]) -> dict[str, Any] |
             key="apply_registers",
             default=["cpr"] if "cpr" in registers else None,
             format_func=lambda r: f"{r} — {registers[r]}",
+            select_all=False,
         )
         c3, c4, c5 = st.columns(3)
         epsilon = c3.number_input(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import streamlit as st
 
+from dashboard import formatting as fmt
 from dashboard import logic
 from dashboard.release_view import render_query_code, render_release, render_sql_code
 from dashboard.session import (
@@ -97,6 +98,7 @@ def _code_picker(cid: int, keyset: Mapping[str, Any], single: bool) -> list[Any]
         options,
         key=key,
         max_selections=1 if single else None,
+        select_all=False,  # Enter takes the first match, not "Select N matches"
         format_func=lambda code: f"{code} — {logic.code_label(keyset, code, language)}".rstrip(" —"),
         placeholder=t("codes_placeholder"),
     )
@@ -248,6 +250,9 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.Qu
         logic.group_columns(catalog, registers),
         key="explore_group_by",
         max_selections=3,
+        # Streamlit's multiselect puts "Select N matches" first for a filter text matching several
+        # options, so Enter after typing "cpr.age_band" would add age_band and age_band_5 together.
+        select_all=False,
         format_func=_column_labeller(all_columns),
         placeholder=t("group_by_placeholder"),
     )
@@ -359,37 +364,58 @@ def _show_error(exc: ApiError | httpx.TransportError, sql: str | None = None) ->
 
 def _render_preview(
     query: Mapping[str, Any], answer: tuple[str, Any], *, key: str = "explore_preview", sql: str | None = None
-) -> None:
-    """Show the cost and expected accuracy, or why the service refuses the query."""
+) -> str | None:
+    """Show the cost and expected accuracy, or why the service refuses the query; return that reason
+    (None when Run may spend: the preview accepted it, or the service could not be asked just now)."""
     status, body = answer
     with st.container(border=True, key=key):
         st.markdown(f"**{t('preview_title')}**")
         if status == "error":
             _show_error(body, sql)
-            return
+            if isinstance(body, ApiError) and body.status < 500 and body.status not in (401, 429):
+                return str(body.error)
+            return None
         summary = logic.preview_summary(body)
         c1, c2, c3 = st.columns(3)
         if summary.rho is not None and (summary.epsilon is None or query.get("rho") is not None):
-            c1.metric(t("cost_rho"), f"{summary.rho:.4g}")
+            c1.metric(t("cost_rho"), fmt.number(summary.rho))
         else:
-            c1.metric(t("cost_epsilon"), "-" if summary.epsilon is None else f"{summary.epsilon:.4g}")
+            c1.metric(t("cost_epsilon"), fmt.number(summary.epsilon))
         confidence = summary.confidence or float(query.get("confidence") or 0.95)
         if summary.half_width is not None:
-            c2.metric(t("expected_ci", confidence=f"{confidence:.0%}"), f"± {summary.half_width:.4g}")
+            c2.metric(t("expected_ci", confidence=f"{confidence:.0%}"), f"± {fmt.number(summary.half_width)}")
         elif summary.rank_error is not None:
-            c2.metric(t("expected_rank_error", confidence=f"{confidence:.0%}"), f"± {summary.rank_error:.4g}")
+            c2.metric(
+                t("expected_rank_error", confidence=f"{confidence:.0%}"),
+                f"± {fmt.number(summary.rank_error)}",
+            )
         else:
             c2.metric(t("expected_ci", confidence=f"{confidence:.0%}"), "-")
         if summary.epsilon_remaining is not None:
-            c3.metric(t("preview_left"), f"{summary.epsilon_remaining:.4g}")
+            c3.metric(t("preview_left"), fmt.remaining(summary.epsilon_remaining))
         if summary.delta:
-            st.caption(t("cost_delta", delta=f"{summary.delta:.3g}"))
+            st.caption(t("cost_delta", delta=fmt.delta(summary.delta)))
         if summary.cells is not None:
-            st.caption(t("preview_cells", cells=summary.cells))
+            st.caption(
+                t("preview_cells_one") if summary.cells == 1 else t("preview_cells", cells=summary.cells)
+            )
         for note in summary.notes:
             st.caption(note)
+        for warning in body.get("warnings") or []:
+            st.warning(warning, icon=":material/warning:")
         if summary.fits is False:
             st.warning(t("preview_exceeds"), icon=":material/block:")
+            return t("preview_exceeds")
+    return None
+
+
+def _run_button(key: str, refused: str | None) -> bool:
+    """Run, disabled (and saying why) while the preview says the service would refuse the query."""
+    if refused:
+        st.caption(t("run_refused", reason=refused))
+    return st.button(
+        t("run"), key=key, type="primary", icon=":material/play_arrow:", disabled=bool(refused), help=refused
+    )
 
 
 def _spend(
@@ -429,10 +455,10 @@ def _builder_tab(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> None
         draft = None
     if draft is not None:
         query = draft.to_query()
-        _render_preview(query, _preview(query, lambda client: client.preview(query)))
+        refused = _render_preview(query, _preview(query, lambda client: client.preview(query)))
         with st.expander(t("query_as_code")):
             render_query_code(query, key="explore_draft_code")
-        if st.button(t("run"), key="explore_run", type="primary", icon=":material/play_arrow:"):
+        if _run_button("explore_run", refused):
             _spend(
                 query,
                 lambda client, key: client.run(query, idempotency_key=key),
@@ -493,10 +519,10 @@ def _sql_tab(project: Mapping[str, Any]) -> None:
         preview = _preview(
             body, lambda client: client.sql_preview(sql, project=draft.project, **options), route="sql"
         )
-        _render_preview(body, preview, key="explore_sql_preview", sql=sql)
+        refused = _render_preview(body, preview, key="explore_sql_preview", sql=sql)
         with st.expander(t("sql_as_code")):
             render_sql_code(body, key="explore_sql_draft_code")
-        if st.button(t("run"), key="explore_sql_run", type="primary", icon=":material/play_arrow:"):
+        if _run_button("explore_sql_run", refused):
             _spend(
                 body,
                 lambda client, key: client.sql(sql, project=draft.project, idempotency_key=key, **options),

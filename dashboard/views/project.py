@@ -6,12 +6,15 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, logic
+from dashboard import charts, logic, tables
+from dashboard import formatting as fmt
 from dashboard.release_view import render_release
 from dashboard.session import (
     API_ERRORS,
     api,
     forget_session_data,
+    lang,
+    public_catalog,
     require_role,
     session_cached,
     show_error,
@@ -29,18 +32,18 @@ def _render_budget(summary: logic.BudgetSummary) -> None:
         st.altair_chart(charts.budget_chart(summary, spent=t("spent"), remaining=t("remaining")))
     with right:
         c1, c2, c3 = st.columns(3)
-        c1.metric(t("epsilon_total"), f"{summary.epsilon_total:.4g}")
-        c2.metric(t("epsilon_spent"), f"{summary.epsilon_spent:.4g}")
+        c1.metric(t("epsilon_total"), fmt.remaining(summary.epsilon_total))
+        c2.metric(t("epsilon_spent"), fmt.number(summary.epsilon_spent))
         with c3, st.container(key="project_remaining"):
-            st.metric(t("epsilon_remaining"), f"{summary.epsilon_remaining:.4g}")
-        st.caption(t("budget_mode", mode=t(f"mode_{summary.mode}"), delta=f"{summary.delta_total:.3g}"))
+            st.metric(t("epsilon_remaining"), fmt.remaining(summary.epsilon_remaining))
+        st.caption(t("budget_mode", mode=t(f"mode_{summary.mode}"), delta=fmt.delta(summary.delta_total)))
         if summary.mode == "zcdp" and summary.rho_total is not None:
             r1, r2, r3 = st.columns(3)
-            r1.metric(t("rho_total"), f"{summary.rho_total:.4g}")
-            r2.metric(t("rho_spent"), f"{summary.rho_spent or 0:.4g}")
-            r3.metric(t("rho_remaining"), f"{summary.rho_remaining or 0:.4g}")
-            st.caption(t("zcdp_note", delta=f"{summary.delta_total:.3g}"))
-        st.caption(t("spends", count=summary.spends))
+            r1.metric(t("rho_total"), fmt.remaining(summary.rho_total))
+            r2.metric(t("rho_spent"), fmt.number(summary.rho_spent or 0))
+            r3.metric(t("rho_remaining"), fmt.remaining(summary.rho_remaining or 0))
+            st.caption(t("zcdp_note", delta=fmt.delta(summary.delta_total)))
+        st.caption(t("spends_one") if summary.spends == 1 else t("spends", count=summary.spends))
 
 
 def _open(project_id: str, release_id: str) -> None:
@@ -84,14 +87,23 @@ def render() -> None:
     if not releases:
         st.info(t("no_releases"))
         return
-    frame = logic.releases_frame(releases)
-    shown = frame.assign(measure=[t(f"measure_{m}") if m else "" for m in frame["measure"]])
-    shown.columns = [t(f"rel_{c}") for c in frame.columns]
+    catalog = public_catalog()
+    language = lang()
     with st.container(key="project_releases"):
-        st.dataframe(shown, hide_index=True, width="stretch")
-    ids = list(frame["release_id"])
+        st.dataframe(
+            tables.releases_table(releases, catalog, language, t),
+            hide_index=True,
+            width="stretch",
+            height="content",
+        )
+    by_id = {str(r.get("release_id")): r for r in reversed(releases)}
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    picked = c1.selectbox(t("reopen_release"), ids, key="project_release_pick")
+    picked = c1.selectbox(
+        t("reopen_release"),
+        list(by_id),
+        key="project_release_pick",
+        format_func=lambda rid: tables.describe_query(by_id[rid], catalog, language, t),
+    )
     if c2.button(t("open"), key="project_release_open", icon=":material/open_in_new:") and picked:
         _open(project_id, str(picked))
     opened = st.session_state.get(OPENED)

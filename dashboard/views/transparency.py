@@ -7,7 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, logic
+from dashboard import charts, logic, tables
+from dashboard import formatting as fmt
 from dashboard.session import API_ERRORS, api, show_error, t
 
 __all__ = ["render"]
@@ -25,28 +26,27 @@ def render() -> None:
         return
     projects = logic.transparency_projects_frame(report)
     registers = logic.transparency_registers_frame(report)
+    by_mode = tables.projects_tables(report, t)
     ledger = report.get("ledger") or {}
+    pure = projects[projects["mode"] != "zcdp"]
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(t("projects"), len(projects))
     c2.metric(t("releases"), int(projects["releases"].fillna(0).sum()) if len(projects) else 0)
-    c3.metric(
-        t("epsilon_spent_all"), f"{projects['epsilon_spent'].fillna(0).sum():.4g}" if len(projects) else "0"
-    )
+    # pure ε adds up; a zCDP project's ε is its ρ at its own δ and is not added to it
+    c3.metric(t("epsilon_spent_pure"), fmt.number(pure["epsilon_spent"].fillna(0).sum() if len(pure) else 0))
     c4.metric(t("ledger_entries"), ledger.get("entries", 0))
     st.markdown(f"**{t('ledger_head')}**")
     with st.container(key="transparency_head"):
-        st.code(ledger.get("head_hash") or "-", language=None)
+        st.code(ledger.get("head_hash") or "-", language=None, wrap_lines=True)
     st.caption(t("ledger_head_help", entries=ledger.get("entries", 0)))
 
     st.subheader(t("projects"))
     if len(projects):
-        shown = projects.copy()
-        shown["purpose"] = [t(f"purpose_{p}") for p in shown["purpose"]]
-        shown["approval_route"] = [t(f"route_{r}") for r in shown["approval_route"]]
-        shown["mode"] = [t(f"mode_{m}") for m in shown["mode"]]
-        shown.columns = [t(f"tp_{c}") for c in shown.columns]
         with st.container(key="transparency_projects"):
-            st.dataframe(shown, hide_index=True, width="stretch")
+            for mode in ("pure", "zcdp"):
+                if len(by_mode[mode]):
+                    st.markdown(f"**{t(f'projects_{mode}')}**")
+                    st.dataframe(by_mode[mode], hide_index=True, width="stretch", height="content")
         st.altair_chart(
             charts.transparency_budget_chart(projects, spent=t("spent"), total=t("budget")), width="stretch"
         )
@@ -60,9 +60,8 @@ def render() -> None:
     st.caption(t("register_loss_help"))
     if len(registers):
         st.altair_chart(charts.transparency_register_chart(registers, title=t("rho_spent")), width="stretch")
-        shown = registers.copy()
-        shown.columns = [t(f"reg_{c}") for c in registers.columns]
-        st.dataframe(shown, hide_index=True, width="stretch")
+        with st.container(key="transparency_registers"):
+            st.table(tables.register_loss_table(report, t), hide_index=True)
     st.subheader(t("population_promise"))
     st.write(t("population_promise_help"))
     with st.container(key="transparency_promise"):
@@ -76,7 +75,9 @@ def _cap_line(row: dict[str, Any]) -> str:
 
     def num(key: str) -> str:
         value = row.get(key)
-        return "-" if value is None else f"{value:.6g}"
+        if key.endswith("delta_requested"):
+            return fmt.delta(value)
+        return fmt.remaining(value) if key.endswith("remaining") else fmt.number(value)
 
     unit = row.get("cap_unit")
     if unit == "epsilon":

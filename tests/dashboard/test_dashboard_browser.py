@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from service.cli_commands import STREAMLIT_OPTIONS
 from tests.dashboard.dash_helpers import APP, SCREENSHOTS, Api, Process, free_port, spawn, wait_for
 from tests.helpers.required import require_chromium
 
@@ -40,8 +41,7 @@ def dashboard_url(api_server: Api, tmp_path_factory: pytest.TempPathFactory) -> 
         str(port),
         "--server.fileWatcherType",
         "none",
-        "--browser.gatherUsageStats",
-        "false",
+        *STREAMLIT_OPTIONS,  # as ``sundstat serve`` starts it: no developer toolbar
     ]
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     process: Process = spawn(command, log, {"SUNDSTAT_API_URL": api_server.url})
@@ -74,42 +74,86 @@ def page(browser: Browser, dashboard_url: str) -> Iterator[Page]:
     tab.set_default_timeout(30_000)
     tab.goto(dashboard_url)
     tab.get_by_role("heading", name="Catalog").wait_for()
-    settle(tab)
+    settle(tab, after=0)
     yield tab
     context.close()
 
 
-def settle(tab: Page) -> None:
-    """Wait until Streamlit has finished the current run."""
-    tab.wait_for_timeout(200)
-    tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+def runs(tab: Page) -> int:
+    """How many runs the app has finished in this session (its ``st-key-app_run_<n>`` marker)."""
+    return int(
+        tab.evaluate(
+            """() => {
+                const marker = document.querySelector('[class*="st-key-app_run_"]');
+                const found = marker && marker.className.match(/st-key-app_run_(\\d+)/);
+                return found ? Number(found[1]) : 0;
+            }"""
+        )
+    )
+
+
+def settle(tab: Page, after: int) -> None:
+    """Wait for the app's own ready state: a run later than ``after`` has finished (the app's marker)
+    and Streamlit's running indicator is gone. No fixed sleep: the marker says the run is done."""
+    tab.wait_for_function(
+        """after => {
+            const marker = document.querySelector('[class*="st-key-app_run_"]');
+            const found = marker && marker.className.match(/st-key-app_run_(\\d+)/);
+            return found && Number(found[1]) > after
+                && !document.querySelector('[data-testid="stStatusWidget"]');
+        }""",
+        arg=after,
+        timeout=60_000,
+    )
 
 
 def shoot(tab: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def click(tab: Page, selector: str) -> None:
+    """Click a button and wait until the run it starts has finished."""
+    before = runs(tab)
+    tab.locator(selector).click()
+    settle(tab, before)
 
 
 def sign_in(tab: Page, token: str) -> None:
     tab.locator(".st-key-signin_token input").fill(token)
-    tab.locator(".st-key-signin_button button").click()
+    click(tab, ".st-key-signin_button button")
     tab.get_by_text("Signed in as").wait_for()
-    settle(tab)
+
+
+def sign_out(tab: Page) -> None:
+    click(tab, ".st-key-signout_button button")
+    tab.locator(".st-key-signin_token input").wait_for()
 
 
 def go(tab: Page, page_title: str, heading: str | None = None) -> None:
+    before = runs(tab)
     tab.get_by_role("link", name=page_title).click()
     tab.get_by_role("heading", name=heading or page_title).wait_for()
-    settle(tab)
+    settle(tab, before)
 
 
 def pick(tab: Page, key: str, option: str) -> None:
     """Choose ``option`` in the multiselect or selectbox with this key by typing it."""
+    before = runs(tab)
     tab.locator(f".st-key-{key}").click()
     tab.keyboard.type(option)
+    # Enter takes the highlighted option: wait until the list shows the typed option, which a busy
+    # browser may do well after the keystrokes (a person sees the list before pressing Enter)
+    tab.wait_for_function(
+        """text => {
+            const options = [...document.querySelectorAll('[role="listbox"] [role="option"]')];
+            return options.length > 0 && options.some(o => o.innerText.startsWith(text));
+        }""",
+        arg=option,
+    )
     tab.keyboard.press("Enter")
     tab.keyboard.press("Escape")
-    settle(tab)
+    settle(tab, before)
 
 
 def remaining(tab: Page) -> str:
@@ -117,23 +161,29 @@ def remaining(tab: Page) -> str:
     return str(value.inner_text()).strip()
 
 
-def run_and_time(tab: Page) -> float:
+def run_and_time(tab: Page, prefix: str = "explore") -> float:
     """Press Run and return the seconds until the new release's chart is visible."""
-    caption = tab.locator(".st-key-explore_result_release_id")
-    before = caption.inner_text() if caption.count() else ""
+    caption = tab.locator(f".st-key-{prefix}_result_release_id")
+    shown = caption.inner_text() if caption.count() else ""
+    before = runs(tab)
     started = time.perf_counter()
-    tab.locator(".st-key-explore_run button").click()
+    tab.locator(f".st-key-{prefix}_run button").click()
     tab.wait_for_function(
-        """before => {
-            const id = document.querySelector('.st-key-explore_result_release_id');
-            const chart = document.querySelector('.st-key-explore_result_chart canvas, .st-key-explore_result_chart svg');
-            return id && id.innerText !== before && chart && chart.getBoundingClientRect().height > 0;
+        """([prefix, shown]) => {
+            const id = document.querySelector(`.st-key-${prefix}_result_release_id`);
+            const chart = document.querySelector(
+                `.st-key-${prefix}_result_chart canvas, .st-key-${prefix}_result_chart svg`);
+            return id && id.innerText !== shown && chart && chart.getBoundingClientRect().height > 0;
         }""",
-        arg=before,
+        arg=[prefix, shown],
     )
     elapsed = time.perf_counter() - started
-    settle(tab)
+    settle(tab, before)
     return elapsed
+
+
+def page_text(tab: Page) -> str:
+    return str(tab.locator("body").inner_text())
 
 
 def test_analyst_runs_a_grouped_count_and_sees_chart_table_csv_and_budget(
@@ -151,6 +201,12 @@ def test_analyst_runs_a_grouped_count_and_sees_chart_table_csv_and_budget(
     timings = [run_and_time(page)]
     table = page.locator(".st-key-explore_result_table")
     assert table.is_visible()
+    table.locator("th").first.wait_for()  # the table's code is loaded on its first use
+    headers = table.locator("th").all_inner_texts()
+    assert "Region of residence" in headers and "95% CI" in headers, headers
+    shown = table.inner_text()
+    assert not any(word in shown for word in ("cpr.", "ci_low", "None", "nan")), shown
+    assert "Capital Region" in shown or "Hovedstaden" in shown, shown  # the catalog's labels
     shoot(page, "explore-result")
 
     with page.expect_download() as info:
@@ -167,13 +223,55 @@ def test_analyst_runs_a_grouped_count_and_sees_chart_table_csv_and_budget(
             f"\nRun -> chart visible: median {statistics.median(timings):.2f} s "
             f"over {len(timings)} runs ({', '.join(f'{t:.2f}' for t in timings)})"
         )
+    shoot(page, "explore-three-groups")
 
     go(page, "My project")
     assert remaining(page) == "1.7"  # three releases of epsilon 0.1 each
     page.locator(".st-key-project_gauge canvas, .st-key-project_gauge svg").first.wait_for()
     page.locator(".st-key-project_releases").wait_for()
-    settle(page)
+    picker = page.locator(".st-key-project_release_pick input").input_value()
+    assert picker.startswith(
+        "Number of persons (cpr) · by Region of residence, Sex, 10-year age band · ε 0.1"
+    ), picker
     shoot(page, "my-project")
+
+
+def test_enter_in_the_group_by_picker_adds_one_variable_not_all_matches(page: Page, api_server: Api) -> None:
+    _, token = api_server.new_project(epsilon=2.0)
+    sign_in(page, token)
+    go(page, "Explore")
+    pick(page, "explore_group_by", "cpr.age_band")  # matches cpr.age_band and cpr.age_band_5
+    preview = page.locator(".st-key-explore_preview")
+    preview.get_by_text("10 cells.").wait_for()  # the ten 10-year bands, not 10 x 20 nested cells
+    assert "same variable twice" not in preview.inner_text()
+
+
+def test_sign_out_forgets_everything_of_the_analyst(page: Page, api_server: Api) -> None:
+    project_a, token_a = api_server.new_project(epsilon=2.0)
+    project_b, token_b = api_server.new_project(epsilon=3.0)
+    sign_in(page, token_a)
+    go(page, "Explore")
+    pick(page, "explore_group_by", "cpr.sex")
+    run_and_time(page)
+    caption = page.locator(".st-key-explore_result_release_id").inner_text()
+    release_a = re.search(r"r_[0-9a-f]{16}", caption)
+    assert release_a, caption
+    go(page, "My project")
+    click(page, ".st-key-project_release_open button")
+    page.locator(".st-key-project_result_release_id").wait_for()
+    assert remaining(page) == "1.9"
+    sign_out(page)
+
+    sign_in(page, token_b)
+    for title in ("My project", "Explore", "Apply", "Catalog"):
+        go(page, title)
+        text = page_text(page)
+        for trace in (project_a, token_a, release_a.group(0), "1.9"):
+            assert trace not in text, (title, trace)
+        assert not page.locator('[class*="st-key-explore_result"], [class*="st-key-project_result"]').count()
+    go(page, "My project")
+    assert remaining(page) == "3" and project_b in page_text(page)
+    shoot(page, "signed-in-as-b")
 
 
 def test_applicant_inside_the_policy_gets_a_token_and_signs_in(page: Page, api_server: Api) -> None:
@@ -195,31 +293,69 @@ def test_applicant_inside_the_policy_gets_a_token_and_signs_in(page: Page, api_s
         page.locator(f".st-key-{key} input").fill(value)
     page.locator(".st-key-apply_summary textarea").fill("Median income of persons on metformin.")
     page.locator(".st-key-apply_epsilon input").fill("0.5")
-    page.locator(".st-key-apply_submit button").click()
+    click(page, ".st-key-apply_submit button")
     token = page.locator(".st-key-apply_token code")
     token.wait_for()
-    assert token.inner_text().strip().startswith("sst_")
-    settle(page)
+    analyst_token = token.inner_text().strip()
+    assert analyst_token.startswith("sst_")
     shoot(page, "apply-approved")
-    page.locator(".st-key-apply_signin button").click()
+    click(page, ".st-key-apply_signin button")
     page.get_by_text("Signed in as").wait_for()
     go(page, "Explore")
     page.locator(".st-key-explore_preview").wait_for()
+    sign_out(page)
+    go(page, "Apply")  # the one-time token is gone with the session it was shown in
+    assert analyst_token not in page_text(page)
+    assert not page.locator(".st-key-apply_token").count()
 
 
-def test_switching_to_danish(page: Page) -> None:
+def test_switching_to_danish(page: Page, api_server: Api) -> None:
+    before = runs(page)
     page.locator(".st-key-lang").get_by_text("Dansk").click()
     page.get_by_role("heading", name="Katalog").wait_for()
-    settle(page)
+    settle(page, before)
     assert page.get_by_role("link", name="Udforsk").is_visible()
     assert page.get_by_text("Søg i registre og variable").is_visible()
+    before = runs(page)
     page.locator(".st-key-catalog_code_search input").fill("diabetes")
     page.keyboard.press("Enter")
     page.get_by_text(re.compile(r"^\d{1,2} af 869 koder$")).wait_for()  # a handful of the 869 codes
-    settle(page)
+    settle(page, before)
     shoot(page, "catalog-danish")
     go(page, "Åbenhed")
     assert page.get_by_text("Loggens hovedhash").is_visible()
+
+    _, token = api_server.new_project(epsilon=2.0)
+    sign_in_da(page, token)
+    go(page, "Udforsk")
+    pick(page, "explore_group_by", "cpr.age_band")
+    pick(page, "explore_group_by", "cpr.sex")
+    run_and_time(page)
+    page.locator(".st-key-explore_result_table th").first.wait_for()
+    headers = page.locator(".st-key-explore_result_table th").all_inner_texts()
+    assert "10-års aldersgruppe" in headers and "Køn" in headers and "95% KI" in headers, headers
+    assert "Kvinde" in page.locator(".st-key-explore_result_table").inner_text()
+    shoot(page, "explore-danish")
+
+
+def sign_in_da(tab: Page, token: str) -> None:
+    tab.locator(".st-key-signin_token input").fill(token)
+    click(tab, ".st-key-signin_button button")
+    tab.get_by_text("Logget ind som").wait_for()
+
+
+def test_transparency_fits_the_screen_and_no_developer_toolbar(page: Page, api_server: Api) -> None:
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    go(page, "Transparency")
+    page.locator(".st-key-transparency_registers").wait_for()
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow} px wider than the window"
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    assert page.locator('[data-testid="stMainMenu"]').count() == 0
+    page.locator(".st-key-transparency_registers th").first.wait_for()
+    headers = page.locator(".st-key-transparency_registers th").all_inner_texts()
+    assert "Borne by all projects" in headers, headers
+    shoot(page, "transparency")
 
 
 def test_analyst_writes_sql_runs_it_and_sees_the_table(page: Page, api_server: Api) -> None:
@@ -229,17 +365,12 @@ def test_analyst_writes_sql_runs_it_and_sees_the_table(page: Page, api_server: A
     page.get_by_role("tab", name="SQL", exact=True).first.click()
     editor = page.locator(".st-key-explore_sql_text textarea")
     editor.fill("SELECT sex, COUNT(*) AS persons\nFROM cpr\nGROUP BY sex")
+    before = runs(page)
     editor.press("Control+Enter")  # Streamlit takes a text area's value on Ctrl+Enter (or blur)
     page.locator(".st-key-explore_sql_preview").get_by_text("2 cells.").wait_for()
-    settle(page)
-    page.locator(".st-key-explore_sql_run button").click()
-    page.locator(".st-key-explore_sql_result_release_id").wait_for()
+    settle(page, before)
+    run_and_time(page, "explore_sql")
     table = page.locator(".st-key-explore_sql_result_table")
-    table.wait_for()
-    page.locator(
-        ".st-key-explore_sql_result_chart canvas, .st-key-explore_sql_result_chart svg"
-    ).first.wait_for()
-    settle(page)
     assert table.is_visible()
-    assert table.locator('[data-testid="stDataFrame"]').count() == 1
+    assert table.locator('[data-testid="stTable"]').count() == 1
     shoot(page, "explore-sql-result")

@@ -72,19 +72,26 @@ def test_an_unreachable_api_is_named_on_public_pages(fake_api: FakeApi) -> None:
     assert "Cannot reach the API" in at.error[0].value
 
 
-def test_a_refused_preview_shows_the_sentence_and_the_run_is_refused_too(fake_api: FakeApi) -> None:
+def test_a_refused_preview_shows_the_sentence_and_run_is_off_saying_why(fake_api: FakeApi) -> None:
     _analyst_api(fake_api)
     fake_api.routes["POST /v1/queries/preview"] = error(
         422, "invalid_query", "Unknown column 'cpr.regoin'. Did you mean 'cpr.region'?"
     )
-    fake_api.routes["POST /v1/queries"] = error(
-        403, "budget_exceeded", "The query costs 0.1 but 0.05 is left."
-    )
     at = open_page(sign_in(app_test(fake_api.transport()), "sst_a"), "explore")
     assert "Did you mean 'cpr.region'?" in at.error[0].value
-    at.button(key="explore_run").click().run()
-    assert "budget_exceeded" in at.error[-1].value and "0.05 is left" in at.error[-1].value
-    assert "explore_release" not in at.session_state
+    run = at.button(key="explore_run")
+    assert run.disabled
+    assert any(
+        "Did you mean 'cpr.region'?" in c.value and c.value.startswith("Run is off") for c in at.caption
+    )
+    assert fake_api.calls("POST", "/v1/queries") == []
+
+
+def test_a_transient_preview_error_leaves_run_on(fake_api: FakeApi) -> None:
+    _analyst_api(fake_api)
+    fake_api.routes["POST /v1/queries/preview"] = error(503, "execution_failed", "Try again.")
+    at = open_page(sign_in(app_test(fake_api.transport()), "sst_a"), "explore")
+    assert not at.button(key="explore_run").disabled  # the service could not be asked: Run may try
 
 
 def test_a_retry_after_a_failure_sends_the_same_idempotency_key(fake_api: FakeApi) -> None:
@@ -129,8 +136,10 @@ def test_small_cells_are_shown_below_the_release_threshold(fake_api: FakeApi) ->
     _analyst_api(fake_api)
     at = open_page(sign_in(app_test(fake_api.transport()), "sst_a"), "explore")
     at.button(key="explore_run").click().run()
-    table = at.dataframe[0].value
-    assert table["value"].tolist() == ["40", "<10"] and table["ci_low"].tolist() == ["10", ""]
+    table = at.table[0].value
+    assert list(table.columns) == ["Sex", "Value", "95% CI"]
+    assert table["Sex"].tolist() == ["Female", "Male"]
+    assert table["Value"].tolist() == ["40", "<10"] and table["95% CI"].tolist() == ["10 – 70", ""]
     assert "1 cell(s) with a noisy count below 10 are shown as <10" in texts(at)
 
 

@@ -33,39 +33,19 @@ FAMILIES = {
     "status_": ("pending", "approved", "rejected"),
     "route_": ("auto", "admin"),
     "col_": ("column", "type", "description", "keyset", "bounds", "derived"),
-    "rel_": (
-        "release_id",
-        "created_at",
-        "measure",
-        "group_by",
-        "epsilon",
-        "rho",
-        "delta",
-        "mechanism",
-        "cells",
-    ),
-    "reg_": ("register", "rho_spent", "delta_spent", "spends", "cap_rho", "cap_delta", "rho_remaining"),
-    "tp_": (
-        "id",
-        "title",
-        "purpose",
-        "institution",
-        "registers",
-        "mode",
-        "epsilon_total",
-        "epsilon_spent",
-        "delta_total",
-        "releases",
-        "approval_route",
-        "expires",
-        "permit_id",
-        "analysts",
+    "projects_": ("pure", "zcdp"),
+    "adm_": (
+        *("id", "status", "title", "route", "project", "granted_epsilon", "decided_at", "reason"),
+        *("purpose", "mode", "registers", "epsilon_total", "epsilon_spent", "epsilon_remaining"),
+        *("delta_total", "expires", "prefix", "role", "name", "created_at", "expires_at"),
+        *("revoked_at", "active"),
     ),
 }
 
 
 def _literal_keys() -> set[str]:
-    """String keys passed to ``t``, ``translate``, ``DraftError`` and the admin page's ``_call``."""
+    """String keys passed to ``t`` (``tr`` in ``dashboard.tables``), ``translate``, ``DraftError`` and the
+    admin page's ``_call``."""
     keys: set[str] = set()
     for path in DASHBOARD.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -74,6 +54,7 @@ def _literal_keys() -> set[str]:
             name = getattr(node.func, "id", None)
             args = {
                 "t": node.args[:1],
+                "tr": node.args[:1],
                 "DraftError": node.args[:1],
                 "translate": node.args[1:2],
                 "_call": node.args[1:2],

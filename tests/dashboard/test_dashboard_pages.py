@@ -108,9 +108,12 @@ def test_grouped_count_preview_run_table_chart_and_budget(real_api: Api) -> None
     _run(at)
     (spec,) = charts(at)
     assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "errorbar"]
-    table = at.dataframe[0].value
-    assert list(table.columns) == ["cpr.region", "cpr.sex", "value", "ci_low", "ci_high"]
+    table = at.table[0].value
+    assert list(table.columns) == ["Region of residence", "Sex", "Number of persons", "95% CI"]
     assert len(table) == 10
+    assert set(table["Sex"]) == {"Female", "Male"}  # labels, not codes
+    assert all(ci == "" or " – " in ci for ci in table["95% CI"])
+    assert not table.isin(["None", "nan"]).any().any()
     assert {b.key for b in at.get("download_button")} >= {"explore_result_csv", "explore_result_parquet"}
     assert _metric(at, "ε remaining") == "1.9"
     budget = _budget(real_api, project)
@@ -193,7 +196,7 @@ def test_cohort_conditions_with_the_code_picker(real_api: Api) -> None:
         {"column": "lpr.admission_date", "op": "between", "value": ["2010-01-01", "2024-12-31"]},
     ]
     _run(at)
-    assert len(at.dataframe[0].value) == 5
+    assert len(at.table[0].value) == 5
     at.button(key="cond_0_remove").click().run()
     assert [c["column"] for c in json.loads(at.code[0].value)["where"]] == ["lpr.admission_date"]
 
@@ -215,8 +218,8 @@ def test_zcdp_projects_offer_rho(real_api: Api) -> None:
 def test_a_refused_query_shows_the_service_sentence(real_api: Api) -> None:
     at, project = _explore(real_api, epsilon=0.05)
     assert "costs more than the project has left" in texts(at)
-    at.button(key="explore_run").click().run()
-    assert "budget_exceeded" in at.error[0].value
+    assert at.button(key="explore_run").disabled  # Run is off while the preview says it would be refused
+    assert "Run is off: This query costs more than the project has left" in texts(at)
     assert "explore_release" not in at.session_state
     assert _budget(real_api, project)["spends"] == 0
 
@@ -242,7 +245,7 @@ def test_my_project_shows_the_budget_going_down_and_reopens_releases_free(real_a
     at.selectbox(key="project_release_pick").set_value(release_id)
     at.button(key="project_release_open").click().run()
     assert "shown again at no cost" in texts(at)
-    assert len(charts(at)) == 2 and len(at.dataframe[1].value) == 5
+    assert len(charts(at)) == 2 and len(at.table[0].value) == 5
     assert _budget(real_api, project)["spends"] == 1
 
 
@@ -283,12 +286,14 @@ def test_an_applicant_inside_the_policy_gets_its_token_at_once(real_api: Api) ->
     token = _applicant_token(real_api, "dash-sdu")
     at = _fill_application(open_page(app_test(), "apply"), epsilon=0.5, applicant_token=token)
     assert "Approved: project" in texts(at)
-    token = at.session_state["apply_last"]["token"]
+    last = at.session_state["apply_last"]
+    token = last["token"]
     assert token.startswith("sst_") and token in texts(at)
     at.button(key="apply_signin").click().run()
     assert "(analyst)" in at.sidebar.success[0].value
+    assert "apply_last" not in at.session_state  # the one-time token goes with the anonymous session
     with Client(real_api.url, token) as client:
-        assert client.me()["project"] == at.session_state["apply_last"]["project"]
+        assert client.me()["project"] == last["project"]
 
 
 def test_an_application_outside_the_policy_waits_for_the_administrator(real_api: Api) -> None:
@@ -299,7 +304,8 @@ def test_an_application_outside_the_policy_waits_for_the_administrator(real_api:
 
     admin = open_page(sign_in(app_test(), real_api.admin_token), "admin")
     assert f"admin_approve_{last['id']}" in {b.key for b in admin.button}
-    assert "Epsilon 5 is above the automatic limit 1." in texts(admin)  # the administrator sees why
+    assert "Why it waits for an administrator:" in texts(admin)  # the administrator sees why
+    assert "- Epsilon 5 is above the automatic limit 1." in [e.value for e in admin.text]
     admin.number_input(key=f"admin_eps_{last['id']}").set_value(3.0)
     admin.button(key=f"admin_approve_{last['id']}").click().run()
     assert f"Application {last['id']} approved." in texts(admin)
@@ -332,7 +338,11 @@ def test_admin_budgets_tokens_caps_and_ledger(real_api: Api) -> None:
         analyst_view.switch_page("views/admin.py")
 
     at = open_page(sign_in(app_test(), real_api.admin_token), "admin")
-    assert project in _frame_with(at, "epsilon_total")["id"].tolist()
+    projects = _frame_with(at, "ε budget")
+    assert project in projects["Id"].tolist()
+    assert not any("_" in str(c) for c in projects.columns)  # readable headers, no snake_case
+    assert not projects.isin(["None", "nan"]).any().any()
+    assert at.selectbox(key="admin_revoke_id").value is None  # nothing is revoked by accident
 
     at.selectbox(key="admin_budget_project").set_value(project)
     at.number_input(key="admin_budget_epsilon").set_value(4.0)
@@ -374,10 +384,12 @@ def test_transparency_lists_projects_and_register_loss(real_api: Api) -> None:
     open_page(at, "transparency")
     projects = at.dataframe[0].value
     row = projects[projects["Project"] == project].iloc[0]
-    assert row["Releases"] == 1 and row["ε spent"] == pytest.approx(0.1)
+    assert row["Releases"] == 1 and row["ε spent"] == "0.1"
     assert len(charts(at)) == 3  # budget per project, projects per purpose, loss per register
-    registers = at.dataframe[-1].value
-    assert registers.set_index("Register").loc["cpr", "ρ borne"] > 0
+    registers = at.table[-1].value.set_index("Register")
+    borne = registers.loc["cpr", "Borne by all projects"]
+    assert borne[:2] in ("ε ", "ρ ") and float(borne.split()[1].replace(",", "")) > 0, borne
+    assert "Pure differential privacy (ε adds up)" in texts(at)
 
 
 # --- explore: contribution bounding, SQL, Danish labels -------------------------------------------
@@ -425,8 +437,8 @@ def test_sql_tab_previews_runs_and_shows_the_release(real_api: Api) -> None:
     release = at.session_state["explore_sql_release"]
     assert release["query"]["measure"] == "count_persons" and release["query"]["group_by"] == ["cpr.region"]
     assert release["small_cell_threshold"] == 5  # the service's default, stated on the release
-    table = sql_tab.dataframe[0].value
-    assert list(table.columns) == ["cpr.region", "value", "ci_low", "ci_high"] and len(table) == 5
+    table = sql_tab.table[0].value
+    assert list(table.columns) == ["Region of residence", "Number of persons", "95% CI"] and len(table) == 5
     assert len(charts(at)) == 1
     assert {b.key for b in sql_tab.get("download_button")} >= {
         "explore_sql_result_csv",
@@ -461,7 +473,7 @@ def test_sql_errors_show_their_line_and_column(real_api: Api) -> None:
     assert "unsupported_sql" in error.value and "Line 3, column 17: OR is not supported" in error.value
     assert "The error is at line 3, column 17:" in texts(at)
     assert "3 | WHERE sex = 'F' OR sex = 'M'\n  |                 ^" in [c.value for c in at.code]
-    at.button(key="explore_sql_run").click().run()
+    assert at.button(key="explore_sql_run").disabled
     assert "explore_sql_release" not in at.session_state
     assert _budget(real_api, project)["spends"] == 0
 

@@ -144,7 +144,7 @@ def test_cli_registers_an_institution_and_issues_an_applicant_token(
     server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def admin(*args: str) -> Any:
-        code = main(["admin", *args, "--api", server.url, "--token", ADMIN_TOKEN])
+        code = main(["admin", *args, "--json", "--api", server.url, "--token", ADMIN_TOKEN])
         captured = capsys.readouterr()
         assert code == 0, captured.err
         return json.loads(captured.out)

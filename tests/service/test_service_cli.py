@@ -48,7 +48,7 @@ def test_every_command_answers_help(command: tuple[str, ...], capsys: pytest.Cap
 
 
 def _admin(server: Server, capsys: pytest.CaptureFixture[str], *args: str) -> object:
-    code = main(["admin", *args, "--api", server.url, "--token", ADMIN_TOKEN])
+    code = main(["admin", *args, "--json", "--api", server.url, "--token", ADMIN_TOKEN])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return json.loads(captured.out)
