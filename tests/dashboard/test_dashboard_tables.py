@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_dashboard_logic import RELEASE
 
 from dashboard import charts, logic, tables
 from dashboard import formatting as fmt
 from dashboard.i18n import translate
+from tests.dashboard.test_dashboard_logic import RELEASE
 
 
 def en(key: str, **values: Any) -> str:
