@@ -41,7 +41,7 @@ ADMIN_TOKEN = "sst_admin_readme_examples_token_0123456789abcdef"
 
 # First line of each block that does not run here, and why.
 SKIPPED = {
-    "make run    # installs everything": "installs packages and system software and starts servers",
+    "make run    # installs what serving needs": "installs packages and system software and starts servers",
     "sundstat is starting": "the output of make run, not a command",
     "sundstat generate --persons 100000": "a reference list of commands; serve runs until stopped, "
     "generate and build are tested in tests/datasets and the admin commands in tests/service",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from service.cli_commands import STREAMLIT_OPTIONS
 from tests.dashboard.dash_helpers import APP, SCREENSHOTS, Api, Process, free_port, spawn, wait_for
@@ -138,19 +139,31 @@ def go(tab: Page, page_title: str, heading: str | None = None) -> None:
 
 
 def pick(tab: Page, key: str, option: str) -> None:
-    """Choose ``option`` in the multiselect or selectbox with this key by typing it."""
+    """Choose ``option`` in the multiselect or selectbox with this key by typing it.
+
+    As a person does: open the list, type, and press Enter only once the list shows the typed option.
+    On a busy machine the click can land while the widget is being redrawn, so the list does not open
+    or the text goes nowhere; a person then clicks again, and so does this (at most three times)."""
     before = runs(tab)
-    tab.locator(f".st-key-{key}").click()
-    tab.keyboard.type(option)
-    # Enter takes the highlighted option: wait until the list shows the typed option, which a busy
-    # browser may do well after the keystrokes (a person sees the list before pressing Enter)
-    tab.wait_for_function(
-        """text => {
-            const options = [...document.querySelectorAll('[role="listbox"] [role="option"]')];
-            return options.length > 0 && options.some(o => o.innerText.startsWith(text));
-        }""",
-        arg=option,
-    )
+    box = tab.locator(f".st-key-{key}")
+    for attempt in range(3):
+        box.click()
+        try:
+            tab.locator('[role="listbox"]').wait_for(timeout=10_000)
+            box.locator("input").fill(option)
+            tab.wait_for_function(
+                """text => {
+                    const options = [...document.querySelectorAll('[role="listbox"] [role="option"]')];
+                    return options.length > 0 && options.some(o => o.innerText.startsWith(text));
+                }""",
+                arg=option,
+                timeout=10_000,
+            )
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
+            tab.keyboard.press("Escape")
     tab.keyboard.press("Enter")
     tab.keyboard.press("Escape")
     settle(tab, before)
