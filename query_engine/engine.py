@@ -39,7 +39,8 @@ from .mechanisms import (
 from .person_grain import check_person_grain
 from .plan import Plan, plan_query
 from .quantile_interval import QUANTILE_SPLIT, end_scores, interval_shift
-from .release import Preview, Release, make_preview, make_release, mechanism_label
+from .release import make_preview, make_release, mechanism_label
+from .release_models import Preview, Release
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
 from .validate import group_warnings, validate
