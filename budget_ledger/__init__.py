@@ -37,10 +37,11 @@ from .errors import (
     UnknownSpend,
     UnsafeStore,
 )
-from .ledger import DEFAULT_PENDING_TIMEOUT, Ledger, SpendResult, SpendStatus
+from .ledger import DEFAULT_PENDING_TIMEOUT, Ledger
 from .loss import Amount, Charge
 from .memory_store import MemoryStore
 from .records import Project, ProjectSpec, RegisterState, Spend, StoredRelease
+from .spend_result import SpendResult, SpendStatus
 from .sqlite_store import SqliteStore
 from .startup import StartupReport, start_ledger
 from .store import LedgerStore, LedgerTxn, open_store

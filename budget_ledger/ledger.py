@@ -18,9 +18,9 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from . import accounting, caps, events
 from .accounting import BudgetStatus
@@ -42,76 +42,22 @@ from .errors import (
 )
 from .loss import Amount, Charge, format_amount, to_budget_amount
 from .records import Project, ProjectSpec, RegisterState, Spend, StoredRelease, check_register_name
+from .spend_result import SpendResult
 from .store import LedgerStore, LedgerTxn
 from .verify import INTERRUPTED, VerifyReport, verify_ledger
 
-__all__ = ["DEFAULT_PENDING_TIMEOUT", "Ledger", "SpendResult", "SpendStatus"]
+__all__ = ["DEFAULT_PENDING_TIMEOUT", "Ledger"]
 
 DEFAULT_PENDING_TIMEOUT = 300.0
 """Seconds after which a spend with no release and no failure is treated as abandoned."""
 
 ABANDONED = "abandoned"
 
-SpendStatus = Literal["committed", "cached", "replayed", "pending", "failed"]
-
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class SpendResult:
-    """What ``reserve_and_commit`` decided.
-
-    ``status`` is one of:
-
-    - ``committed``: charged now; execute the query, then ``store_release`` or ``mark_failed``.
-    - ``cached``: the same query already has a release in this project; returned free.
-    - ``replayed``: this idempotency key was seen and its release is stored; returned free.
-    - ``pending``: an identical request is still running (charged, no release yet); retry later.
-    - ``failed``: this idempotency key's spend failed; the failure is returned, never fresh noise.
-    """
-
-    status: SpendStatus
-    spend: Spend
-    project: Project
-    release: StoredRelease | None = None
-
-    @property
-    def spend_id(self) -> str:
-        """The spend this result is about (for ``cached``: the spend that paid for the release)."""
-        return self.spend.spend_id
-
-    @property
-    def charge(self) -> Charge:
-        """What that spend cost when it was committed."""
-        return self.spend.charge
-
-    @property
-    def charged(self) -> bool:
-        """True only when this call spent budget."""
-        return self.status == "committed"
-
-    @property
-    def release_id(self) -> str | None:
-        """The stored release's id, if one is returned."""
-        return None if self.release is None else self.release.release_id
-
-    @property
-    def release_json(self) -> str | None:
-        """The stored release's JSON text, if one is returned."""
-        return None if self.release is None else self.release.release_json
-
-    @property
-    def failure_code(self) -> str | None:
-        """Why the spend failed (``failed`` only)."""
-        return self.spend.failure_code
-
-    def budget(self) -> BudgetStatus:
-        """The project's budget right after this call (zcdp epsilons computed on demand)."""
-        return self.project.status()
 
 
 def _require_text(value: object, what: str) -> str:

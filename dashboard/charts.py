@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from .logic import BudgetSummary
+from .budgets import BudgetSummary
 
 __all__ = [
     "budget_chart",

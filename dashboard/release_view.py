@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from . import charts, logic, tables
+from . import catalog_lookup, charts, query_draft, results, tables
 from . import formatting as fmt
 from .session import api_url, lang, public_catalog, t
 
@@ -20,7 +20,7 @@ def render_query_code(query: Mapping[str, Any], key: str) -> None:
     """The query as JSON and as Python client code, each with a download button."""
     as_json, as_python = st.tabs([t("query_as_json"), t("query_as_python")])
     with as_json:
-        text = logic.query_json(query)
+        text = query_draft.query_json(query)
         st.code(text, language="json")
         st.download_button(
             t("download_json"),
@@ -31,7 +31,7 @@ def render_query_code(query: Mapping[str, Any], key: str) -> None:
             on_click="ignore",
         )
     with as_python:
-        code = logic.python_snippet(query, api_url())
+        code = query_draft.python_snippet(query, api_url())
         st.code(code, language="python")
         st.download_button(
             t("download_python"),
@@ -59,7 +59,7 @@ def render_sql_code(body: Mapping[str, Any], key: str, parsed: Mapping[str, Any]
             on_click="ignore",
         )
     with tabs[1]:
-        code = logic.sql_snippet(body, api_url())
+        code = query_draft.sql_snippet(body, api_url())
         st.code(code, language="python")
         st.download_button(
             t("download_python"),
@@ -71,7 +71,7 @@ def render_sql_code(body: Mapping[str, Any], key: str, parsed: Mapping[str, Any]
         )
     if parsed:
         with tabs[2]:
-            st.code(logic.query_json(parsed), language="json")
+            st.code(query_draft.query_json(parsed), language="json")
 
 
 def render_release(
@@ -86,7 +86,7 @@ def render_release(
     ``query`` is the JSON query shown as code; for a release of an SQL query, ``sql`` is the request
     body instead (shown as SQL, Python client code and the parsed query).
     """
-    summary = logic.release_summary(release)
+    summary = results.release_summary(release)
     if summary["cached"]:
         st.info(t("release_cached"), icon=":material/history:")
     cols = st.columns(4)
@@ -105,10 +105,10 @@ def render_release(
 
     catalog = public_catalog()
     language = lang()
-    columns = logic.column_index(catalog)
-    groups = logic.group_columns_of(release)
-    frame = logic.release_frame(release)
-    time_axis = bool(groups) and logic.is_time_column(catalog, groups[0])
+    columns = catalog_lookup.column_index(catalog)
+    groups = results.group_columns_of(release)
+    frame = results.release_frame(release)
+    time_axis = bool(groups) and catalog_lookup.is_time_column(catalog, groups[0])
     measure = str(summary["measure"] or (query or {}).get("measure") or "")
     level = fmt.number(100 * (summary["confidence"] or 0.95), 3)
     for warning in release.get("warnings") or []:
@@ -126,7 +126,7 @@ def render_release(
     )
     with st.container(key=f"{key}_chart"):
         st.altair_chart(chart, width="stretch")
-    threshold = logic.suppression_threshold(release)
+    threshold = results.suppression_threshold(release)
     suppressed = int(frame["suppressed"].sum())
     if suppressed:
         st.caption(t("suppressed_note", count=suppressed, threshold=threshold))
@@ -142,7 +142,7 @@ def render_release(
     stem = str(summary["release_id"] or "release")
     d1.download_button(
         t("download_csv"),
-        logic.csv_bytes(release),
+        results.csv_bytes(release),
         file_name=f"{stem}.csv",
         mime="text/csv",
         key=f"{key}_csv",
@@ -150,7 +150,7 @@ def render_release(
     )
     d2.download_button(
         t("download_parquet"),
-        logic.parquet_bytes(release),
+        results.parquet_bytes(release),
         file_name=f"{stem}.parquet",
         mime="application/vnd.apache.parquet",
         key=f"{key}_parquet",

@@ -2,7 +2,7 @@
 instead of codes, numbers as people write them, no ``None`` and no snake_case.
 
 Plain functions, no Streamlit: ``tr`` is the page's translate function (``t(key, **values)``). The
-machine-readable forms (CSV, Parquet, JSON) stay in :mod:`dashboard.logic`.
+machine-readable forms (CSV, Parquet, JSON) stay in :mod:`dashboard.results`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from . import catalog_lookup, results
 from . import formatting as fmt
-from . import logic
 
 __all__ = [
     "admin_table",
@@ -32,11 +32,11 @@ Translate = Callable[..., str]
 def value_labels(catalog: Mapping[str, Any], column: str, lang: str) -> dict[str, str]:
     """``code -> what people read`` for a group column: the label ("Female"), a code with its title
     ("E11 Type 2 diabetes") where the code itself carries meaning, or the code (age bands, years)."""
-    keyset = logic.keyset_of(catalog, column) or {}
+    keyset = catalog_lookup.keyset_of(catalog, column) or {}
     out: dict[str, str] = {}
     for value in keyset.get("values", []):
         code = str(value)
-        label = logic.code_label(keyset, value, lang)
+        label = catalog_lookup.code_label(keyset, value, lang)
         if not label or label == code:
             out[code] = code
         elif any(ch.isdigit() for ch in code):
@@ -48,9 +48,9 @@ def value_labels(catalog: Mapping[str, Any], column: str, lang: str) -> dict[str
 
 def is_ordered_column(catalog: Mapping[str, Any], column: str) -> bool:
     """True for columns whose categories have an order (age bands, years): drawn in a sequential scheme."""
-    col = logic.column_index(catalog).get(column, {})
+    col = catalog_lookup.column_index(catalog).get(column, {})
     keyset = str(col.get("keyset") or "")
-    return keyset.startswith("age_band") or logic.is_time_column(catalog, column)
+    return keyset.startswith("age_band") or catalog_lookup.is_time_column(catalog, column)
 
 
 def _cell(value: Any, labels: Mapping[str, str]) -> str:
@@ -64,9 +64,9 @@ def release_table(
 ) -> pd.DataFrame:
     """The release for reading: one titled column per group (labels, not codes), the value (``<5``
     for a suppressed cell) and the confidence interval as one "95% CI" column."""
-    text = logic.table_frame(release)
-    groups = logic.group_columns_of(release)
-    columns = logic.column_index(catalog)
+    text = results.table_frame(release)
+    groups = results.group_columns_of(release)
+    columns = catalog_lookup.column_index(catalog)
     confidence = release.get("confidence")
     level = fmt.number(float(confidence) * 100, 3) if isinstance(confidence, int | float) else "95"
     out = pd.DataFrame(index=text.index)
@@ -105,8 +105,8 @@ def describe_query(
 ) -> str:
     """The question a release answers, in one line: measure of what, where, by what, at what loss, when."""
     query = release.get("query") or {}
-    columns = logic.column_index(catalog)
-    summary = logic.release_summary(release)
+    columns = catalog_lookup.column_index(catalog)
+    summary = results.release_summary(release)
     measure = str(summary["measure"] or "")
     what = tr(f"measure_{measure}") if measure else tr("value")
     target = query.get("column") or query.get("register")
@@ -116,7 +116,7 @@ def describe_query(
     where = query.get("where") or query.get("cohort") or []
     if isinstance(where, list) and where:
         parts.append(tr("describe_where", conditions=_conditions_short(where)))
-    groups = list(query.get("group_by") or logic.group_columns_of(release))
+    groups = list(query.get("group_by") or results.group_columns_of(release))
     if groups:
         parts.append(tr("describe_by", groups=", ".join(fmt.column_title(columns, g, lang) for g in groups)))
     if loss and summary["epsilon"] is not None:
@@ -135,7 +135,7 @@ def releases_table(
     """Past releases, newest first: when, the question, the loss, cells."""
     rows = []
     for release in reversed(list(releases)):
-        summary = logic.release_summary(release)
+        summary = results.release_summary(release)
         cells = int(summary["cells"])
         rows.append(
             {

@@ -96,7 +96,7 @@ from statistics import NormalDist
 import numpy as np
 import opendp.prelude as dp
 
-from query_engine.errors import EngineInternalError, QueryError, UnsupportedQuery
+from query_engine.errors import EngineInternalError, QueryError
 from query_engine.mechanisms import (
     DPArray,
     NoiseCalibration,
@@ -111,7 +111,6 @@ __all__ = [
     "expected_mean_half_width",
     "half_width",
     "half_width_at_scale",
-    "loss_for_half_width",
     "mean_half_width",
     "mean_interval",
     "mean_loss_weights",
@@ -247,33 +246,6 @@ def calibrate_for_half_width(
     alpha = alpha_for(confidence)
     scale = _largest_scale(kind, alpha, _units(half_width, resolution))
     return calibrate_scale(kind, sensitivity, scale)
-
-
-def loss_for_half_width(
-    measure: str,
-    kind: NoiseKind,
-    sensitivity: Sensitivity,
-    half_width: float,
-    confidence: float,
-    *,
-    resolution: float = 1.0,
-) -> NoiseCalibration:
-    """Accuracy-first calibration for a query measure; refused where no honest method exists.
-
-    Counts and sums delegate to ``calibrate_for_half_width``. Means and quantiles raise
-    ``UnsupportedQuery``: their interval width depends on the private number of rows.
-    """
-    if measure in ("count_persons", "count_rows", "sum"):
-        return calibrate_for_half_width(kind, sensitivity, half_width, confidence, resolution=resolution)
-    if measure in ("mean", "quantile"):
-        raise UnsupportedQuery(
-            f"A target_ci is not supported for {measure}: the width of its interval depends on the number of "
-            "rows, which is private, so no privacy loss can promise it. State epsilon or rho instead, and "
-            "use a preview to see the interval it gives."
-        )
-    raise UnsupportedQuery(
-        f"Unknown measure {measure!r}: expected count_persons, count_rows, sum, mean or quantile."
-    )
 
 
 _MEAN_SHARE_DENOMINATOR = 1000

@@ -11,15 +11,15 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
-from .accuracy import alpha_for, half_width, loss_for_half_width, mean_loss_weights
+from .accuracy import alpha_for
 from .backends import Backend, DuckDBBackend
+from .calibrate import calibrate_plan
 from .catalog import Catalog
 from .compile import CompiledQuery, compile_plan
 from .errors import EngineInternalError, LossOutOfRange, PrivacyInvariantError, QueryError
@@ -28,18 +28,15 @@ from .mechanisms import (
     NoiseCalibration,
     PrivacyLoss,
     add_noise,
-    calibrate,
-    calibrate_quantile,
-    calibrate_threshold,
     release_threshold,
     select_quantile,
-    split_loss,
     total_loss,
 )
 from .person_grain import check_person_grain
 from .plan import Plan, plan_query
-from .quantile_interval import QUANTILE_SPLIT, end_scores, interval_shift
-from .release import Preview, Release, make_preview, make_release, mechanism_label
+from .quantile_interval import end_scores, interval_shift
+from .release import make_preview, make_release, mechanism_label
+from .release_models import Preview, Release
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
 from .validate import group_warnings, validate
@@ -210,7 +207,7 @@ class Engine:
         validate(query, self.catalog, context, self.settings)
         plan = plan_query(query, self.catalog, context, self.settings)
         try:
-            calibrations = self._calibrate(plan)
+            calibrations = calibrate_plan(plan, self.settings)
         except QueryError as exc:
             if exc.stage is None:
                 exc.stage = "plan"
@@ -219,67 +216,6 @@ class Engine:
         self._check_limits(loss)
         mechanism = mechanism_label(calibrations)
         return _Prepared(plan, calibrations, loss, mechanism)
-
-    def _calibrate(self, plan: Plan) -> tuple[NoiseCalibration, ...]:
-        request = plan.loss
-        kind = request.kind
-        if request.target_ci is not None:
-            return (self._calibrate_for_target(plan),)
-        target = (
-            PrivacyLoss(epsilon=request.epsilon)
-            if request.epsilon is not None
-            else PrivacyLoss(rho=request.rho)
-        )
-        if plan.partition_selection:
-            return (
-                calibrate_threshold(
-                    kind,
-                    plan.outputs[0].sensitivity,
-                    epsilon=target.epsilon,
-                    rho=target.rho,
-                    delta=self.settings.partition_delta,
-                ),
-            )
-        if plan.measure == "quantile":
-            assert plan.quantile is not None
-            # The point and the two interval ends: three selections, loss split by QUANTILE_SPLIT.
-            m = plan.quantile.candidates
-            return tuple(
-                calibrate_quantile(o.sensitivity.linf, part.epsilon, m, o.sensitivity.l0, rho=part.rho)
-                for o, part in zip(plan.outputs, split_loss(target, QUANTILE_SPLIT), strict=True)
-            )
-        parts = (target,) if len(plan.outputs) == 1 else split_loss(target, _mean_weights(plan))
-        return tuple(
-            calibrate(kind, output.sensitivity, epsilon=part.epsilon, rho=part.rho)
-            for output, part in zip(plan.outputs, parts, strict=True)
-        )
-
-    def _calibrate_for_target(self, plan: Plan) -> NoiseCalibration:
-        """The calibration for a target_ci: the smallest loss meeting it, but never below the minimum.
-
-        A target wider than the interval the minimum loss gives is charged the minimum and gets that
-        (narrower) interval; checking this first also keeps huge targets out of the scale search.
-        """
-        request, sensitivity = plan.loss, plan.outputs[0].sensitivity
-        assert request.target_ci is not None
-        value = plan.value
-        resolution = value.resolution if value is not None and plan.measure == "sum" else 1.0
-        if request.kind == "laplace":
-            floor = calibrate("laplace", sensitivity, epsilon=self.settings.min_epsilon)
-        else:
-            floor = calibrate("gaussian", sensitivity, rho=self.settings.min_rho)
-        widest = half_width(floor, alpha_for(request.confidence)) * resolution
-        if request.target_ci >= widest:
-            return floor
-        calibration = loss_for_half_width(
-            plan.measure,
-            request.kind,
-            sensitivity,
-            request.target_ci,
-            request.confidence,
-            resolution=resolution,
-        )
-        return calibration if calibration.loss.value >= floor.loss.value else floor
 
     def _check_limits(self, loss: PrivacyLoss) -> None:
         limit = self.settings.max_epsilon if loss.epsilon is not None else self.settings.max_rho
@@ -361,15 +297,6 @@ def _noise(prepared: _Prepared, exact: ExactAggregates) -> tuple[list[tuple[Any,
         output.name: add_noise(calibration, exact.values[output.name])
         for output, calibration in zip(plan.outputs, calibrations, strict=True)
     }
-
-
-def _mean_weights(plan: Plan) -> tuple[Fraction, Fraction]:
-    """A mean's split of the loss between its centred sum and its count (``mean_loss_weights``)."""
-    value = plan.value
-    if plan.measure != "mean" or value is None:
-        raise EngineInternalError("Only a mean splits its loss between outputs.", stage="plan")
-    total, count = (o.sensitivity for o in plan.outputs)
-    return mean_loss_weights(plan.loss.kind, total, count, value.centred_magnitude_units)
 
 
 def _combined(calibrations: tuple[NoiseCalibration, ...]) -> PrivacyLoss:

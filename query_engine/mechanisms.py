@@ -49,7 +49,7 @@ Partition selection (group keys without a public key set; costs delta)
     released set.
 
 Every array produced here is a ``DPArray``: an ``np.ndarray`` subclass that marks values as outputs of
-an OpenDP measurement. Post-processing (``query_engine.release``) accepts only ``DPArray``s.
+an OpenDP measurement. Post-processing (``query_engine.postprocess``) accepts only ``DPArray``s.
 """
 
 from __future__ import annotations

@@ -195,7 +195,8 @@ def _make_state_private(settings: Any) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from .settings import SettingsError, check_serving
+    from .serve_checks import check_serving
+    from .settings import SettingsError
 
     os.umask(0o077)  # state, ledger, tokens and a built database: readable by this user only
     try:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
-from query_engine.release import Preview, Release
+from query_engine.release_models import Preview, Release
 from query_engine.spec import FiniteNumber, Query
 
 from .settings import EHDS_PURPOSES

@@ -25,7 +25,8 @@ DATASETS = "datasets uses only the catalog types"
 LEDGER = "budget_ledger needs only the standard library"
 
 CLEAN = {
-    "query_engine/catalog.py": "",
+    "query_engine/catalog/__init__.py": "from query_engine.catalog.types import Catalog\n",
+    "query_engine/catalog/types.py": "",
     "query_engine/engine.py": "from query_engine import catalog\n",
     "budget_ledger/ledger.py": "import opendp\n",
     "datasets/build.py": "from query_engine.catalog import Catalog\n",

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import logic
+from dashboard import budgets, catalog_lookup
 from dashboard.session import (
     API_ERRORS,
     api,
@@ -118,7 +118,7 @@ def _form(policy: dict[str, Any], registers: dict[str, str]) -> dict[str, Any] |
     if missing:
         st.warning(t("app_missing", fields=", ".join(missing)))
         return None
-    return logic.application_body(
+    return budgets.application_body(
         title=title,
         purpose=str(purpose),
         institution=institution,
@@ -215,7 +215,9 @@ def render() -> None:
         return
     _render_policy(policy)
     st.link_button(t("app_sign_in_link"), f"{api_url()}/v1/auth/login", icon=":material/login:")
-    registers = {r["name"]: logic.localized(r.get("title"), lang()) for r in catalog.get("registers", [])}
+    registers = {
+        r["name"]: catalog_lookup.localized(r.get("title"), lang()) for r in catalog.get("registers", [])
+    }
     body = _form(policy, registers)
     if body is not None:
         try:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import logic
+from dashboard import catalog_lookup
 from dashboard.session import API_ERRORS, api_url, lang, public_catalog, show_error, t
 
 __all__ = ["columns_frame", "render"]
@@ -36,7 +36,7 @@ def columns_frame(register: dict[str, Any], names: list[str], language: str) -> 
             {
                 "column": col.get("qualified", col["name"]),
                 "type": col.get("type"),
-                "description": logic.localized(col.get("description"), language),
+                "description": catalog_lookup.localized(col.get("description"), language),
                 "keyset": col.get("keyset") or ("open" if col.get("open_domain") else ""),
                 "bounds": f"{bounds['lo']} .. {bounds['hi']}" if bounds else "",
                 "derived": bool(col.get("derived")),
@@ -47,15 +47,15 @@ def columns_frame(register: dict[str, Any], names: list[str], language: str) -> 
 
 def _render_registers(catalog: dict[str, Any]) -> None:
     text = st.text_input(t("catalog_search"), key="catalog_search", placeholder=t("catalog_search_hint"))
-    found = logic.search_catalog(catalog, text, lang())
+    found = catalog_lookup.search_catalog(catalog, text, lang())
     if not found:
         st.info(t("catalog_nothing_found", text=text))
     by_name = {r["name"]: r for r in catalog.get("registers", [])}
     for name, columns in found.items():
         reg = by_name[name]
-        title = logic.localized(reg.get("title"), lang())
+        title = catalog_lookup.localized(reg.get("title"), lang())
         with st.expander(f"**{name}** — {title}", expanded=bool(text)):
-            st.write(logic.localized(reg.get("description"), lang()))
+            st.write(catalog_lookup.localized(reg.get("description"), lang()))
             c1, c2, c3 = st.columns(3)
             c1.markdown(f"**{t('controller')}**  \n{reg.get('controller', '')}")
             coverage = reg.get("coverage") or {}
@@ -83,7 +83,7 @@ def _render_codes(catalog: dict[str, Any]) -> None:
     if name is None:
         return
     keyset = keysets[name]
-    hits = logic.search_codes(keyset, text, lang=lang(), limit=5000)
+    hits = catalog_lookup.search_codes(keyset, text, lang=lang(), limit=5000)
     st.caption(t("code_hits", count=len(hits), size=keyset.get("size", len(keyset.get("values", [])))))
     frame = pd.DataFrame(hits, columns=[t("code"), t("label")]).astype(str)
     with st.container(key="catalog_codes"):

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import streamlit as st
 
+from dashboard import catalog_lookup, query_draft, results
 from dashboard import formatting as fmt
-from dashboard import logic
 from dashboard.release_view import render_query_code, render_release, render_sql_code
 from dashboard.session import (
     API_ERRORS,
@@ -64,7 +64,7 @@ def _column_labeller(columns: Mapping[str, Any]) -> Callable[[str], str]:
     language = lang()
 
     def label(name: str) -> str:
-        description = logic.localized(columns[name].get("description"), language)
+        description = catalog_lookup.localized(columns[name].get("description"), language)
         return f"{name} — {description}" if description else name
 
     return label
@@ -88,7 +88,11 @@ def _code_picker(cid: int, keyset: Mapping[str, Any], single: bool) -> list[Any]
         text = st.text_input(
             t("code_search_text"), key=f"cond_{cid}_search", placeholder=t("code_search_hint")
         )
-        hits = [code for code, _ in logic.search_codes(keyset, text, lang=lang(), limit=150)] if text else []
+        hits = (
+            [code for code, _ in catalog_lookup.search_codes(keyset, text, lang=lang(), limit=150)]
+            if text
+            else []
+        )
         options = chosen + [code for code in hits if code not in chosen]
         if text and not hits:
             st.caption(t("code_no_hits", text=text))
@@ -99,7 +103,7 @@ def _code_picker(cid: int, keyset: Mapping[str, Any], single: bool) -> list[Any]
         key=key,
         max_selections=1 if single else None,
         select_all=False,  # Enter takes the first match, not "Select N matches"
-        format_func=lambda code: f"{code} — {logic.code_label(keyset, code, language)}".rstrip(" —"),
+        format_func=lambda code: f"{code} — {catalog_lookup.code_label(keyset, code, language)}".rstrip(" —"),
         placeholder=t("codes_placeholder"),
     )
     return list(picked)
@@ -127,7 +131,7 @@ def _date_input(label: str, value: dt.date, key: str) -> dt.date:
 
 def _condition_value(cid: int, column: Mapping[str, Any], op: str, catalog: Mapping[str, Any]) -> Any:
     """The value widgets for the column's kind and the operator; returns the condition's value."""
-    kind = logic.column_kind(column)
+    kind = catalog_lookup.column_kind(column)
     bounds = column.get("bounds") or {}
     if kind == "codes" and op in ("in", "=", "!="):
         keyset = catalog.get("keysets", {}).get(column["keyset"], {})
@@ -162,10 +166,10 @@ def _condition_value(cid: int, column: Mapping[str, Any], op: str, catalog: Mapp
     return _number_input(t("value"), f"cond_{cid}_num", column, lo_default)
 
 
-def _conditions(catalog: Mapping[str, Any], columns: Mapping[str, Any]) -> list[logic.Condition]:
+def _conditions(catalog: Mapping[str, Any], columns: Mapping[str, Any]) -> list[query_draft.Condition]:
     st.subheader(t("cohort"))
     st.caption(t("cohort_help"))
-    conditions: list[logic.Condition] = []
+    conditions: list[query_draft.Condition] = []
     for cid in list(st.session_state.setdefault(CONDITION_IDS, [])):
         with st.container(border=True, key=f"cond_{cid}"):
             c1, c2, c3 = st.columns([3, 2, 1])
@@ -178,7 +182,7 @@ def _conditions(catalog: Mapping[str, Any], columns: Mapping[str, Any]) -> list[
             column = columns[name]
             op = c2.selectbox(
                 t("operator"),
-                logic.operators_for(column),
+                catalog_lookup.operators_for(column),
                 key=f"cond_{cid}_op",
                 format_func=labeller("op_"),
             )
@@ -191,24 +195,26 @@ def _conditions(catalog: Mapping[str, Any], columns: Mapping[str, Any]) -> list[
             )
             value = _condition_value(cid, column, op, catalog)
             try:
-                conditions.append(logic.Condition(name, op, value))
-            except logic.DraftError as exc:
+                conditions.append(query_draft.Condition(name, op, value))
+            except query_draft.DraftError as exc:
                 st.caption(t(exc.key, **exc.values))
     st.button(t("add_condition"), key="explore_add_condition", on_click=_add_condition, icon=":material/add:")
     return conditions
 
 
-def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.QueryDraft:
+def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> query_draft.QueryDraft:
     """The query builder; raises ``DraftError`` while the draft is incomplete."""
     registers = list(project.get("registers") or [])
-    all_columns = logic.column_index(catalog)
+    all_columns = catalog_lookup.column_index(catalog)
     columns = {n: c for n, c in all_columns.items() if c["register"] in registers}
     c1, c2, c3 = st.columns(3)
     measure = c1.selectbox(
-        t("measure"), logic.MEASURES, key="explore_measure", format_func=labeller("measure_")
+        t("measure"), query_draft.MEASURES, key="explore_measure", format_func=labeller("measure_")
     )
     register, column, bounds, quantile = "cpr", None, None, None
-    titles = {r["name"]: logic.localized(r.get("title"), lang()) for r in catalog.get("registers", [])}
+    titles = {
+        r["name"]: catalog_lookup.localized(r.get("title"), lang()) for r in catalog.get("registers", [])
+    }
     if measure != "count_persons":
         register = c2.selectbox(
             t("grain_register"),
@@ -217,7 +223,7 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.Qu
             format_func=lambda r: f"{r} — {titles.get(r, '')}",
         )
     if measure in ("sum", "mean", "quantile"):
-        numeric = logic.measure_columns(catalog, register)
+        numeric = catalog_lookup.measure_columns(catalog, register)
         column = c3.selectbox(
             t("numeric_column"),
             numeric,
@@ -247,7 +253,7 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.Qu
     st.subheader(t("groups_and_loss"))
     group_by = st.multiselect(
         t("group_by"),
-        logic.group_columns(catalog, registers),
+        catalog_lookup.group_columns(catalog, registers),
         key="explore_group_by",
         max_selections=3,
         # Streamlit's multiselect puts "Select N matches" first for a filter text matching several
@@ -256,9 +262,9 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.Qu
         format_func=_column_labeller(all_columns),
         placeholder=t("group_by_placeholder"),
     )
-    bounding = _bounding(logic.bounding_limits(catalog, measure, register, group_by))
+    bounding = _bounding(catalog_lookup.bounding_limits(catalog, measure, register, group_by))
     confidence, kind, loss = _loss_inputs(project, "explore")
-    return logic.QueryDraft(
+    return query_draft.QueryDraft(
         project=str(project["id"]),
         measure=measure,
         register=register,
@@ -275,17 +281,17 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> logic.Qu
     )
 
 
-def _loss_inputs(project: Mapping[str, Any], prefix: str) -> tuple[float, logic.LossKind, float]:
+def _loss_inputs(project: Mapping[str, Any], prefix: str) -> tuple[float, query_draft.LossKind, float]:
     """Confidence level, how the loss is stated, and its value (widget keys start with ``prefix``)."""
     d1, d2, d3 = st.columns(3)
     confidence = d1.select_slider(
         t("confidence"),
-        options=list(logic.CONFIDENCE_LEVELS),
+        options=list(query_draft.CONFIDENCE_LEVELS),
         value=0.95,
         key=f"{prefix}_confidence",
         format_func=lambda c: f"{c:.0%}",
     )
-    kinds = logic.loss_kinds(str(project.get("mode", "pure")))
+    kinds = query_draft.loss_kinds(str(project.get("mode", "pure")))
     kind = d2.radio(t("loss_kind"), kinds, key=f"{prefix}_loss_kind", format_func=labeller("loss_kind_"))
     kind = kind if kind in kinds else kinds[0]
     loss = d3.number_input(
@@ -300,7 +306,7 @@ def _loss_inputs(project: Mapping[str, Any], prefix: str) -> tuple[float, logic.
     return float(confidence), kind, float(loss)
 
 
-def _bounding(limits: list[logic.BoundingLimit]) -> dict[str, int]:
+def _bounding(limits: list[catalog_lookup.BoundingLimit]) -> dict[str, int]:
     """Optional ``max_groups``/``max_rows`` inputs within the catalog's limits; empty means its default."""
     chosen: dict[str, int] = {}
     with st.expander(t("bounding_title")):
@@ -334,7 +340,7 @@ def _preview(
 ) -> tuple[str, Any]:
     """The preview of ``request`` (``ask`` sends it), asked once per distinct request in this session."""
     memo: dict[str, tuple[str, Any]] = st.session_state.setdefault(PREVIEWS, {})
-    fingerprint = logic.query_fingerprint({"route": route, "request": request})
+    fingerprint = query_draft.query_fingerprint({"route": route, "request": request})
     if fingerprint in memo:
         return memo[fingerprint]
     try:
@@ -353,9 +359,9 @@ def _preview(
 def _show_error(exc: ApiError | httpx.TransportError, sql: str | None = None) -> None:
     """The service's sentence; for an SQL error with a position, also the line with a caret under it."""
     show_error(exc)
-    position = logic.error_position(exc.body) if sql is not None and isinstance(exc, ApiError) else None
+    position = query_draft.error_position(exc.body) if sql is not None and isinstance(exc, ApiError) else None
     if position is not None and sql is not None:
-        excerpt = logic.sql_excerpt(sql, *position)
+        excerpt = query_draft.sql_excerpt(sql, *position)
         if excerpt:
             with st.container(key="explore_sql_error"):
                 st.caption(t("sql_error_at", line=position[0], column=position[1]))
@@ -375,7 +381,7 @@ def _render_preview(
             if isinstance(body, ApiError) and body.status < 500 and body.status not in (401, 429):
                 return str(body.error)
             return None
-        summary = logic.preview_summary(body)
+        summary = results.preview_summary(body)
         c1, c2, c3 = st.columns(3)
         if summary.rho is not None and (summary.epsilon is None or query.get("rho") is not None):
             c1.metric(t("cost_rho"), fmt.number(summary.rho))
@@ -432,7 +438,7 @@ def _spend(
     release and the request are kept.
     """
     keys: dict[str, str] = st.session_state.setdefault(keys_at, {})
-    key = logic.idempotency_key(keys, request)
+    key = query_draft.idempotency_key(keys, request)
     try:
         with st.spinner(t("running")), api() as client:
             release = send(client, key)
@@ -450,7 +456,7 @@ def _builder_tab(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> None
     """The query builder, its preview, Run, and the release of the last builder query."""
     try:
         draft = _builder(catalog, project)
-    except logic.DraftError as exc:
+    except query_draft.DraftError as exc:
         st.warning(t(exc.key, **exc.values))
         draft = None
     if draft is not None:
@@ -475,7 +481,7 @@ def _builder_tab(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> None
         render_release(release, shown_query, key="explore_result")
 
 
-def _sql_draft(project: Mapping[str, Any]) -> logic.SqlDraft:
+def _sql_draft(project: Mapping[str, Any]) -> query_draft.SqlDraft:
     """The SQL tab's inputs; raises ``DraftError`` while the text is empty or the loss invalid."""
     text = st.text_area(
         t("sql_text"),
@@ -494,7 +500,7 @@ def _sql_draft(project: Mapping[str, Any]) -> logic.SqlDraft:
             t("max_rows_sql"), min_value=1, value=None, step=1, key="explore_sql_max_rows"
         )
     confidence, kind, loss = _loss_inputs(project, "explore_sql")
-    return logic.SqlDraft(
+    return query_draft.SqlDraft(
         project=str(project["id"]),
         sql=str(text or ""),
         loss_kind=kind,
@@ -509,7 +515,7 @@ def _sql_tab(project: Mapping[str, Any]) -> None:
     """SQL (docs/sql.md): the same preview, Run and release view as the builder, through ``/v1/sql``."""
     try:
         draft = _sql_draft(project)
-    except logic.DraftError as exc:
+    except query_draft.DraftError as exc:
         st.caption(t(exc.key, **exc.values))
         draft = None
     if draft is not None:

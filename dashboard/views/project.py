@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, logic, tables
+from dashboard import budgets, charts, tables
 from dashboard import formatting as fmt
 from dashboard.release_view import render_release
 from dashboard.session import (
@@ -26,7 +26,7 @@ __all__ = ["render"]
 OPENED = "project_opened_release"
 
 
-def _render_budget(summary: logic.BudgetSummary) -> None:
+def _render_budget(summary: budgets.BudgetSummary) -> None:
     left, right = st.columns([1, 2])
     with left, st.container(key="project_gauge"):
         st.altair_chart(charts.budget_chart(summary, spent=t("spent"), remaining=t("remaining")))
@@ -80,7 +80,7 @@ def render() -> None:
             expires=project.get("expires") or "-",
         )
     )
-    _render_budget(logic.budget_summary(budget))
+    _render_budget(budgets.budget_summary(budget))
 
     st.subheader(t("past_releases"))
     releases = listing.get("releases") or []

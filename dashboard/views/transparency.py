@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, logic, tables
+from dashboard import budgets, charts, tables
 from dashboard import formatting as fmt
 from dashboard.session import API_ERRORS, api, show_error, t
 
@@ -24,8 +24,8 @@ def render() -> None:
     except API_ERRORS as exc:
         show_error(exc)
         return
-    projects = logic.transparency_projects_frame(report)
-    registers = logic.transparency_registers_frame(report)
+    projects = budgets.transparency_projects_frame(report)
+    registers = budgets.transparency_registers_frame(report)
     by_mode = tables.projects_tables(report, t)
     ledger = report.get("ledger") or {}
     pure = projects[projects["mode"] != "zcdp"]

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import logic
+from dashboard import query_draft
 from dashboard.i18n import LANGUAGES, placeholders, translate, translations
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 
 # Keys built at run time as prefix + value; each family lists every value the pages can produce.
 FAMILIES = {
-    "measure_": logic.MEASURES,
+    "measure_": query_draft.MEASURES,
     "op_": ("in", "=", "!=", "prefix", "between", "<", "<=", ">", ">="),
     "loss_kind_": ("epsilon", "rho", "target_ci"),
     "loss_value_": ("epsilon", "rho", "target_ci"),

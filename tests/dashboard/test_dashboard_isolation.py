@@ -51,7 +51,8 @@ RUNTIME_CHECK = textwrap.dedent(
     import json, os, sys
     from streamlit.testing.v1 import AppTest
 
-    import dashboard.charts, dashboard.i18n, dashboard.logic, dashboard.release_view, dashboard.session
+    import dashboard.budgets, dashboard.catalog_lookup, dashboard.charts, dashboard.i18n, dashboard.query_draft
+    import dashboard.release_view, dashboard.results, dashboard.session
     import dashboard.views.admin, dashboard.views.apply, dashboard.views.catalog
     import dashboard.views.explore, dashboard.views.project, dashboard.views.transparency
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dashboard import charts, logic, tables
+from dashboard import catalog_lookup, charts, results, tables
 from dashboard import formatting as fmt
 from dashboard.i18n import translate
 from tests.dashboard.test_dashboard_logic import RELEASE
@@ -49,7 +49,7 @@ def test_delta_is_written_like_1e_6_and_zero_as_0() -> None:
 
 
 def test_column_titles_come_from_the_catalog_in_both_languages(catalog: dict[str, Any]) -> None:
-    columns = logic.column_index(catalog)
+    columns = catalog_lookup.column_index(catalog)
     assert fmt.column_title(columns, "cpr.region", "en") == "Region of residence"
     assert fmt.column_title(columns, "cpr.age_band", "en") == "10-year age band"
     assert fmt.column_title(columns, "cpr.age_band", "da") == "10-års aldersgruppe"
@@ -158,7 +158,7 @@ def test_admin_tables_have_titles_and_no_none_or_true() -> None:
 
 
 def test_the_chart_uses_labels_dark_error_bars_and_a_sequential_scheme_for_ordered_colours() -> None:
-    frame = logic.release_frame(RELEASE)
+    frame = results.release_frame(RELEASE)
     spec = charts.release_chart(
         frame,
         ["cpr.region", "cpr.sex"],
@@ -177,6 +177,6 @@ def test_the_chart_uses_labels_dark_error_bars_and_a_sequential_scheme_for_order
 
 
 def test_a_faceted_chart_gives_every_layer_the_facet_data() -> None:
-    three = logic.release_frame(RELEASE).assign(extra="x")
+    three = results.release_frame(RELEASE).assign(extra="x")
     spec = charts.release_chart(three, ["cpr.region", "cpr.sex", "extra"]).to_dict()
     assert "data" in spec and all("data" not in layer for layer in spec["spec"]["layer"])

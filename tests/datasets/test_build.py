@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import datasets.build as build_module
+import datasets.build_commit as build_commit_module
+import datasets.build_load as build_load_module
 from datasets.build import BUILD_TABLE, BuildError, build, open_catalog_from_db
 from datasets.packaged_catalog import packaged_catalog_dir
 from datasets.pseudonymise import KEY_ENV_VAR, pseudonym
@@ -425,7 +427,7 @@ def test_pseudonym_collision_stops_the_build(
 
     monkeypatch.setenv(KEY_ENV_VAR, KEY_HEX)
     monkeypatch.setattr(
-        build_module, "pseudonymise", lambda cprs, key: np.zeros(len(list(cprs)), dtype=np.int64)
+        build_load_module, "pseudonymise", lambda cprs, key: np.zeros(len(list(cprs)), dtype=np.int64)
     )
     raw = write_registers(tmp_path / "raw", _with_cpr(_person_tables(), dash=True), "csv")
     with pytest.raises(BuildError, match="shared by different CPR numbers"):
@@ -761,7 +763,7 @@ def test_failure_while_committing_leaves_the_old_database(
     def no_fsync(path: Path) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(build_module, "_fsync", no_fsync)
+    monkeypatch.setattr(build_commit_module, "_fsync", no_fsync)
     with pytest.raises(BuildError, match="No space left on device"):
         build(raw, db, catalog_dir=catalog_dir)
     assert db.read_bytes() == old

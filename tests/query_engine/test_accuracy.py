@@ -15,11 +15,11 @@ from query_engine.accuracy import (
     calibrate_for_half_width,
     half_width,
     half_width_at_scale,
-    loss_for_half_width,
     mean_interval,
     quantile_rank_error,
     quantile_score_error,
 )
+from query_engine.calibrate import loss_for_half_width
 from query_engine.errors import QueryError, UnsupportedQuery
 from query_engine.mechanisms import DPArray, Sensitivity, calibrate, calibrate_quantile, calibrate_scale
 

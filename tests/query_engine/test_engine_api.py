@@ -15,7 +15,7 @@ from query_engine.compile import CompiledQuery
 from query_engine.engine import Cost, Engine
 from query_engine.errors import LossOutOfRange, PrivacyInvariantError
 from query_engine.mechanisms import PrivacyLoss
-from query_engine.release import Preview, Release
+from query_engine.release_models import Preview, Release
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
 

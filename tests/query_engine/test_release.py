@@ -21,20 +21,9 @@ from query_engine.mechanisms import (
     split_loss,
     total_loss,
 )
-from query_engine.release import (
-    Preview,
-    PrivacyPublic,
-    Release,
-    accuracy_public,
-    columns_for,
-    count_rows,
-    mean_rows,
-    new_release_id,
-    privacy_public,
-    quantile_rows,
-    sum_rows,
-    threshold_rows,
-)
+from query_engine.postprocess import count_rows, mean_rows, quantile_rows, sum_rows, threshold_rows
+from query_engine.release import accuracy_public, privacy_public
+from query_engine.release_models import Preview, PrivacyPublic, Release, columns_for, new_release_id
 
 
 def dp_array(values: list[int]) -> DPArray:

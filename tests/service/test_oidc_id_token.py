@@ -15,7 +15,8 @@ from pydantic import SecretStr
 from service.errors import SignInFailed
 from service.identity import IdentityRegistry
 from service.oidc import OidcSignIn
-from service.settings import Settings, SettingsError, check_serving
+from service.serve_checks import check_serving
+from service.settings import Settings, SettingsError
 from service.store import ServiceStore
 
 ISSUER = "https://idp.example.dk"

@@ -182,7 +182,8 @@ def test_a_spend_left_pending_is_failed_at_start_still_charged(
 
 
 def test_serve_refuses_a_passphrase_as_pseudonym_key(tmp_path: Path) -> None:
-    from service.settings import Settings, SettingsError, check_serving
+    from service.serve_checks import check_serving
+    from service.settings import Settings, SettingsError
 
     weak = Settings(state_dir=tmp_path / "state", pseudonym_key="passwordpassword")  # type: ignore[arg-type]
     with pytest.raises(SettingsError, match="SUNDSTAT_PSEUDONYM_KEY.*secrets.token_hex") as refused:

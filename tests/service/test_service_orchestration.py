@@ -29,7 +29,7 @@ from query_engine.catalog import Catalog
 from query_engine.engine import Cost
 from query_engine.errors import ExecutionFailed, QueryTimeout
 from query_engine.mechanisms import PrivacyLoss
-from query_engine.release import PrivacyPublic, Release
+from query_engine.release_models import PrivacyPublic, Release
 from query_engine.spec import ProjectContext, Query
 from service.app import create_app
 from service.auth import Principal

@@ -8,7 +8,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from service.cli import main
-from service.settings import Settings, SettingsError, check_serving
+from service.serve_checks import check_serving
+from service.settings import Settings, SettingsError
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings, SettingsError, check_serving
+from service.serve_checks import check_serving
+from service.settings import Settings, SettingsError
 from tests.helpers.required import require_spark
 from tests.service.svc_helpers import ADMIN_TOKEN, bearer, create_project, start_server
 

@@ -24,7 +24,7 @@ from query_engine.mechanisms import (
     calibrate,
     split_loss,
 )
-from query_engine.release import count_rows, mean_rows, sum_rows
+from query_engine.postprocess import count_rows, mean_rows, sum_rows
 from tests.statistical.stat_checks import P_REJECT, miss_rate_p
 
 pytestmark = pytest.mark.slow
