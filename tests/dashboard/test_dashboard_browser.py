@@ -384,6 +384,9 @@ def test_analyst_writes_sql_runs_it_and_sees_the_table(page: Page, api_server: A
     settle(page, before)
     run_and_time(page, "explore_sql")
     table = page.locator(".st-key-explore_sql_result_table")
+    table.locator(
+        '[data-testid="stTable"]'
+    ).first.wait_for()  # drawn in the same run as the chart, maybe later
     assert table.is_visible()
     assert table.locator('[data-testid="stTable"]').count() == 1
     shoot(page, "explore-sql-result")
