@@ -72,6 +72,7 @@ class CohortMembers:
     """One entry per cohort member: sex, age band at index, exit day (0..T) and event (0/1)."""
 
     sex: np.ndarray
+    region: np.ndarray
     age_band: np.ndarray
     exit_days: np.ndarray
     event: np.ndarray
@@ -93,7 +94,7 @@ WITH index_rows AS (
     FROM index_rows AS i JOIN lpr AS l ON l.person_id = i.person_id
     WHERE l.admission_date < i.index_date {lookback} AND l.icd10 LIKE '{exclude_prefix}%'
 ), members AS (
-    SELECT i.person_id, i.index_date, c.sex, c.birth_date, c.death_date
+    SELECT i.person_id, i.index_date, c.sex, c.region, c.birth_date, c.death_date
     FROM index_rows AS i JOIN cpr AS c ON c.person_id = i.person_id
     WHERE i.person_id NOT IN (SELECT person_id FROM excluded)
       AND (c.death_date IS NULL OR c.death_date >= i.index_date)
@@ -102,7 +103,7 @@ WITH index_rows AS (
            least(m.index_date + INTERVAL ({days}) DAY, DATE '{reference}') AS censor_date
     FROM members AS m LEFT JOIN outcomes AS o ON o.person_id = m.person_id
 )
-SELECT sex,
+SELECT sex, region,
        CASE WHEN age_at_index >= 90 THEN '90+'
             ELSE CAST(age_at_index // 10 * 10 AS VARCHAR) || '-' || CAST(age_at_index // 10 * 10 + 9 AS VARCHAR)
        END AS age_band,
@@ -150,6 +151,7 @@ def cohort_members(db: Path, cohort: dict) -> CohortMembers:
         table = con.sql(sql).fetchnumpy()
     return CohortMembers(
         sex=np.asarray(table["sex"]).astype(str),
+        region=np.asarray(table["region"]).astype(str),
         age_band=np.asarray(table["age_band"]).astype(str),
         exit_days=np.asarray(table["exit_days"], dtype=np.int64),
         event=np.asarray(table["event"], dtype=np.int64),
@@ -161,9 +163,10 @@ def cohort_members(db: Path, cohort: dict) -> CohortMembers:
 
 
 def month_edges(follow_up_years: int) -> np.ndarray:
-    """Day edges of monthly exit bins over [0, T]: bin k holds exit days in [edge k, edge k+1)."""
+    """Day edges of monthly exit bins (365.25 / 12 days) over [0, T]: bin k holds the exit days in
+    [edge k, edge k+1), i.e. day t is in bin floor(t / month), and day T in the last bin."""
     months = 12 * follow_up_years
-    return np.round(np.arange(months + 1) * DAYS_PER_YEAR / 12).astype(np.int64)
+    return np.ceil(np.arange(months + 1) * DAYS_PER_YEAR / 12).astype(np.int64)
 
 
 def survival_histogram(
