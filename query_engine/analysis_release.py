@@ -259,8 +259,12 @@ def _survival(
     bins = plan.bins
     assert bins is not None
     table = np.asarray(counts).reshape(len(groups), bins.count, 2)  # status 0 censored, 1 event
-    end_days = [bins.end_days(b) for b in range(bins.count)]
-    end_years = np.array([float(d) / _DAYS_PER_YEAR for d in end_days])
+    assert plan.cohort is not None
+    # The last bin ends at the declared follow-up (T days is it rounded to a day), so horizons at the
+    # follow-up itself are inside the curve.
+    end_years = np.array([float(bins.end_days(b)) / _DAYS_PER_YEAR for b in range(bins.count)])
+    end_years[-1] = plan.cohort.follow_up_years
+    end_units = end_years * _DAYS_PER_YEAR / float(bins.unit_days)
     rows: list[Row] = []
     curves: list[Row] = []
     horizons: list[Row] = []
@@ -272,7 +276,7 @@ def _survival(
                     **group,
                     "bin": b,
                     "time_start": b * bins.width,
-                    "time_end": round(bins.in_units(end_days[b]), 6),
+                    "time_end": round(float(end_units[b]), 6),
                     "events": int(table[g, b, 1]),
                     "censored": int(table[g, b, 0]),
                 }
@@ -293,7 +297,7 @@ def _survival(
                 }
             )
         if plan.horizons_years:
-            at = estimators.survival_horizons(curve, np.array(plan.horizons_years))
+            at = estimators.survival_horizons(curve, plan.horizons_years)
             fields = ("survival", "ci_low", "ci_high", "cumulative_incidence", "ci_ci_low", "ci_ci_high")
             for i, years in enumerate(plan.horizons_years):
                 horizons.append({**group, "years": years, **{f: _num(getattr(at, f)[i]) for f in fields}})
