@@ -152,7 +152,10 @@ class AnalysisGroup:
 
 @dataclass(frozen=True)
 class Bins:
-    """Survival exit bins of ``length_days = num/den`` days: bin ``min(t * den // num, count - 1)``."""
+    """Survival exit bins of ``length_days = num/den`` days: bin ``min(t * den // num, count - 1)``.
+
+    The last bin ends at the follow-up ``T`` days (a remainder under one day joins it).
+    """
 
     unit: Literal["days", "months", "years"]
     width: int
@@ -539,7 +542,9 @@ def _bins(bins: TimeBins, cohort: CohortPlan | None) -> Bins:
     assert cohort is not None
     length = _UNIT_DAYS[bins.unit] * bins.width
     total = cohort.follow_up_days
-    count = math.ceil(Fraction(total) / length)
+    whole, rest = divmod(Fraction(total), length)
+    # T is the follow-up rounded to a day: a last bin shorter than one day would only hold that rounding.
+    count = max(1, int(whole) + (1 if rest >= 1 else 0))
     if count > MAX_SURVIVAL_BINS:
         _refuse(
             ValueOutsideDomain,
