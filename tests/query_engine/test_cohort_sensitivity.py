@@ -13,6 +13,7 @@ several deaths in ``dar``, dates far beyond the follow-up, and duplicated ``cpr`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ from hypothesis import strategies as st
 
 from query_engine.catalog import Catalog
 from query_engine.cohort import AnalysisPlan, plan_analysis
+from query_engine.compile import CompiledQuery
 from query_engine.compile_cohort import compile_analysis
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
@@ -137,6 +139,7 @@ def _tables(persons: Sequence[Mapping[str, Any]], seed: int) -> dict[str, list[d
     return tables
 
 
+@functools.cache
 def _plans(catalog: Catalog) -> dict[str, AnalysisPlan]:
     return {
         name: plan_analysis(
@@ -146,8 +149,13 @@ def _plans(catalog: Catalog) -> dict[str, AnalysisPlan]:
     }
 
 
+@functools.cache
+def _compiled(plan: AnalysisPlan, catalog: Catalog) -> CompiledQuery:
+    return compile_analysis(plan, catalog)
+
+
 def _vectors(con: duckdb.DuckDBPyConnection, plan: AnalysisPlan, catalog: Catalog) -> dict[str, np.ndarray]:
-    compiled = compile_analysis(plan, catalog)
+    compiled = _compiled(plan, catalog)
     table = con.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
     names = {"count": "n", "events": "ev", "person_time": "pt"}
     return {o.name: np.array(table.column(names[o.name]).to_pylist(), dtype=np.int64) for o in plan.outputs}
