@@ -350,3 +350,12 @@ def test_cohort_columns_list_the_exposures(engine: Engine) -> None:
         _query(_with(PERSONS, "group_by", ["cohort.period"])), engine.catalog, PURE, EngineSettings()
     )
     assert periods.groups[0].keys == ("2012-2014", "2015-2017", "2018-2020")
+
+
+def test_exact_table_for_tests_matches_the_release_cells(engine: Engine) -> None:
+    query = _query(PERSONS)
+    exact = engine._exact_analysis_for_tests(query)
+    assert exact.keys == ((0, 0), (0, 1), (1, 0), (1, 1))
+    assert int(exact.values["count"].sum()) > 0
+    release = engine.run(query, PURE)
+    assert len(release.rows) == len(exact.keys)
