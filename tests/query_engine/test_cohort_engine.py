@@ -359,3 +359,28 @@ def test_exact_table_for_tests_matches_the_release_cells(engine: Engine) -> None
     assert int(exact.values["count"].sum()) > 0
     release = engine.run(query, PURE)
     assert len(release.rows) == len(exact.keys)
+
+
+def test_prevalence_population_from_where_matches_a_direct_count(engine: Engine) -> None:
+    """Persons with an I21 admission (a condition on another register), by sex: has metformin or not."""
+    from query_engine.compile import CompiledQuery
+
+    body = {
+        **PREVALENCE,
+        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
+        "group_by": ["cpr.sex"],
+    }
+    exact = engine._exact_analysis_for_tests(_query(body))
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        return engine.backend.execute(CompiledQuery(sql, (), "duckdb")).to_pylist()
+
+    sex = {r["person_id"]: r["sex"] for r in rows("SELECT person_id, sex FROM cpr")}
+    i21 = {r["person_id"] for r in rows("SELECT person_id FROM lpr WHERE icd10 LIKE 'I21%'")}
+    metformin = {r["person_id"] for r in rows("SELECT person_id FROM lmdb WHERE atc = 'A10BA02'")}
+    expected = {(s, h): 0 for s in ("F", "M") for h in (0, 1)}
+    for person in i21:
+        expected[(sex[person], int(person in metformin))] += 1
+    assert exact.keys == tuple(expected)
+    assert exact.values["count"].tolist() == list(expected.values())
+    assert sum(expected.values()) > 10
