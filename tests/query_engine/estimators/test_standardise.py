@@ -59,9 +59,14 @@ def test_standardised_and_crude_intervals_cover_and_understated_noise_fails() ->
     weights = standard_weights("esp2013", BANDS)
     events_noise, time_noise = NoiseModel("laplace", 8.0), NoiseModel("laplace", 3652.0)
     events, days, noisy_events, noisy_days = _tables(rng, events_noise, time_noise)
-    kwargs = {"draws": DRAWS, "rng": rng}
     right = direct_standardise(
-        noisy_events, noisy_days, weights, events_noise=events_noise, time_noise=time_noise, **kwargs
+        noisy_events,
+        noisy_days,
+        weights,
+        events_noise=events_noise,
+        time_noise=time_noise,
+        draws=DRAWS,
+        rng=rng,
     )
     wrong = direct_standardise(
         noisy_events,
@@ -69,7 +74,8 @@ def test_standardised_and_crude_intervals_cover_and_understated_noise_fails() ->
         weights,
         events_noise=understated(events_noise, 1.3),
         time_noise=understated(time_noise, 1.3),
-        **kwargs,
+        draws=DRAWS,
+        rng=rng,
     )
     unit = 1000 * DAYS_PER_YEAR
     exact = (weights * events / days).sum(axis=1) * unit

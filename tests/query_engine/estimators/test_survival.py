@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +53,7 @@ def test_intervals_cover_at_one_and_five_years() -> None:
     assert measured["ci"] >= 0.93
 
 
+@pytest.mark.slow
 def test_where_noise_matters_greenwood_alone_and_understated_noise_undercover() -> None:
     noise = NoiseModel("gaussian", 5.0)
     right = _repeat(402, noise, noise)
@@ -110,17 +112,17 @@ def test_median_horizons_and_cumulative_incidence() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(-20, 60), st.integers(-20, 60)), min_size=1, max_size=30),
-    st.sampled_from(["laplace", "gaussian"]),
+    st.sampled_from([NoiseModel("laplace", 3.0), NoiseModel("gaussian", 3.0)]),
 )
 def test_any_noisy_table_gives_a_monotone_curve_inside_its_interval(
-    cells: list[tuple[int, int]], kind: str
+    cells: list[tuple[int, int]], noise: NoiseModel
 ) -> None:
     events, censored = np.array(cells, dtype=float).T
     curve = kaplan_meier(
         events,
         censored,
         np.arange(1, len(cells) + 1, dtype=float),
-        noise=NoiseModel(kind, 3.0),
+        noise=noise,
         draws=200,
         rng=np.random.default_rng(7),
     )
