@@ -60,7 +60,7 @@ def test_where_noise_matters_greenwood_alone_and_understated_noise_undercover() 
     wrong = _repeat(402, noise, understated(noise, 1.3))
     assert right["ci"] >= 0.93
     assert right["sampling"] < 0.85  # Greenwood's interval ignores the noise
-    assert wrong["noise"] < 0.91
+    assert wrong["noise"] < 0.93  # the coverage check of the right model fails
 
 
 def test_no_events_keeps_survival_at_one_and_the_median_unreached() -> None:
