@@ -86,6 +86,8 @@ def kaplan_meier(
         raise ValueError(
             f"Events ({d_obs.size}), censored ({c_obs.size}) and bin ends ({times.size}) must have one value per bin."
         )
+    if not (np.isfinite(d_obs).all() and np.isfinite(c_obs).all() and np.isfinite(times).all()):
+        raise ValueError("The noisy counts and bin ends must be finite numbers; remove missing cells first.")
     if times.size and (np.diff(times) <= 0).any():
         raise ValueError("The bin ends must increase; pass the bins in time order.")
     rng = rng if rng is not None else np.random.default_rng()
@@ -141,7 +143,11 @@ def _curve(events: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.nda
     """At risk, events and survival of (…, bins) noisy cells by the clamping rule of the module."""
     leaving = events + censored
     at_risk = np.maximum(np.flip(np.cumsum(np.flip(leaving, -1), -1), -1), 0.0)
-    deaths = np.clip(events, 0.0, at_risk)
+    cumulative = np.cumsum(events, -1)
+    upper = np.maximum.accumulate(cumulative, -1)
+    lower = np.flip(np.minimum.accumulate(np.flip(cumulative, -1), -1), -1)
+    monotone = np.maximum(0.5 * (upper + lower), 0.0)
+    deaths = np.minimum(np.diff(monotone, axis=-1, prepend=0.0), at_risk)
     with np.errstate(divide="ignore", invalid="ignore"):
         hazard = np.where(at_risk > 0, deaths / at_risk, 0.0)
     return at_risk, deaths, np.cumprod(1.0 - hazard, axis=-1)
