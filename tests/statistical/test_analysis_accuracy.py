@@ -259,7 +259,7 @@ def test_kaplan_meier_is_accurate_and_its_intervals_cover(
     rng = np.random.default_rng()
     tallies = {years: Tally() for years in HORIZONS_YEARS}
     errors = []
-    for _ in range(50):
+    for _ in range(40):
         # By sex: the release itself (horizons: survival and ci), and the noise interval recomputed.
         noisy = by_sex.noisy()
         release = by_sex.release(noisy)
@@ -375,7 +375,7 @@ def test_standardised_rates_are_accurate_and_their_intervals_cover(analyses: dic
     tally, errors = Tally(), []
     first = analysis.release(analysis.noisy())
     assert len(first.standardised["rows"]) == len(exact)  # the release holds one standardised row per stratum
-    for _ in range(150):
+    for _ in range(120):
         noisy = analysis.noisy()
         e, d = noisy["events"].reshape(events.shape), noisy["person_time"].reshape(days.shape)
         out = {
