@@ -7,7 +7,8 @@ and the same persons and seed give byte-identical files whatever the machine's m
 the same numpy and pyarrow versions).
 
 The model behind the data (diseases, drugs, causes of death, education, income) is described in
-``datasets.synthetic.model``; the catalog's key sets and the reference tables in ``datasets/reference`` are
+``datasets.synthetic.model``, and the effects built in by construction (``TRUTHS``) in
+``datasets.synthetic.truths`` and docs/synthetic-data.md; the catalog's key sets and the reference tables in ``datasets/reference`` are
 what it samples from (``datasets.synthetic.world``).
 """
 

@@ -86,7 +86,7 @@ def _first_contact_at_rate(
     onset = np.full(persons.size, -1, dtype=np.int64)
     for band in range(len(incidence.female)):
         first = np.maximum(lo, add_years(persons.birth, 10 * band))
-        last = world.reference_day
+        last = np.full(persons.size, world.reference_day, dtype=np.int64)
         if band < len(incidence.female) - 1:
             last = np.minimum(last, add_years(persons.birth, 10 * (band + 1)) - 1)
         days = np.clip(last - first + 1, 0, None)

@@ -370,3 +370,43 @@ def test_income_regression_recovers_the_linear_truth(
     estimate, se = income_fit
     z = {name: (estimate[name] - value) / se[name] for name, value in _stated_income(truth, 2024).items()}
     assert {name for name, value in z.items() if abs(value) >= Z} == wrong, z
+
+
+# --- the documentation -----------------------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "synthetic-data.md"
+
+
+def _table_rows(text: str, first_cell: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith(f"| {first_cell}")
+    ]
+
+
+def test_the_documentation_states_the_table_of_truths() -> None:
+    """docs/synthetic-data.md shows the numbers of ``TRUTHS``, and the implied mortality computed from it."""
+    text = DOC.read_text(encoding="utf-8")
+    assert [float(rate) for _, rate in _table_rows(text, "0-29") + _table_rows(text, "30-364")] == [
+        rate for _, rate in INF.baseline[:2]
+    ]
+    assert f"| 365 and later | {INF.baseline[2][1]} |" in text
+    for ratio in (INF.hr_per_10_years, INF.hr_male, INF.hr_metformin):
+        assert f"| {ratio} |" in text
+    for age, *cells in _table_rows(text, "45") + [
+        r for a in (55, 65, 75, 85, 95) for r in _table_rows(text, str(a))
+    ]:
+        p30 = [INF.death_probability(30, float(age), m, x) for x in (0, 1) for m in (0, 1)]
+        p5 = [INF.death_probability(round(5 * 365.25), float(age), m, 0) for m in (0, 1)]
+        assert [float(c) for c in cells] == [round(100 * float(p), 1) for p in p30 + p5], age
+    women, men = _table_rows(text, "women |")[0][1:], _table_rows(text, "men |")[0][1:]
+    assert [float(v) for v in women] == list(TRUTHS.diabetes.female[1:])
+    assert [float(v) for v in men] == list(TRUTHS.diabetes.male[1:])
+    income = TRUTHS.income
+    assert (
+        f"{income.intercept:,.0f} + {income.per_year_of_age:,.0f} * age + {income.male:,.0f} * (sex = M)"
+        f" + education[isced_level] + {income.per_income_year:,.0f} * (year - {income.base_year})"
+    ) in text
+    effects = _table_rows(text, "education effect")[0][1:]
+    assert [float(v.replace(",", "")) for v in effects] == list(income.education)
