@@ -229,8 +229,8 @@ def poisson_fit(registers: Registers) -> tuple[dict[str, float], dict[str, float
     [
         pytest.param(INF, None, id="stated"),
         pytest.param(dataclasses.replace(INF, hr_per_10_years=1.3), "age_per_10", id="wrong_age_hr"),
-        pytest.param(dataclasses.replace(INF, hr_male=1.0), "male", id="wrong_male_hr"),
-        pytest.param(dataclasses.replace(INF, hr_metformin=1.4), "metformin", id="wrong_metformin_hr"),
+        pytest.param(dataclasses.replace(INF, hr_male=1 / INF.hr_male), "male", id="wrong_male_hr"),
+        pytest.param(dataclasses.replace(INF, hr_metformin=1.5), "metformin", id="wrong_metformin_hr"),
         pytest.param(
             dataclasses.replace(INF, baseline=((0, 1.5), *INF.baseline[1:])), "phase_0", id="wrong_early"
         ),
@@ -317,6 +317,10 @@ def test_diabetes_incidence_rises_with_age(diabetes: dict[str, Array]) -> None:
 
 @pytest.fixture(scope="module")
 def income_fit(registers: Registers) -> tuple[dict[str, float], dict[str, float]]:
+    return _income_fit(registers)
+
+
+def _income_fit(registers: Registers) -> tuple[dict[str, float], dict[str, float]]:
     """Least squares of 2024 income on age, sex and ISCED level (3 the reference), ages 25-64, with
     heteroscedasticity-robust standard errors (the noise is multiplicative)."""
     lo, hi = TRUTHS.income.linear_ages
