@@ -28,7 +28,7 @@ class Persons:
     municipality: Int
     region: Int
     age_end: Int  # exact age at the end of follow-up
-    risk: Float  # multiplies the chance of every chronic disease (mean 1)
+    risk: Float  # multiplies the chance of every chronic disease given by a prevalence (mean 1)
     frailty: Float  # multiplies the rate of hospital contacts (mean 1, heavy right tail)
     isced_final: Int
     isced_delay: Float  # years behind the usual age of completing each education
