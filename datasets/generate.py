@@ -8,8 +8,8 @@ the same numpy and pyarrow versions).
 
 The model behind the data (diseases, drugs, causes of death, education, income) is described in
 ``datasets.synthetic.model``, and the effects built in by construction (``TRUTHS``) in
-``datasets.synthetic.truths`` and docs/synthetic-data.md; the catalog's key sets and the reference tables in ``datasets/reference`` are
-what it samples from (``datasets.synthetic.world``).
+``datasets.synthetic.truths`` and docs/synthetic-data.md; the catalog's key sets and the reference
+tables in ``datasets/reference`` are what it samples from (``datasets.synthetic.world``).
 """
 
 from __future__ import annotations

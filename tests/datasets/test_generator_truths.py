@@ -339,6 +339,17 @@ def _income_fit(registers: Registers) -> tuple[dict[str, float], dict[str, float
     return dict(zip(names, fit.params, strict=True)), dict(zip(names, fit.bse, strict=True))
 
 
+def test_incomes_stay_inside_the_catalog_bounds(registers: Registers) -> None:
+    """Clamping at the bounds never bites, so it cannot bias the linear truth."""
+    bounds = load_packaged_catalog().register("ind").column("disposable_income").bounds
+    assert bounds is not None
+    low, high = (
+        registers.db.execute("SELECT min(disposable_income), max(disposable_income) FROM ind").fetchone()
+        or ()
+    )
+    assert float(bounds.lo) < low < 0 < high < float(bounds.hi)
+
+
 def _stated_income(truth: IncomeModel, year: int) -> dict[str, float]:
     reference = truth.education[3]
     return {
