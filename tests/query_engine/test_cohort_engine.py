@@ -404,3 +404,15 @@ def test_prevalence_within_a_cohort_and_where_on_another_register(engine: Engine
     assert exposed_any_time <= int(members.values["count"].sum())
     release = engine.run(_query(body), PURE)
     assert [r["cohort.period"] for r in release.rows] == ["2012-2014", "2015-2017", "2018-2020"]
+
+
+def test_a_cohort_definition_is_checked_on_its_own(engine: Engine) -> None:
+    from query_engine.cohort import check_cohort
+    from query_engine.spec import CohortDefinition
+
+    checked = check_cohort(CohortDefinition.model_validate(COHORT), engine.catalog)
+    assert checked.follow_up_days == 1826 and checked.outcome_same_day
+    with pytest.raises(EngineError, match="Did you mean 'lmdb'"):
+        check_cohort(
+            CohortDefinition.model_validate(_with(COHORT, "outcome.register", "lmbd")), engine.catalog
+        )
