@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path
 
 from ..deps import ServicesDep, TokenHolder
 from ..named_cohorts import CohortRegistry
-from ..schemas import CohortListPublic
+from ..schemas import CohortListPublic, CohortPublic
 from .common import ERRORS
 
 __all__ = ["router"]
@@ -30,5 +30,7 @@ def list_cohorts(project_id: ProjectId, services: ServicesDep, caller: TokenHold
     cohorts = CohortRegistry(services.store).list(project_id)
     services.audit("project_read", project_id, caller, what="cohorts")
     return CohortListPublic(
-        project=project_id, count=len(cohorts), cohorts=[cohort.to_public() for cohort in cohorts]
+        project=project_id,
+        count=len(cohorts),
+        cohorts=[CohortPublic.model_validate(cohort.to_public()) for cohort in cohorts],
     )
