@@ -17,6 +17,7 @@ __all__ = [
     "budget_chart",
     "purpose_chart",
     "release_chart",
+    "survival_chart",
     "transparency_budget_chart",
     "transparency_register_chart",
 ]
@@ -170,3 +171,54 @@ def purpose_chart(purposes: pd.Series) -> alt.Chart:
             tooltip=["purpose:N", "projects:Q"],
         )
     )
+
+
+def survival_chart(
+    curve: pd.DataFrame,
+    *,
+    group: pd.Series | None,
+    time_title: str,
+    survival_title: str,
+    group_title: str,
+    band_title: str,
+) -> alt.LayerChart | alt.FacetChart:
+    """Kaplan-Meier step curves (survival against time, a step at each exit bin's end) with their
+    pointwise interval as a band, one colour per group (``group``: a label per curve row, None for
+    one curve)."""
+    data = pd.DataFrame(
+        {
+            "time": curve["time"].astype("float64"),
+            "survival": curve["survival"].astype("float64"),
+            "ci_low": curve["ci_low"].astype("float64"),
+            "ci_high": curve["ci_high"].astype("float64"),
+            "group": "" if group is None else group.astype(str).to_numpy(),
+        }
+    )
+    order = list(dict.fromkeys(data["group"]))
+    colour = alt.Color(
+        "group:N", title=group_title, sort=order, scale=alt.Scale(scheme="tableau10", domain=order)
+    )
+    x = alt.X("time:Q", title=time_title)
+    tooltip = [
+        alt.Tooltip("group:N", title=group_title),
+        alt.Tooltip("time:Q", title=time_title, format=",.4~g"),
+        alt.Tooltip("survival:Q", title=survival_title, format=".1%"),
+        alt.Tooltip("ci_low:Q", title=f"{band_title} –", format=".1%"),
+        alt.Tooltip("ci_high:Q", title=f"– {band_title}", format=".1%"),
+    ]
+    base = alt.Chart(data)
+    band = base.mark_area(interpolate="step-after", opacity=0.2).encode(
+        x=x,
+        y=alt.Y("ci_low:Q", title=survival_title, axis=alt.Axis(format="%")),
+        y2="ci_high:Q",
+        color=colour,
+    )
+    line = base.mark_line(interpolate="step-after").encode(
+        x=x,
+        y=alt.Y(
+            "survival:Q", title=survival_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")
+        ),
+        color=colour,
+        tooltip=tooltip,
+    )
+    return alt.layer(band, line).properties(height=380)
