@@ -152,9 +152,10 @@ class _Builder:
     def reference_date(self) -> exp.Expr:
         return exp.cast(_lit(self.catalog.reference_date), exp.DataType.Type.DATE)
 
-    def age(self, birth: exp.Expr, death: exp.Expr | None) -> exp.Expr:
-        """Whole years from birth to the reference date, or to death if earlier."""
-        at: exp.Expr = self.reference_date()
+    def age(self, birth: exp.Expr, death: exp.Expr | None, at: exp.Expr | None = None) -> exp.Expr:
+        """Whole years from birth to the reference date, or to death if earlier (or to ``at`` if given)."""
+        if at is None:
+            at = self.reference_date()
         if death is not None:
             died_before = exp.and_(death.is_(exp.null()).not_(), death < self.reference_date())
             at = exp.Case(ifs=[exp.If(this=died_before, true=death)], default=self.reference_date())

@@ -39,6 +39,7 @@ __all__ = [
     "QuantileSpec",
     "ValueSpec",
     "groups_one_person_reaches",
+    "make_filter",
     "plan_query",
 ]
 
@@ -366,6 +367,9 @@ def _filter(catalog: Catalog, condition: Condition) -> Filter:
     if condition.op == "in":
         values = tuple(sorted(set(values), key=lambda v: (str(type(v)), v)))
     return Filter(ColumnRef(register.name, column.name), condition.op, values)
+
+
+make_filter = _filter  # for the analyses' plan (query_engine.cohort)
 
 
 def _cohorts(filters: Iterable[Filter]) -> tuple[Cohort, ...]:

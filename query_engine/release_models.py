@@ -25,7 +25,7 @@ __all__ = [
     "new_release_id",
 ]
 
-Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile"]
+Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile", "rate", "survival", "prevalence"]
 
 
 class LossPart(BaseModel):
@@ -100,6 +100,13 @@ class Release(BaseModel):
     accuracy: AccuracyPublic | None = None
     small_cell_threshold: int | None = None
     warnings: list[str] = Field(default_factory=list)
+    # Analyses (docs/engine.md, "Cohorts and analyses"): the noise of each released vector, so that
+    # estimators can be rerun on a downloaded release, and the estimates computed from the table.
+    noise: dict[str, dict[str, Any]] | None = None
+    standardised: dict[str, Any] | None = None
+    survival: dict[str, Any] | None = None
+    horizons: list[dict[str, Any]] | None = None
+    median: list[dict[str, Any]] | None = None
 
 
 class Preview(BaseModel):

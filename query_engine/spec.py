@@ -31,9 +31,18 @@ from pydantic import (
 from .errors import QueryError
 
 __all__ = [
+    "ANALYSIS_MEASURES",
+    "DEFAULT_PER_PERSON_YEARS",
+    "CohortDefinition",
     "Condition",
+    "EventRule",
+    "Exclusion",
+    "Exposure",
     "FiniteNumber",
+    "IndexEvent",
     "Measure",
+    "PrevalenceCondition",
+    "TimeBins",
     "Op",
     "ProjectContext",
     "Query",
@@ -41,11 +50,14 @@ __all__ = [
     "parse_query",
 ]
 
-Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile"]
+Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile", "rate", "survival", "prevalence"]
+ANALYSIS_MEASURES = ("rate", "survival", "prevalence")
+"""Measures released as one private table with a declared sensitivity (issue 15), not per-cell values."""
 Op = Literal["=", "!=", "in", "prefix", "between", "<", "<=", ">", ">="]
 Scalar = StrictStr | StrictInt | StrictFloat
 
 _LIST_OPS = ("in", "between")
+DEFAULT_PER_PERSON_YEARS = 1000
 
 
 def _finite_number(value: Any) -> float:
@@ -64,6 +76,14 @@ def _finite_number(value: Any) -> float:
 
 FiniteNumber = Annotated[float, BeforeValidator(_finite_number)]
 """A number in the strict sense: ``0.1`` and ``1``, never ``"0.1"``, ``true``, NaN or infinity."""
+
+
+# ``register`` is the contract's field name; it shadows ABCMeta.register on the class only.
+warnings.filterwarnings(
+    "ignore",
+    message='Field name "register" in "(Query|EventRule|PrevalenceCondition)" shadows',
+    category=UserWarning,
+)
 
 
 class Condition(BaseModel):
@@ -105,8 +125,125 @@ class Condition(BaseModel):
         return {"column": self.column, "op": self.op, "value": value}
 
 
-# ``register`` is the contract's field name; it shadows ABCMeta.register on the class only.
-warnings.filterwarnings("ignore", message='Field name "register" in "Query" shadows', category=UserWarning)
+_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,59}$"
+_WHERE = Field(default=(), max_length=50)
+
+
+def _where_canonical(where: tuple[Condition, ...]) -> list[dict[str, Any]]:
+    return sorted(
+        (c.canonical() for c in where),
+        key=lambda c: (c["column"], c["op"], json.dumps(c["value"], sort_keys=True)),
+    )
+
+
+class EventRule(BaseModel):
+    """Rows of one register with a date, matching ``where``: an outcome or the base of other rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    register: str = Field(min_length=1, max_length=100)
+    date: str = Field(min_length=1, max_length=200)
+    where: tuple[Condition, ...] = _WHERE
+
+    def canonical(self) -> dict[str, Any]:
+        return {"register": self.register, "date": self.date, "where": _where_canonical(self.where)}
+
+
+class IndexEvent(EventRule):
+    """The index event: the first matching row with its date inside ``entry`` ([first, last] day)."""
+
+    entry: tuple[StrictStr, StrictStr]
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "entry": list(self.entry)}
+
+
+class Exclusion(EventRule):
+    """A matching row before the index date (within ``lookback_days`` if given) excludes the person."""
+
+    lookback_days: StrictInt | None = Field(default=None, ge=1, le=36_600)
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "lookback_days": self.lookback_days}
+
+
+class Exposure(EventRule):
+    """A 0/1 group column ``cohort.<name>``: a matching row on or before the index date (within
+    ``lookback_days`` if given)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    lookback_days: StrictInt | None = Field(default=None, ge=0, le=36_600)
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "name": self.name, "lookback_days": self.lookback_days}
+
+
+class CohortDefinition(BaseModel):
+    """A declared cohort (docs/engine.md, "Cohorts and analyses"): index, exclusions, outcome, follow-up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, pattern=_NAME_PATTERN)
+    index: IndexEvent
+    exclude: tuple[Exclusion, ...] = Field(default=(), max_length=20)
+    outcome: EventRule | None = None
+    exposures: tuple[Exposure, ...] = Field(default=(), max_length=10)
+    follow_up_years: FiniteNumber = Field(ge=1, le=30)
+    period_years: StrictInt = Field(default=5, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _distinct_exposures(self) -> CohortDefinition:
+        names = [e.name for e in self.exposures]
+        if len(set(names)) != len(names):
+            raise ValueError("Each exposure needs its own name; two exposures share one")
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "index": self.index.canonical(),
+            "exclude": sorted(
+                (e.canonical() for e in self.exclude), key=lambda e: json.dumps(e, sort_keys=True)
+            ),
+            "outcome": self.outcome.canonical() if self.outcome is not None else None,
+            "exposures": [e.canonical() for e in self.exposures],
+            "follow_up_years": _normal_scalar(self.follow_up_years),
+            "period_years": self.period_years,
+        }
+
+
+class PrevalenceCondition(BaseModel):
+    """The condition of a prevalence: the person has a row of ``register`` matching ``where``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    register: str = Field(min_length=1, max_length=100)
+    where: tuple[Condition, ...] = _WHERE
+
+    def canonical(self) -> dict[str, Any]:
+        return {"register": self.register, "where": _where_canonical(self.where)}
+
+
+class TimeBins(BaseModel):
+    """The exit-time bins of a survival histogram: ``width`` days, months or years."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: Literal["days", "months", "years"] = "months"
+    width: StrictInt = Field(default=1, ge=1, le=36_600)
+
+    def canonical(self) -> dict[str, Any]:
+        return {"unit": self.unit, "width": self.width}
+
+
+_ANALYSIS_FIELDS = {
+    "per_person_years": ("rate",),
+    "standard_population": ("rate",),
+    "time_bins": ("survival",),
+    "horizons_years": ("survival",),
+    "condition": ("prevalence",),
+}
+_COHORT_MEASURES = ("count_persons", "rate", "survival", "prevalence")
 
 
 class Query(BaseModel):
@@ -128,6 +265,14 @@ class Query(BaseModel):
     confidence: FiniteNumber = Field(default=0.95, ge=0.5, le=0.999999)
     max_groups: StrictInt | None = Field(default=None, ge=1)
     max_rows: StrictInt | None = Field(default=None, ge=1)
+    cohort: CohortDefinition | Annotated[str, Field(pattern=_NAME_PATTERN)] | None = None
+    condition: PrevalenceCondition | None = None
+    per_person_years: FiniteNumber | None = Field(default=None, ge=1, le=1e9)
+    standard_population: str | None = Field(default=None, min_length=1, max_length=50)
+    time_bins: TimeBins | None = None
+    horizons_years: tuple[Annotated[FiniteNumber, Field(gt=0, le=30)], ...] | None = Field(
+        default=None, min_length=1, max_length=10
+    )
 
     @model_validator(mode="after")
     def _one_loss(self) -> Query:
@@ -143,6 +288,30 @@ class Query(BaseModel):
                 "remove 'quantile' or set the measure to 'quantile'"
             )
         return self
+
+    @model_validator(mode="after")
+    def _analysis_fields(self) -> Query:
+        for name, measures in _ANALYSIS_FIELDS.items():
+            if getattr(self, name) is not None and self.measure not in measures:
+                raise ValueError(
+                    f"'{name}' is only for measure {measures[0]!r}; remove it or change the measure"
+                )
+        if self.measure in ("rate", "survival") and self.cohort is None:
+            raise ValueError(f"Measure {self.measure!r} needs a 'cohort' (its index, outcome and follow-up)")
+        if self.measure == "prevalence" and self.condition is None:
+            raise ValueError(
+                'Measure \'prevalence\' needs a \'condition\', e.g. {"register": "lpr", "where": [...]}'
+            )
+        if self.cohort is not None and self.measure not in _COHORT_MEASURES:
+            raise ValueError(
+                f"A cohort is for the measures {', '.join(_COHORT_MEASURES)}, not {self.measure!r}"
+            )
+        return self
+
+    @property
+    def is_analysis(self) -> bool:
+        """Whether the query is an analysis over persons (a cohort, or a rate, survival or prevalence)."""
+        return self.cohort is not None or self.measure in ANALYSIS_MEASURES
 
     @property
     def qualified_column(self) -> str | None:
@@ -161,7 +330,7 @@ class Query(BaseModel):
     @property
     def effective_register(self) -> str:
         """The grain: for ``count_persons`` the one non-cpr register among the group columns, if any."""
-        if self.measure == "count_persons":
+        if self.measure == "count_persons" and not self.is_analysis:
             others = [g.partition(".")[0] for g in self.group_by if "." in g and g.partition(".")[0] != "cpr"]
             if others and self.register == "cpr":
                 return others[0]
@@ -169,11 +338,8 @@ class Query(BaseModel):
 
     def canonical(self) -> dict[str, Any]:
         """The query with defaults filled and order-free lists sorted (group_by order is kept)."""
-        where = sorted(
-            (c.canonical() for c in self.where),
-            key=lambda c: (c["column"], c["op"], json.dumps(c["value"], sort_keys=True)),
-        )
-        return {
+        where = _where_canonical(self.where)
+        canonical = {
             "project": self.project,
             "measure": self.measure,
             "register": self.effective_register,
@@ -189,6 +355,24 @@ class Query(BaseModel):
             "max_groups": self.max_groups,
             "max_rows": self.max_rows,
         }
+        return {**canonical, **self._analysis_canonical()}
+
+    def _analysis_canonical(self) -> dict[str, Any]:
+        """The analysis fields, present only when used (so the hashes of other queries do not change)."""
+        extra: dict[str, Any] = {}
+        if self.cohort is not None:
+            extra["cohort"] = self.cohort if isinstance(self.cohort, str) else self.cohort.canonical()
+        if self.measure == "rate":
+            extra["per_person_years"] = _normal_scalar(self.per_person_years or DEFAULT_PER_PERSON_YEARS)
+            extra["standard_population"] = self.standard_population
+        if self.measure == "survival":
+            extra["time_bins"] = (self.time_bins or TimeBins()).canonical()
+            extra["horizons_years"] = (
+                sorted({_normal_scalar(h) for h in self.horizons_years}) if self.horizons_years else None
+            )
+        if self.condition is not None:
+            extra["condition"] = self.condition.canonical()
+        return extra
 
     def canonical_json(self) -> str:
         """Canonical JSON text: sorted keys, no spaces."""

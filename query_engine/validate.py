@@ -35,7 +35,17 @@ from .settings import EngineSettings
 from .spec import Condition, ProjectContext, Query
 from .suggest import did_you_mean
 
-__all__ = ["TypedValue", "cell_count", "not_loaded_message", "resolve_column", "typed_value", "validate"]
+__all__ = [
+    "TypedValue",
+    "cell_count",
+    "check_condition",
+    "check_loss",
+    "check_register",
+    "not_loaded_message",
+    "resolve_column",
+    "typed_value",
+    "validate",
+]
 
 TypedValue = str | int | float | dt.date
 
@@ -437,3 +447,9 @@ def _check_bounding(query: Query, grain: Register) -> None:
                 f"give {what} between 1 and {maximum}, or leave it out for the catalog default.",
                 stage=_STAGE,
             )
+
+
+# The checks that analyses (query_engine.cohort) share with every other query.
+check_loss = _check_loss
+check_condition = _check_condition
+check_register = _register

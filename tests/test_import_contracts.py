@@ -3,7 +3,8 @@
 Each case plants one forbidden import into a tiny copy of the five top-level packages and runs
 ``lint-imports`` with the repository's own contracts on it: the planted import must break the
 contract that forbids it (and ``lint-imports`` exit non-zero). The clean copy (which holds the two allowed cross-package imports: the
-dashboard's ``service.client`` and datasets' ``query_engine.catalog``) must pass.
+dashboard's ``service.client`` and datasets' ``query_engine.catalog``; and estimators that import
+each other, numpy, scipy and statsmodels) must pass.
 """
 
 from __future__ import annotations
@@ -23,11 +24,17 @@ LAYERS = "Layers: dashboard over service"
 DASHBOARD = "The dashboard talks to the API only"
 DATASETS = "datasets uses only the catalog types"
 LEDGER = "budget_ledger needs only the standard library"
+ESTIMATORS = "The estimators are pure post-processing"
 
 CLEAN = {
     "query_engine/catalog/__init__.py": "from query_engine.catalog.types import Catalog\n",
     "query_engine/catalog/types.py": "",
-    "query_engine/engine.py": "from query_engine import catalog\n",
+    "query_engine/engine.py": "from query_engine import catalog\nfrom query_engine.estimators import rates\n",
+    "query_engine/estimators/__init__.py": "from query_engine.estimators.rates import incidence_rates\n",
+    "query_engine/estimators/rates.py": (
+        "import numpy\nimport scipy.stats\nimport statsmodels.api\nfrom query_engine.estimators import noise\n"
+    ),
+    "query_engine/estimators/noise.py": "import math\n",
     "budget_ledger/ledger.py": "import opendp\n",
     "datasets/build.py": "from query_engine.catalog import Catalog\n",
     "service/client.py": "import httpx\n",
@@ -51,6 +58,24 @@ VIOLATIONS = {
     ),
     "datasets imports the ledger": ("datasets/x.py", "import budget_ledger.ledger\n", DATASETS),
     "ledger imports numpy": ("budget_ledger/x.py", "import numpy\n", LEDGER),
+    "estimators import the engine": (
+        "query_engine/estimators/x.py",
+        "import query_engine.engine\n",
+        ESTIMATORS,
+    ),
+    "estimators import the catalog": (
+        "query_engine/estimators/x.py",
+        "from query_engine.catalog import types\n",
+        ESTIMATORS,
+    ),
+    "estimators import duckdb": ("query_engine/estimators/x.py", "import duckdb\n", ESTIMATORS),
+    "estimators import opendp": ("query_engine/estimators/x.py", "import opendp\n", ESTIMATORS),
+    "estimators import the ledger": (
+        "query_engine/estimators/x.py",
+        "import budget_ledger.ledger\n",
+        ESTIMATORS,
+    ),
+    "estimators import datasets": ("query_engine/estimators/x.py", "import datasets.build\n", ESTIMATORS),
 }
 
 
@@ -75,11 +100,11 @@ def _lint(tmp_path: Path, files: dict[str, str]) -> tuple[int, dict[str, str]]:
         re.findall(
             r"(Layers: dashboard over service|The dashboard talks to the API only|"
             r"datasets uses only the catalog types|budget_ledger needs only the "
-            r"standard library).*? (KEPT|BROKEN)",
+            r"standard library|The estimators are pure post-processing).*? (KEPT|BROKEN)",
             output,
         )
     )
-    assert len(verdicts) == 4, result.stdout + result.stderr
+    assert len(verdicts) == 5, result.stdout + result.stderr
     return result.returncode, verdicts
 
 
