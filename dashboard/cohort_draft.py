@@ -47,7 +47,7 @@ STANDARD_POPULATIONS = ("esp2013", "dk2020")
 TimeUnit = Literal["days", "months", "years"]
 TIME_UNITS: tuple[TimeUnit, ...] = ("days", "months", "years")
 HORIZONS = (1, 2, 3, 5, 10, 15, 20)
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")  # as the query JSON allows
 _MAX_BINS = 400
 _DAYS = {"days": 1.0, "months": 365.25 / 12, "years": 365.25}
 

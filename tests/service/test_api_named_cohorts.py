@@ -11,6 +11,7 @@ import httpx
 
 from tests.service.svc_helpers import ProjectAccess, assert_error
 
+MEASURE = "count_persons"
 FIRST_MI: dict[str, Any] = {
     "name": "first-mi",
     "index": {
@@ -26,7 +27,7 @@ FIRST_MI: dict[str, Any] = {
 def _rate(project: str, cohort: Any, epsilon: float = 0.5) -> dict[str, Any]:
     return {
         "project": project,
-        "measure": "rate",
+        "measure": MEASURE,
         "cohort": cohort,
         "group_by": ["cpr.sex"],
         "epsilon": epsilon,

@@ -9,11 +9,13 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from service.errors import CohortConflict
-from service.named_cohorts import CohortRegistry, NamedCohort
+from query_engine.spec import Query, parse_query
+from service.errors import CohortConflict, UnknownCohort
+from service.named_cohorts import CohortRegistry, NamedCohort, Resolved
 from service.state import StateStore, open_state_store
 from tests.helpers.pg_server import pg_url_fixture  # noqa: F401
 
@@ -94,3 +96,46 @@ def test_racing_definitions_leave_exactly_one(open_store: OpenStore) -> None:
     winner = stored.definition["follow_up_years"]
     # Every claim of the winning definition succeeds, every claim of the other one conflicts.
     assert outcomes == ["stored" if 1 + i % 2 == winner else "conflict" for i in range(8)]
+
+
+def _query(cohort: Any, **extra: Any) -> Query:
+    return parse_query(
+        {"project": "p1", "measure": "count_persons", "cohort": cohort, "epsilon": 0.5, **extra}
+    )
+
+
+FIRST_MI: dict[str, Any] = {
+    "name": "first-mi",
+    "index": {
+        "register": "lpr",
+        "date": "admission_date",
+        "where": [{"column": "lpr.icd10", "op": "in", "value": ["I21", "I22"]}],
+        "entry": ["2012-01-01", "2020-12-31"],
+    },
+    "follow_up_years": 5,
+}
+
+
+def test_resolve_replaces_a_name_by_the_stored_definition(open_store: OpenStore) -> None:
+    registry = CohortRegistry(open_store())
+    with pytest.raises(UnknownCohort, match="no named cohorts yet"):
+        registry.resolve(_query("first-mi"), "analyst:t")
+    defined = registry.resolve(_query(FIRST_MI), "analyst:t")
+    assert defined.query == _query(FIRST_MI) and defined.new_name is not None
+    assert registry.list("p1") == []  # resolving stores nothing; claiming does
+    registry.claim(defined.new_name)
+    by_name = registry.resolve(_query("first-mi", group_by=["cpr.sex"]), "analyst:t")
+    assert by_name.new_name is None
+    assert by_name.query == _query(FIRST_MI, group_by=["cpr.sex"])
+    assert by_name.query.query_hash() == _query(FIRST_MI, group_by=["cpr.sex"]).query_hash()
+    # The same cohort spelled differently (an unordered list in another order) is no conflict.
+    reordered = json.loads(json.dumps(FIRST_MI))
+    reordered["index"]["where"][0]["value"] = ["I22", "I21"]
+    assert registry.resolve(_query(reordered), "analyst:t").new_name is None
+    changed = {**FIRST_MI, "follow_up_years": 10}
+    with pytest.raises(CohortConflict, match="another definition"):
+        registry.resolve(_query(changed), "analyst:t")
+    with pytest.raises(UnknownCohort, match="Did you mean 'first-mi'"):
+        registry.resolve(_query("first-mj"), "analyst:t")
+    unnamed = {k: v for k, v in FIRST_MI.items() if k != "name"}
+    assert registry.resolve(_query(unnamed), "analyst:t") == Resolved(_query(unnamed))
