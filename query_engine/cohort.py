@@ -169,8 +169,13 @@ class Bins:
         """The end of bin ``b`` in days (the last bin ends at the follow-up maximum)."""
         return min(self.length_days * (b + 1), Fraction(self.follow_up_days))
 
+    @property
+    def unit_days(self) -> Fraction:
+        """Days in one unit (a month is 365.25 / 12 days)."""
+        return _UNIT_DAYS[self.unit]
+
     def in_units(self, days: Fraction) -> float:
-        return float(days / _UNIT_DAYS[self.unit])
+        return float(days / self.unit_days)
 
 
 @dataclass(frozen=True)
@@ -311,7 +316,7 @@ def _check_unused_fields(query: Query) -> None:
         if getattr(query, name) is not None:
             _refuse(
                 UnsupportedQuery,
-                f"'{name}' is not used by a {query.measure} over persons (each person counts once, with "
+                f"The field '{name}' is not used by a {query.measure} over persons (each person counts once, with "
                 "bounds declared by the cohort); remove it.",
             )
     if query.register != "cpr":
@@ -517,7 +522,7 @@ def _population(query: Query, catalog: Catalog) -> tuple[tuple[Filter, ...], tup
         if condition.column.partition(".")[0] == "cohort":
             _refuse(
                 UnsupportedQuery,
-                f"'where' cannot filter on the cohort column {condition.column}; group by it instead, or "
+                f"The 'where' list cannot filter on the cohort column {condition.column}; group by it instead, or "
                 "narrow the cohort's definition.",
             )
         check_condition(condition, catalog)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from .accuracy import alpha_for
+from .analyses import PreparedAnalysis, compiled_analysis, prepare_analysis, preview_analysis, run_analysis
 from .backends import Backend, DuckDBBackend
 from .calibrate import calibrate_plan
 from .catalog import Catalog
@@ -107,6 +108,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self._prepared: _BoundedCache[tuple[str, ProjectContext], _Prepared] = _BoundedCache(1024)
         self._compiled: _BoundedCache[tuple[Any, ...], CompiledQuery] = _BoundedCache(1024)
+        self._analyses: _BoundedCache[tuple[str, ProjectContext], PreparedAnalysis] = _BoundedCache(256)
 
     @classmethod
     def open(cls, db_path: str | Path, settings: EngineSettings | None = None) -> Engine:
@@ -143,6 +145,15 @@ class Engine:
 
     def cost(self, query: Query, context: ProjectContext) -> Cost:
         """The exact privacy loss to charge (OpenDP's map), registers touched, canonical query."""
+        if query.is_analysis:
+            analysis = self._analysis(query, context)
+            return Cost(
+                loss=analysis.loss,
+                mechanism=analysis.mechanism,
+                registers=analysis.plan.registers,
+                canonical=query.canonical(),
+                query_hash=query.query_hash(),
+            )
         prepared = self._prepare(query, context)
         return Cost(
             loss=prepared.loss,
@@ -155,6 +166,8 @@ class Engine:
 
     def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Loss, mechanism, scale and expected per-cell accuracy; touches no data, spends nothing."""
+        if query.is_analysis:
+            return preview_analysis(query, self._analysis(query, context))
         prepared = self._prepare(query, context)
         preview = make_preview(query, prepared.plan, prepared.calibrations)
         return preview.model_copy(update={"warnings": group_warnings(query, self.catalog)})
@@ -172,6 +185,20 @@ class Engine:
         ``timeout_s`` shortens the backend's execution time limit for this query (never lengthens it).
         """
         context = context or ProjectContext("pure")
+        if query.is_analysis:  # cohorts, rates, survival, prevalence: query_engine.analyses
+            analysis = self._analysis(query, context)
+            charged, charged_hash = (cost.loss, cost.query_hash) if cost is not None else (None, None)
+            return run_analysis(
+                self.backend,
+                self.catalog,
+                self.settings,
+                query,
+                context,
+                analysis,
+                charged=charged,
+                charged_hash=charged_hash,
+                timeout_s=timeout_s,
+            )
         prepared = self._prepare(query, context)
         self._recheck(query, context, prepared, cost)
         exact = self._execute(prepared.plan, timeout_s)
@@ -193,6 +220,8 @@ class Engine:
 
     def compiled(self, query: Query, context: ProjectContext, dialect: str = "duckdb") -> CompiledQuery:
         """The bounded aggregate SQL of a query (what ``run`` executes), e.g. for benchmarks."""
+        if query.is_analysis:
+            return compiled_analysis(self._analysis(query, context), self.catalog, dialect)
         return self._compile(self._prepare(query, context).plan, dialect)
 
     # --- steps -------------------------------------------------------------------------------------
@@ -200,6 +229,12 @@ class Engine:
     def _prepare(self, query: Query, context: ProjectContext) -> _Prepared:
         return self._prepared.get_or_make(
             (query.canonical_json(), context), lambda: self._derive(query, context)
+        )
+
+    def _analysis(self, query: Query, context: ProjectContext) -> PreparedAnalysis:
+        return self._analyses.get_or_make(
+            (query.canonical_json(), context),
+            lambda: prepare_analysis(query, self.catalog, context, self.settings),
         )
 
     def _derive(self, query: Query, context: ProjectContext) -> _Prepared:

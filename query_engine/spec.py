@@ -294,7 +294,7 @@ class Query(BaseModel):
         for name, measures in _ANALYSIS_FIELDS.items():
             if getattr(self, name) is not None and self.measure not in measures:
                 raise ValueError(
-                    f"'{name}' is only for measure {measures[0]!r}; remove it or change the measure"
+                    f"The field '{name}' is only for measure {measures[0]!r}; remove it or change the measure"
                 )
         if self.measure in ("rate", "survival") and self.cohort is None:
             raise ValueError(f"Measure {self.measure!r} needs a 'cohort' (its index, outcome and follow-up)")

@@ -12,8 +12,22 @@ from query_engine.estimators.proportions import ProportionEstimates, proportions
 from query_engine.estimators.rates import RateEstimates, incidence_rates
 from query_engine.estimators.standard_populations import known_populations, standard_weights
 from query_engine.estimators.standardise import StandardisedRates, direct_standardise
+from query_engine.estimators.survival import (
+    Horizons,
+    MedianSurvival,
+    SurvivalCurve,
+    kaplan_meier,
+    median_survival,
+    survival_horizons,
+)
 
 __all__ = [
+    "Horizons",
+    "MedianSurvival",
+    "SurvivalCurve",
+    "kaplan_meier",
+    "median_survival",
+    "survival_horizons",
     "NoiseModel",
     "ProportionEstimates",
     "RateEstimates",
