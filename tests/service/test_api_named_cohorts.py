@@ -11,7 +11,6 @@ import httpx
 
 from tests.service.svc_helpers import ProjectAccess, assert_error
 
-MEASURE = "count_persons"
 FIRST_MI: dict[str, Any] = {
     "name": "first-mi",
     "index": {
@@ -27,7 +26,7 @@ FIRST_MI: dict[str, Any] = {
 def _rate(project: str, cohort: Any, epsilon: float = 0.5) -> dict[str, Any]:
     return {
         "project": project,
-        "measure": MEASURE,
+        "measure": "rate",
         "cohort": cohort,
         "group_by": ["cpr.sex"],
         "epsilon": epsilon,
