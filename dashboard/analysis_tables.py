@@ -4,7 +4,7 @@ Group codes become labels and titles in the page's language; numbers are rounded
 recomputed: every figure is the service's. Intervals are shown as one "low – high" column each: the
 whole interval, and its two parts (the DP noise alone, the Poisson or binomial sampling error alone).
 
->>> frame = pd.DataFrame({"time": [0.0, 0.5, 1.0, 1.5], "at_risk": [100.0, 80.4, 61.0, 40.2]})
+>>> frame = pd.DataFrame({"time": [0.5, 1.0, 1.5, 2.0], "at_risk": [100.0, 80.4, 61.0, 40.2]})
 >>> at_risk_table(frame, [], [0.0, 1.0], lambda key, **v: key, time_title="t").to_dict("records")
 [{'t': 'total', '0': '100', '1': '61'}]
 """
@@ -109,8 +109,8 @@ def at_risk_table(
     labels: Labels | None = None,
     time_title: str,
 ) -> pd.DataFrame:
-    """Numbers at risk under the chart: one row per group, one column per time in ``times`` (the last
-    curve point at or before that time; the noisy counts, rounded)."""
+    """Numbers at risk under the chart: one row per group, one column per time in ``times`` (those
+    entering the exit bin that holds that time: the noisy counts, rounded; empty at the curve's end)."""
     rows = []
     keyed = curve.groupby(list(groups), sort=False) if groups else [((), curve)]
     for key, part in keyed:
@@ -120,8 +120,9 @@ def at_risk_table(
         }
         ordered = part.sort_values("time")
         for time in times:
-            before = ordered[ordered["time"] <= time + 1e-9]
-            at_risk = before["at_risk"].iloc[-1] if len(before) else None
+            # A curve row is an exit bin: ``time`` is its end, ``at_risk`` the number at its start.
+            later = ordered[ordered["time"] > time + 1e-9]
+            at_risk = later["at_risk"].iloc[0] if len(later) else None
             row[fmt.number(time, 3)] = "" if at_risk is None else f"{max(float(at_risk), 0.0):,.0f}"
         rows.append(row)
     return pd.DataFrame(rows)

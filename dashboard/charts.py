@@ -195,6 +195,9 @@ def survival_chart(
         }
     )
     order = list(dict.fromkeys(data["group"]))
+    # Each curve starts at survival 1 at time 0; its rows are the bins' ends (a step at each).
+    start = pd.DataFrame({"time": 0.0, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0, "group": order})
+    data = pd.concat([start, data], ignore_index=True)
     colour = alt.Color(
         "group:N", title=group_title, sort=order, scale=alt.Scale(scheme="tableau10", domain=order)
     )

@@ -32,7 +32,7 @@ def _draft(project: Mapping[str, Any], built: BuiltCohort, loss: Loss) -> Mappin
         offered,
         default=[h for h in (1, 5) if h in offered],
         key=f"survival_horizons_{built.follow_up_years}",
-        format_func=lambda h: t("surv_years_n", years=h),
+        format_func=lambda h: t("surv_years_one") if h == 1 else t("surv_years_n", years=h),
     )
     confidence, kind, value = loss
     draft = SurvivalDraft(

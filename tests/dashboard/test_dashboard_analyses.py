@@ -112,14 +112,14 @@ SURVIVAL_RELEASE: dict[str, Any] = {
             {
                 "cpr.sex": s,
                 "time": t,
-                "at_risk": 100 - 15 * t,
+                "at_risk": 100 - 15 * (t - 1),
                 "events": 3,
                 "survival": 1 - 0.07 * t - d,
                 "ci_low": 0.9 - 0.08 * t - d,
                 "ci_high": 1 - 0.05 * t - d,
             }
             for s, d in (("F", 0.0), ("M", 0.04))
-            for t in range(6)
+            for t in range(1, 6)
         ],
     },
     "horizons": [
@@ -231,7 +231,9 @@ def test_the_survival_page_reuses_a_named_cohort_and_shows_curve_at_risk_horizon
     frames = [t.value for t in at.table]
     at_risk = next(f for f in frames if "Time since index (years)" in f.columns)
     assert list(at_risk["Time since index (years)"]) == ["Female", "Male"]
-    assert list(at_risk["0"]) == ["100", "100"] and list(at_risk["5"]) == ["25", "25"]
+    # A curve row is an exit bin (time: its end; at_risk: the number entering it).
+    assert list(at_risk["0"]) == ["100", "100"] and list(at_risk["4"]) == ["40", "40"]
+    assert list(at_risk["5"]) == ["", ""]  # the end of follow-up
     horizons = next(f for f in frames if "Cumulative incidence" in f.columns)
     assert list(horizons["Survival"]) == ["86.0%", "86.0%", "82.0%", "82.0%"]
     median = next(f for f in frames if "Median survival (years)" in f.columns)

@@ -413,7 +413,7 @@ def test_a_survival_analysis_end_to_end_and_cohorts_stay_with_their_project(
     go(page, "Survival")
     click(page, ".st-key-survival_index_add_condition_lpr button")
     pick(page, "survival_index_cond_lpr_0_column", "lpr.icd10")
-    pick(page, "survival_index_cond_lpr_0_op", "prefix")
+    pick(page, "survival_index_cond_lpr_0_op", "starts with")
     _type(page, "survival_index_cond_lpr_0_text", "I21")
     _type(page, "survival_name", COHORT_NAME)
     pick(page, "survival_group_by", "cpr.sex")
@@ -431,6 +431,7 @@ def test_a_survival_analysis_end_to_end_and_cohorts_stay_with_their_project(
     assert "Cumulative incidence" in horizons and "%" in horizons, horizons
     median = page.locator(".st-key-survival_result_median").inner_text()
     assert "Median survival (years)" in median, median
+    chart.scroll_into_view_if_needed()
     shoot(page, "survival-result")
 
     go(page, "Rates")  # the named cohort is offered for reuse on the other page
