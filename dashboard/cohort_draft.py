@@ -128,7 +128,6 @@ def _check_groups(group_by: Sequence[str], most: int) -> None:
 
 
 def _loss(kind: LossKind, loss: float, confidence: float) -> Json:
-    check_loss(loss, kind)
     return {kind: loss, "confidence": confidence}
 
 
@@ -147,6 +146,7 @@ class RateDraft:
 
     def __post_init__(self) -> None:
         _check_groups(self.group_by, 3)
+        check_loss(self.loss, self.loss_kind)
         if self.standard_population is not None and self.standard_population not in STANDARD_POPULATIONS:
             raise DraftError("error_standard_population", population=self.standard_population)
 
@@ -189,6 +189,7 @@ class SurvivalDraft:
 
     def __post_init__(self) -> None:
         _check_groups(self.group_by, 2)
+        check_loss(self.loss, self.loss_kind)
         if self.unit not in TIME_UNITS or self.width < 1:
             raise DraftError("error_time_bins")
         bins = self.follow_up_years * 365.25 / (_DAYS[self.unit] * self.width)
@@ -205,6 +206,7 @@ class SurvivalDraft:
             "cohort": self.cohort.to_json(),
             "group_by": list(self.group_by),
             "time_bins": {"unit": self.unit, "width": self.width},
-            "horizons_years": sorted(self.horizons_years),
         }
+        if self.horizons_years:  # none chosen: the service's default horizons within the follow-up
+            query["horizons_years"] = sorted(self.horizons_years)
         return {**query, **_loss(self.loss_kind, self.loss, self.confidence)}
