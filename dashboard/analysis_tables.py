@@ -3,6 +3,8 @@
 Group codes become labels and titles in the page's language; numbers are rounded for reading, never
 recomputed: every figure is the service's. Intervals are shown as one "low – high" column each: the
 whole interval, and its two parts (the DP noise alone, the Poisson or binomial sampling error alone).
+An interval the service could not bound (null in the release: the noise can make the person-time
+zero or negative) says so rather than showing nothing.
 
 >>> frame = pd.DataFrame({"time": [0.5, 1.0, 1.5, 2.0], "at_risk": [100.0, 80.4, 61.0, 40.2]})
 >>> at_risk_table(frame, [], [0.0, 1.0], lambda key, **v: key, time_title="t").to_dict("records")
@@ -78,7 +80,8 @@ def rate_table(
         (tr("rate_sampling_ci"), "sampling_ci_low", "sampling_ci_high"),
     ):
         out[title] = [
-            "" if s else interval(a, b) for a, b, s in zip(frame[low], frame[high], suppressed, strict=True)
+            "" if s else interval(a, b) or tr("interval_not_estimable")
+            for a, b, s in zip(frame[low], frame[high], suppressed, strict=True)
         ]
     return out
 
@@ -91,11 +94,13 @@ def standardised_table(
     out = _group_columns(frame, shown, labels, titles)
     out[tr("rate_standardised")] = [_value(v) for v in frame["rate"]]
     out[tr("rate_standardised_ci")] = [
-        interval(a, b) for a, b in zip(frame["ci_low"], frame["ci_high"], strict=True)
+        interval(a, b) or tr("interval_not_estimable")
+        for a, b in zip(frame["ci_low"], frame["ci_high"], strict=True)
     ]
     out[tr("rate_crude")] = [_value(v) for v in frame["crude_rate"]]
     out[tr("rate_crude_ci")] = [
-        interval(a, b) for a, b in zip(frame["crude_ci_low"], frame["crude_ci_high"], strict=True)
+        interval(a, b) or tr("interval_not_estimable")
+        for a, b in zip(frame["crude_ci_low"], frame["crude_ci_high"], strict=True)
     ]
     return out
 

@@ -53,6 +53,13 @@ def _labels_and_titles(groups: Sequence[str]) -> tuple[dict[str, dict[str, str]]
     return labels, group_titles(groups)
 
 
+def _is_ordered(group: str) -> bool:
+    """Whether a group's categories have an order (age bands, calendar periods): a sequential scheme."""
+    return group.startswith(("cohort.age_band", "cohort.period")) or tables.is_ordered_column(
+        public_catalog(), group
+    )
+
+
 def _table(frame: pd.DataFrame, key: str) -> None:
     with st.container(key=key):
         st.table(frame, hide_index=True)
@@ -80,6 +87,7 @@ def render_rate_release(release: Mapping[str, Any], *, key: str) -> None:
         total_label=t("total"),
         labels=labels,
         titles=titles,
+        ordered_colour=len(groups) > 1 and _is_ordered(groups[1]),
         ci_title=ci_title,
     )
     with st.container(key=f"{key}_chart"):

@@ -44,18 +44,20 @@ def release_chart(
     categories are ordered, e.g. age bands), the third a facet row. ``labels`` maps a group column to
     ``code -> label`` (what the axis, legend and tooltips show), ``titles`` a group column to its title.
     """
-    shown = frame[~frame["suppressed"]].copy()
     renamed: dict[str, str] = {}
     if groups:
         renamed = {g: _GROUP_FIELDS[i] for i, g in enumerate(groups[:3])}
-        data = shown.rename(columns=renamed)
+        data = frame.rename(columns=renamed)
         for original, name in renamed.items():
             data[name] = data[name].astype(str)
             if labels and original in labels:
                 data[name] = data[name].map(lambda code, m=labels[original]: m.get(code, code))
     else:
-        data = shown.assign(g0=total_label)
+        data = frame.assign(g0=total_label)
         renamed = {total_label: "g0"}
+    # Colours in the release's order of keys, whichever cells are left out as suppressed.
+    colour_order = list(dict.fromkeys(data["g1"])) if "g1" in data.columns else []
+    data = data[~frame["suppressed"].to_numpy(dtype=bool)]
     data = data[[c for c in data.columns if c in ("value", "ci_low", "ci_high") or c in _GROUP_FIELDS]]
     for name in ("value", "ci_low", "ci_high"):
         data[name] = data[name].astype("float64")
@@ -82,7 +84,7 @@ def release_chart(
         "y2": alt.Y2("ci_high:Q"),
     }
     if colour:
-        order = list(dict.fromkeys(data["g1"]))
+        order = colour_order
         scale = alt.Scale(scheme="viridis" if ordered_colour else "tableau10", domain=order)
         encode["color"] = alt.Color(
             "g1:O" if ordered_colour else "g1:N", title=titles["g1"], scale=scale, sort=order

@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pandas as pd
+
+from dashboard import analysis_tables
+from dashboard.i18n import translate
 from tests.dashboard.dash_helpers import FakeApi, app_test, charts, open_page, sign_in, texts
 
 ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
@@ -261,3 +265,31 @@ def test_an_incomplete_cohort_says_what_is_missing_and_asks_nothing(fake_api: Fa
     assert "The entry window starts (2021-06-01) after it ends (2020-12-31)." in texts(at)
     previews = len(fake_api.calls("POST", "/v1/queries/preview"))
     assert previews == 1  # the one complete draft before the changes; none for the incomplete ones
+
+
+def test_the_rates_table_says_when_an_interval_is_not_bounded_and_hides_suppressed_cells() -> None:
+    frame = pd.DataFrame.from_records(
+        [
+            dict(
+                zip(
+                    RATE_COLUMNS,
+                    ["60-69", 41, 812.5, 50.46, None, None, None, None, 36.9, 66.8, False],
+                    strict=True,
+                )
+            ),
+            dict(
+                zip(
+                    RATE_COLUMNS,
+                    ["70-79", None, 655.25, None, None, None, None, None, None, None, True],
+                    strict=True,
+                )
+            ),
+        ]
+    )
+    table = analysis_tables.rate_table(
+        frame, ["cohort.age_band"], {}, {}, lambda key, **v: translate("en", key, **v)
+    )
+    assert list(table["Interval (noise + sampling)"]) == ["not bounded (too noisy)", ""]
+    assert list(table["Sampling part"]) == ["36.9 – 66.8", ""]
+    assert list(table["Rate"]) == ["50.46", "too few to show"]
+    assert list(table["Events"]) == ["41", ""]
