@@ -152,7 +152,10 @@ class AnalysisGroup:
 
 @dataclass(frozen=True)
 class Bins:
-    """Survival exit bins of ``length_days = num/den`` days: bin ``min(t * den // num, count - 1)``."""
+    """Survival exit bins of ``length_days = num/den`` days: bin ``min(t * den // num, count - 1)``.
+
+    The last bin ends at the follow-up ``T`` days (a remainder under one day joins it).
+    """
 
     unit: Literal["days", "months", "years"]
     width: int
@@ -477,7 +480,7 @@ def _groups(
             if cohort is None:
                 _refuse(
                     UnsupportedQuery,
-                    f"{name} is a column of a cohort, and this query has none; add a 'cohort' or group by "
+                    f"The column {name} belongs to a cohort, and this query has none; add a 'cohort' or group by "
                     f"columns of {person.name}.",
                 )
             available = _cohort_columns(catalog, cohort)
@@ -539,11 +542,13 @@ def _bins(bins: TimeBins, cohort: CohortPlan | None) -> Bins:
     assert cohort is not None
     length = _UNIT_DAYS[bins.unit] * bins.width
     total = cohort.follow_up_days
-    count = math.ceil(Fraction(total) / length)
+    whole, rest = divmod(Fraction(total), length)
+    # T is the follow-up rounded to a day: a last bin shorter than one day would only hold that rounding.
+    count = max(1, int(whole) + (1 if rest >= 1 else 0))
     if count > MAX_SURVIVAL_BINS:
         _refuse(
             ValueOutsideDomain,
-            f"{bins.width} {bins.unit} bins over {cohort.follow_up_years:g} years of follow-up make {count} "
+            f"Bins of {bins.width} {bins.unit} over {cohort.follow_up_years:g} years of follow-up make {count} "
             f"bins; at most {MAX_SURVIVAL_BINS} are allowed. Use wider bins (e.g. months instead of days).",
         )
     if length > total:
