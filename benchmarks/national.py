@@ -1,7 +1,7 @@
 """National-scale benchmark: the engine benchmark queries on DuckDB and on Spark local, 1M to 6M persons.
 
 The shapes: ``benchmarks.engine``'s queries, two lpr contact counts, and two analyses of
-``benchmarks.analyses`` (a cohort count and an incidence rate, issue 15).
+``benchmarks.epi`` (a cohort count and an incidence rate, issue 15).
 
     python -m benchmarks.national --persons 1000000
     python -m benchmarks.national --persons 6000000
@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.analyses import QUERIES as ANALYSES
+from benchmarks.epi import QUERIES as ANALYSES
 from benchmarks.engine import DEFAULT_SEED
 from benchmarks.engine import QUERIES as ENGINE_QUERIES
 

@@ -1,6 +1,6 @@
 """Analyses benchmark: each analysis's full DP run beside its exact private table computed by raw SQL.
 
-    python -m benchmarks.analyses --persons 1000000
+    python -m benchmarks.epi --persons 1000000
 
 A cohort count, an incidence rate by age band and sex, an age-standardised rate and a survival
 analysis (issue 15). Generates (or reuses, under ``data/``) the synthetic dataset like
