@@ -31,7 +31,9 @@ from budget_ledger import (
     BudgetExceeded,
     Ledger,
     LedgerError,
+    PermitExpired,
     Project,
+    RegisterNotPermitted,
     SpendResult,
     StoredRelease,
     UnknownProject,
@@ -43,14 +45,7 @@ from query_engine.spec import ProjectContext, Query
 from .access_log import AccessLog
 from .auth import Principal
 from .engine_adapter import EngineLike, QueryCost, cost_of
-from .errors import (
-    DailyReleaseLimit,
-    InProgress,
-    PermitExpired,
-    ProjectNotFound,
-    QueryFailed,
-    RegisterNotPermitted,
-)
+from .errors import DailyReleaseLimit, InProgress, ProjectNotFound, QueryFailed
 from .preview_facts import fit_problem, preview_facts
 from .response_time import ResponseTimeModel, Schedule
 from .settings import DEFAULT_DATASET_PERSONS
@@ -135,21 +130,6 @@ class Orchestrator:
                 f"There is no project '{project_id}'. Check the id (it is case-sensitive)."
             ) from None
 
-    @staticmethod
-    def _check_permit(project: Project, cost: QueryCost, today: dt.date) -> None:
-        if project.expires is not None and today > project.expires:
-            raise PermitExpired(
-                f"The permit of project '{project.id}' ended on {project.expires.isoformat()}; it can no "
-                "longer spend budget. Its stored releases stay available; ask an administrator for an "
-                "extension."
-            )
-        outside = sorted(set(cost.registers) - set(project.registers))
-        if outside:
-            raise RegisterNotPermitted(
-                f"The query touches register(s) {', '.join(outside)}, but project '{project.id}' is approved "
-                f"only for {', '.join(project.registers)}. Apply for a project that includes them."
-            )
-
     def _refused(self, project: Project, principal: Principal, code: str, query_hash: str | None) -> None:
         self._record("query_refused", project.id, principal, code=code, query_hash=query_hash)
 
@@ -195,13 +175,13 @@ class Orchestrator:
         body["response_seconds"] = self._rung(plan) if self._timing is not None else None
         cached = self._ledger.cached_release(project.id, cost.query_hash) is not None
         problem = None
-        if not cached:
-            try:
-                self._check_permit(project, cost, dt.datetime.now(dt.UTC).date())
+        try:  # the run's checks in the run's order: the permit, then (unless cached) limit and budget
+            project.check_permit(cost.registers, dt.datetime.now(dt.UTC).date())
+            if not cached:
                 self._check_release_limit(project, cost.query_hash)
                 problem = fit_problem(project, self._ledger.register_caps(), cost.registers, cost.charge)
-            except (PermitExpired, RegisterNotPermitted, DailyReleaseLimit) as exc:
-                problem = exc.message
+        except (PermitExpired, RegisterNotPermitted, DailyReleaseLimit) as exc:
+            problem = exc.message
         body.update(
             preview_facts(
                 body,
@@ -244,7 +224,7 @@ class Orchestrator:
             self._refused(project, principal, exc.code, None)
             raise
         try:
-            self._check_permit(project, cost, dt.datetime.now(dt.UTC).date())
+            project.check_permit(cost.registers, dt.datetime.now(dt.UTC).date())
             if idempotency_key is None and (cached := self._cached(project.id, cost.query_hash)) is not None:
                 stored, current = cached
                 self._record(
