@@ -7,7 +7,6 @@ taken from the service's settings.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,11 +73,10 @@ def cost_of(engine: EngineLike, query: Query, context: ProjectContext) -> QueryC
     cost = engine.cost(query, context)
     loss = cost.loss
     charge = Charge.of(epsilon=loss.epsilon or 0, rho=loss.rho or 0, delta=loss.delta)
-    canonical = json.dumps(cost.canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return QueryCost(
         charge=charge,
         registers=tuple(cost.registers),
-        canonical_json=canonical,
+        canonical_json=query.canonical_json(),  # the text the hash is of (``Query`` owns it)
         query_hash=cost.query_hash,
         engine_cost=cost,
     )

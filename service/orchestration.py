@@ -64,18 +64,24 @@ Kind = Literal["committed", "cached", "replayed"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """A release body (as returned to the analyst) and how it was obtained."""
+    """A release body, its JSON text (as stored and as sent to the analyst) and how it was obtained."""
 
     kind: Kind
     release: dict[str, Any]
+    text: str
 
 
-def _served(release: StoredRelease, project: Project) -> dict[str, Any]:
+def release_text(body: dict[str, Any]) -> str:
+    """The one serialisation of a release body: the text the ledger stores and the response sends."""
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def _served(kind: Kind, release: StoredRelease, project: Project) -> Outcome:
     """A stored release as returned again: ``cached: true`` and the project's budget now."""
     body: dict[str, Any] = json.loads(release.release_json)
     body["cached"] = True
     body["budget"] = project.status().to_public()
-    return body
+    return Outcome(kind, body, release_text(body))
 
 
 def _context(project: Project) -> ProjectContext:
@@ -230,7 +236,7 @@ class Orchestrator:
                 self._record(
                     "release_served", project.id, principal, release_id=stored.release_id, how="cached"
                 )
-                return Outcome("cached", _served(stored, current))
+                return _served("cached", stored, current)
             self._check_release_limit(project, cost.query_hash)
             rung = self._rung(cost.engine_cost.plan)
             schedule = None
@@ -255,7 +261,7 @@ class Orchestrator:
 
         if result.status in ("cached", "replayed"):
             assert result.release is not None
-            body = _served(result.release, result.project)
+            served = _served(result.status, result.release, result.project)
             self._record(
                 "release_served",
                 project.id,
@@ -263,7 +269,7 @@ class Orchestrator:
                 release_id=result.release.release_id,
                 how=result.status,
             )
-            return Outcome(result.status, body)
+            return served
         if result.status == "pending":
             raise InProgress(
                 "The same query (or idempotency key) is still being executed in this project; retry in a "
@@ -273,8 +279,7 @@ class Orchestrator:
             if schedule is not None:  # a retry of a failed query fails like the query did: at its rung
                 schedule.wait_until(schedule.deadline)
             raise QueryFailed(EXECUTION_FAILED_MESSAGE)
-        body = self._execute(query, context, cost, result, principal, schedule)
-        return Outcome("committed", body)
+        return self._execute(query, context, cost, result, principal, schedule)
 
     def _execute(
         self,
@@ -284,7 +289,7 @@ class Orchestrator:
         result: SpendResult,
         principal: Principal,
         schedule: Schedule | None,
-    ) -> dict[str, Any]:
+    ) -> Outcome:
         """Execute a committed spend and store its release, each outcome at the schedule's moments."""
         spend_id = result.spend_id
         try:
@@ -300,7 +305,7 @@ class Orchestrator:
             body["release_id"] = release_id
             body["cached"] = False
             body["budget"] = result.budget().to_public()
-            release_json = json.dumps(body, ensure_ascii=False, sort_keys=True)
+            release_json = release_text(body)
             if schedule is not None:
                 if schedule.clock() > schedule.commit_at:
                     raise _MissedRung("the release was ready after its rung's commit moment")
@@ -320,7 +325,7 @@ class Orchestrator:
             self._answer_at_deadline(schedule, spend_id)
             raise QueryFailed(EXECUTION_FAILED_MESSAGE) from None
         self._answer_at_deadline(schedule, spend_id)
-        return body
+        return Outcome("committed", body, release_json)
 
     @staticmethod
     def _answer_at_deadline(schedule: Schedule | None, spend_id: str) -> None:

@@ -1,8 +1,9 @@
 """Query routes: preview (free) and release (spends budget; Idempotency-Key honoured), as JSON
 queries or as SQL (parsed into the same query, then the same code path).
 
-These are the hot routes: the orchestrator's JSON-ready bodies are returned as ``JSONResponse``
-(``response_model`` documents them) instead of being validated into the models a second time.
+These are the hot routes: the orchestrator's JSON-ready bodies are returned as they are (a release
+as the very text the ledger stored, serialised once; ``response_model`` documents them) instead of
+being validated into the models a second time.
 
 A fresh release answers at the rung of ``response_ladder`` that the public cost model picked before
 it ran (success, failure and time-out alike; see ``service.response_time`` and the orchestrator);
@@ -84,8 +85,10 @@ async def _release(
     try:
         query = build()
         async with services.slots.slot():
-            released = await run_in_threadpool(services.orchestrator.run, query, caller, idempotency_key)
-        return JSONResponse(released)
+            outcome = await run_in_threadpool(
+                services.orchestrator.run_outcome, query, caller, idempotency_key
+            )
+        return Response(outcome.text, media_type="application/json")  # the text the ledger stored
     finally:
         remaining = services.settings.min_response_seconds - (time.monotonic() - started)
         if remaining > 0:
