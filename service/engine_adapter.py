@@ -8,11 +8,13 @@ taken from the service's settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from budget_ledger import Charge
 from query_engine.catalog import Catalog
 from query_engine.engine import Cost
+from query_engine.release_models import Preview, Release
+from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, Query
 
 from .settings import Settings
@@ -32,7 +34,7 @@ class EngineLike(Protocol):
         """Validate and compute the exact privacy loss; touches no data."""
         ...
 
-    def preview(self, query: Query, context: ProjectContext) -> Any:
+    def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Cost and expected accuracy; touches no data."""
         ...
 
@@ -43,7 +45,7 @@ class EngineLike(Protocol):
         *,
         cost: Cost | None = None,
         timeout_s: float | None = None,
-    ) -> Any:
+    ) -> Release:
         """Execute, add noise, and return the release (refusing if the loss differs from ``cost``);
         ``timeout_s`` shortens the execution time limit."""
         ...
@@ -82,10 +84,8 @@ def cost_of(engine: EngineLike, query: Query, context: ProjectContext) -> QueryC
     )
 
 
-def engine_settings(settings: Settings) -> Any:
+def engine_settings(settings: Settings) -> EngineSettings:
     """The engine's limits, from the service's settings."""
-    from query_engine.settings import EngineSettings
-
     return EngineSettings.model_validate(
         {
             "max_cells": settings.engine_max_cells,

@@ -29,7 +29,7 @@ from query_engine.catalog import Catalog
 from query_engine.engine import Cost
 from query_engine.errors import ExecutionFailed, QueryTimeout
 from query_engine.mechanisms import PrivacyLoss
-from query_engine.release_models import PrivacyPublic, Release
+from query_engine.release_models import Preview, PrivacyPublic, Release
 from query_engine.spec import ProjectContext, Query
 from service.app import create_app
 from service.auth import Principal
@@ -59,11 +59,16 @@ class FakeEngine:
         loss = PrivacyLoss(epsilon=query.epsilon)
         return Cost(loss, "discrete_laplace", ("cpr",), query.canonical(), query.query_hash())
 
-    def preview(self, query: Query, context: ProjectContext) -> Any:
+    def preview(self, query: Query, context: ProjectContext) -> Preview:
         raise RuntimeError(SECRET)
 
     def run(
-        self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None
+        self,
+        query: Query,
+        context: ProjectContext | None = None,
+        *,
+        cost: Cost | None = None,
+        timeout_s: float | None = None,
     ) -> Release:
         self.entered.set()
         if self.gate is not None:
