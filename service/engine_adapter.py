@@ -19,7 +19,7 @@ from query_engine.spec import ProjectContext, Query
 
 from .settings import Settings
 
-__all__ = ["EngineLike", "QueryCost", "cost_of", "open_engine"]
+__all__ = ["EngineLike", "QueryCost", "charge_of", "cost_of", "open_engine"]
 
 
 class EngineLike(Protocol):
@@ -36,6 +36,10 @@ class EngineLike(Protocol):
 
     def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Cost and expected accuracy; touches no data."""
+        ...
+
+    def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
+        """``preview`` and ``cost`` from one validation and plan; touches no data."""
         ...
 
     def run(
@@ -72,7 +76,11 @@ def cost_of(engine: EngineLike, query: Query, context: ProjectContext) -> QueryC
     The engine states losses as floats (OpenDP's ``map``); ``Charge.of`` converts them exactly,
     rounding up, so the ledger never charges less than OpenDP computed.
     """
-    cost = engine.cost(query, context)
+    return charge_of(query, engine.cost(query, context))
+
+
+def charge_of(query: Query, cost: Cost) -> QueryCost:
+    """The engine's ``cost`` of ``query`` as the ledger's exact charge (see ``cost_of``)."""
     loss = cost.loss
     charge = Charge.of(epsilon=loss.epsilon or 0, rho=loss.rho or 0, delta=loss.delta)
     return QueryCost(

@@ -44,7 +44,7 @@ from query_engine.spec import ProjectContext, Query
 
 from .access_log import AccessLog
 from .auth import Principal
-from .engine_adapter import EngineLike, QueryCost, cost_of
+from .engine_adapter import EngineLike, QueryCost, charge_of, cost_of
 from .errors import DailyReleaseLimit, InProgress, ProjectNotFound, QueryFailed
 from .preview_facts import fit_problem, preview_facts
 from .response_time import ResponseTimeModel, Schedule
@@ -173,10 +173,10 @@ class Orchestrator:
         """Cost and expected accuracy of ``query``; touches no data and spends nothing."""
         project = self._visible_project(query.project, principal)
         context = _context(project)
-        preview = self._engine.preview(query, context)
+        preview, engine_cost = self._engine.preview_and_cost(query, context)  # validated and planned once
         body: dict[str, Any] = preview.model_dump(mode="json")
         body["budget"] = project.status().to_public()
-        cost = cost_of(self._engine, query, context)
+        cost = charge_of(query, engine_cost)
         plan = cost.engine_cost.plan
         body["response_seconds"] = self._rung(plan) if self._timing is not None else None
         cached = self._ledger.cached_release(project.id, cost.query_hash) is not None

@@ -62,6 +62,9 @@ class FakeEngine:
     def preview(self, query: Query, context: ProjectContext) -> Preview:
         raise RuntimeError(SECRET)
 
+    def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
+        return self.preview(query, context), self.cost(query, context)
+
     def run(
         self,
         query: Query,
