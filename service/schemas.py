@@ -7,6 +7,7 @@ The query body is the engine's own ``Query`` model; the release and preview bodi
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
@@ -486,3 +487,36 @@ class WhoAmIPublic(BaseModel):
     project: str | None
     name: str
     applicant: str | None = Field(default=None, description="The applicant account of an applicant token.")
+
+
+class QueryLimitsPublic(BaseModel):
+    """The engine's per-query limits on this installation (its settings; the same for every project)."""
+
+    max_group_columns: int = Field(description="Most group-by columns in one query.")
+    max_cells: int = Field(description="Most output cells (product of the group columns' key-set sizes).")
+    max_epsilon: float
+    max_rho: float
+    min_epsilon: float
+    min_rho: float
+
+
+# ``register`` is a field name of the contract; it shadows ABCMeta.register on the class only.
+warnings.filterwarnings(
+    "ignore", message='Field name "register" in "BoundingOptionPublic" shadows', category=UserWarning
+)
+
+
+class BoundingOptionPublic(BaseModel):
+    """A contribution bound the query may tighten (``max_groups`` or ``max_rows``) on its grain register."""
+
+    name: Literal["max_groups", "max_rows"]
+    register: str
+    default: int = Field(description="What the query uses when it leaves the bound out.")
+    maximum: int = Field(description="The catalog's largest allowed value.")
+
+
+class QueryOptionsPublic(BaseModel):
+    """What a query form may offer: the installation's limits and the bounds this query may set."""
+
+    limits: QueryLimitsPublic
+    bounding: list[BoundingOptionPublic]
