@@ -125,8 +125,6 @@ class QueryDraft:
             raise DraftError("error_need_column", measure=self.measure)
         if self.bounds is not None and not self.bounds[0] < self.bounds[1]:
             raise DraftError("error_bounds", lo=self.bounds[0], hi=self.bounds[1])
-        if len(self.group_by) > 3:
-            raise DraftError("error_group_by", count=len(self.group_by))
         if len(set(self.group_by)) != len(self.group_by):
             raise DraftError("error_group_by_repeat")
         _check_loss(self.loss, self.loss_kind)

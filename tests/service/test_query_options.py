@@ -98,6 +98,45 @@ def test_an_option_is_exactly_the_bound_the_plan_uses() -> None:
 
 
 @pytest.mark.parametrize(
+    ("measure", "register", "group_by", "expected"),
+    [
+        pytest.param(
+            "count_rows",
+            "lpr",
+            ["lpr.year"],
+            [("max_groups", "lpr", 5, 50), ("max_rows", "lpr", 10, 200)],
+            id="rows_of_lpr_by_year",
+        ),
+        pytest.param(
+            "sum", "lpr", ["cpr.sex"], [("max_rows", "lpr", 10, 200)], id="groups_on_the_person_only"
+        ),
+        pytest.param(
+            "count_persons",
+            "cpr",
+            ["lmdb.atc_level_2", "cpr.sex"],
+            [("max_groups", "lmdb", 5, 50)],
+            id="persons_by_a_grain_group",
+        ),
+        pytest.param("count_persons", "cpr", ["cpr.region"], [], id="persons_by_region"),
+        pytest.param("mean", "cpr", [], [], id="person_register"),
+        pytest.param("quantile", "dar", [], [], id="one_row_per_person_at_most"),
+        pytest.param(
+            "mean",
+            "ind",
+            ["ind.year"],
+            [("max_groups", "ind", 1, 10), ("max_rows", "ind", 1, 10)],
+            id="person_years",
+        ),
+    ],
+)
+def test_bounding_options_of_the_packaged_catalog(
+    measure: str, register: str, group_by: list[str], expected: list[tuple[object, ...]]
+) -> None:
+    options = query_options(load_packaged_catalog(), EngineSettings(), measure, register, group_by).bounding  # type: ignore[arg-type]
+    assert [(o.name, o.register, o.default, o.maximum) for o in options] == expected
+
+
+@pytest.mark.parametrize(
     ("params", "code"),
     [
         pytest.param({"register": "lpx"}, "unknown_register", id="register"),
