@@ -15,11 +15,11 @@ from ..catalog_public import catalog_dcat
 from ..deps import Caller, HealthCaller, ServicesDep
 from ..engine_adapter import engine_settings
 from ..errors import InvalidRequest
+from ..public_bodies import POPULATION_PROMISE, register_public, transparency_projects
 from ..query_options import query_options
 from ..schemas import HealthPublic, LedgerHeadPublic, QueryOptionsPublic, TransparencyPublic, WhoAmIPublic
 from ..storage_errors import storage_problem
 from ..tokens import utcnow
-from ..views import POPULATION_PROMISE, register_public, transparency_projects
 from .common import ERRORS
 
 __all__ = ["router"]

@@ -28,8 +28,8 @@ from query_engine.sql import sql_to_query
 
 from ..auth import Principal
 from ..deps import ServicesDep, TokenHolder
-from ..runtime import Services
 from ..schemas import PreviewPublic, QueryRequest, ReleasePublic, SqlRequest
+from ..worker_services import Services
 from .common import ERRORS
 
 __all__ = ["router"]
