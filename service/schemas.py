@@ -72,6 +72,9 @@ An alias, not a subclass: on a pydantic subclass the field ``register`` resolves
 """
 
 
+_QUERY_FIELDS: dict[str, Any] = dict(Query.model_fields)  # FieldInfo, typed like Field()
+
+
 class SqlRequest(BaseModel):
     """Body of POST /v1/sql and /v1/sql/preview: one SELECT in sundstat's SQL dialect (docs/sql.md).
 
@@ -80,14 +83,15 @@ class SqlRequest(BaseModel):
 
     model_config = _STRICT
 
-    project: str = Field(min_length=1, max_length=200)
+    # The fields a query has beside its SQL are the engine's Query fields, constraints and all.
+    project: str = _QUERY_FIELDS["project"]
     sql: str = Field(min_length=1, max_length=20_000)
-    epsilon: FiniteNumber | None = None
-    rho: FiniteNumber | None = None
-    target_ci: FiniteNumber | None = None
-    confidence: FiniteNumber = Field(default=0.95, ge=0.5, le=0.999999)
-    max_groups: StrictInt | None = Field(default=None, ge=1)
-    max_rows: StrictInt | None = Field(default=None, ge=1)
+    epsilon: FiniteNumber | None = _QUERY_FIELDS["epsilon"]
+    rho: FiniteNumber | None = _QUERY_FIELDS["rho"]
+    target_ci: FiniteNumber | None = _QUERY_FIELDS["target_ci"]
+    confidence: float = _QUERY_FIELDS["confidence"]  # FiniteNumber: its check comes with the field
+    max_groups: StrictInt | None = _QUERY_FIELDS["max_groups"]
+    max_rows: StrictInt | None = _QUERY_FIELDS["max_rows"]
 
 
 class PreviewPublic(Preview):
