@@ -57,6 +57,9 @@ def test_limits_are_the_served_engine_settings(http: httpx.Client) -> None:
             [("max_rows", "lmdb")],
             id="person_groups_fix_G",
         ),
+        pytest.param({"measure": "rate"}, [], id="rate_counts_a_person_once"),
+        pytest.param({"measure": "survival", "group_by": ["cpr.sex"]}, [], id="survival_one_cell"),
+        pytest.param({"measure": "prevalence", "register": "lpr"}, [], id="prevalence_one_cell"),
     ],
 )
 def test_bounding_options_follow_the_planner(
