@@ -182,6 +182,24 @@ def _rows_scanned(raw: Any, sql: str) -> int:
     )
 
 
+def _floor_ms(raw: Any, sql: str) -> float:
+    """The physical floor of a query: reading and hashing once every column it names, per register
+    (median of three), i.e. the scan at the bandwidth this machine reaches for those columns."""
+    total = 0.0
+    for name in REGISTERS:
+        if f'"{name}"' not in sql:
+            continue
+        columns = [c for (c,) in raw.sql(f"SELECT name FROM pragma_table_info('{name}')").fetchall()]
+        used = ", ".join(f'"{c}"' for c in columns if f'"{c}"' in sql)
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            raw.sql(f'SELECT sum(hash({used})) FROM "{name}"').fetchall()
+            samples.append(time.perf_counter() - started)
+        total += statistics.median(samples)
+    return total * 1000
+
+
 def run_engine(args: argparse.Namespace) -> dict[str, Any]:
     """Open one engine, time every query; called in the child process."""
     from benchmarks.engine import raw_connection
@@ -232,6 +250,11 @@ def run_engine(args: argparse.Namespace) -> dict[str, Any]:
                     "raw_ms": round(raw_ms, 1),
                     "ratio": round(queries[name]["median_ms"] / raw_ms, 3),
                     "rows_scanned": _rows_scanned(raw, compiled.sql),
+                }
+                floor_ms = _floor_ms(raw, compiled.sql)
+                queries[name] |= {
+                    "floor_ms": round(floor_ms, 1),
+                    "floor_ratio": round(queries[name]["median_ms"] / floor_ms, 2),
                 }
             print(f"  {args.worker:<6} {name:<34} {queries[name]['median_ms']:>10.1f} ms", file=sys.stderr)
         jvm_gb = _jvm_peak_gb(engine) if args.worker != "duckdb" else None
@@ -375,13 +398,14 @@ def _print_size(result: dict[str, Any]) -> None:
     # DuckDB's raw execution of the same bounded SQL, when measured (not in older stored results).
     raw = "duckdb" in engines and "raw_ms" in next(iter(engines["duckdb"]["queries"].values()))
     if raw:
-        header += f" {'raw ms':>10} {'ratio':>6} {'rows scanned':>14}"
+        header += f" {'raw ms':>10} {'ratio':>6} {'rows scanned':>14} {'floor ms':>9} {'x floor':>7}"
     print(header + ("  parity" if "parity" in result else ""))
     for name in QUERIES:
         line = f"{name:<34}" + "".join(f" {engines[e]['queries'][name]['median_ms']:>12.1f}" for e in engines)
         if raw:
             q = engines["duckdb"]["queries"][name]
             line += f" {q['raw_ms']:>10.1f} {q['ratio']:>6.2f} {q['rows_scanned']:>14,}"
+            line += f" {q.get('floor_ms', 0):>9.1f} {q.get('floor_ratio', 0):>7.2f}"
         if "parity" in result:
             line += f"  {'same' if result['parity'][name] else 'DIFFERENT'}"
         print(line)

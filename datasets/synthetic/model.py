@@ -567,14 +567,24 @@ class Volume:
     short_course_shape: float = 2.0  # gamma shape of a person's short-course propensity (mean one)
 
 
+# Published yearly figures the national volume is calibrated to, per inhabitant (sources in
+# docs/synthetic-data.md, "Event volumes"): hospital contacts (11.86 million outpatient visits in 2021
+# plus admissions, 205 per 1,000 inhabitants, over about 5.83 million inhabitants), admissions alone,
+# and the share of inhabitants who redeem a prescription in a year (over 4 million of about 5.9 million).
+NATIONAL_TARGETS = {
+    "contacts_per_person_year": 2.24,
+    "admissions_per_person_year": 0.205,
+    "prescription_users_share": 0.68,
+}
+
 VOLUMES: dict[str, Volume] = {
     "default": Volume("default"),
     "national": Volume(
         "national",
-        background_contacts=3.7,
+        background_contacts=4.1,
         short_courses=4.0,
         background_regimens=2.5,
-        background_inpatient=0.45,
+        background_inpatient=0.5,
         short_course_shape=0.5,
     ),
 }
