@@ -17,6 +17,7 @@ import numpy as np
 
 from query_engine import estimators
 from query_engine.cohort import AnalysisPlan
+from query_engine.cohort_lexis import AGE_KINDS
 from query_engine.estimators import NoiseModel
 from query_engine.mechanisms import DPArray, NoiseCalibration
 from query_engine.postprocess import count_rows
@@ -212,7 +213,7 @@ def _standardised(
     rng: np.random.Generator,
 ) -> dict[str, Any]:
     """Directly standardised rates per stratum of the non-age groups (age: the first age-band group)."""
-    axis = next(i for i, g in enumerate(plan.groups) if g.kind == "age_band")
+    axis = next(i for i, g in enumerate(plan.groups) if g.kind in AGE_KINDS)
     shape = [len(g.keys) for g in plan.groups]
     ages = plan.groups[axis].keys
 
