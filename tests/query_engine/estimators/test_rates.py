@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from query_engine.estimators import NoiseModel, incidence_rates
+from query_engine.estimators.rates import PIVOT_DRAWS
 from tests.query_engine.estimators.simulate import coverage, rate_tables, understated
 
 REPETITIONS = 1500
-DRAWS = 1000
+DRAWS = PIVOT_DRAWS  # what a release uses
 # ε = 1 split evenly: events (sensitivity 1) and person-time (sensitivity T = 1826 days) at ε = 1/2.
 EVENTS_NOISE = NoiseModel("laplace", 2.0)
 TIME_NOISE = NoiseModel("laplace", 3652.0)
