@@ -102,16 +102,19 @@ def direct_standardise(
     noise_d = time_noise.sample(rng, shape)
     alpha = 1.0 - confidence
 
-    def percentile_interval(events_star: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        noisy_rates = np.maximum(events_star + noise_e, 0.0) / np.maximum(
-            d[..., None] + noise_d, MIN_PERSON_DAYS
-        )
-        standardised = np.einsum("sj,sjd->sd", weights_used, noisy_rates)
-        low, high = np.quantile(standardised, [alpha / 2, 1 - alpha / 2], axis=1)
+    # The unclamped statistic: noisy events enter as released, so the noise averages out.
+    unclamped = np.nansum(weights_used * events_obs / d, axis=1)
+
+    def basic_interval(events_star: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """U − (quantiles of U* − Û): the simulated error of the unclamped statistic, turned around."""
+        simulated = (events_star + noise_e) / np.maximum(d[..., None] + noise_d, MIN_PERSON_DAYS)
+        error = np.einsum("sj,sjd->sd", weights_used, simulated) - (weights_used * e / d).sum(axis=1)[:, None]
+        low_q, high_q = np.quantile(error, [alpha / 2, 1 - alpha / 2], axis=1)
+        low, high = np.maximum(unclamped - high_q, 0.0), np.maximum(unclamped - low_q, 0.0)
         return np.minimum(low, rate), np.maximum(high, rate)
 
-    noise_low, noise_high = percentile_interval(np.broadcast_to(e[..., None], shape))
-    low, high = percentile_interval(rng.poisson(np.maximum(e, _POISSON_MEAN_FLOOR)[..., None], shape))
+    noise_low, noise_high = basic_interval(np.broadcast_to(e[..., None], shape))
+    low, high = basic_interval(rng.poisson(np.maximum(e, _POISSON_MEAN_FLOOR)[..., None], shape))
     sampling_low, sampling_high = fay_feuer_interval(e, d, weights_used, confidence)
 
     crude = daily_rate_intervals(
