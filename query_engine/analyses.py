@@ -29,6 +29,7 @@ from .backends import Backend
 from .calibrate import loss_for_half_width
 from .catalog import Catalog
 from .cohort import AnalysisPlan, plan_analysis
+from .cohort_lexis import AGE_KINDS
 from .compile import CompiledQuery
 from .compile_cohort import compile_analysis, result_key_columns
 from .errors import (
@@ -98,10 +99,11 @@ def _check_standard_population(plan: AnalysisPlan) -> None:
     population = plan.standard_population
     if population is None:
         return
-    ages = [g for g in plan.groups if g.kind == "age_band"]
+    ages = [g for g in plan.groups if g.kind in AGE_KINDS]
     if not ages:
         raise UnsupportedQuery(
-            "Age standardisation needs the age at index in group_by: add cohort.age_band or cohort.age_band_5.",
+            "Age standardisation needs an age band in group_by: add cohort.age_band or cohort.age_band_5 (age "
+            "at index), or cohort.attained_age_band (attained age).",
             stage="validate",
         )
     try:

@@ -150,12 +150,25 @@ class EventRule(BaseModel):
 
 
 class IndexEvent(EventRule):
-    """The index event: the first matching row with its date inside ``entry`` ([first, last] day)."""
+    """The index event: the first matching row with its date inside ``entry`` ([first, last] day).
 
+    Without ``date`` it is a **population index** on the person register: every person alive on
+    ``max(entry[0], birthday at min_age)``, with that day inside ``entry``, enters on it (``where`` then
+    filters the person's own row).
+    """
+
+    date: str | None = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     entry: tuple[StrictStr, StrictStr]
+    min_age: StrictInt | None = Field(default=None, ge=0, le=120)
+
+    @property
+    def is_population(self) -> bool:
+        """True for a population index (no date: everyone enters at the window's start or at min_age)."""
+        return self.date is None
 
     def canonical(self) -> dict[str, Any]:
-        return {**super().canonical(), "entry": list(self.entry)}
+        extra = {"min_age": self.min_age} if self.min_age is not None else {}
+        return {**super().canonical(), "entry": list(self.entry), **extra}
 
 
 class Exclusion(EventRule):

@@ -96,7 +96,10 @@ def test_rate_release_has_the_contract_columns_and_the_loss_split(engine: Engine
         "sampling_ci_low",
         "sampling_ci_high",
         "suppressed",
+        "ci_unbounded",
+        "noise_ci_unbounded",
     ]
+    assert all(r["ci_unbounded"] == (r["ci_high"] is None and not r["suppressed"]) for r in release.rows)
     bands = engine.catalog.keyset("age_band_10").values
     assert [(r["cpr.sex"], r["cohort.age_band"]) for r in release.rows] == [
         (s, b) for s in ("F", "M") for b in bands
@@ -113,7 +116,14 @@ def test_rate_release_has_the_contract_columns_and_the_loss_split(engine: Engine
     assert release.standardised is not None
     assert release.standardised["population"] == "esp2013"
     assert [r["cpr.sex"] for r in release.standardised["rows"]] == ["F", "M"]
-    assert set(release.standardised["rows"][0]) >= {"rate", "ci_low", "ci_high", "crude_rate"}
+    assert set(release.standardised["rows"][0]) >= {
+        "rate",
+        "ci_low",
+        "ci_high",
+        "crude_rate",
+        "age_bands_used",
+    }
+    assert all(set(r["age_bands_used"]) <= set(bands) for r in release.standardised["rows"])
 
 
 def test_rate_in_a_zcdp_project_splits_rho(engine: Engine) -> None:
