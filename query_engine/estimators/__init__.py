@@ -7,9 +7,11 @@ them on a downloaded release. The random draws of the interval simulations come 
 ``numpy.random.Generator`` passed in; they are never privacy noise.
 """
 
+from query_engine.estimators.moments import NoisyMoments, linear_regression
 from query_engine.estimators.noise import NoiseModel
 from query_engine.estimators.proportions import ProportionEstimates, proportions
 from query_engine.estimators.rates import RateEstimates, incidence_rates
+from query_engine.estimators.regression import RegressionResult, logistic_regression, poisson_regression
 from query_engine.estimators.standard_populations import known_populations, standard_weights
 from query_engine.estimators.standardise import StandardisedRates, direct_standardise
 from query_engine.estimators.survival import (
@@ -29,6 +31,11 @@ __all__ = [
     "median_survival",
     "survival_horizons",
     "NoiseModel",
+    "NoisyMoments",
+    "RegressionResult",
+    "linear_regression",
+    "logistic_regression",
+    "poisson_regression",
     "ProportionEstimates",
     "RateEstimates",
     "StandardisedRates",

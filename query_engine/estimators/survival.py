@@ -141,7 +141,11 @@ def _curve(events: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.nda
     """At risk, events and survival of (…, bins) noisy cells by the clamping rule of the module."""
     leaving = events + censored
     at_risk = np.maximum(np.flip(np.cumsum(np.flip(leaving, -1), -1), -1), 0.0)
-    deaths = np.clip(events, 0.0, at_risk)
+    cumulative = np.cumsum(events, -1)
+    upper = np.maximum.accumulate(cumulative, -1)
+    lower = np.flip(np.minimum.accumulate(np.flip(cumulative, -1), -1), -1)
+    monotone = np.maximum(0.5 * (upper + lower), 0.0)
+    deaths = np.minimum(np.diff(monotone, axis=-1, prepend=0.0), at_risk)
     with np.errstate(divide="ignore", invalid="ignore"):
         hazard = np.where(at_risk > 0, deaths / at_risk, 0.0)
     return at_risk, deaths, np.cumprod(1.0 - hazard, axis=-1)
