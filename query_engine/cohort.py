@@ -428,8 +428,8 @@ def _cohort_plan(query: Query, catalog: Catalog) -> CohortPlan:
         outcome=outcome,
         outcome_same_day=outcome is not None and outcome.date == _SAME_DAY_DATE_COLUMN,
         exposures=exposures,
-        follow_up_years=float(definition.follow_up_years),
-        follow_up_days=follow_up_days(definition.follow_up_years),
+        follow_up_years=definition.follow_up_in_years,
+        follow_up_days=definition.follow_up_days or follow_up_days(definition.follow_up_in_years),
         periods=_periods(first.year, last.year, definition.period_years),
     )
 
