@@ -29,9 +29,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from .model_frames import ModelFrames, Table1Frames
 
 __all__ = [
     "ApiError",
@@ -431,3 +434,40 @@ class Client:
         )
         result: JSON = self._request("POST", f"/v1/applications/{application_id}/decision", json=body)
         return result
+
+    # --- models and Table 1 (pandas frames from service.model_frames, imported when first used) ------
+
+    def _model(self, query: Mapping[str, Any], measure: str, idempotency_key: str | None) -> JSON:
+        given = query.get("measure", measure)
+        if given != measure:
+            raise ValueError(
+                f"This method runs measure {measure!r}, but the query says {given!r}; use run()."
+            )
+        return self.run({**query, "measure": measure}, idempotency_key)
+
+    def poisson_regression(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> ModelFrames:
+        """Run a Poisson regression of a cohort's rates: rate ratios per term (``.terms``) with noise-aware
+        and naive intervals, and the released rate table (``.table``)."""
+        from .model_frames import model_frames
+
+        return model_frames(self._model(query, "poisson_regression", idempotency_key))
+
+    def logistic_regression(
+        self, query: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> ModelFrames:
+        """Run a logistic regression of ``cohort.event``: odds ratios per term and the released histogram."""
+        from .model_frames import model_frames
+
+        return model_frames(self._model(query, "logistic_regression", idempotency_key))
+
+    def linear_regression(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> ModelFrames:
+        """Run a linear regression from noisy moments: coefficients per term with both intervals."""
+        from .model_frames import model_frames
+
+        return model_frames(self._model(query, "linear_regression", idempotency_key))
+
+    def table1(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> Table1Frames:
+        """Run a Table 1: ``.long`` (numbers), ``.wide`` (the familiar table), ``.to_csv()``, ``.to_html()``."""
+        from .model_frames import table1_frames
+
+        return table1_frames(self._model(query, "table1", idempotency_key))
