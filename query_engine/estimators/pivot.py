@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_GRID_POINTS = 41
-_BISECTION_STEPS = 20
+_GRID_POINTS = 25
+_BISECTION_STEPS = 16
 _GRID_HALF_WIDTH_SD = 8.0
 
 SamplingVariance = Callable[[np.ndarray], np.ndarray]

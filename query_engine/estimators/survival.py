@@ -86,6 +86,8 @@ def kaplan_meier(
         raise ValueError(
             f"Events ({d_obs.size}), censored ({c_obs.size}) and bin ends ({times.size}) must have one value per bin."
         )
+    if not (np.isfinite(d_obs).all() and np.isfinite(c_obs).all() and np.isfinite(times).all()):
+        raise ValueError("The noisy counts and bin ends must be finite numbers; remove missing cells first.")
     if times.size and (np.diff(times) <= 0).any():
         raise ValueError("The bin ends must increase; pass the bins in time order.")
     rng = rng if rng is not None else np.random.default_rng()

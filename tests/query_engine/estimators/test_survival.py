@@ -60,7 +60,7 @@ def test_where_noise_matters_greenwood_alone_and_understated_noise_undercover() 
     wrong = _repeat(402, noise, understated(noise, 1.3))
     assert right["ci"] >= 0.93
     assert right["sampling"] < 0.85  # Greenwood's interval ignores the noise
-    assert wrong["noise"] < 0.91
+    assert wrong["noise"] < 0.93  # the coverage check of the right model fails
 
 
 def test_no_events_keeps_survival_at_one_and_the_median_unreached() -> None:
@@ -132,3 +132,13 @@ def test_any_noisy_table_gives_a_monotone_curve_inside_its_interval(
     for low, high in [(curve.ci_low, curve.ci_high), (curve.noise_ci_low, curve.noise_ci_high)]:
         assert ((low <= curve.survival + 1e-12) & (curve.survival <= high + 1e-12)).all()
         assert ((low >= 0) & (high <= 1)).all()
+
+
+def test_bad_tables_are_refused_with_a_sentence() -> None:
+    noise = NoiseModel("laplace", 1.0)
+    with pytest.raises(ValueError, match="one value per bin"):
+        kaplan_meier(np.ones(3), np.ones(2), np.arange(1.0, 4.0), noise=noise)
+    with pytest.raises(ValueError, match="must increase"):
+        kaplan_meier(np.ones(2), np.ones(2), np.array([2.0, 1.0]), noise=noise)
+    with pytest.raises(ValueError, match="finite"):
+        kaplan_meier(np.array([1.0, np.nan]), np.ones(2), np.array([1.0, 2.0]), noise=noise)
