@@ -480,7 +480,7 @@ def _groups(
             if cohort is None:
                 _refuse(
                     UnsupportedQuery,
-                    f"{name} is a column of a cohort, and this query has none; add a 'cohort' or group by "
+                    f"The column {name} belongs to a cohort, and this query has none; add a 'cohort' or group by "
                     f"columns of {person.name}.",
                 )
             available = _cohort_columns(catalog, cohort)
@@ -548,7 +548,7 @@ def _bins(bins: TimeBins, cohort: CohortPlan | None) -> Bins:
     if count > MAX_SURVIVAL_BINS:
         _refuse(
             ValueOutsideDomain,
-            f"{bins.width} {bins.unit} bins over {cohort.follow_up_years:g} years of follow-up make {count} "
+            f"Bins of {bins.width} {bins.unit} over {cohort.follow_up_years:g} years of follow-up make {count} "
             f"bins; at most {MAX_SURVIVAL_BINS} are allowed. Use wider bins (e.g. months instead of days).",
         )
     if length > total:

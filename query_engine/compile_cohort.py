@@ -75,6 +75,8 @@ class _AnalysisSQL(_Builder):
         self.dialect = dialect
         self.params: list[Any] = []
         self.person = catalog.register(plan.person_register)
+        # Exposures not grouped by are not computed (they do not change who is a member).
+        self.used_exposures = {g.source for g in plan.groups if g.kind == "exposure"}
 
     def build(self) -> exp.Select:
         plan = self.analysis
@@ -182,8 +184,9 @@ class _AnalysisSQL(_Builder):
             ctes.append((f"ex{i}", self.dated(rule, same_day=False)))
         if cohort.outcome is not None:
             ctes.append(("outc", self.outcome(cohort.outcome, cohort.outcome_same_day)))
-        for i, (_, rule) in enumerate(cohort.exposures):
-            ctes.append((f"xp{i}", self.dated(rule, same_day=True)))
+        for i, (name, rule) in enumerate(cohort.exposures):
+            if name in self.used_exposures:
+                ctes.append((f"xp{i}", self.dated(rule, same_day=True)))
         ctes.append(("members", self.members(cohort)))
         ctes.append(("cohort", self.exit(cohort)))
         return ctes
@@ -276,9 +279,10 @@ class _AnalysisSQL(_Builder):
         if cohort.outcome is not None:
             on = exp.EQ(this=_ref("o", "pid"), expression=pid.copy())
             query = query.join(exp.alias_(_table("outc"), "o", table=True), on=on, join_type="LEFT")
-        for k in range(len(cohort.exposures)):
-            on = exp.EQ(this=_ref(f"xp{k}", "pid"), expression=pid.copy())
-            query = query.join(f"xp{k}", on=on, join_type="LEFT")
+        for k, (name, _) in enumerate(cohort.exposures):
+            if name in self.used_exposures:
+                on = exp.EQ(this=_ref(f"xp{k}", "pid"), expression=pid.copy())
+                query = query.join(f"xp{k}", on=on, join_type="LEFT")
         # Persons dead before their index date are data errors, not cohort members.
         alive = exp.or_(
             death.copy().is_(exp.null()), exp.GTE(this=death.copy(), expression=index_date.copy())

@@ -18,7 +18,15 @@ import numpy as np
 import pyarrow as pa
 
 from .accuracy import alpha_for
-from .analyses import PreparedAnalysis, compiled_analysis, prepare_analysis, preview_analysis, run_analysis
+from .analyses import (
+    AnalysisExact,
+    PreparedAnalysis,
+    compiled_analysis,
+    exact_analysis,
+    prepare_analysis,
+    preview_analysis,
+    run_analysis,
+)
 from .backends import Backend, DuckDBBackend
 from .calibrate import calibrate_plan
 from .catalog import Catalog
@@ -240,6 +248,11 @@ class Engine:
         """The exact bounded aggregates, for tests only: never call this from the service."""
         prepared = self._prepare(query, context or ProjectContext("zcdp", delta_available=True))
         return self._execute(prepared.plan)
+
+    def _exact_analysis_for_tests(self, query: Query, context: ProjectContext | None = None) -> AnalysisExact:
+        """The exact private table of an analysis, for tests only: never call this from the service."""
+        plan = self._analysis(query, context or ProjectContext("pure")).plan
+        return exact_analysis(self.backend, self.catalog, plan)
 
     def compiled(self, query: Query, context: ProjectContext, dialect: str = "duckdb") -> CompiledQuery:
         """The bounded aggregate SQL of a query (what ``run`` executes), e.g. for benchmarks."""

@@ -165,7 +165,7 @@ def _expected(tables: Mapping[str, Any], catalog: Catalog) -> dict[str, dict[str
     """The exact tables by the independent reading of the rules."""
     bands = catalog.keyset("age_band_10").values
     periods = ("2012-2014", "2015-2017", "2018-2020")
-    rule = {
+    rule: dict[str, Any] = {
         "index_code": "I21",
         "entry": ENTRY,
         "lookback": 1000,
@@ -227,9 +227,9 @@ def test_each_person_contributes_within_the_declared_bounds(
                     con.execute(f'DELETE FROM "{register}" WHERE person_id = ?', [pid])
                 for name, plan in plans.items():
                     neighbour = _vectors(con, plan, catalog)
-                    for output in plan.outputs:
-                        change = int(np.abs(full[name][output.name] - neighbour[output.name]).sum())
-                        assert change <= output.sensitivity.l1, (name, output.name, pid, change)
+                    for part in plan.outputs:
+                        change = int(np.abs(full[name][part.name] - neighbour[part.name]).sum())
+                        assert change <= part.sensitivity.l1, (name, part.name, pid, change)
                 con.execute("ROLLBACK")
         finally:
             con.close()
