@@ -110,8 +110,10 @@ class _LinearSQL(_AnalysisSQL):
             .from_(exp.alias_(_table("ranked"), "r", table=True))
             .join(exp.alias_(_table("persons"), "p", table=True), on=on)
         )
-        self.analysis = _Population(plan)
-        conditions = [_ref("r", "rn").eq(_lit(1)), *self.population_conditions(pid.copy())]
+        conditions = [_ref("r", "rn").eq(_lit(1)), *[self.filter("p", f) for f in plan.person_filters]]
+        for i, presence in enumerate(plan.presence):
+            rows_elsewhere = self.having_rows(presence, f"w{i}").subquery()
+            conditions.append(exp.In(this=pid.copy(), query=rows_elsewhere))
         ctes.append(("one", one.where(_and(conditions))))
         names = [*[f"t{k}" for k in range(1, len(plan.terms))], "y"]
 
@@ -128,10 +130,3 @@ class _LinearSQL(_AnalysisSQL):
             final = final.with_(name, as_=query)
         return final
 
-
-class _Population:
-    """The two fields of an AnalysisPlan that ``population_conditions`` reads."""
-
-    def __init__(self, plan: LinearPlan) -> None:
-        self.person_filters = plan.person_filters
-        self.presence = plan.presence

@@ -190,12 +190,19 @@ def _check_engine(live: Live, block: Block) -> None:
     assert "loss=" in printed and "expected_half_width=" in printed
 
 
+def _check_models_client(live: Live, block: Block) -> None:
+    printed = live.run(block)
+    assert "cpr.sex=M" in printed and "naive_ci_low" in printed
+    assert "cohort.age" in printed and "cpr.sex = F" in printed
+
+
 CHECKS: dict[str, Callable[[Live, Block], None]] = {
     "http": _check_http,
     "python-client": _check_python_client,
     "sql": _check_sql,
     "apply": _check_apply,
     "engine": _check_engine,
+    "models-client": _check_models_client,
 }
 
 
