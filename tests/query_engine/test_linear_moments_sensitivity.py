@@ -101,3 +101,11 @@ def test_sensitivities_come_from_the_clamps(catalog: Catalog) -> None:
     # Two indicators of one covariate are never both 1: no moment is released for them.
     regions = [i.name for i in plan.indicators if i.covariate == "cpr.region"]
     assert f"{regions[0]}*{regions[1]}" not in by_name
+
+
+def test_the_moments_compile_for_spark(catalog: Catalog) -> None:
+    from query_engine.compile_linear import compile_linear
+
+    compiled = compile_linear(_plan(catalog), catalog, "spark")
+    assert compiled.dialect == "spark" and "ROW_NUMBER() OVER (PARTITION BY" in compiled.sql
+    assert compiled.sql.count(":p") == len(compiled.params) > 0
