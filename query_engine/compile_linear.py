@@ -129,4 +129,3 @@ class _LinearSQL(_AnalysisSQL):
         for name, query in ctes:
             final = final.with_(name, as_=query)
         return final
-

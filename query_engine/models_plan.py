@@ -121,6 +121,11 @@ def plan_model(
             "cohort.event is the outcome of the model, not a covariate; remove it from group_by.",
         )
     base = {"reference": None}
+    # Up to four covariates (and the outcome column of a logistic model): more group columns than a
+    # plain analysis takes; the cell limit still applies.
+    settings = settings.model_copy(
+        update={"max_group_columns": max(settings.max_group_columns, MAX_COVARIATES + 1)}
+    )
     if measure == "poisson_regression":
         table = plan_analysis(
             query.model_copy(update={**base, "measure": "rate"}), catalog, context, settings

@@ -125,9 +125,34 @@ def make_model_release(
             }
         )
     base = make_analysis_release(
-        base_query, table, calibrations, noisy, small_cell_threshold=small_cell_threshold
+        base_query,
+        table,
+        calibrations,
+        noisy,
+        small_cell_threshold=small_cell_threshold,
+        rate_draws=_RATE_DRAWS,
     )
     rng = np.random.default_rng(int(base.release_id[2:], 16))
+    empty = _empty_level(query, plan, noisy)
+    try:
+        model = (
+            _unfitted(plan, query.confidence, empty) if empty else _fit(query, plan, calibrations, noisy, rng)
+        )
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        # The table is released (and paid for) whatever the fit does; say why there is no fit.
+        model = _unfitted(plan, query.confidence, type(exc).__name__)
+    return base.model_copy(update={"measure": query.measure, "query": query.canonical(), "model": model})
+
+
+def _fit(
+    query: Query,
+    plan: ModelPlan,
+    calibrations: Sequence[NoiseCalibration],
+    noisy: Mapping[str, DPArray],
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The model section: the estimator fitted to the released table."""
+    (table,) = plan.tables
     labels = _labels(query, table, plan.covariates)
     reference = dict(plan.reference)
     if plan.measure == "poisson_regression":
@@ -143,7 +168,7 @@ def make_model_release(
             draws=_MODEL_DRAWS,
             rng=rng,
         )
-        model = _model_section(plan, result, query.confidence, "poisson", "rate_ratio")
+        return _model_section(plan, result, query.confidence, "poisson", "rate_ratio")
     else:
         counts = np.asarray(noisy["count"]).reshape(-1, 2)  # cohort.event 0, 1
         result = estimators.logistic_regression(
@@ -156,8 +181,36 @@ def make_model_release(
             draws=_MODEL_DRAWS,
             rng=rng,
         )
-        model = _model_section(plan, result, query.confidence, "binomial", "odds_ratio")
-    return base.model_copy(update={"measure": query.measure, "query": query.canonical(), "model": model})
+        return _model_section(plan, result, query.confidence, "binomial", "odds_ratio")
+
+
+def _empty_level(query: Query, plan: ModelPlan, noisy: Mapping[str, DPArray]) -> str | None:
+    """A covariate level none of whose cells the fit can use (a rule on the released table only)."""
+    if plan.measure == "poisson_regression":
+        usable = np.asarray(noisy["person_time"]) > 0
+    else:
+        counts = np.maximum(np.asarray(noisy["count"]).reshape(-1, 2), 0)
+        usable = counts.sum(axis=1) > 0
+    for name, labels in _labels(query, plan.tables[0], plan.covariates).items():
+        for level in dict.fromkeys(labels):
+            if not any(u for u, label in zip(usable, labels, strict=True) if label == level):
+                return f"no usable cell of {name}={level}"
+    return None
+
+
+def _unfitted(plan: ModelPlan, confidence: float, reason: str) -> dict[str, Any]:
+    """The model section when no fit exists (e.g. every cell of a level lost to noise)."""
+    poisson = plan.measure == "poisson_regression"
+    return {
+        "family": "poisson" if poisson else "binomial",
+        "estimate": "rate_ratio" if poisson else "odds_ratio",
+        "reference": dict(plan.reference),
+        "confidence": confidence,
+        "draws": _MODEL_DRAWS,
+        "terms": [],
+        "error": f"The model could not be fitted to the noisy table ({reason}): some covariate level has too "
+        "little data beside the noise. The table is released as it is; use coarser covariates or a larger loss.",
+    }
 
 
 def _bin_edges(keys: Sequence[Any]) -> np.ndarray:

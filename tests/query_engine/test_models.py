@@ -68,6 +68,13 @@ def test_poisson_regression_releases_the_rate_table_and_rate_ratios(engine: Engi
     assert release.query is not None and release.query["reference"] == {"cpr.sex": "M"}
 
 
+def test_four_covariates_are_accepted(engine: Engine) -> None:
+    covariates = ["cohort.metformin", "cpr.sex", "cohort.age_band", "cohort.period"]
+    for measure in ("poisson_regression", "logistic_regression"):
+        cost = engine.cost(_query(measure=measure, group_by=covariates), PURE)
+        assert cost.loss.epsilon is not None and cost.loss.epsilon <= 1.0
+
+
 def test_logistic_regression_with_a_follow_up_in_days(engine: Engine) -> None:
     cohort = {k: v for k, v in COHORT.items() if k != "follow_up_years"} | {"follow_up_days": 365}
     query = parse_query(
@@ -250,3 +257,26 @@ def test_model_estimates_are_reproducible_from_the_release(engine: Engine) -> No
         rng=np.random.default_rng(int(release.release_id[2:], 16)),
     )
     assert math.isclose(result.estimate[0], release.model["terms"][0]["estimate"], rel_tol=1e-6)
+
+
+def test_a_table_the_model_cannot_be_fitted_to_is_released_with_a_reason(catalog: Any) -> None:
+    """Every person-time cell of one level lost to noise: the table is still released (it was paid
+    for), and the model section says why it has no terms."""
+    from query_engine.mechanisms import DPArray
+    from query_engine.models import prepare_model
+    from query_engine.models_release import make_model_release
+    from query_engine.settings import EngineSettings
+
+    query = _query(measure="poisson_regression", group_by=["cpr.sex", "cohort.metformin"])
+    prepared = prepare_model(query, catalog, PURE, EngineSettings())
+    events = np.array([5, 7, 9, 11]).view(DPArray)
+    person_time = np.array([-40, -3, 90_000, 120_000]).view(DPArray)  # sex F: no person-time left
+    release = make_model_release(
+        query,
+        prepared.plan,  # type: ignore[arg-type]
+        prepared.calibrations,
+        [{"events": events, "person_time": person_time}],
+        small_cell_threshold=0,
+    )
+    assert release.model is not None and release.model["terms"] == []
+    assert "could not be fitted" in release.model["error"] and len(release.rows) == 4
