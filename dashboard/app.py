@@ -2,8 +2,8 @@
 
 The entry point draws the sidebar (language, sign-in) and the navigation; each page is one module in
 ``dashboard/views`` (not ``pages/``, which Streamlit would also run as old-style pages). Public pages
-(Catalog, Apply, Transparency) work without a token; Explore and My project need an analyst token,
-Administration an administrator token.
+(Catalog, Apply, Transparency) work without a token; Explore, Rates, Survival and My project need an
+analyst token, Administration an administrator token.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ def _pages() -> dict[str, list[st.Page]]:
     analysis = [
         st.Page(
             "views/explore.py", title=t("page_explore"), icon=":material/query_stats:", url_path="explore"
+        ),
+        st.Page("views/rates.py", title=t("page_rates"), icon=":material/speed:", url_path="rates"),
+        st.Page(
+            "views/survival.py", title=t("page_survival"), icon=":material/monitoring:", url_path="survival"
         ),
         st.Page(
             "views/project.py", title=t("page_project"), icon=":material/donut_large:", url_path="project"

@@ -17,6 +17,7 @@ __all__ = [
     "budget_chart",
     "purpose_chart",
     "release_chart",
+    "survival_chart",
     "transparency_budget_chart",
     "transparency_register_chart",
 ]
@@ -43,18 +44,20 @@ def release_chart(
     categories are ordered, e.g. age bands), the third a facet row. ``labels`` maps a group column to
     ``code -> label`` (what the axis, legend and tooltips show), ``titles`` a group column to its title.
     """
-    shown = frame[~frame["suppressed"]].copy()
     renamed: dict[str, str] = {}
     if groups:
         renamed = {g: _GROUP_FIELDS[i] for i, g in enumerate(groups[:3])}
-        data = shown.rename(columns=renamed)
+        data = frame.rename(columns=renamed)
         for original, name in renamed.items():
             data[name] = data[name].astype(str)
             if labels and original in labels:
                 data[name] = data[name].map(lambda code, m=labels[original]: m.get(code, code))
     else:
-        data = shown.assign(g0=total_label)
+        data = frame.assign(g0=total_label)
         renamed = {total_label: "g0"}
+    # Colours in the release's order of keys, whichever cells are left out as suppressed.
+    colour_order = list(dict.fromkeys(data["g1"])) if "g1" in data.columns else []
+    data = data[~frame["suppressed"].to_numpy(dtype=bool)]
     data = data[[c for c in data.columns if c in ("value", "ci_low", "ci_high") or c in _GROUP_FIELDS]]
     for name in ("value", "ci_low", "ci_high"):
         data[name] = data[name].astype("float64")
@@ -81,7 +84,7 @@ def release_chart(
         "y2": alt.Y2("ci_high:Q"),
     }
     if colour:
-        order = list(dict.fromkeys(data["g1"]))
+        order = colour_order
         scale = alt.Scale(scheme="viridis" if ordered_colour else "tableau10", domain=order)
         encode["color"] = alt.Color(
             "g1:O" if ordered_colour else "g1:N", title=titles["g1"], scale=scale, sort=order
@@ -170,3 +173,57 @@ def purpose_chart(purposes: pd.Series) -> alt.Chart:
             tooltip=["purpose:N", "projects:Q"],
         )
     )
+
+
+def survival_chart(
+    curve: pd.DataFrame,
+    *,
+    group: pd.Series | None,
+    time_title: str,
+    survival_title: str,
+    group_title: str,
+    band_title: str,
+) -> alt.LayerChart | alt.FacetChart:
+    """Kaplan-Meier step curves (survival against time, a step at each exit bin's end) with their
+    pointwise interval as a band, one colour per group (``group``: a label per curve row, None for
+    one curve)."""
+    data = pd.DataFrame(
+        {
+            "time": curve["time"].astype("float64"),
+            "survival": curve["survival"].astype("float64"),
+            "ci_low": curve["ci_low"].astype("float64"),
+            "ci_high": curve["ci_high"].astype("float64"),
+            "group": "" if group is None else group.astype(str).to_numpy(),
+        }
+    )
+    order = list(dict.fromkeys(data["group"]))
+    # Each curve starts at survival 1 at time 0; its rows are the bins' ends (a step at each).
+    start = pd.DataFrame({"time": 0.0, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0, "group": order})
+    data = pd.concat([start, data], ignore_index=True)
+    colour = alt.Color(
+        "group:N", title=group_title, sort=order, scale=alt.Scale(scheme="tableau10", domain=order)
+    )
+    x = alt.X("time:Q", title=time_title)
+    tooltip = [
+        alt.Tooltip("group:N", title=group_title),
+        alt.Tooltip("time:Q", title=time_title, format=",.4~g"),
+        alt.Tooltip("survival:Q", title=survival_title, format=".1%"),
+        alt.Tooltip("ci_low:Q", title=f"{band_title} –", format=".1%"),
+        alt.Tooltip("ci_high:Q", title=f"– {band_title}", format=".1%"),
+    ]
+    base = alt.Chart(data)
+    band = base.mark_area(interpolate="step-after", opacity=0.2).encode(
+        x=x,
+        y=alt.Y("ci_low:Q", title=survival_title, axis=alt.Axis(format="%")),
+        y2="ci_high:Q",
+        color=colour,
+    )
+    line = base.mark_line(interpolate="step-after").encode(
+        x=x,
+        y=alt.Y(
+            "survival:Q", title=survival_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")
+        ),
+        color=colour,
+        tooltip=tooltip,
+    )
+    return alt.layer(band, line).properties(height=380)

@@ -23,6 +23,7 @@ __all__ = [
     "Condition",
     "DraftError",
     "LossKind",
+    "check_loss",
     "QueryDraft",
     "SqlDraft",
     "error_position",
@@ -90,7 +91,8 @@ def _check_bounding(max_groups: int | None, max_rows: int | None) -> None:
             raise DraftError("error_bounding", name=name)
 
 
-def _check_loss(loss: Any, kind: str) -> None:
+def check_loss(loss: Any, kind: str) -> None:
+    """Raise ``DraftError`` unless ``loss`` is a positive finite number."""
     if not (isinstance(loss, int | float) and math.isfinite(loss) and loss > 0):
         raise DraftError("error_loss", kind=kind)
 
@@ -129,7 +131,7 @@ class QueryDraft:
             raise DraftError("error_group_by", count=len(self.group_by))
         if len(set(self.group_by)) != len(self.group_by):
             raise DraftError("error_group_by_repeat")
-        _check_loss(self.loss, self.loss_kind)
+        check_loss(self.loss, self.loss_kind)
         _check_bounding(self.max_groups, self.max_rows)
 
     def to_query(self) -> Json:
@@ -169,7 +171,7 @@ class SqlDraft:
     def __post_init__(self) -> None:
         if not self.sql.strip():
             raise DraftError("error_sql_empty")
-        _check_loss(self.loss, self.loss_kind)
+        check_loss(self.loss, self.loss_kind)
         _check_bounding(self.max_groups, self.max_rows)
 
     def to_body(self) -> Json:

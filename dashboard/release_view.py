@@ -9,9 +9,10 @@ import streamlit as st
 
 from . import catalog_lookup, charts, query_draft, results, tables
 from . import formatting as fmt
+from .catalog_lookup import Json
 from .session import api_url, lang, public_catalog, t
 
-__all__ = ["render_query_code", "render_release", "render_sql_code"]
+__all__ = ["render_privacy_facts", "render_query_code", "render_release", "render_sql_code"]
 
 _PLAIN_TABLE_ROWS = 100
 
@@ -74,18 +75,9 @@ def render_sql_code(body: Mapping[str, Any], key: str, parsed: Mapping[str, Any]
             st.code(query_draft.query_json(parsed), language="json")
 
 
-def render_release(
-    release: Mapping[str, Any],
-    query: Mapping[str, Any] | None,
-    *,
-    key: str,
-    sql: Mapping[str, Any] | None = None,
-) -> None:
-    """Privacy facts, chart with error bars, table with CIs (``<5`` for small cells) and downloads.
-
-    ``query`` is the JSON query shown as code; for a release of an SQL query, ``sql`` is the request
-    body instead (shown as SQL, Python client code and the parsed query).
-    """
+def render_privacy_facts(release: Mapping[str, Any], key: str) -> Json:
+    """The privacy facts above every release: loss, confidence, cells, what is left, the release id;
+    returns the release's summary (``results.release_summary``)."""
     summary = results.release_summary(release)
     if summary["cached"]:
         st.info(t("release_cached"), icon=":material/history:")
@@ -102,6 +94,22 @@ def render_release(
         st.caption(
             t("release_caption", release_id=summary["release_id"], mechanism=summary["mechanism"] or "-")
         )
+    return summary
+
+
+def render_release(
+    release: Mapping[str, Any],
+    query: Mapping[str, Any] | None,
+    *,
+    key: str,
+    sql: Mapping[str, Any] | None = None,
+) -> None:
+    """Privacy facts, chart with error bars, table with CIs (``<5`` for small cells) and downloads.
+
+    ``query`` is the JSON query shown as code; for a release of an SQL query, ``sql`` is the request
+    body instead (shown as SQL, Python client code and the parsed query).
+    """
+    summary = render_privacy_facts(release, key)
 
     catalog = public_catalog()
     language = lang()

@@ -7,8 +7,9 @@ and the same persons and seed give byte-identical files whatever the machine's m
 the same numpy and pyarrow versions).
 
 The model behind the data (diseases, drugs, causes of death, education, income) is described in
-``datasets.synthetic.model``; the catalog's key sets and the reference tables in ``datasets/reference`` are
-what it samples from (``datasets.synthetic.world``).
+``datasets.synthetic.model``, and the effects built in by construction (``TRUTHS``) in
+``datasets.synthetic.truths`` and docs/synthetic-data.md; the catalog's key sets and the reference
+tables in ``datasets/reference`` are what it samples from (``datasets.synthetic.world``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from datasets.synthetic.health import (
     sample_death_causes,
     sample_diagnoses,
 )
+from datasets.synthetic.infarction import survive_infarctions
 from datasets.synthetic.output import ColumnData, KeyPermutation, RowGroupWriter, to_table
 from datasets.synthetic.people import cpr_columns, ind_columns, person_years, sample_persons, udda_columns
 from datasets.synthetic.world import World
@@ -42,7 +44,8 @@ from query_engine.catalog import Catalog
 __all__ = ["CHUNK_PERSONS", "GenerationSummary", "generate"]
 
 CHUNK_PERSONS = 100_000
-_STREAMS = ("persons", "diagnoses", "dar", "lpr", "lmdb", "ind")
+# New streams go last, so that adding one leaves the others as they were.
+_STREAMS = ("persons", "diagnoses", "dar", "lpr", "lmdb", "ind", "infarction")
 
 Rows = tuple[npt.NDArray[np.int64], dict[str, ColumnData]]
 
@@ -184,13 +187,15 @@ def _chunk(world: World, stream: np.random.SeedSequence, size: int) -> dict[str,
     """All registers' rows for one chunk of persons (person index within the chunk, columns)."""
     rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in stream.spawn(len(_STREAMS))), strict=True))
     persons = sample_persons(rng["persons"], world, size)
-    years = person_years(world, persons)
     diagnoses = sample_diagnoses(rng["diagnoses"], world, persons)
-    cause = sample_death_causes(rng["dar"], world, persons, diagnoses)
+    # Deaths after a first I21 are drawn anew, so everything below follows the final last day.
+    persons, diagnoses, infarctions = survive_infarctions(rng["infarction"], world, persons, diagnoses)
+    years = person_years(world, persons)
+    cause = sample_death_causes(rng["dar"], world, persons, diagnoses, infarctions)
     return {
         "cpr": cpr_columns(world, persons),
         "lpr": lpr_columns(rng["lpr"], world, persons, years, diagnoses, cause),
-        "lmdb": lmdb_columns(rng["lmdb"], world, persons, years, diagnoses),
+        "lmdb": lmdb_columns(rng["lmdb"], world, persons, years, diagnoses, infarctions),
         "dar": dar_columns(world, persons, cause),
         "ind": ind_columns(rng["ind"], world, persons, years),
         "udda": udda_columns(world, persons, years),

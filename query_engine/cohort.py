@@ -46,7 +46,15 @@ from .errors import (
 from .mechanisms import Sensitivity
 from .plan import Cohort, Filter, LossRequest, make_filter
 from .settings import EngineSettings
-from .spec import DEFAULT_PER_PERSON_YEARS, Condition, EventRule, ProjectContext, Query, TimeBins
+from .spec import (
+    DEFAULT_PER_PERSON_YEARS,
+    CohortDefinition,
+    Condition,
+    EventRule,
+    ProjectContext,
+    Query,
+    TimeBins,
+)
 from .suggest import did_you_mean
 from .validate import check_condition, check_loss, check_register, resolve_column, typed_value
 
@@ -60,6 +68,7 @@ __all__ = [
     "DatedRule",
     "IndexRule",
     "Period",
+    "check_cohort",
     "follow_up_days",
     "plan_analysis",
 ]
@@ -256,7 +265,7 @@ def plan_analysis(
             "the engine runs. Send the query to the service, or give the cohort's definition itself.",
         )
     person = catalog.person_register
-    cohort = _cohort_plan(query, catalog) if query.cohort is not None else None
+    cohort = _cohort_plan(query.cohort, catalog) if query.cohort is not None else None
     groups = _groups(query, catalog, cohort, settings)
     person_filters, presence = _population(query, catalog)
     condition = None
@@ -392,9 +401,12 @@ def _dated_rule(catalog: Catalog, rule: EventRule, what: str, lookback: int | No
     return DatedRule(register, date, filters, lookback)
 
 
-def _cohort_plan(query: Query, catalog: Catalog) -> CohortPlan:
-    definition = query.cohort
-    assert definition is not None and not isinstance(definition, str)
+def check_cohort(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
+    """Check a cohort definition against the catalog alone (e.g. before storing it under its name)."""
+    return _cohort_plan(definition, catalog)
+
+
+def _cohort_plan(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
     index = _dated_rule(catalog, definition.index, "the index event")
     date_column = catalog.register(index.register).column(index.date)
     what = f"the entry window of the index event ({index.register}.{index.date})"

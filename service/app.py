@@ -36,7 +36,7 @@ from .errors import (
     error_body,
 )
 from .http_guard import MAX_BODY_BYTES, HttpGuard, request_id_of
-from .routes import admin, applications, institutions, projects, public, queries, sign_in
+from .routes import admin, applications, cohorts, institutions, projects, public, queries, sign_in
 from .runtime import Services, open_services
 from .settings import Settings
 from .storage_errors import storage_failure, storage_message
@@ -205,6 +205,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         public.router,
         queries.router,
         projects.router,
+        cohorts.router,
         applications.router,
         institutions.router,
         sign_in.router,

@@ -9,7 +9,9 @@ code that uses the client without a server.
 >>> with Client("http://127.0.0.1:8000", token="sst_analyst_...") as api:   # doctest: +SKIP
 ...     release = api.run({"project": "demo", "measure": "count_persons", "epsilon": 0.1})
 
-This module imports only httpx and the standard library, so the dashboard can use it alone.
+This module imports only httpx and the standard library, so the dashboard can use it alone; the
+analysis methods (``rates``, ``survival``, ``prevalence``, ``cohorts``) return pandas frames from
+:mod:`service.client_frames`, imported when first used.
 
 ::
 
@@ -34,6 +36,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client_frames import PrevalenceFrames, RateFrames, SurvivalFrames
     from .model_frames import ModelFrames, Table1Frames
 
 __all__ = [
@@ -147,6 +152,16 @@ def _drop_none(values: Mapping[str, Any]) -> JSON:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _analysis(query: Mapping[str, Any], measure: str) -> JSON:
+    """``query`` with its measure set to ``measure`` (an explicit other measure is a mistake)."""
+    given = query.get("measure", measure)
+    if given != measure:
+        raise ValueError(
+            f"This method runs measure {measure!r}, but the query says {given!r}; use run() instead."
+        )
+    return {**query, "measure": measure}
+
+
 class Client:
     """The sundstat API. ``token`` is an analyst or administrator token (none for public routes)."""
 
@@ -239,6 +254,39 @@ class Client:
         body = {"project": project, "sql": sql, **loss}
         result: JSON = self._request("POST", "/v1/sql", json=body, headers=headers)
         return result
+
+    # --- analyses (pandas frames; the raw release is kept as ``.release``) ----------------------
+
+    def rates(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> RateFrames:
+        """Run an incidence-rate query (``measure`` ``rate``, a ``cohort``): the rates table and, with a
+        ``standard_population``, the standardised beside the crude rates, as frames."""
+        from .client_frames import rate_frames
+
+        return rate_frames(self.run(_analysis(query, "rate"), idempotency_key))
+
+    def survival(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> SurvivalFrames:
+        """Run a Kaplan-Meier query (``measure`` ``survival``, a ``cohort``): the curve, the horizons and
+        the median survival per group, as frames."""
+        from .client_frames import survival_frames
+
+        return survival_frames(self.run(_analysis(query, "survival"), idempotency_key))
+
+    def prevalence(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> PrevalenceFrames:
+        """Run a prevalence query (``measure`` ``prevalence``, a ``condition``): proportions per group."""
+        from .client_frames import prevalence_frames
+
+        return prevalence_frames(self.run(_analysis(query, "prevalence"), idempotency_key))
+
+    def list_cohorts(self, project: str) -> JSON:
+        """``GET /v1/projects/{id}/cohorts``: ``{"project", "count", "cohorts": [...]}``."""
+        result: JSON = self._request("GET", f"/v1/projects/{project}/cohorts")
+        return result
+
+    def cohorts(self, project: str) -> pd.DataFrame:
+        """The project's named cohorts as a frame (one row per name; ``definition`` holds the whole)."""
+        from .client_frames import cohort_frame
+
+        return cohort_frame(self.list_cohorts(project))
 
     # --- projects -------------------------------------------------------------------------------
 
@@ -437,20 +485,12 @@ class Client:
 
     # --- models and Table 1 (pandas frames from service.model_frames, imported when first used) ------
 
-    def _model(self, query: Mapping[str, Any], measure: str, idempotency_key: str | None) -> JSON:
-        given = query.get("measure", measure)
-        if given != measure:
-            raise ValueError(
-                f"This method runs measure {measure!r}, but the query says {given!r}; use run()."
-            )
-        return self.run({**query, "measure": measure}, idempotency_key)
-
     def poisson_regression(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> ModelFrames:
         """Run a Poisson regression of a cohort's rates: rate ratios per term (``.terms``) with noise-aware
         and naive intervals, and the released rate table (``.table``)."""
         from .model_frames import model_frames
 
-        return model_frames(self._model(query, "poisson_regression", idempotency_key))
+        return model_frames(self.run(_analysis(query, "poisson_regression"), idempotency_key))
 
     def logistic_regression(
         self, query: Mapping[str, Any], idempotency_key: str | None = None
@@ -458,16 +498,16 @@ class Client:
         """Run a logistic regression of ``cohort.event``: odds ratios per term and the released histogram."""
         from .model_frames import model_frames
 
-        return model_frames(self._model(query, "logistic_regression", idempotency_key))
+        return model_frames(self.run(_analysis(query, "logistic_regression"), idempotency_key))
 
     def linear_regression(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> ModelFrames:
         """Run a linear regression from noisy moments: coefficients per term with both intervals."""
         from .model_frames import model_frames
 
-        return model_frames(self._model(query, "linear_regression", idempotency_key))
+        return model_frames(self.run(_analysis(query, "linear_regression"), idempotency_key))
 
     def table1(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> Table1Frames:
         """Run a Table 1: ``.long`` (numbers), ``.wide`` (the familiar table), ``.to_csv()``, ``.to_html()``."""
         from .model_frames import table1_frames
 
-        return table1_frames(self._model(query, "table1", idempotency_key))
+        return table1_frames(self.run(_analysis(query, "table1"), idempotency_key))

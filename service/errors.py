@@ -25,9 +25,11 @@ method, unreadable body) are mapped onto the classes below too, so no code is sp
     ├── BadRequest               400  bad_request             the request could not be read
     ├── UnsupportedMediaType     415  unsupported_media_type  the body is not JSON
     ├── InProgress               409  in_progress             the same query is still running
+    ├── CohortConflict           409  cohort_conflict         a cohort name already stands for another cohort
     ├── Conflict                 409  conflict                e.g. an application already decided
     ├── PayloadTooLarge          413  payload_too_large
     ├── InvalidRequest           422  invalid_request         the body or parameters do not validate
+    ├── UnknownCohort            422  unknown_cohort          no cohort of that name in the project
     ├── RateLimited              429  rate_limited            slow down; see Retry-After
     ├── DailyReleaseLimit        429  daily_release_limit     the project's fresh releases today are used up
     ├── QueryFailed              503  execution_failed        data-free; the spend stays charged
@@ -45,6 +47,7 @@ __all__ = [
     "ApplicationNotFound",
     "BadRequest",
     "Busy",
+    "CohortConflict",
     "Conflict",
     "DailyReleaseLimit",
     "Forbidden",
@@ -67,6 +70,7 @@ __all__ = [
     "SignInUnavailable",
     "StorageUnavailable",
     "TokenNotFound",
+    "UnknownCohort",
     "UnsupportedMediaType",
     "Unauthorized",
     "error_body",
@@ -212,6 +216,12 @@ class Conflict(ServiceError):
     status = 409
 
 
+class CohortConflict(Conflict):
+    """A query names a cohort with a definition other than the one stored under that name."""
+
+    code = "cohort_conflict"
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is larger than the service accepts."""
 
@@ -224,6 +234,12 @@ class InvalidRequest(ServiceError):
 
     code = "invalid_request"
     status = 422
+
+
+class UnknownCohort(InvalidRequest):
+    """A query refers to a cohort name the project has not stored."""
+
+    code = "unknown_cohort"
 
 
 class RateLimited(ServiceError):

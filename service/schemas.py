@@ -24,6 +24,8 @@ __all__ = [
     "BudgetPublic",
     "BudgetUpdateRequest",
     "CapUpdateRequest",
+    "CohortListPublic",
+    "CohortPublic",
     "DecisionRequest",
     "ErrorBody",
     "HealthPublic",
@@ -334,6 +336,23 @@ class ReleaseListPublic(BaseModel):
     project: str
     count: int
     releases: list[dict[str, Any]]
+
+
+class CohortPublic(BaseModel):
+    """A named cohort: its definition (the query JSON's ``cohort`` object) and who stored it when."""
+
+    name: str
+    definition: dict[str, Any]
+    created_at: str
+    created_by: str
+
+
+class CohortListPublic(BaseModel):
+    """A project's named cohorts, oldest first."""
+
+    project: str
+    count: int
+    cohorts: list[CohortPublic]
 
 
 class ApplicantPublic(BaseModel):

@@ -190,7 +190,37 @@ def _check_engine(live: Live, block: Block) -> None:
     assert "loss=" in printed and "expected_half_width=" in printed
 
 
+def _demo_budget_for(live: Live, epsilon: float) -> None:
+    """Raise the demo project's budget by ``epsilon`` (the examples before used most of its 2.0)."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=live.server.url, timeout=60, headers=admin) as http:
+        total = http.get("/v1/projects/demo/budget").json()["epsilon_total"]
+        raised = http.put(
+            "/v1/projects/demo/budget",
+            json={"epsilon": total + epsilon, "delta": 0.0, "reason": "README examples"},
+        )
+        assert raised.status_code == 200, raised.text
+
+
+def _check_cohort_json(live: Live, block: Block) -> None:
+    _demo_budget_for(live, 0.3)
+    release = json.loads(live.run(block))
+    assert release["query"]["cohort"]["name"] == "first-mi" and release["query"]["measure"] == "rate"
+    assert {row["cpr.sex"] for row in release["rows"]} == {"F", "M"}
+    for row in release["rows"]:
+        assert {"events", "person_years", "rate", "noise_ci_low", "sampling_ci_high"} <= set(row)
+
+
+def _check_cohort_client(live: Live, block: Block) -> None:
+    _demo_budget_for(live, 0.6)
+    printed = live.run(block)
+    for column in ("crude_rate", "survival", "median_years", "index_register"):
+        assert column in printed, printed
+    assert "first-mi" in printed and "lpr" in printed
+
+
 def _check_models_client(live: Live, block: Block) -> None:
+    _demo_budget_for(live, 0.1)
     printed = live.run(block)
     assert "cpr.sex=M" in printed and "naive_ci_low" in printed
     assert "cohort.age" in printed and "cpr.sex = F" in printed
@@ -202,6 +232,8 @@ CHECKS: dict[str, Callable[[Live, Block], None]] = {
     "sql": _check_sql,
     "apply": _check_apply,
     "engine": _check_engine,
+    "cohort-json": _check_cohort_json,
+    "cohort-client": _check_cohort_client,
     "models-client": _check_models_client,
 }
 

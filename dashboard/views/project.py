@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import budgets, charts, tables
 from dashboard import formatting as fmt
+from dashboard.analysis_view import ANALYSIS_MEASURES, render_analysis_release
 from dashboard.release_view import render_release
 from dashboard.session import (
     API_ERRORS,
@@ -109,7 +110,10 @@ def render() -> None:
     opened = st.session_state.get(OPENED)
     if opened and opened.get("project") in (None, project_id):
         st.caption(t("reopened_free"))
-        render_release(opened, opened.get("query"), key="project_result")
+        if (opened.get("query") or {}).get("measure") in ANALYSIS_MEASURES:
+            render_analysis_release(opened, opened.get("query"), key="project_result")
+        else:
+            render_release(opened, opened.get("query"), key="project_result")
 
 
 if __name__ == "__main__":

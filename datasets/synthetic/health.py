@@ -9,8 +9,10 @@ import numpy.typing as npt
 
 from datasets.synthetic import model
 from datasets.synthetic.dates import DAYS_PER_YEAR, Days, add_years, age_at
+from datasets.synthetic.infarction import Infarctions, metformin_window
 from datasets.synthetic.output import Coded, ColumnData, Masked
 from datasets.synthetic.people import Persons, PersonYears
+from datasets.synthetic.truths import DiabetesIncidence
 from datasets.synthetic.world import World
 
 Float = npt.NDArray[np.float64]
@@ -31,6 +33,10 @@ class Diagnoses:
     has: Bool  # (persons, conditions)
     onset: Days  # (persons, conditions); meaningful where ``has``
 
+    def until(self, end: Days) -> Diagnoses:
+        """Only the conditions first seen on or before each person's last day."""
+        return Diagnoses(self.has & (self.onset <= end[:, None]), self.onset)
+
 
 def _uniform_days(rng: np.random.Generator, lo: Days, hi: Days) -> Days:
     """A uniform day in [lo, hi] for each pair (hi >= lo)."""
@@ -44,12 +50,21 @@ def _window_factor(lo: Days, hi: Days, coverage_years: int) -> Float:
 
 
 def sample_diagnoses(rng: np.random.Generator, world: World, persons: Persons) -> Diagnoses:
-    """Who has which chronic condition in the coverage period, and when it is first seen."""
+    """Who has which chronic condition in the coverage period, and when it is first seen.
+
+    Conditions with an incidence are drawn as if everyone lived to the reference date: the caller
+    censors them at death (``Diagnoses.until``) once deaths are final, so death never depends on them.
+    """
     n, k = persons.size, len(model.CONDITIONS)
     has = np.zeros((n, k), dtype=bool)
     onset = np.zeros((n, k), dtype=np.int64)
     for c, condition in enumerate(model.CONDITIONS):
         lo = np.maximum(world.coverage_start, add_years(persons.birth, condition.min_age))
+        if condition.incidence is not None:
+            onset[:, c] = _first_contact_at_rate(rng, world, persons, lo, condition.incidence)
+            has[:, c] = onset[:, c] >= 0
+            continue
+        assert condition.prevalence is not None
         hi = persons.end
         p = (
             condition.prevalence.at(persons.age_end, persons.male)
@@ -62,18 +77,41 @@ def sample_diagnoses(rng: np.random.Generator, world: World, persons: Persons) -
     return Diagnoses(has, onset)
 
 
+def _first_contact_at_rate(
+    rng: np.random.Generator, world: World, persons: Persons, lo: Days, incidence: DiabetesIncidence
+) -> Days:
+    """First-contact day from ``lo`` to the reference date at a rate by attained 10-year age band and
+    sex (-1 for none): the inverse of the piecewise-linear cumulative hazard at an Exp(1) draw."""
+    remaining = rng.exponential(size=persons.size)
+    onset = np.full(persons.size, -1, dtype=np.int64)
+    for band in range(len(incidence.female)):
+        first = np.maximum(lo, add_years(persons.birth, 10 * band))
+        last = np.full(persons.size, world.reference_day, dtype=np.int64)
+        if band < len(incidence.female) - 1:
+            last = np.minimum(last, add_years(persons.birth, 10 * (band + 1)) - 1)
+        days = np.clip(last - first + 1, 0, None)
+        rate = incidence.per_year(np.full(persons.size, band), persons.male) / DAYS_PER_YEAR
+        hazard = rate * days
+        hit = (onset < 0) & (remaining < hazard)
+        onset = np.where(hit, first + np.floor(remaining / np.where(hit, rate, 1.0)).astype(np.int64), onset)
+        remaining = remaining - hazard
+    return onset
+
+
 def sample_death_causes(
-    rng: np.random.Generator, world: World, persons: Persons, diagnoses: Diagnoses
+    rng: np.random.Generator, world: World, persons: Persons, diagnoses: Diagnoses, infarctions: Infarctions
 ) -> Int:
     """Underlying cause of each death (icd10 index, in person order): age-typical causes mixed with
-    those of the person's diseases."""
+    those of the person's diseases; mostly I21 for a death within 30 days of a first I21."""
     dead = np.flatnonzero(persons.dead)
     group = np.searchsorted(np.asarray(model.DEATH_AGE_EDGES), persons.age_end[dead], side="right") - 1
     weights = world.death_cause_weights[group, persons.male[dead].astype(np.int64)]
     weights = weights + diagnoses.has[dead].astype(np.float64) @ world.death_cause_boosts
     cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     pick = (cdf[:, :-1] < rng.random(dead.size)[:, None]).sum(axis=1)
-    return world.death_causes[pick]
+    early = infarctions.early_deaths(persons.size)[dead]
+    infarction = early & (rng.random(dead.size) < model.TRUTHS.infarction.early_cause_i21)
+    return np.where(infarction, world.icd10_code("I21"), world.death_causes[pick])
 
 
 def dar_columns(world: World, persons: Persons, cause: Int) -> tuple[Int, dict[str, ColumnData]]:
@@ -147,7 +185,7 @@ def lpr_columns(
     _add_background_contacts(rng, world, persons, years, contacts)
     _add_births(rng, world, persons, years, contacts)
     _add_newborns(rng, world, persons, contacts)
-    _add_last_stays(rng, world, persons, death_cause, contacts)
+    _add_last_stays(rng, world, persons, diagnoses, death_cause, contacts)
     return _lpr_rows(rng, world, persons, contacts)
 
 
@@ -207,9 +245,19 @@ def _add_newborns(rng: np.random.Generator, world: World, persons: Persons, cont
 
 
 def _add_last_stays(
-    rng: np.random.Generator, world: World, persons: Persons, death_cause: Int, contacts: _Contacts
+    rng: np.random.Generator,
+    world: World,
+    persons: Persons,
+    diagnoses: Diagnoses,
+    death_cause: Int,
+    contacts: _Contacts,
 ) -> None:
-    """Hospital stays in the last two months of life, mostly for the cause of death."""
+    """Hospital stays in the last two months of life, mostly for the cause of death.
+
+    A stay never brings a chronic condition's first contact (that belongs to the condition's model,
+    whose onset the stated truths rely on): before the onset, or without the condition, it is
+    for a background diagnosis instead.
+    """
     dead = np.flatnonzero(persons.dead)
     item, _ = _expand(rng.poisson(1.2, size=dead.size))
     person = dead[item]
@@ -218,7 +266,11 @@ def _add_last_stays(
     terminal = _terminal_codes(world, death_cause[item])
     tail = world.tail_codes.sample(rng, model.age_group(persons.age_end[person]) * 2 + persons.male[person])
     code = np.where(rng.random(item.size) < 0.7, terminal, tail)
-    contacts.add(person, _uniform_days(rng, lo, end), code, np.full(item.size, _INPATIENT), 6.0)
+    date = _uniform_days(rng, lo, end)
+    for c, condition in enumerate(model.CONDITIONS):
+        seen = diagnoses.has[person, c] & (diagnoses.onset[person, c] <= date)
+        code = np.where((code == world.icd10_code(condition.icd10)) & ~seen, tail, code)
+    contacts.add(person, date, code, np.full(item.size, _INPATIENT), 6.0)
 
 
 def _add_births(
@@ -299,8 +351,10 @@ def lmdb_columns(
     persons: Persons,
     years: PersonYears,
     diagnoses: Diagnoses,
+    infarctions: Infarctions,
 ) -> tuple[Int, dict[str, ColumnData]]:
-    """Redeemed prescriptions: treatment after diagnoses, background treatment and short courses."""
+    """Redeemed prescriptions: treatment after diagnoses, background treatment and short courses;
+    metformin before a first I21 as marked in ``infarctions``."""
     condition_index = {c.icd10: k for k, c in enumerate(model.CONDITIONS)}
     courses = [
         _regimen_courses(rng, world, persons, diagnoses, condition_index, regimen)
@@ -319,6 +373,16 @@ def lmdb_columns(
     date = np.concatenate([date, _uniform_days(rng, years.lo[item], years.hi[item])])
     atc = np.concatenate([atc, acute_atc])
     packages = np.concatenate([packages, acute_packages])
+
+    keep, met_person, met_date, met_atc = metformin_window(
+        rng, world, persons, infarctions, person, date, atc
+    )
+    one, two, _ = model.Regimen(((model.TRUTHS.metformin.atc, 1),)).packages
+    met_packages = _packages(rng, met_person.size, one, one + two)
+    person = np.concatenate([person[keep], met_person])
+    date = np.concatenate([date[keep], met_date])
+    atc = np.concatenate([atc[keep], met_atc])
+    packages = np.concatenate([packages[keep], met_packages])
 
     order = _by_person_and_date(person, date)
     person, date, atc, packages = person[order], date[order], atc[order], packages[order]
@@ -398,6 +462,10 @@ def _redemptions(rng: np.random.Generator, courses: list[_Courses]) -> tuple[Int
     date = np.clip(
         start[item] + np.round(k * interval[item]).astype(np.int64) + jitter, start[item], stop[item]
     )
-    u = rng.random(item.size)
-    count = 1 + (u >= one[item]).astype(np.int64) + (u >= up_to_two[item])
-    return person[item], date, atc[item], count
+    return person[item], date, atc[item], _packages(rng, item.size, one[item], up_to_two[item])
+
+
+def _packages(rng: np.random.Generator, size: int, one: Float | float, up_to_two: Float | float) -> Int:
+    """Packages per redemption: 1 with chance ``one``, 2 up to ``up_to_two``, else 3."""
+    u = rng.random(size)
+    return 1 + (u >= one).astype(np.int64) + (u >= up_to_two)

@@ -2,7 +2,8 @@
 
 Numbers are rough Danish orders of magnitude, chosen so that standard register analyses (prevalence
 by age and sex, treatment after diagnosis, causes of death, income gradients) look plausible. They are
-world knowledge, not privacy facts: nothing here is read by the engine.
+world knowledge, not privacy facts: nothing here is read by the engine. ``TRUTHS`` holds the effects
+built in by construction, which analyses of the generated data can be checked against.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
+from datasets.synthetic.truths import TRUTHS, DiabetesIncidence
 
 # Ages at which the prevalence curves below are given; values in between are interpolated.
 AGE_ANCHORS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
@@ -56,11 +59,12 @@ class Condition:
     """A diagnosis with its own contacts: who gets it, when, and how often it brings them back.
 
     ``prevalence`` is the chance of at least one contact in the 15 coverage years by age at the
-    end of follow-up (reference date or death); shorter follow-up lowers it.
+    end of follow-up (reference date or death); shorter follow-up lowers it. A condition with an
+    ``incidence`` instead gets its first contact at that rate per person-year (a stated truth).
     """
 
     icd10: str
-    prevalence: AgeCurve
+    prevalence: AgeCurve | None
     min_age: int = 0
     dead_boost: float = 1.0
     first_type: tuple[float, float] = (0.3, 0.2)  # P(inpatient), P(emergency) of the first contact
@@ -70,19 +74,17 @@ class Condition:
     follow_years: float = 15.0
     follow_type: tuple[float, float] = (0.05, 0.05)
     los_median: float = 3.0
+    incidence: DiabetesIncidence | None = None
 
 
 CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "E11",
-        AgeCurve(
-            (0, 0.001, 0.004, 0.01, 0.025, 0.055, 0.095, 0.14, 0.16, 0.14, 0.11),
-            (0, 0.001, 0.004, 0.012, 0.035, 0.075, 0.13, 0.18, 0.19, 0.16, 0.12),
-        ),
-        min_age=18,
-        dead_boost=1.3,
+        None,
+        min_age=TRUTHS.diabetes.min_age,
         first_type=(0.15, 0.05),
         rate=0.6,
+        incidence=TRUTHS.diabetes,
     ),
     Condition(
         "E10",
@@ -546,9 +548,5 @@ EDUCATION_FEMALE_SHIFT = (0, 0, -0.01, -0.05, 0, 0.01, 0.04, 0.01, 0)
 # Age at which each level is completed (before a person's own delay).
 COMPLETION_AGE = (0, 7, 16, 19, 21, 22, 23, 25, 29)
 
-# Disposable income (DKK, 2015 level): log-median by age, and effects of sex and education.
-INCOME_AGES = (18, 22, 26, 30, 40, 50, 58, 64, 67, 75, 85, 100)
-INCOME_LOG_MEDIAN = (11.2, 11.65, 11.95, 12.15, 12.35, 12.45, 12.47, 12.4, 12.2, 12.12, 12.05, 12.0)
-INCOME_MALE_EFFECT = 0.07  # +/- around the mean, for adults over 25
-INCOME_EDUCATION_EFFECT = (-0.2, -0.18, -0.1, 0.0, 0.02, 0.08, 0.18, 0.35, 0.45)
-INCOME_GROWTH = 0.02  # nominal growth per year
+# The known truths (I21 survival, metformin exposure, E11 incidence, income) are one frozen table,
+# ``model.TRUTHS`` (defined in datasets.synthetic.truths), which the tests and the documentation read.

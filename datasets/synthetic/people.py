@@ -28,11 +28,11 @@ class Persons:
     municipality: Int
     region: Int
     age_end: Int  # exact age at the end of follow-up
-    risk: Float  # multiplies the chance of every chronic disease (mean 1)
+    risk: Float  # multiplies the chance of every chronic disease given by a prevalence (mean 1)
     frailty: Float  # multiplies the rate of hospital contacts (mean 1, heavy right tail)
     isced_final: Int
     isced_delay: Float  # years behind the usual age of completing each education
-    income_effect: Float  # the person's lasting log-income deviation
+    income_factor: Float  # the person's lasting income factor (mean 1)
 
     @property
     def size(self) -> int:
@@ -95,7 +95,7 @@ def sample_persons(rng: np.random.Generator, world: World, n: int) -> Persons:
         frailty=frailty,
         isced_final=_final_education(rng, year_of(birth), male),
         isced_delay=rng.gamma(2.0, 0.75, size=n),
-        income_effect=rng.normal(0.0, 0.35, size=n),
+        income_factor=_mean_one_factor(rng, model.TRUTHS.income.person_factor, n),
     )
 
 
@@ -177,26 +177,31 @@ def udda_columns(world: World, persons: Persons, years: PersonYears) -> tuple[In
 def ind_columns(
     rng: np.random.Generator, world: World, persons: Persons, years: PersonYears
 ) -> tuple[Int, dict[str, ColumnData]]:
-    """Disposable income for each year a person is 18+ and alive at the end of it."""
+    """Disposable income for each year a person is 18+ and alive at the end of it.
+
+    The mean given age, sex, education and year is the stated truth ``TRUTHS.income.mean``; the noise
+    (person and year factors of mean one, business losses offset in the mean) keeps it so.
+    """
+    truth = model.TRUTHS.income
     rows = _register_years(world, years, "ind", min_age=18)
     person = years.person[rows]
     age = years.age[rows]
     year = years.year[rows]
     level = attained_education(persons, person, age)
-    sex_effect = np.where(age >= 25, model.INCOME_MALE_EFFECT, 0.02)
-    log_income = (
-        np.interp(age, model.INCOME_AGES, model.INCOME_LOG_MEDIAN)
-        + np.where(persons.male[person], sex_effect, -sex_effect)
-        + np.asarray(model.INCOME_EDUCATION_EFFECT)[level]
-        + persons.income_effect[person]
-        + rng.normal(0.0, 0.15, size=rows.size)
-        + model.INCOME_GROWTH * (year - world.catalog.register("ind").coverage[0])
-    )
-    income = np.exp(log_income)
-    # Business losses give a few negative incomes.
-    negative = rng.random(rows.size) < 0.003
-    income = np.where(negative, -np.exp(rng.normal(10.0, 1.0, size=rows.size)), income)
+    mean = truth.mean(age, persons.male[person], level, year)
+    loss = truth.business_loss_share
+    # Positive incomes are scaled up by as much as the losses (mean -max/2) take away on average.
+    positive = (mean + loss * truth.business_loss_max / 2) / (1 - loss)
+    factor = persons.income_factor[person] * _mean_one_factor(rng, truth.year_factor, rows.size)
+    negative = rng.random(rows.size) < loss
+    income = np.where(negative, -truth.business_loss_max * rng.random(rows.size), positive * factor)
     bounds = world.bounds("ind", "disposable_income")
     income = np.clip(np.round(income), bounds.lo, bounds.hi).astype(np.int64)
     valid = rng.random(rows.size) >= 0.002
     return person, {"year": year, "disposable_income": Masked(income, valid)}
+
+
+def _mean_one_factor(rng: np.random.Generator, shape: tuple[float, float, float, float], n: int) -> Float:
+    """``lo + width * Beta(a, b)`` with ``lo + width * a / (a + b) == 1``: bounded, mean exactly one."""
+    lo, width, a, b = shape
+    return lo + width * rng.beta(a, b, size=n)

@@ -13,9 +13,10 @@ top of that every response of ``POST /v1/queries`` and ``POST /v1/sql`` is padde
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header
@@ -27,6 +28,7 @@ from query_engine.sql import sql_to_query
 
 from ..auth import Principal
 from ..deps import ServicesDep, TokenHolder
+from ..named_cohorts import COHORT_NAMED, CohortRegistry
 from ..runtime import Services
 from ..schemas import PreviewPublic, QueryRequest, ReleasePublic, SqlRequest
 from .common import ERRORS
@@ -71,9 +73,40 @@ async def run(
     return await _release(services, lambda: body, caller, idempotency_key)
 
 
+def _resolve_and_preview(services: Services, query: Query, caller: Principal) -> dict[str, Any]:
+    """A named cohort resolved (checked, never stored: previews change nothing), then the preview."""
+    caller.require_project(query.project)
+    resolved = CohortRegistry(services.store).resolve(query, caller.actor)
+    return services.orchestrator.preview(resolved.query, caller)
+
+
+def _resolve_and_run(
+    services: Services, query: Query, caller: Principal, idempotency_key: str | None
+) -> dict[str, Any]:
+    """A named cohort resolved, a new name claimed, the query released; the claim is forgotten when
+    the query is refused or fails (see ``service.named_cohorts``)."""
+    caller.require_project(query.project)
+    cohorts = CohortRegistry(services.store)
+    resolved = cohorts.resolve(query, caller.actor)
+    new = resolved.new_name
+    claimed = new is not None and cohorts.claim(new)
+    try:
+        released = services.orchestrator.run(resolved.query, caller, idempotency_key)
+    except BaseException:
+        if claimed and new is not None:
+            cohorts.forget(new)
+        raise
+    if new is not None and (claimed or cohorts.claim(new)):
+        digest = hashlib.sha256(new.canonical.encode("utf-8")).hexdigest()
+        services.ledger.append_event(
+            COHORT_NAMED, {"project": new.project, "name": new.name, "cohort_sha256": digest}, caller.actor
+        )
+    return released
+
+
 async def _preview(services: Services, query: Query, caller: Principal) -> Response:
     """Preview in the thread pool: free, and no query slot (it touches no data)."""
-    return JSONResponse(await run_in_threadpool(services.orchestrator.preview, query, caller))
+    return JSONResponse(await run_in_threadpool(_resolve_and_preview, services, query, caller))
 
 
 async def _release(
@@ -84,7 +117,7 @@ async def _release(
     try:
         query = build()
         async with services.slots.slot():
-            released = await run_in_threadpool(services.orchestrator.run, query, caller, idempotency_key)
+            released = await run_in_threadpool(_resolve_and_run, services, query, caller, idempotency_key)
         return JSONResponse(released)
     finally:
         remaining = services.settings.min_response_seconds - (time.monotonic() - started)

@@ -74,6 +74,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         indexes=schema.IDENTITY_INDEXES,
     ),
+    Migration(4, "named cohorts of a project", (schema.COHORTS,)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

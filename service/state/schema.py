@@ -15,6 +15,7 @@ __all__ = [
     "APPLICANTS",
     "APPLICATIONS",
     "APPLICATION_IDENTITY_COLUMNS",
+    "COHORTS",
     "IDENTITY_INDEXES",
     "INSTITUTIONS",
     "META",
@@ -245,3 +246,18 @@ IDENTITY_INDEXES: tuple[tuple[Table, Index], ...] = (
     (APPLICATIONS, Index("applications_institution", ("institution_id", "route", "submitted_at"))),
 )
 """Indexes on the columns migration 3 added (created by it, after the columns exist)."""
+
+COHORTS = Table(
+    "cohorts",
+    (
+        Column("project", "text", "NOT NULL"),
+        Column("name", "text", "NOT NULL"),
+        Column("definition", "text", "NOT NULL"),
+        Column("canonical", "text", "NOT NULL"),
+        Column("created_at", "text", "NOT NULL"),
+        Column("created_by", "text", "NOT NULL"),
+    ),
+    unique=(("project", "name"),),
+)
+"""Named cohorts of a project (issue 15): the definition as given (JSON) and its canonical form, which
+decides whether a later definition under the same name is the same cohort."""

@@ -390,3 +390,58 @@ def test_analyst_writes_sql_runs_it_and_sees_the_table(page: Page, api_server: A
     assert table.is_visible()
     assert table.locator('[data-testid="stTable"]').count() == 1
     shoot(page, "explore-sql-result")
+
+
+COHORT_NAME = "first-mi-browser"
+
+
+def _type(tab: Page, key: str, text: str) -> None:
+    """Type into a text input and press Enter, then wait for the run it starts."""
+    before = runs(tab)
+    box = tab.locator(f".st-key-{key} input")
+    box.fill(text)
+    box.press("Enter")
+    settle(tab, before)
+
+
+def test_a_survival_analysis_end_to_end_and_cohorts_stay_with_their_project(
+    page: Page, api_server: Api
+) -> None:
+    _, token_a = api_server.new_project(epsilon=3.0)
+    _, token_b = api_server.new_project(epsilon=3.0)
+    sign_in(page, token_a)
+    go(page, "Survival")
+    click(page, ".st-key-survival_index_add_condition_lpr button")
+    pick(page, "survival_index_cond_lpr_0_column", "lpr.icd10")
+    pick(page, "survival_index_cond_lpr_0_op", "starts with")
+    _type(page, "survival_index_cond_lpr_0_text", "I21")
+    _type(page, "survival_name", COHORT_NAME)
+    pick(page, "survival_group_by", "cpr.sex")
+    preview = page.locator(".st-key-survival_preview")
+    preview.get_by_text("Cost").first.wait_for()  # the cost is shown before anything is spent
+    shoot(page, "survival-preview")
+
+    run_and_time(page, "survival")
+    chart = page.locator(".st-key-survival_result_chart")
+    chart.locator("canvas, svg").first.wait_for()
+    at_risk = page.locator(".st-key-survival_result_at_risk")
+    at_risk.locator("th").first.wait_for()
+    assert "Female" in at_risk.inner_text() and "Male" in at_risk.inner_text()
+    horizons = page.locator(".st-key-survival_result_horizons").inner_text()
+    assert "Cumulative incidence" in horizons and "%" in horizons, horizons
+    median = page.locator(".st-key-survival_result_median").inner_text()
+    assert "Median survival (years)" in median, median
+    chart.scroll_into_view_if_needed()
+    shoot(page, "survival-result")
+
+    go(page, "Rates")  # the named cohort is offered for reuse on the other page
+    assert "Use a named cohort" in page_text(page)
+    sign_out(page)
+
+    sign_in(page, token_b)
+    for title in ("Rates", "Survival"):
+        go(page, title)
+        text = page_text(page)
+        assert COHORT_NAME not in text and "Use a named cohort" not in text, title
+        assert not page.locator('[class*="st-key-survival_result"], [class*="st-key-rates_result"]').count()
+    shoot(page, "survival-signed-in-as-b")

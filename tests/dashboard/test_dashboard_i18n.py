@@ -34,6 +34,12 @@ FAMILIES = {
     "route_": ("auto", "admin"),
     "col_": ("column", "type", "description", "keyset", "bounds", "derived"),
     "projects_": ("pure", "zcdp"),
+    "analysis_intro_": ("rates", "survival"),
+    "cohort_mode_": ("define", "stored"),
+    "cohort_outcome_": ("death", "event"),
+    "cohort_col_": ("age_band", "age_band_5", "period", "event"),
+    "population_": ("none", "esp2013", "dk2020"),
+    "unit_": ("days", "months", "years"),
     "adm_": (
         *("id", "status", "title", "route", "project", "granted_epsilon", "decided_at", "reason"),
         *("purpose", "mode", "registers", "epsilon_total", "epsilon_spent", "epsilon_remaining"),

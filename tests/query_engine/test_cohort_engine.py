@@ -384,3 +384,35 @@ def test_prevalence_population_from_where_matches_a_direct_count(engine: Engine)
     assert exact.keys == tuple(expected)
     assert exact.values["count"].tolist() == list(expected.values())
     assert sum(expected.values()) > 10
+
+
+def test_prevalence_within_a_cohort_and_where_on_another_register(engine: Engine) -> None:
+    """The population is the cohort's members having a metformin row; prevalence of an I21 admission."""
+    body = {
+        **PREVALENCE,
+        "cohort": COHORT,
+        "condition": {"register": "lpr", "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}]},
+        "where": [{"column": "lmdb.atc", "op": "=", "value": "A10BA02"}],
+        "group_by": ["cohort.period"],
+    }
+    members = engine._exact_analysis_for_tests(_query(PERSONS, group_by=["cohort.metformin"]))
+    exact = engine._exact_analysis_for_tests(_query(body))
+    assert [k[1] for k in exact.keys] == [0, 1] * 3
+    exposed_any_time = int(exact.values["count"].sum())
+    # Members with a metformin row at any time include those exposed within the 365 days before the index.
+    assert exposed_any_time >= int(members.values["count"][1])
+    assert exposed_any_time <= int(members.values["count"].sum())
+    release = engine.run(_query(body), PURE)
+    assert [r["cohort.period"] for r in release.rows] == ["2012-2014", "2015-2017", "2018-2020"]
+
+
+def test_a_cohort_definition_is_checked_on_its_own(engine: Engine) -> None:
+    from query_engine.cohort import check_cohort
+    from query_engine.spec import CohortDefinition
+
+    checked = check_cohort(CohortDefinition.model_validate(COHORT), engine.catalog)
+    assert checked.follow_up_days == 1826 and checked.outcome_same_day
+    with pytest.raises(EngineError, match="Did you mean 'lmdb'"):
+        check_cohort(
+            CohortDefinition.model_validate(_with(COHORT, "outcome.register", "lmbd")), engine.catalog
+        )

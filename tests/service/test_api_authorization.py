@@ -145,6 +145,11 @@ ROUTES: list[tuple[str, Call, tuple[int, int, int, int]]] = [
         (401, 200, 404, 200),
     ),
     (
+        "cohorts",
+        lambda w, h: w.http.get(f"/v1/projects/{w.own.id}/cohorts", headers=h),
+        (401, 200, 404, 200),
+    ),
+    (
         "create_token",
         lambda w, h: w.http.post(f"/v1/projects/{w.own.id}/tokens", json={"name": "m"}, headers=h),
         (401, 403, 403, 201),
@@ -236,7 +241,7 @@ def test_authorization_matrix(world: World, call: Call, role: str, status: int) 
 def test_other_projects_look_exactly_like_unknown_ones(world: World) -> None:
     """An analyst cannot tell another project from a project that does not exist."""
     h = world.other.headers
-    for suffix in ("", "/budget", "/releases", f"/releases/{world.release_id}"):
+    for suffix in ("", "/budget", "/releases", f"/releases/{world.release_id}", "/cohorts"):
         existing = world.http.get(f"/v1/projects/{world.own.id}{suffix}", headers=h)
         missing = world.http.get(f"/v1/projects/no-such-project{suffix}", headers=h)
         assert existing.status_code == missing.status_code == 404

@@ -105,6 +105,7 @@ def test_both_dialects_create_the_same_tables(tmp_path: Path, pg_url: str) -> No
         "applicants",
         "oidc_logins",
         "rate_events",
+        "cohorts",
     }
 
 

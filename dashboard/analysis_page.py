@@ -1,0 +1,108 @@
+"""The frame of the Rates and Survival pages: cohort builder, the page's own options, the privacy loss,
+the free preview (cost and expected accuracy before anything is spent), Run, and the last release.
+
+Both pages follow Explore's flow (``dashboard.spend_flow``): the preview is asked once per distinct
+query, Run spends once per distinct query (an idempotency key kept in the session), and the release
+stays on the page until the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import streamlit as st
+
+from dashboard.analysis_view import group_titles
+from dashboard.cohort_builder import COHORTS_CACHE, BuiltCohort, cohort_builder
+from dashboard.cohort_draft import COHORT_GROUPS
+from dashboard.query_draft import DraftError, LossKind
+from dashboard.release_view import render_query_code
+from dashboard.session import (
+    API_ERRORS,
+    api,
+    forget_session_data,
+    public_catalog,
+    require_role,
+    session_cached,
+    show_error,
+    t,
+)
+from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
+
+__all__ = ["Loss", "analysis_page", "group_picker"]
+
+Loss = tuple[float, LossKind, float]
+"""Confidence level, how the loss is stated, and its value."""
+
+DraftQuery = Callable[[Mapping[str, Any], BuiltCohort, Loss], Mapping[str, Any]]
+
+
+def group_picker(prefix: str, most: int) -> list[str]:
+    """Up to ``most`` public group columns of the cohort."""
+    titles = group_titles(COHORT_GROUPS)
+    return list(
+        st.multiselect(
+            t("group_by"),
+            list(COHORT_GROUPS),
+            key=f"{prefix}_group_by",
+            max_selections=most,
+            select_all=False,
+            format_func=lambda name: f"{name} — {titles[name]}",
+            placeholder=t("group_by_placeholder"),
+        )
+    )
+
+
+def analysis_page(
+    prefix: str,
+    title_key: str,
+    draft_query: DraftQuery,
+    render_result: Callable[[Mapping[str, Any]], None],
+) -> None:
+    """Draw a page: ``draft_query`` draws the page's options and returns the query (raising
+    ``DraftError`` while incomplete); ``render_result`` draws a release."""
+    st.title(t(title_key))
+    who = require_role("analyst")
+    if who is None:
+        return
+    project_id = str(who.get("project"))
+    try:
+        catalog = public_catalog()
+        with api() as client:
+            project = session_cached("project", lambda: client.project(project_id))
+    except API_ERRORS as exc:
+        show_error(exc)
+        return
+    st.caption(t(f"analysis_intro_{prefix}"))
+    query: Mapping[str, Any] | None
+    try:
+        built = cohort_builder(catalog, project, prefix)
+        st.subheader(t("analysis_options"))
+        query = draft_query(project, built, loss_inputs(project, prefix))
+    except DraftError as exc:
+        st.warning(t(exc.key, **exc.values))
+        query = None
+    release_at, query_at = f"{prefix}_release", f"{prefix}_release_query"
+    if query is not None:
+        request = dict(query)
+        refused = render_preview(
+            request, preview(request, lambda client: client.preview(request)), key=f"{prefix}_preview"
+        )
+        with st.expander(t("query_as_code")):
+            render_query_code(request, key=f"{prefix}_draft_code")
+        if run_button(f"{prefix}_run", refused):
+            spend(
+                request,
+                lambda client, key: client.run(request, idempotency_key=key),
+                keys_at=f"{prefix}_idempotency_keys",
+                kept_at=(release_at, query_at),
+            )
+            forget_session_data(COHORTS_CACHE)  # a run may have stored a new name
+    release = st.session_state.get(release_at)
+    if release:
+        st.divider()
+        st.subheader(t("result"))
+        if query is not None and st.session_state.get(query_at) != dict(query):
+            st.caption(t("result_of_earlier_query"))
+        render_result(release)
