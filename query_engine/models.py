@@ -19,6 +19,7 @@ from .catalog import Catalog
 from .compile import CompiledQuery
 from .compile_cohort import compile_analysis
 from .compile_linear import compile_linear, exact_moments
+from .compile_table1 import compile_table1, table1_histograms
 from .errors import LossOutOfRange, PrivacyInvariantError
 from .linear_plan import LinearPlan, plan_linear
 from .mechanisms import DPArray, NoiseCalibration, PrivacyLoss, add_noise, calibrate, split_loss, total_loss
@@ -92,6 +93,8 @@ def compiled_model(prepared: PreparedModel, catalog: Catalog, dialect: str) -> l
     """The SQL ``run_model`` executes, one statement per released table (for benchmarks)."""
     if isinstance(prepared.plan, LinearPlan):
         return [compile_linear(prepared.plan, catalog, dialect)]
+    if prepared.plan.measure == "table1":
+        return [compile_table1(prepared.plan, catalog, dialect)]
     return [compile_analysis(table, catalog, dialect) for table in prepared.plan.tables]
 
 
@@ -146,6 +149,12 @@ def run_model(
         noisy = [add_noise(next(calibrations), exact[i : i + 1]) for i in range(len(plan.parts))]
         return make_linear_release(query, plan, prepared.calibrations, noisy)
     tables: list[dict[str, DPArray]] = []
+    if plan.measure == "table1":
+        for histogram in table1_histograms(backend, catalog, plan, timeout_s):
+            tables.append({"count": add_noise(next(calibrations), histogram)})
+        return make_model_release(
+            query, plan, prepared.calibrations, tables, small_cell_threshold=settings.small_cell_threshold
+        )
     for table in plan.tables:
         values = exact_analysis(backend, catalog, table, timeout_s).values
         tables.append({o.name: add_noise(next(calibrations), values[o.name]) for o in table.outputs})

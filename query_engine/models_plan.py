@@ -77,6 +77,7 @@ class ModelPlan:
     covariates: tuple[str, ...]
     reference: tuple[tuple[str, str | int | float], ...]
     variables: tuple[Table1Variable, ...] = ()
+    cross: AnalysisPlan | None = None  # Table 1: every group and variable column, to run one statement
 
     @property
     def registers(self) -> tuple[str, ...]:
@@ -206,7 +207,12 @@ def _table1(query: Query, catalog: Catalog, context: ProjectContext, settings: E
             )
             exc.args = (exc.message,)
             raise
+    columns = tuple(dict.fromkeys((*query.group_by, *(v.column for v in variables))))
+    # The cross plan is never released (only its margins, the tables above, are): no cell limit.
+    unlimited = settings.model_copy(update={"max_group_columns": len(columns), "max_cells": 2**62})
+    everything = query.model_copy(update={"measure": "count_persons", "group_by": columns, "variables": None})
+    cross = plan_analysis(everything, catalog, context, unlimited)
     share = Fraction(1, len(tables))
     return ModelPlan(
-        "table1", tuple(tables), (share,) * len(tables), tuple(query.group_by), (), tuple(variables)
+        "table1", tuple(tables), (share,) * len(tables), tuple(query.group_by), (), tuple(variables), cross
     )
