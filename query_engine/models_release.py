@@ -34,12 +34,22 @@ from query_engine.linear_release import linear_preview_rows, make_linear_release
 from query_engine.mechanisms import DPArray, NoiseCalibration
 from query_engine.models_plan import ModelPlan, Table1Variable
 from query_engine.release import mechanism_label, privacy_public
-from query_engine.release_models import AccuracyPublic, Preview, Release
+from query_engine.release_models import AccuracyPublic, Preview, Release, new_release_id
 from query_engine.spec import Query
 
 __all__ = ["make_linear_release", "make_model_preview", "make_model_release"]
 
-TABLE1_COLUMNS = ["variable", "level", "statistic", "group", "value", "ci_low", "ci_high", "count"]
+TABLE1_COLUMNS = [
+    "variable",
+    "level",
+    "statistic",
+    "group",
+    "value",
+    "ci_low",
+    "ci_high",
+    "count",
+    "suppressed",
+]
 _EVENTS_FOR_PREVIEW = (10, 100, 1000, 10000)
 # Simulation draws: the model's bootstrap (the interval is mean +- z sd of the refits, whose sd 400
 # draws estimate to about 3.5%), and the rate table's per-cell intervals of a Poisson release (fewer
@@ -112,7 +122,7 @@ def make_model_release(
 ) -> Release:
     """The release of a Poisson or logistic model or a Table 1 from its DP tables and public facts."""
     if plan.measure == "table1":
-        return _table1_release(query, plan, calibrations, tables)
+        return _table1_release(query, plan, calibrations, tables, small_cell_threshold)
     (table,), (noisy,) = plan.tables, tables
     if plan.measure == "poisson_regression":
         base_query = query.model_copy(update={"measure": "rate", "reference": None})
@@ -225,9 +235,8 @@ def _table1_release(
     plan: ModelPlan,
     calibrations: Sequence[NoiseCalibration],
     tables: Sequence[Mapping[str, DPArray]],
+    threshold: int,
 ) -> Release:
-    from query_engine.release_models import new_release_id
-
     release_id = new_release_id()
     rng = np.random.default_rng(int(release_id[2:], 16))
     group_name = plan.covariates[0] if plan.covariates else None
@@ -264,8 +273,9 @@ def _table1_release(
         privacy=privacy_public(calibrations, _part_names(plan)),
         confidence=query.confidence,
         columns=TABLE1_COLUMNS,
-        rows=header + rows,
+        rows=_suppress(header + rows, dict(zip(group_keys, persons, strict=True)), threshold),
         measure="table1",
+        small_cell_threshold=threshold,
         query=query.canonical(),
         cells=plan.cells,
         accuracy=_accuracy(query, plan),
@@ -279,6 +289,19 @@ def _table1_release(
             "variables": [v.name for v in plan.variables],
         },
     )
+
+
+def _suppress(
+    rows: list[dict[str, Any]], persons: Mapping[Any, float], threshold: int
+) -> list[dict[str, Any]]:
+    """Small cells (a noisy count, or a quartile's group, below the threshold) lose their numbers."""
+    for row in rows:
+        size = row["count"] if row["count"] is not None else persons[row["group"]]
+        hidden = threshold > 0 and size < threshold
+        if hidden:
+            row.update(value=None, ci_low=None, ci_high=None, count=None)
+        row["suppressed"] = hidden
+    return rows
 
 
 def _variable_rows(

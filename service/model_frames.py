@@ -46,7 +46,9 @@ def model_frames(release: Mapping[str, Any]) -> ModelFrames:
     return ModelFrames(terms, table, dict(release))
 
 
-def _cell(value: Any, low: Any, high: Any, statistic: str, count: Any) -> str:
+def _cell(value: Any, low: Any, high: Any, statistic: str, count: Any, hidden: str | None) -> str:
+    if hidden is not None:
+        return hidden
     if value is None:
         return "-"
     if statistic == "n":
@@ -86,13 +88,15 @@ def table1_frames(release: Mapping[str, Any]) -> Table1Frames:
     )
     layout = release.get("table1") or {}
     group_by = layout.get("group_by") or "group"
+    threshold = release.get("small_cell_threshold")
     records: dict[tuple[str, str, str], dict[str, str]] = {}
     for row in release.get("rows") or ():
         statistic = str(row["statistic"])
         key = (str(row["variable"]), "" if row["level"] is None else str(row["level"]), statistic)
         label = f"{group_by} = {row['group']}"
+        hidden = f"<{threshold}" if row.get("suppressed") else None
         records.setdefault(key, {})[label] = _cell(
-            row["value"], row["ci_low"], row["ci_high"], statistic, row.get("count")
+            row["value"], row["ci_low"], row["ci_high"], statistic, row.get("count"), hidden
         )
     wide = pd.DataFrame.from_records(
         [{"variable": v, "level": lv, "statistic": s, **cells} for (v, lv, s), cells in records.items()]

@@ -115,6 +115,7 @@ def test_table1_splits_the_loss_evenly_and_percentages_add_up(engine: Engine) ->
         )
         assert 0 <= q1 <= median <= q3 <= 105
     for row in rows:
+        assert row["suppressed"] == (row["value"] is None and row["statistic"] in ("n", "percent"))
         if row["value"] is not None and row["ci_low"] is not None:
             assert row["ci_low"] <= row["value"] + 1e-9 <= row["ci_high"] + 2e-9
 
@@ -280,3 +281,30 @@ def test_a_table_the_model_cannot_be_fitted_to_is_released_with_a_reason(catalog
     )
     assert release.model is not None and release.model["terms"] == []
     assert "could not be fitted" in release.model["error"] and len(release.rows) == 4
+
+
+def test_table1_small_cells_lose_their_numbers(engine: Engine) -> None:
+    """Every region within the small metformin group is below a large threshold: those rows are shown
+    as suppressed, without numbers; the larger cells keep theirs."""
+    from query_engine.models_release import make_model_release
+
+    query = _query(measure="table1", group_by=["cohort.metformin"], variables=["cpr.sex"])
+    prepared = engine._model(query, PURE)
+    from query_engine.mechanisms import DPArray
+
+    counts = np.array([400, 380, 3, 2]).view(DPArray)  # metformin 0: F, M; metformin 1: F, M
+    release = make_model_release(
+        query,
+        prepared.plan,
+        prepared.calibrations,
+        [{"count": counts}],
+        small_cell_threshold=5,  # type: ignore[arg-type]
+    )
+    shown = {(r["group"], r["level"]): r for r in release.rows if r["variable"] == "cpr.sex"}
+    assert (
+        shown[(1, "F")]["suppressed"]
+        and shown[(1, "F")]["value"] is None
+        and shown[(1, "F")]["count"] is None
+    )
+    assert not shown[(0, "F")]["suppressed"] and shown[(0, "F")]["count"] == 400
+    assert release.small_cell_threshold == 5
