@@ -297,7 +297,7 @@ def _suppress(
     """Small cells (a noisy count, or a quartile's group, below the threshold) lose their numbers."""
     for row in rows:
         size = row["count"] if row["count"] is not None else persons[row["group"]]
-        hidden = threshold > 0 and size < threshold
+        hidden = bool(threshold > 0 and size < threshold)
         if hidden:
             row.update(value=None, ci_low=None, ci_high=None, count=None)
         row["suppressed"] = hidden
