@@ -72,8 +72,10 @@ def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 2)
 
 
-def bench(db: Path, repeats: int, threads: int) -> dict[str, dict[str, float]]:
-    """Median latency of the DP run and of the raw SQL per query, interleaved."""
+def bench(
+    db: Path, repeats: int, threads: int, queries: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Median latency of the DP run and of the raw SQL per query (default: ``QUERIES``), interleaved."""
     settings = EngineSettings(threads=threads, memory_limit="4GB")
     results: dict[str, dict[str, float]] = {}
     with Engine.open(db, settings) as engine:
@@ -90,7 +92,7 @@ def bench(db: Path, repeats: int, threads: int) -> dict[str, dict[str, float]]:
                 "lock_configuration": True,
             },
         )
-        for name, fields in QUERIES.items():
+        for name, fields in (QUERIES if queries is None else queries).items():
             query = Query.model_validate({"project": "bench", "epsilon": 1.0, **fields})
             compiled = engine.compiled(query, CONTEXT)
             params = list(compiled.params)

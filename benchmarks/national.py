@@ -1,5 +1,8 @@
 """National-scale benchmark: the engine benchmark queries on DuckDB and on Spark local, 1M to 6M persons.
 
+The shapes: ``benchmarks.engine``'s queries, two lpr contact counts, and two analyses of
+``benchmarks.epi`` (a cohort count and an incidence rate, issue 15).
+
     python -m benchmarks.national --persons 1000000
     python -m benchmarks.national --persons 6000000
     python -m benchmarks.national --persons 1000000 6000000 --engines duckdb
@@ -35,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.epi import QUERIES as ANALYSES
 from benchmarks.engine import DEFAULT_SEED
 from benchmarks.engine import QUERIES as ENGINE_QUERIES
 
@@ -52,6 +56,9 @@ QUERIES: dict[str, dict[str, Any]] = {
         "register": "lpr",
         "group_by": ["cpr.region", "lpr.icd10_chapter"],
     },
+    # The analyses of issue 15: a cohort (first I21, 5 years' follow-up) counted, and a rate.
+    "cohort_count_mi_by_age_sex": ANALYSES["cohort_count_mi_by_age_sex"],
+    "e11_incidence_by_age_sex": ANALYSES["e11_incidence_by_age_sex"],
 }
 # The grouped joined counts the 2 s target applies to: a register joined to the person register.
 JOINED_COUNTS = (

@@ -1,0 +1,101 @@
+"""Analyses benchmark: each analysis's full DP run beside its exact private table computed by raw SQL.
+
+    python -m benchmarks.epi --persons 1000000
+
+A cohort count, an incidence rate by age band and sex, an age-standardised rate and a survival
+analysis (issue 15). Generates (or reuses, under ``data/``) the synthetic dataset like
+``benchmarks.engine``, then times each analysis interleaved: one DP run (validate, plan, calibrate,
+the per-person cohort SQL, OpenDP noise, the estimators and the release) and one raw execution of
+the identical SQL and parameters (``Engine.compiled``: the exact table without noise) on a plain
+DuckDB connection. Prints a table and, as its last line, one JSON object with ``max_ratio`` (DP over
+raw) and ``max_ms`` (the slowest DP run). Targets (issue 15): at most 1.5x raw and 2 s at 1M persons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.engine import DEFAULT_SEED, bench, dataset
+
+_I21 = [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}]
+_E11 = [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]
+# A first myocardial infarction 2012-2020 (none in the 5 years before), followed 5 years for death.
+FIRST_MI: dict[str, Any] = {
+    "index": {
+        "register": "lpr",
+        "date": "admission_date",
+        "where": _I21,
+        "entry": ["2012-01-01", "2020-12-31"],
+    },
+    "exclude": [{"register": "lpr", "date": "admission_date", "where": _I21, "lookback_days": 1825}],
+    "follow_up_years": 5,
+}
+# A hospital contact in 2015 without earlier type 2 diabetes, followed 5 years for a first E11.
+E11_AFTER_CONTACT: dict[str, Any] = {
+    "index": {
+        "register": "lpr",
+        "date": "admission_date",
+        "where": [],
+        "entry": ["2015-01-01", "2015-12-31"],
+    },
+    "exclude": [{"register": "lpr", "date": "admission_date", "where": _E11}],
+    "outcome": {"register": "lpr", "date": "admission_date", "where": _E11},
+    "follow_up_years": 5,
+}
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "cohort_count_mi_by_age_sex": {
+        "measure": "count_persons",
+        "cohort": FIRST_MI,
+        "group_by": ["cohort.age_band", "cpr.sex"],
+    },
+    "e11_incidence_by_age_sex": {
+        "measure": "rate",
+        "cohort": E11_AFTER_CONTACT,
+        "group_by": ["cohort.age_band", "cpr.sex"],
+    },
+    "e11_standardised_by_region_sex": {
+        "measure": "rate",
+        "cohort": E11_AFTER_CONTACT,
+        "group_by": ["cpr.region", "cpr.sex", "cohort.age_band"],
+        "standard_population": "esp2013",
+    },
+    "survival_after_mi_by_sex": {
+        "measure": "survival",
+        "cohort": FIRST_MI,
+        "group_by": ["cpr.sex"],
+        "time_bins": {"unit": "months", "width": 1},
+    },
+}
+TARGET_RATIO = 1.5
+TARGET_MS = 2000.0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    db = dataset(args.persons, args.seed, args.data_dir)
+    results = bench(db, args.repeats, args.threads, QUERIES)
+    print(f"{'analysis':<34} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
+    for name, r in results.items():
+        print(f"{name:<34} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+    summary = {
+        "persons": args.persons,
+        "analyses": results,
+        "max_ratio": max(r["ratio"] for r in results.values()),
+        "max_ms": max(r["dp_ms"] for r in results.values()),
+        "targets": {"max_ratio": TARGET_RATIO, "max_ms": TARGET_MS},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
