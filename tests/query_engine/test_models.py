@@ -321,3 +321,26 @@ def test_table1_small_cells_lose_their_numbers(engine: Engine) -> None:
     )
     assert not shown[(0, "F")]["suppressed"] and shown[(0, "F")]["count"] == 400
     assert release.small_cell_threshold == 5 and _json(release)["rows"]
+
+
+def test_table1_under_zcdp_is_one_combined_gaussian_release(engine: Engine) -> None:
+    """Item 5: k histograms of L2 sensitivity 1 with rho split evenly are one discrete Gaussian release
+    of the stacked vector with L2 = sqrt(k): every scale is sqrt(k / (2 rho))."""
+    variables = ["cpr.sex", "cpr.region", "cohort.age"]
+    query = parse_query(
+        {
+            "project": "p",
+            "measure": "table1",
+            "cohort": COHORT,
+            "group_by": ["cohort.metformin"],
+            "variables": variables,
+            "rho": 0.5,
+        }
+    )
+    preview = engine.preview(query, ZCDP)
+    split = preview.loss.loss_split or []
+    assert preview.loss.rho is not None and preview.loss.rho <= 0.5
+    assert math.isclose(preview.loss.rho, 0.5, rel_tol=1e-9)
+    for part in split:
+        assert part.mechanism == "discrete_gaussian"
+        assert math.isclose(part.scale, math.sqrt(len(variables) / (2 * 0.5)), rel_tol=1e-9)
