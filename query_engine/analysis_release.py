@@ -131,8 +131,10 @@ def make_analysis_release(
     noisy: Mapping[str, DPArray],
     *,
     small_cell_threshold: int,
+    rate_draws: int = 2000,
 ) -> Release:
-    """The release of an analysis from its DP outputs and public facts only."""
+    """The release of an analysis from its DP outputs and public facts only (``rate_draws``: the
+    simulation draws of the rates' intervals; a Poisson model, which simulates its own, asks for fewer)."""
     release_id = new_release_id()
     rng = np.random.default_rng(int(release_id[2:], 16))
     groups = _group_rows(query, plan)
@@ -141,7 +143,7 @@ def make_analysis_release(
     if plan.measure == "count_persons":
         rows = count_rows(groups, noisy["count"], calibrations[0], query.confidence, small_cell_threshold)
     elif plan.measure == "rate":
-        rows, extra = _rates(query, plan, groups, noisy, models, rng, small_cell_threshold)
+        rows, extra = _rates(query, plan, groups, noisy, models, rng, small_cell_threshold, rate_draws)
     elif plan.measure == "survival":
         rows, extra = _survival(query, plan, groups, noisy["count"], models["count"], rng)
     else:
@@ -178,6 +180,7 @@ def _rates(
     models: Mapping[str, NoiseModel],
     rng: np.random.Generator,
     threshold: int,
+    draws: int = 2000,
 ) -> tuple[list[Row], dict[str, Any]]:
     events, days = np.asarray(noisy["events"]), np.asarray(noisy["person_time"])
     per = plan.per_person_years or 1000.0
@@ -189,6 +192,7 @@ def _rates(
         time_noise=noise["time_noise"],
         per_person_years=per,
         confidence=query.confidence,
+        draws=draws,
         rng=rng,
     )
     rows = []

@@ -452,8 +452,8 @@ def _cohort_plan(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
         outcome=outcome,
         outcome_same_day=outcome is not None and outcome.date == _SAME_DAY_DATE_COLUMN,
         exposures=exposures,
-        follow_up_years=float(definition.follow_up_years),
-        follow_up_days=follow_up_days(definition.follow_up_years),
+        follow_up_years=definition.follow_up_in_years,
+        follow_up_days=definition.follow_up_days or follow_up_days(definition.follow_up_in_years),
         periods=calendar_periods(first.year, last.year, definition.period_years),
         period_years=definition.period_years,
     )

@@ -41,6 +41,7 @@ from .mechanisms import (
     select_quantile,
     total_loss,
 )
+from .models import PreparedModel, compiled_model, prepare_model, preview_model, run_model
 from .person_grain import check_person_grain
 from .plan import Plan, plan_query
 from .quantile_interval import end_scores, interval_shift
@@ -138,6 +139,7 @@ class Engine:
         self._prepared: _BoundedCache[tuple[str, ProjectContext], _Prepared] = _BoundedCache(1024)
         self._compiled: _BoundedCache[tuple[Any, ...], CompiledQuery] = _BoundedCache(1024)
         self._analyses: _BoundedCache[tuple[str, ProjectContext], PreparedAnalysis] = _BoundedCache(256)
+        self._models: _BoundedCache[tuple[str, ProjectContext], PreparedModel] = _BoundedCache(256)
 
     @classmethod
     def open(cls, db_path: str | Path, settings: EngineSettings | None = None) -> Engine:
@@ -174,18 +176,27 @@ class Engine:
 
     def cost(self, query: Query, context: ProjectContext) -> Cost:
         """The exact privacy loss to charge (OpenDP's map), registers touched, canonical query."""
+        if query.is_model:
+            model = self._model(query, context)
+            return Cost(
+                model.loss, model.mechanism, model.plan.registers, query.canonical(), query.query_hash()
+            )
         if query.is_analysis:
             return _analysis_cost(query, self._analysis(query, context))
         return _cost(query, self._prepare(query, context))
 
     def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Loss, mechanism, scale and expected per-cell accuracy; touches no data, spends nothing."""
+        if query.is_model:
+            return preview_model(query, self._model(query, context))
         if query.is_analysis:
             return preview_analysis(query, self._analysis(query, context))
         return self._preview(query, self._prepare(query, context))
 
     def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
         """``preview`` and ``cost`` from one preparation (a preview shows what a run would be charged)."""
+        if query.is_model:
+            return self.preview(query, context), self.cost(query, context)  # one preparation, cached
         if query.is_analysis:
             analysis = self._analysis(query, context)
             return preview_analysis(query, analysis), _analysis_cost(query, analysis)
@@ -209,6 +220,20 @@ class Engine:
         ``timeout_s`` shortens the backend's execution time limit for this query (never lengthens it).
         """
         context = context or ProjectContext("pure")
+        if query.is_model:  # regression models and Table 1: query_engine.models
+            charged, charged_hash = (cost.loss, cost.query_hash) if cost is not None else (None, None)
+            model = self._model(query, context)
+            return run_model(
+                self.backend,
+                self.catalog,
+                self.settings,
+                query,
+                context,
+                model,
+                charged=charged,
+                charged_hash=charged_hash,
+                timeout_s=timeout_s,
+            )
         if query.is_analysis:  # cohorts, rates, survival, prevalence: query_engine.analyses
             analysis = self._analysis(query, context)
             charged, charged_hash = (cost.loss, cost.query_hash) if cost is not None else (None, None)
@@ -249,6 +274,8 @@ class Engine:
 
     def compiled(self, query: Query, context: ProjectContext, dialect: str = "duckdb") -> CompiledQuery:
         """The bounded aggregate SQL of a query (what ``run`` executes), e.g. for benchmarks."""
+        if query.is_model:
+            return compiled_model(self._model(query, context), self.catalog, dialect)[0]
         if query.is_analysis:
             return compiled_analysis(self._analysis(query, context), self.catalog, dialect)
         return self._compile(self._prepare(query, context).plan, dialect)
@@ -264,6 +291,12 @@ class Engine:
         return self._analyses.get_or_make(
             (query.canonical_json(), context),
             lambda: prepare_analysis(query, self.catalog, context, self.settings),
+        )
+
+    def _model(self, query: Query, context: ProjectContext) -> PreparedModel:
+        return self._models.get_or_make(
+            (query.canonical_json(), context),
+            lambda: prepare_model(query, self.catalog, context, self.settings),
         )
 
     def _derive(self, query: Query, context: ProjectContext) -> _Prepared:

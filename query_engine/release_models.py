@@ -25,7 +25,20 @@ __all__ = [
     "new_release_id",
 ]
 
-Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile", "rate", "survival", "prevalence"]
+Measure = Literal[
+    "count_persons",
+    "count_rows",
+    "sum",
+    "mean",
+    "quantile",
+    "rate",
+    "survival",
+    "prevalence",
+    "poisson_regression",
+    "logistic_regression",
+    "linear_regression",
+    "table1",
+]
 
 
 class LossPart(BaseModel):
@@ -107,6 +120,10 @@ class Release(BaseModel):
     survival: dict[str, Any] | None = None
     horizons: list[dict[str, Any]] | None = None
     median: list[dict[str, Any]] | None = None
+    # Models and Table 1 (issue 16): the fit of a model (terms with ratios or coefficients and both
+    # intervals); the layout of a Table 1 (its rows are in ``rows``).
+    model: dict[str, Any] | None = None
+    table1: dict[str, Any] | None = None
 
 
 class Preview(BaseModel):
@@ -124,6 +141,8 @@ class Preview(BaseModel):
     accuracy: AccuracyPublic | None = None
     notes: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # Models and Table 1: the expected interval of the estimates asked for (docs/analyses.md, "Models").
+    expected_intervals: list[dict[str, Any]] | None = None
 
 
 def new_release_id() -> str:

@@ -33,6 +33,8 @@ from .errors import QueryError
 __all__ = [
     "ANALYSIS_MEASURES",
     "DEFAULT_PER_PERSON_YEARS",
+    "MODEL_MEASURES",
+    "NumericCovariate",
     "CohortDefinition",
     "Condition",
     "EventRule",
@@ -50,9 +52,25 @@ __all__ = [
     "parse_query",
 ]
 
-Measure = Literal["count_persons", "count_rows", "sum", "mean", "quantile", "rate", "survival", "prevalence"]
+Measure = Literal[
+    "count_persons",
+    "count_rows",
+    "sum",
+    "mean",
+    "quantile",
+    "rate",
+    "survival",
+    "prevalence",
+    "poisson_regression",
+    "logistic_regression",
+    "linear_regression",
+    "table1",
+]
 ANALYSIS_MEASURES = ("rate", "survival", "prevalence")
 """Measures released as one private table with a declared sensitivity (issue 15), not per-cell values."""
+MODEL_MEASURES = ("poisson_regression", "logistic_regression", "linear_regression", "table1")
+"""Models and Table 1 (issue 16): fitted to private tables released once (``query_engine.models``)."""
+MAX_FOLLOW_UP_DAYS = 10_958  # 30 years of 365.25 days
 Op = Literal["=", "!=", "in", "prefix", "between", "<", "<=", ">", ">="]
 Scalar = StrictStr | StrictInt | StrictFloat
 
@@ -201,7 +219,8 @@ class CohortDefinition(BaseModel):
     exclude: tuple[Exclusion, ...] = Field(default=(), max_length=20)
     outcome: EventRule | None = None
     exposures: tuple[Exposure, ...] = Field(default=(), max_length=10)
-    follow_up_years: FiniteNumber = Field(ge=1, le=30)
+    follow_up_years: FiniteNumber | None = Field(default=None, ge=1, le=30)
+    follow_up_days: StrictInt | None = Field(default=None, ge=1, le=MAX_FOLLOW_UP_DAYS)
     period_years: StrictInt = Field(default=5, ge=1, le=50)
 
     @model_validator(mode="after")
@@ -209,7 +228,20 @@ class CohortDefinition(BaseModel):
         names = [e.name for e in self.exposures]
         if len(set(names)) != len(names):
             raise ValueError("Each exposure needs its own name; two exposures share one")
+        if (self.follow_up_years is None) == (self.follow_up_days is None):
+            raise ValueError(
+                "Give exactly one of follow_up_years (1 to 30) or follow_up_days (1 to 10958), "
+                "e.g. follow_up_days 30 for death within 30 days"
+            )
         return self
+
+    @property
+    def follow_up_in_years(self) -> float:
+        """The declared follow-up in years (``follow_up_days / 365.25`` when given in days)."""
+        if self.follow_up_days is not None:
+            return self.follow_up_days / 365.25
+        assert self.follow_up_years is not None
+        return float(self.follow_up_years)
 
     def canonical(self) -> dict[str, Any]:
         return {
@@ -220,7 +252,11 @@ class CohortDefinition(BaseModel):
             ),
             "outcome": self.outcome.canonical() if self.outcome is not None else None,
             "exposures": [e.canonical() for e in self.exposures],
-            "follow_up_years": _normal_scalar(self.follow_up_years),
+            # follow_up_days appears only when given, so the hashes of earlier cohorts do not change.
+            "follow_up_years": _normal_scalar(self.follow_up_years)
+            if self.follow_up_years is not None
+            else None,
+            **({"follow_up_days": self.follow_up_days} if self.follow_up_days is not None else {}),
             "period_years": self.period_years,
         }
 
@@ -249,14 +285,39 @@ class TimeBins(BaseModel):
         return {"unit": self.unit, "width": self.width}
 
 
+class NumericCovariate(BaseModel):
+    """A numeric covariate of a linear regression, clamped to ``bounds`` (declared, never from data)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(min_length=1, max_length=200)
+    bounds: tuple[FiniteNumber, FiniteNumber] | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        bounds = [_normal_scalar(b) for b in self.bounds] if self.bounds else None
+        return {"column": self.column, "bounds": bounds}
+
+
 _ANALYSIS_FIELDS = {
-    "per_person_years": ("rate",),
+    "per_person_years": ("rate", "poisson_regression"),
     "standard_population": ("rate",),
     "time_bins": ("survival",),
     "horizons_years": ("survival",),
     "condition": ("prevalence",),
+    "reference": ("poisson_regression", "logistic_regression", "linear_regression"),
+    "variables": ("table1",),
+    "covariates": ("linear_regression",),
 }
-_COHORT_MEASURES = ("count_persons", "rate", "survival", "prevalence")
+_COHORT_MEASURES = (
+    "count_persons",
+    "rate",
+    "survival",
+    "prevalence",
+    "poisson_regression",
+    "logistic_regression",
+    "table1",
+)
+_NEEDS_COHORT = ("rate", "survival", "poisson_regression", "logistic_regression", "table1")
 
 
 class Query(BaseModel):
@@ -286,6 +347,13 @@ class Query(BaseModel):
     horizons_years: tuple[Annotated[FiniteNumber, Field(gt=0, le=30)], ...] | None = Field(
         default=None, min_length=1, max_length=10
     )
+    reference: dict[Annotated[str, Field(min_length=1, max_length=200)], Scalar] | None = Field(
+        default=None, max_length=20
+    )
+    variables: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] | None = Field(
+        default=None, min_length=1, max_length=20
+    )
+    covariates: tuple[NumericCovariate, ...] | None = Field(default=None, min_length=1, max_length=8)
 
     @model_validator(mode="after")
     def _one_loss(self) -> Query:
@@ -309,8 +377,17 @@ class Query(BaseModel):
                 raise ValueError(
                     f"The field '{name}' is only for measure {measures[0]!r}; remove it or change the measure"
                 )
-        if self.measure in ("rate", "survival") and self.cohort is None:
+        if self.measure in _NEEDS_COHORT and self.cohort is None:
             raise ValueError(f"Measure {self.measure!r} needs a 'cohort' (its index, outcome and follow-up)")
+        if self.measure == "table1" and self.variables is None:
+            raise ValueError(
+                'Measure \'table1\' needs \'variables\', e.g. ["cpr.sex", "cohort.age_band", "cohort.age"]'
+            )
+        if self.measure == "linear_regression" and self.column is None:
+            raise ValueError(
+                "Measure 'linear_regression' needs the outcome in 'column' (a numeric column, e.g. "
+                "ind.disposable_income), with 'bounds' to clamp it if the catalog's are too wide"
+            )
         if self.measure == "prevalence" and self.condition is None:
             raise ValueError(
                 'Measure \'prevalence\' needs a \'condition\', e.g. {"register": "lpr", "where": [...]}'
@@ -325,6 +402,11 @@ class Query(BaseModel):
     def is_analysis(self) -> bool:
         """Whether the query is an analysis over persons (a cohort, or a rate, survival or prevalence)."""
         return self.cohort is not None or self.measure in ANALYSIS_MEASURES
+
+    @property
+    def is_model(self) -> bool:
+        """Whether the query is a regression model or a Table 1 (issue 16: ``query_engine.models``)."""
+        return self.measure in MODEL_MEASURES
 
     @property
     def qualified_column(self) -> str | None:
@@ -375,6 +457,14 @@ class Query(BaseModel):
         extra: dict[str, Any] = {}
         if self.cohort is not None:
             extra["cohort"] = self.cohort if isinstance(self.cohort, str) else self.cohort.canonical()
+        if self.reference is not None:
+            extra["reference"] = {k: _normal_scalar(v) for k, v in sorted(self.reference.items())}
+        if self.variables is not None:
+            extra["variables"] = list(self.variables)
+        if self.covariates is not None:
+            extra["covariates"] = [c.canonical() for c in self.covariates]
+        if self.measure == "poisson_regression":
+            extra["per_person_years"] = _normal_scalar(self.per_person_years or DEFAULT_PER_PERSON_YEARS)
         if self.measure == "rate":
             extra["per_person_years"] = _normal_scalar(self.per_person_years or DEFAULT_PER_PERSON_YEARS)
             extra["standard_population"] = self.standard_population

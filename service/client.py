@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .client_frames import PrevalenceFrames, RateFrames, SurvivalFrames
+    from .model_frames import ModelFrames, Table1Frames
 
 __all__ = [
     "ApiError",
@@ -489,3 +490,32 @@ class Client:
         )
         result: JSON = self._request("POST", f"/v1/applications/{application_id}/decision", json=body)
         return result
+
+    # --- models and Table 1 (pandas frames from service.model_frames, imported when first used) ------
+
+    def poisson_regression(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> ModelFrames:
+        """Run a Poisson regression of a cohort's rates: rate ratios per term (``.terms``) with noise-aware
+        and naive intervals, and the released rate table (``.table``)."""
+        from .model_frames import model_frames
+
+        return model_frames(self.run(_analysis(query, "poisson_regression"), idempotency_key))
+
+    def logistic_regression(
+        self, query: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> ModelFrames:
+        """Run a logistic regression of ``cohort.event``: odds ratios per term and the released histogram."""
+        from .model_frames import model_frames
+
+        return model_frames(self.run(_analysis(query, "logistic_regression"), idempotency_key))
+
+    def linear_regression(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> ModelFrames:
+        """Run a linear regression from noisy moments: coefficients per term with both intervals."""
+        from .model_frames import model_frames
+
+        return model_frames(self.run(_analysis(query, "linear_regression"), idempotency_key))
+
+    def table1(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> Table1Frames:
+        """Run a Table 1: ``.long`` (numbers), ``.wide`` (the familiar table), ``.to_csv()``, ``.to_html()``."""
+        from .model_frames import table1_frames
+
+        return table1_frames(self.run(_analysis(query, "table1"), idempotency_key))

@@ -219,6 +219,13 @@ def _check_cohort_client(live: Live, block: Block) -> None:
     assert "first-mi" in printed and "lpr" in printed
 
 
+def _check_models_client(live: Live, block: Block) -> None:
+    _demo_budget_for(live, 1.0)
+    printed = live.run(block)
+    assert "cpr.sex=M" in printed and "naive_ci_low" in printed
+    assert "cohort.age" in printed and "cpr.sex = F" in printed
+
+
 CHECKS: dict[str, Callable[[Live, Block], None]] = {
     "http": _check_http,
     "python-client": _check_python_client,
@@ -227,6 +234,7 @@ CHECKS: dict[str, Callable[[Live, Block], None]] = {
     "engine": _check_engine,
     "cohort-json": _check_cohort_json,
     "cohort-client": _check_cohort_client,
+    "models-client": _check_models_client,
 }
 
 

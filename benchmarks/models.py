@@ -1,0 +1,152 @@
+"""Models benchmark: a DP model or Table 1 versus raw SQL computing the same exact table plus the same fit.
+
+    python -m benchmarks.models --persons 1000000
+
+Reuses the dataset helper of ``benchmarks.engine``. Per query, interleaved: one DP run (cost,
+recheck, the analysis SQL, OpenDP noise, the fit with its bootstrap intervals, the release) and one
+raw run: the identical SQL on the same DuckDB connection (the engine's backend, which holds the
+file's one configuration) plus the same statsmodels fit of the exact
+table (naive intervals only: without noise there is nothing to simulate). Prints a table and, as its
+last line, one JSON object with ``max_ratio``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+
+from benchmarks.engine import CONTEXT, DEFAULT_SEED, _median_ms, dataset
+from query_engine import Engine, EngineSettings, Query
+from query_engine.estimators.design import categorical_design
+from query_engine.linear_release import _moments
+from query_engine.models import compiled_model
+
+COHORT: dict[str, Any] = {
+    "index": {
+        "register": "lpr",
+        "date": "admission_date",
+        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
+        "entry": ["2012-01-01", "2020-12-31"],
+    },
+    "exposures": [
+        {
+            "name": "metformin",
+            "register": "lmdb",
+            "date": "date",
+            "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10BA02"}],
+            "lookback_days": 365,
+        }
+    ],
+    "follow_up_years": 5,
+}
+QUERIES: dict[str, dict[str, Any]] = {
+    "poisson_metformin_sex_age": {
+        "measure": "poisson_regression",
+        "cohort": COHORT,
+        "group_by": ["cohort.metformin", "cpr.sex", "cohort.age_band"],
+    },
+    "logistic_metformin_sex": {
+        "measure": "logistic_regression",
+        "cohort": {**{k: v for k, v in COHORT.items() if k != "follow_up_years"}, "follow_up_days": 30},
+        "group_by": ["cohort.metformin", "cpr.sex"],
+    },
+    "linear_income_age_sex": {
+        "measure": "linear_regression",
+        "register": "ind",
+        "column": "ind.disposable_income",
+        "bounds": [0, 600000],
+        "where": [{"column": "ind.year", "op": "=", "value": 2020}],
+        "covariates": [{"column": "cpr.age", "bounds": [18, 100]}],
+        "group_by": ["cpr.sex", "cpr.region"],
+    },
+    "table1_metformin": {
+        "measure": "table1",
+        "cohort": COHORT,
+        "group_by": ["cohort.metformin"],
+        "variables": ["cpr.sex", "cpr.region", "cohort.age"],
+    },
+}
+
+
+def _raw_fit(name: str, query: Query, table: Any, plan: Any) -> None:
+    """The same fit on the exact table (what a non-private analysis would do)."""
+    if name.startswith("table1"):
+        return  # percentages of the exact histograms: nothing to fit
+    if name.startswith("linear"):
+        values = np.array([table.column(i)[0].as_py() for i in range(table.num_columns)], dtype=float)
+        moments = _moments(plan, values, np.zeros_like(values), "laplace")
+        np.linalg.solve(moments.xtx, moments.xty)
+        return
+    covariates = list(query.group_by)
+    keys = [table.column(f"g{i}").to_pylist() for i in range(len(covariates))]
+    if name.startswith("poisson"):
+        design = categorical_design(dict(zip(covariates, keys, strict=True)), table.num_rows)
+        events = table.column("ev").to_numpy().astype(float)
+        days = np.maximum(table.column("pt").to_numpy().astype(float), 1.0)
+        GLM(events, design.matrix, family=families.Poisson(), offset=np.log(days)).fit()
+        return
+    counts = table.column("n").to_numpy().astype(float).reshape(-1, 2)
+    labels = {c: k[::2] for c, k in zip(covariates, keys, strict=True)}
+    design = categorical_design(labels, counts.shape[0])
+    GLM(counts[:, ::-1], design.matrix, family=families.Binomial()).fit()
+
+
+def bench(db: Path, repeats: int, threads: int) -> dict[str, dict[str, float]]:
+    settings = EngineSettings(threads=threads, memory_limit="4GB")
+    results: dict[str, dict[str, float]] = {}
+    with Engine.open(db, settings) as engine:
+        for name, fields in QUERIES.items():
+            query = Query.model_validate({"project": "bench", "epsilon": 1.0, **fields})
+            prepared = engine._model(query, CONTEXT)
+            plan = prepared.plan
+            statements = compiled_model(prepared, engine.catalog, "duckdb")
+            for _ in range(1):
+                engine.run(query, CONTEXT, cost=engine.cost(query, CONTEXT))
+                for compiled in statements:
+                    _raw_fit(name, query, engine.backend.execute(compiled), plan)
+            dp_times, raw_times = [], []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                engine.run(query, CONTEXT, cost=engine.cost(query, CONTEXT))
+                dp_times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                for compiled in statements:
+                    _raw_fit(name, query, engine.backend.execute(compiled), plan)
+                raw_times.append(time.perf_counter() - started)
+            dp_ms, raw_ms = _median_ms(dp_times), _median_ms(raw_times)
+            results[name] = {"dp_ms": dp_ms, "raw_ms": raw_ms, "ratio": round(dp_ms / raw_ms, 3)}
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    results = bench(dataset(args.persons, args.seed, args.data_dir), args.repeats, args.threads)
+    print(f"{'query':<30} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
+    for name, r in results.items():
+        print(f"{name:<30} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+    print(
+        json.dumps(
+            {
+                "persons": args.persons,
+                "queries": results,
+                "max_ratio": max(r["ratio"] for r in results.values()),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
