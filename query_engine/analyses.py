@@ -107,7 +107,7 @@ def _check_standard_population(plan: AnalysisPlan) -> None:
             stage="validate",
         )
     try:
-        standard_weights(population, [str(k) for k in ages[0].keys])
+        standard_weights(population, [str(k) for k in ages[0].keys], persons=plan.standard_population_persons)
     except ValueError as exc:
         known = ", ".join(known_populations())
         raise ValueOutsideDomain(

@@ -230,7 +230,9 @@ def _standardised(
         return np.moveaxis(values.reshape(shape), axis, -1).reshape(-1, len(ages))
 
     assert plan.standard_population is not None
-    weights = estimators.standard_weights(plan.standard_population, [str(a) for a in ages])
+    weights = estimators.standard_weights(
+        plan.standard_population, [str(a) for a in ages], persons=plan.standard_population_persons
+    )
     result = estimators.direct_standardise(
         by_stratum(events),
         by_stratum(days),

@@ -222,6 +222,7 @@ class AnalysisPlan:
     registers: tuple[str, ...]
     per_person_years: float | None = None
     standard_population: str | None = None
+    standard_population_persons: tuple[tuple[str, float], ...] | None = None
     horizons_years: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
@@ -321,6 +322,11 @@ def plan_analysis(
         if measure == "rate"
         else None,
         standard_population=query.standard_population,
+        standard_population_persons=(
+            tuple(sorted(query.standard_population_persons.items()))
+            if query.standard_population_persons is not None
+            else None
+        ),
         horizons_years=_horizons(query, cohort) if measure == "survival" else (),
     )
 

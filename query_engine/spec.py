@@ -301,6 +301,7 @@ class NumericCovariate(BaseModel):
 _ANALYSIS_FIELDS = {
     "per_person_years": ("rate", "poisson_regression"),
     "standard_population": ("rate",),
+    "standard_population_persons": ("rate",),
     "time_bins": ("survival",),
     "horizons_years": ("survival",),
     "condition": ("prevalence",),
@@ -343,6 +344,14 @@ class Query(BaseModel):
     condition: PrevalenceCondition | None = None
     per_person_years: FiniteNumber | None = Field(default=None, ge=1, le=1e9)
     standard_population: str | None = Field(default=None, min_length=1, max_length=50)
+    # Public figures of a standard population the engine does not ship (e.g. the Danish population on
+    # 1 January of a chosen year, from Statistics Denmark's FOLK1A), persons per age band.
+    standard_population_persons: (
+        dict[
+            Annotated[str, Field(min_length=1, max_length=10)], Annotated[FiniteNumber, Field(gt=0, le=1e10)]
+        ]
+        | None
+    ) = Field(default=None, min_length=1, max_length=40)
     time_bins: TimeBins | None = None
     horizons_years: tuple[Annotated[FiniteNumber, Field(gt=0, le=30)], ...] | None = Field(
         default=None, min_length=1, max_length=10
@@ -377,6 +386,10 @@ class Query(BaseModel):
                 raise ValueError(
                     f"The field '{name}' is only for measure {measures[0]!r}; remove it or change the measure"
                 )
+        if self.standard_population_persons is not None and self.standard_population is None:
+            raise ValueError(
+                "'standard_population_persons' needs a 'standard_population' naming it (e.g. \"dk2020\")"
+            )
         if self.measure in _NEEDS_COHORT and self.cohort is None:
             raise ValueError(f"Measure {self.measure!r} needs a 'cohort' (its index, outcome and follow-up)")
         if self.measure == "table1" and self.variables is None:
@@ -468,6 +481,10 @@ class Query(BaseModel):
         if self.measure == "rate":
             extra["per_person_years"] = _normal_scalar(self.per_person_years or DEFAULT_PER_PERSON_YEARS)
             extra["standard_population"] = self.standard_population
+            if self.standard_population_persons is not None:
+                extra["standard_population_persons"] = {
+                    band: _normal_scalar(n) for band, n in sorted(self.standard_population_persons.items())
+                }
         if self.measure == "survival":
             extra["time_bins"] = (self.time_bins or TimeBins()).canonical()
             extra["horizons_years"] = (
