@@ -50,7 +50,6 @@ from .errors import (
     TooManyGroupColumns,
     UnknownColumn,
     UnsupportedQuery,
-    ValueOutsideDomain,
 )
 from .mechanisms import Sensitivity
 from .plan import Cohort, Filter, LossRequest, make_filter
@@ -65,6 +64,7 @@ from .spec import (
     TimeBins,
 )
 from .suggest import did_you_mean
+from .survival_bins import MAX_SURVIVAL_BINS, Bins, survival_bins, survival_horizons
 from .validate import check_condition, check_loss, resolve_column, resolve_register, typed_value
 
 __all__ = [
@@ -83,11 +83,8 @@ __all__ = [
 ]
 
 _STAGE = "validate"
-MAX_SURVIVAL_BINS = 400
 _MAX_SURVIVAL_GROUPS = 2
 _DAYS_PER_YEAR = Fraction(1461, 4)  # 365.25
-_UNIT_DAYS = {"days": Fraction(1), "months": _DAYS_PER_YEAR / 12, "years": _DAYS_PER_YEAR}
-_DEFAULT_HORIZONS = (1.0, 5.0, 10.0)
 # An outcome on a date column of this name (a death) counts on the index day itself.
 _SAME_DAY_DATE_COLUMN = "death_date"
 
@@ -163,37 +160,6 @@ class AnalysisGroup:
     kind: GroupKind
     source: str
     keys: tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Bins:
-    """Survival exit bins of ``length_days = num/den`` days: bin ``min(t * den // num, count - 1)``.
-
-    The last bin ends at the follow-up ``T`` days (a remainder under one day joins it).
-    """
-
-    unit: Literal["days", "months", "years"]
-    width: int
-    num: int
-    den: int
-    count: int
-    follow_up_days: int
-
-    @property
-    def length_days(self) -> Fraction:
-        return Fraction(self.num, self.den)
-
-    def end_days(self, b: int) -> Fraction:
-        """The end of bin ``b`` in days (the last bin ends at the follow-up maximum)."""
-        return min(self.length_days * (b + 1), Fraction(self.follow_up_days))
-
-    @property
-    def unit_days(self) -> Fraction:
-        """Days in one unit (a month is 365.25 / 12 days)."""
-        return _UNIT_DAYS[self.unit]
-
-    def in_units(self, days: Fraction) -> float:
-        return float(days / self.unit_days)
 
 
 @dataclass(frozen=True)
@@ -283,7 +249,11 @@ def plan_analysis(
         register = resolve_register(catalog, query.condition.register).name
         filters = _rule_filters(catalog, register, query.condition.where, "the condition")
         condition = Cohort(register, filters)
-    bins = _bins(query.time_bins or TimeBins(), cohort) if query.measure == "survival" else None
+    bins = horizons = None
+    if query.measure == "survival":
+        assert cohort is not None  # the spec requires a cohort for survival
+        bins = survival_bins(query.time_bins or TimeBins(), cohort.follow_up_days, cohort.follow_up_years)
+        horizons = survival_horizons(query, cohort.follow_up_years)
     assert query.measure in ("count_persons", "rate", "survival", "prevalence")
     measure: AnalysisMeasure = query.measure
     group_cells = math.prod(len(g.keys) for g in groups)
@@ -327,7 +297,7 @@ def plan_analysis(
             if query.standard_population_persons is not None
             else None
         ),
-        horizons_years=_horizons(query, cohort) if measure == "survival" else (),
+        horizons_years=horizons or (),
     )
 
 
@@ -565,40 +535,3 @@ def _population(query: Query, catalog: Catalog) -> tuple[tuple[Filter, ...], tup
             by_register.setdefault(checked.column.register, []).append(checked)
     presence = tuple(Cohort(name, tuple(fs)) for name, fs in sorted(by_register.items()))
     return tuple(person_filters), presence
-
-
-def _bins(bins: TimeBins, cohort: CohortPlan | None) -> Bins:
-    assert cohort is not None
-    length = _UNIT_DAYS[bins.unit] * bins.width
-    total = cohort.follow_up_days
-    whole, rest = divmod(Fraction(total), length)
-    # T is the follow-up rounded to a day: a last bin shorter than one day would only hold that rounding.
-    count = max(1, int(whole) + (1 if rest >= 1 else 0))
-    if count > MAX_SURVIVAL_BINS:
-        _refuse(
-            ValueOutsideDomain,
-            f"Bins of {bins.width} {bins.unit} over {cohort.follow_up_years:g} years of follow-up make {count} "
-            f"bins; at most {MAX_SURVIVAL_BINS} are allowed. Use wider bins (e.g. months instead of days).",
-        )
-    if length > total:
-        _refuse(
-            ValueOutsideDomain,
-            f"A bin of {bins.width} {bins.unit} is longer than the follow-up of {cohort.follow_up_years:g} "
-            "years; use narrower bins.",
-        )
-    return Bins(bins.unit, bins.width, length.numerator, length.denominator, count, total)
-
-
-def _horizons(query: Query, cohort: CohortPlan | None) -> tuple[float, ...]:
-    assert cohort is not None
-    maximum = cohort.follow_up_years
-    if query.horizons_years is None:
-        return tuple(h for h in _DEFAULT_HORIZONS if h <= maximum)
-    beyond = [h for h in query.horizons_years if h > maximum]
-    if beyond:
-        _refuse(
-            ValueOutsideDomain,
-            f"The horizon {beyond[0]:g} years is beyond the follow-up of {maximum:g} years; give horizons "
-            "within the follow-up.",
-        )
-    return tuple(sorted(set(query.horizons_years)))

@@ -25,7 +25,6 @@ sum of ``units - M``, centred on the midpoint of the bounds), or ``j``
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from sqlglot import exp
 from .catalog import Catalog, Column, Register, atc_prefix_length
 from .errors import EngineInternalError
 from .plan import Filter, Plan, ValueSpec
+from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
 
 __all__ = ["CompiledQuery", "compile_plan"]
 
@@ -57,47 +57,6 @@ def compile_plan(
     tree = builder.build()
     return CompiledQuery(
         sql=tree.sql(dialect=dialect, pretty=pretty), params=tuple(builder.params), dialect=dialect
-    )
-
-
-def _ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
-def _table(name: str) -> exp.Table:
-    return exp.Table(this=_ident(name))
-
-
-def _col(table: str, name: str) -> exp.Column:
-    return exp.Column(this=_ident(name), table=exp.to_identifier(table))
-
-
-def _ref(table: str, name: str) -> exp.Column:
-    """An internal (unquoted) column of a CTE."""
-    return exp.column(name, table=table)
-
-
-def _lit(value: Any) -> exp.Expr:
-    if isinstance(value, bool) or value is None:
-        raise EngineInternalError(
-            "Internal error: an unexpected literal in the plan. This is a bug in sundstat; "
-            "nothing was released.",
-            stage=_STAGE,
-        )
-    if isinstance(value, int | float):
-        return exp.Literal.number(value)
-    return exp.Literal.string(str(value))
-
-
-def _and(conditions: list[exp.Expr]) -> exp.Expr | None:
-    return exp.and_(*conditions) if conditions else None
-
-
-def _window(func: exp.Expr, partition: Sequence[exp.Expr], order: Sequence[exp.Expr]) -> exp.Window:
-    return exp.Window(
-        this=func,
-        partition_by=partition,
-        order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]) if order else None,
     )
 
 
@@ -139,20 +98,20 @@ class _Builder:
         """A physical column or the SQL for a derived one, over the rows of ``table``."""
         derivation = column.derivation
         if derivation is None:
-            return _col(table, column.name)
-        source = _col(table, derivation.source)
+            return sql_col(table, column.name)
+        source = sql_col(table, derivation.source)
         kind = derivation.kind
         if kind == "year":
             return exp.Year(this=source)
         if kind.startswith("atc_level_"):
-            return exp.Substring(this=source, start=_lit(1), length=_lit(atc_prefix_length(kind)))
+            return exp.Substring(this=source, start=sql_lit(1), length=sql_lit(atc_prefix_length(kind)))
         if kind == "vital_status":
             dead = exp.and_(source.is_(exp.null()).not_(), source <= self.reference_date())
-            return exp.Case(ifs=[exp.If(this=dead, true=_lit("dead"))], default=_lit("alive"))
+            return exp.Case(ifs=[exp.If(this=dead, true=sql_lit("dead"))], default=sql_lit("alive"))
         if kind == "icd10_chapter":
             return self.icd10_chapter(source)
         age = self.age(
-            source, _col(table, derivation.source_secondary) if derivation.source_secondary else None
+            source, sql_col(table, derivation.source_secondary) if derivation.source_secondary else None
         )
         if kind == "age":
             return age
@@ -160,7 +119,7 @@ class _Builder:
         return self.age_band(age, self.catalog.keyset(column.keyset).values)
 
     def reference_date(self) -> exp.Expr:
-        return exp.cast(_lit(self.catalog.reference_date), exp.DataType.Type.DATE)
+        return exp.cast(sql_lit(self.catalog.reference_date), exp.DataType.Type.DATE)
 
     def age(self, birth: exp.Expr, death: exp.Expr | None, at: exp.Expr | None = None) -> exp.Expr:
         """Whole years from birth to the reference date, or to death if earlier (or to ``at`` if given)."""
@@ -171,10 +130,12 @@ class _Builder:
             at = exp.Case(ifs=[exp.If(this=died_before, true=death)], default=self.reference_date())
 
         def month_day(date: exp.Expr) -> exp.Expr:
-            return exp.Mul(this=exp.Month(this=date.copy()), expression=_lit(100)) + exp.Day(this=date.copy())
+            return exp.Mul(this=exp.Month(this=date.copy()), expression=sql_lit(100)) + exp.Day(
+                this=date.copy()
+            )
 
         before_birthday = exp.Case(
-            ifs=[exp.If(this=month_day(at) < month_day(birth), true=_lit(1))], default=_lit(0)
+            ifs=[exp.If(this=month_day(at) < month_day(birth), true=sql_lit(1))], default=sql_lit(0)
         )
         return exp.paren(
             exp.Sub(
@@ -194,20 +155,25 @@ class _Builder:
                 stage=_STAGE,
             )
         width = int(bands[0].group(2)) - int(bands[0].group(1)) + 1  # type: ignore[union-attr]
-        start = exp.Mul(this=exp.IntDiv(this=age.copy(), expression=_lit(width)), expression=_lit(width))
+        start = exp.Mul(
+            this=exp.IntDiv(this=age.copy(), expression=sql_lit(width)), expression=sql_lit(width)
+        )
         label = exp.DPipe(
-            this=exp.DPipe(this=exp.cast(start, "VARCHAR"), expression=_lit("-")),
-            expression=exp.cast(exp.Add(this=start.copy(), expression=_lit(width - 1)), "VARCHAR"),
+            this=exp.DPipe(this=exp.cast(start, "VARCHAR"), expression=sql_lit("-")),
+            expression=exp.cast(exp.Add(this=start.copy(), expression=sql_lit(width - 1)), "VARCHAR"),
         )
         top = int(open_band.group(1))
-        return exp.Case(ifs=[exp.If(this=age.copy() >= _lit(top), true=_lit(f"{top}+"))], default=label)
+        return exp.Case(ifs=[exp.If(this=age.copy() >= sql_lit(top), true=sql_lit(f"{top}+"))], default=label)
 
     def icd10_chapter(self, code: exp.Expr) -> exp.Expr:
         ifs = []
         for chapter, first, last in self.catalog.icd10_chapter_ranges:
-            prefix = exp.Substring(this=code.copy(), start=_lit(1), length=_lit(len(first)))
+            prefix = exp.Substring(this=code.copy(), start=sql_lit(1), length=sql_lit(len(first)))
             ifs.append(
-                exp.If(this=exp.Between(this=prefix, low=_lit(first), high=_lit(last)), true=_lit(chapter))
+                exp.If(
+                    this=exp.Between(this=prefix, low=sql_lit(first), high=sql_lit(last)),
+                    true=sql_lit(chapter),
+                )
             )
         return exp.Case(ifs=ifs)
 
@@ -221,7 +187,7 @@ class _Builder:
         integral = column.type == "integer" and all(
             float(x).is_integer() for x in (spec.lo, spec.hi, spec.null_value)
         )
-        number = (lambda x: _lit(int(x))) if integral else _lit
+        number = (lambda x: sql_lit(int(x))) if integral else sql_lit
         filled = exp.Case(ifs=[exp.If(this=missing, true=number(spec.null_value))], default=raw)
         # The value is never NULL here, so the dialects' NULL rules for LEAST/GREATEST do not matter.
         low = exp.Greatest(this=filled, expressions=[number(spec.lo)], ignore_nulls=True)
@@ -251,7 +217,7 @@ class _Builder:
         ctes: list[tuple[str, exp.Expr]] = []
         for i, group in enumerate(plan.groups):
             if group.keys is not None:
-                rows = [(_lit(k), _lit(o)) for o, k in enumerate(group.keys)]
+                rows = [(sql_lit(k), sql_lit(o)) for o, k in enumerate(group.keys)]
                 ctes.append(
                     (
                         f"k{i}",
@@ -284,8 +250,8 @@ class _Builder:
         grain = catalog.register(plan.grain)
         person = catalog.register(plan.person_register)
         outputs: list[exp.Expr] = [
-            exp.alias_(_col("g", grain.person_key), "pid"),
-            exp.alias_(_col("g", grain.row_key), "rk"),
+            exp.alias_(sql_col("g", grain.person_key), "pid"),
+            exp.alias_(sql_col("g", grain.row_key), "rk"),
         ]
         for key, group in zip(self.keys, plan.groups, strict=True):
             if key in self.grain_keys:
@@ -293,26 +259,26 @@ class _Builder:
                 outputs.append(exp.alias_(self.column("g", grain, column), key))
         if plan.value is not None:
             outputs.append(exp.alias_(self.value("g", grain, plan.value), "v"))
-        query = exp.select(*outputs).from_(exp.alias_(_table(grain.name), "g", table=True))
+        query = exp.select(*outputs).from_(exp.alias_(sql_table(grain.name), "g", table=True))
         conditions = [self.filter("g", f) for f in plan.row_filters]
         if plan.person_filters:
             semi = (
-                exp.select(_col("p", person.person_key))
-                .from_(exp.alias_(_table(person.name), "p", table=True))
-                .where(_and([self.filter("p", f) for f in plan.person_filters]))
+                exp.select(sql_col("p", person.person_key))
+                .from_(exp.alias_(sql_table(person.name), "p", table=True))
+                .where(sql_and([self.filter("p", f) for f in plan.person_filters]))
             )
-            conditions.append(exp.In(this=_col("g", grain.person_key), query=semi.subquery()))
+            conditions.append(exp.In(this=sql_col("g", grain.person_key), query=semi.subquery()))
         for i, cohort in enumerate(plan.cohorts):
             register = catalog.register(cohort.register)
             alias = f"c{i}"
-            semi = exp.select(_col(alias, register.person_key)).from_(
-                exp.alias_(_table(register.name), alias, table=True)
+            semi = exp.select(sql_col(alias, register.person_key)).from_(
+                exp.alias_(sql_table(register.name), alias, table=True)
             )
-            where = _and([self.filter(alias, f) for f in cohort.filters])
+            where = sql_and([self.filter(alias, f) for f in cohort.filters])
             if where is not None:
                 semi = semi.where(where)
-            conditions.append(exp.In(this=_col("g", grain.person_key), query=semi.subquery()))
-        where = _and(conditions)
+            conditions.append(exp.In(this=sql_col("g", grain.person_key), query=semi.subquery()))
+        where = sql_and(conditions)
         return query.where(where) if where is not None else query
 
     def kept(self) -> exp.Select:
@@ -322,27 +288,29 @@ class _Builder:
             if key not in self.grain_keys:
                 continue
             if group.keys is None:
-                conditions.append(_ref("src", key).is_(exp.null()).not_())
+                conditions.append(sql_ref("src", key).is_(exp.null()).not_())
             else:
                 conditions.append(
-                    exp.In(this=_ref("src", key), query=exp.select("key").from_(f"k{i}").subquery())
+                    exp.In(this=sql_ref("src", key), query=exp.select("key").from_(f"k{i}").subquery())
                 )
-        where = _and(conditions)
+        where = sql_and(conditions)
         return query.where(where) if where is not None else query
 
     def bounding(self, source: str) -> list[tuple[str, exp.Select]]:
         """CTEs that enforce c rows per person and group, then G groups per person."""
         plan, bounding = self.plan, self.plan.bounding
-        group_cols = [_ref(source, k) for k in self.grain_keys]
+        group_cols = [sql_ref(source, k) for k in self.grain_keys]
         steps: list[tuple[str, exp.Select]] = []
         if plan.measure == "count_persons" and bounding.bound_groups:
             # One row per person and group, keeping the group's smallest row_key for the ranking.
             distinct = (
                 exp.select(
-                    _ref(source, "pid"), *group_cols, exp.alias_(exp.Min(this=_ref(source, "rk")), "grk")
+                    sql_ref(source, "pid"),
+                    *group_cols,
+                    exp.alias_(exp.Min(this=sql_ref(source, "rk")), "grk"),
                 )
                 .from_(source)
-                .group_by(_ref(source, "pid"), *[c.copy() for c in group_cols])
+                .group_by(sql_ref(source, "pid"), *[c.copy() for c in group_cols])
             )
             steps.append(("person_groups", distinct))
             source = "person_groups"
@@ -351,30 +319,30 @@ class _Builder:
             # count capped at c is the count of the kept rows; the group's smallest row_key ranks it.
             weighted = (
                 exp.select(
-                    _ref(source, "pid"),
+                    sql_ref(source, "pid"),
                     *group_cols,
                     exp.alias_(
                         exp.Least(
                             this=exp.Count(this=exp.Star()),
-                            expressions=[_lit(bounding.max_rows)],
+                            expressions=[sql_lit(bounding.max_rows)],
                             ignore_nulls=True,
                         ),
                         "w",
                     ),
-                    exp.alias_(exp.Min(this=_ref(source, "rk")), "grk"),
+                    exp.alias_(exp.Min(this=sql_ref(source, "rk")), "grk"),
                 )
                 .from_(source)
-                .group_by(_ref(source, "pid"), *[c.copy() for c in group_cols])
+                .group_by(sql_ref(source, "pid"), *[c.copy() for c in group_cols])
             )
             steps.append(("rows_weighted", weighted))
             source = "rows_weighted"
         elif bounding.bound_rows:
             # Without G bounding the groups are one per person (person-level keys, or a person-grain
             # register whose one kept row has one group): partition by the person alone.
-            partition = [_ref(source, "pid")] + (group_cols if bounding.bound_groups else [])
-            windows = [exp.alias_(_window(exp.RowNumber(), partition, [_ref(source, "rk")]), "rn")]
+            partition = [sql_ref(source, "pid")] + (group_cols if bounding.bound_groups else [])
+            windows = [exp.alias_(sql_window(exp.RowNumber(), partition, [sql_ref(source, "rk")]), "rn")]
             if bounding.bound_groups:
-                first_row = _window(exp.Min(this=_ref(source, "rk")), [p.copy() for p in partition], [])
+                first_row = sql_window(exp.Min(this=sql_ref(source, "rk")), [p.copy() for p in partition], [])
                 windows.append(exp.alias_(first_row, "grk"))
             ranked = exp.select("*", *windows).from_(source)
             steps.append(("rows_ranked", ranked))
@@ -383,14 +351,17 @@ class _Builder:
                     "rows_bounded",
                     exp.select("*")
                     .from_("rows_ranked")
-                    .where(_ref("rows_ranked", "rn") <= _lit(bounding.max_rows)),
+                    .where(sql_ref("rows_ranked", "rn") <= sql_lit(bounding.max_rows)),
                 )
             )
             source = "rows_bounded"
         if bounding.bound_groups:
-            order = [_ref(source, "grk"), *[_ref(source, k) for k in self.grain_keys]]
+            order = [sql_ref(source, "grk"), *[sql_ref(source, k) for k in self.grain_keys]]
             ranked = exp.select(
-                "*", exp.alias_(_window(exp.Anonymous(this="DENSE_RANK"), [_ref(source, "pid")], order), "gn")
+                "*",
+                exp.alias_(
+                    sql_window(exp.Anonymous(this="DENSE_RANK"), [sql_ref(source, "pid")], order), "gn"
+                ),
             ).from_(source)
             steps.append(("groups_ranked", ranked))
             steps.append(
@@ -398,7 +369,7 @@ class _Builder:
                     "bounded",
                     exp.select("*")
                     .from_("groups_ranked")
-                    .where(_ref("groups_ranked", "gn") <= _lit(bounding.max_groups)),
+                    .where(sql_ref("groups_ranked", "gn") <= sql_lit(bounding.max_groups)),
                 )
             )
         return steps
@@ -409,11 +380,11 @@ class _Builder:
         The kept row is the person's smallest row_key, so it depends only on that person's rows.
         """
         person = self.catalog.register(self.plan.person_register)
-        first = _window(exp.RowNumber(), [_col("p", person.person_key)], [_col("p", person.row_key)])
+        first = sql_window(exp.RowNumber(), [sql_col("p", person.person_key)], [sql_col("p", person.row_key)])
         ranked = exp.select("*", exp.alias_(first, "prn")).from_(
-            exp.alias_(_table(person.name), "p", table=True)
+            exp.alias_(sql_table(person.name), "p", table=True)
         )
-        kept = exp.select("*").from_("persons_ranked").where(_ref("persons_ranked", "prn").eq(_lit(1)))
+        kept = exp.select("*").from_("persons_ranked").where(sql_ref("persons_ranked", "prn").eq(sql_lit(1)))
         return [("persons_ranked", ranked), ("persons", kept)]
 
     def person_attributes(self, source: str) -> exp.Select:
@@ -424,23 +395,25 @@ class _Builder:
             if key in self.person_keys:
                 column = person.column(group.column.column)
                 outputs.append(exp.alias_(self.column("p", person, column), key))
-        on = exp.EQ(this=_col("p", person.person_key), expression=_ref(source, "pid"))
-        return exp.select(*outputs).from_(source).join(exp.alias_(_table("persons"), "p", table=True), on=on)
+        on = exp.EQ(this=sql_col("p", person.person_key), expression=sql_ref(source, "pid"))
+        return (
+            exp.select(*outputs).from_(source).join(exp.alias_(sql_table("persons"), "p", table=True), on=on)
+        )
 
     def aggregate(self, source: str, ctes: list[tuple[str, exp.Expr]]) -> exp.Select:
         plan = self.plan
-        group_cols = [_ref(source, k) for k in self.keys]
+        group_cols = [sql_ref(source, k) for k in self.keys]
         if plan.measure == "quantile":
             return self.quantile(source, ctes)
         measures: list[exp.Expr] = []
         if plan.measure in ("sum", "mean"):
             assert plan.value is not None
-            units = self.fixed_point(_ref(source, "v"))
+            units = self.fixed_point(sql_ref(source, "v"))
             if plan.measure == "mean":
                 units = self.centred(units)
             measures.append(exp.alias_(exp.cast(exp.Sum(this=units), "BIGINT"), "s"))
         if self.weighted:
-            measures.append(exp.alias_(exp.cast(exp.Sum(this=_ref(source, "w")), "BIGINT"), "n"))
+            measures.append(exp.alias_(exp.cast(exp.Sum(this=sql_ref(source, "w")), "BIGINT"), "n"))
         elif plan.measure != "sum":
             measures.append(exp.alias_(exp.Count(this=exp.Star()), "n"))
         if not self.keys:
@@ -451,24 +424,27 @@ class _Builder:
             # Keys are not public: only observed groups exist; the mechanism thresholds them.
             names = [m.alias for m in measures]
             return (
-                exp.select(*[_ref("agg", k) for k in self.keys], *[_ref("agg", n) for n in names])
+                exp.select(*[sql_ref("agg", k) for k in self.keys], *[sql_ref("agg", n) for n in names])
                 .from_("agg")
-                .order_by(*[_ref("agg", k) for k in self.keys])
+                .order_by(*[sql_ref("agg", k) for k in self.keys])
             )
         final = self.keys_frame()
-        on = _and(
-            [exp.EQ(this=_ref("agg", k), expression=_ref(f"k{i}", "key")) for i, k in enumerate(self.keys)]
+        on = sql_and(
+            [
+                exp.EQ(this=sql_ref("agg", k), expression=sql_ref(f"k{i}", "key"))
+                for i, k in enumerate(self.keys)
+            ]
         )
-        outputs = [exp.func("COALESCE", _ref("agg", m.alias), _lit(0)).as_(m.alias) for m in measures]
+        outputs = [exp.func("COALESCE", sql_ref("agg", m.alias), sql_lit(0)).as_(m.alias) for m in measures]
         return (
             final.select(*outputs, copy=False)
             .join("agg", on=on, join_type="LEFT")
-            .order_by(*[_ref(f"k{i}", "ord") for i in range(len(self.keys))])
+            .order_by(*[sql_ref(f"k{i}", "ord") for i in range(len(self.keys))])
         )
 
     def keys_frame(self) -> exp.Select:
         """SELECT k0.key AS g0, ... FROM k0 CROSS JOIN k1 ...: every public key combination."""
-        query = exp.select(*[exp.alias_(_ref(f"k{i}", "key"), k) for i, k in enumerate(self.keys)]).from_(
+        query = exp.select(*[exp.alias_(sql_ref(f"k{i}", "key"), k) for i, k in enumerate(self.keys)]).from_(
             "k0"
         )
         for i in range(1, len(self.keys)):
@@ -477,7 +453,7 @@ class _Builder:
 
     def zero_if_null(self, measure: exp.Expr) -> exp.Expr:
         assert isinstance(measure, exp.Alias)
-        return exp.func("COALESCE", measure.this, _lit(0)).as_(measure.alias)
+        return exp.func("COALESCE", measure.this, sql_lit(0)).as_(measure.alias)
 
     def fixed_point(self, value: exp.Expr) -> exp.Expr:
         """The value in integer units of the resolution (identity for integer columns at 1)."""
@@ -485,7 +461,7 @@ class _Builder:
         assert spec is not None
         if self.integral_units():
             return exp.cast(value, "BIGINT")
-        scaled = exp.Div(this=exp.cast(value, "DOUBLE"), expression=_lit(spec.resolution))
+        scaled = exp.Div(this=exp.cast(value, "DOUBLE"), expression=sql_lit(spec.resolution))
         return exp.cast(exp.Round(this=scaled), "BIGINT")
 
     def centred(self, units: exp.Expr) -> exp.Expr:
@@ -498,9 +474,9 @@ class _Builder:
         assert spec is not None
         low, high = spec.unit_range
         if not self.integral_units():
-            units = exp.Greatest(this=units, expressions=[_lit(low)], ignore_nulls=True)
-            units = exp.Least(this=units, expressions=[_lit(high)], ignore_nulls=True)
-        return exp.paren(exp.Sub(this=units, expression=_lit(spec.centre_units)))
+            units = exp.Greatest(this=units, expressions=[sql_lit(low)], ignore_nulls=True)
+            units = exp.Least(this=units, expressions=[sql_lit(high)], ignore_nulls=True)
+        return exp.paren(exp.Sub(this=units, expression=sql_lit(spec.centre_units)))
 
     def integral_units(self) -> bool:
         """Whether values are whole units already (integer column, resolution 1, whole bounds)."""
@@ -525,94 +501,98 @@ class _Builder:
         q = self.plan.quantile
         assert q is not None
         low = exp.Greatest(
-            this=self.fixed_point(_ref(source, "v")), expressions=[_lit(q.lo_units)], ignore_nulls=True
+            this=self.fixed_point(sql_ref(source, "v")), expressions=[sql_lit(q.lo_units)], ignore_nulls=True
         )
-        units = exp.Least(this=low, expressions=[_lit(q.hi_units)], ignore_nulls=True)
+        units = exp.Least(this=low, expressions=[sql_lit(q.hi_units)], ignore_nulls=True)
         # sqlglot does not add parentheses by precedence: the offset is wrapped before // and %.
-        offset = exp.paren(exp.Sub(this=units, expression=_lit(q.lo_units)))
+        offset = exp.paren(exp.Sub(this=units, expression=sql_lit(q.lo_units)))
         on_grid = exp.Case(
             ifs=[
                 exp.If(
                     this=exp.EQ(
-                        this=exp.Mod(this=offset.copy(), expression=_lit(q.step_units)), expression=_lit(0)
+                        this=exp.Mod(this=offset.copy(), expression=sql_lit(q.step_units)),
+                        expression=sql_lit(0),
                     ),
-                    true=_lit(1),
+                    true=sql_lit(1),
                 )
             ],
-            default=_lit(0),
+            default=sql_lit(0),
         )
-        key_cols = [_ref(source, k) for k in self.keys]
+        key_cols = [sql_ref(source, k) for k in self.keys]
         binned = exp.select(
             *key_cols,
-            exp.alias_(exp.IntDiv(this=offset, expression=_lit(q.step_units)), "d"),
+            exp.alias_(exp.IntDiv(this=offset, expression=sql_lit(q.step_units)), "d"),
             exp.alias_(on_grid, "e"),
         ).from_(source)
         ctes.append(("binned", binned))
-        hist_keys = [_ref("binned", k) for k in self.keys]
+        hist_keys = [sql_ref("binned", k) for k in self.keys]
         hist = (
             exp.select(
                 *hist_keys,
-                _ref("binned", "d"),
-                exp.alias_(exp.Sum(this=_ref("binned", "e")), "n_on"),
+                sql_ref("binned", "d"),
+                exp.alias_(exp.Sum(this=sql_ref("binned", "e")), "n_on"),
                 exp.alias_(exp.Count(this=exp.Star()), "n_bin"),
             )
             .from_("binned")
-            .group_by(*[c.copy() for c in hist_keys], _ref("binned", "d"))
+            .group_by(*[c.copy() for c in hist_keys], sql_ref("binned", "d"))
         )
         ctes.append(("hist", hist))
-        series = exp.GenerateSeries(start=_lit(0), end=_lit(q.candidates - 1))
+        series = exp.GenerateSeries(start=sql_lit(0), end=sql_lit(q.candidates - 1))
         ctes.append(("cand", exp.select(exp.alias_(exp.Explode(this=series), "j"))))
-        j = _ref("cand", "j")
-        on = _and(
-            [exp.EQ(this=_ref("hist", k), expression=_ref(f"k{i}", "key")) for i, k in enumerate(self.keys)]
+        j = sql_ref("cand", "j")
+        on = sql_and(
+            [
+                exp.EQ(this=sql_ref("hist", k), expression=sql_ref(f"k{i}", "key"))
+                for i, k in enumerate(self.keys)
+            ]
         )
         on = (
-            exp.and_(on, exp.EQ(this=_ref("hist", "d"), expression=j))
+            exp.and_(on, exp.EQ(this=sql_ref("hist", "d"), expression=j))
             if on is not None
-            else exp.EQ(this=_ref("hist", "d"), expression=j)
+            else exp.EQ(this=sql_ref("hist", "d"), expression=j)
         )
         counts = [
-            exp.func("COALESCE", _ref("hist", "n_on"), _lit(0)).as_("n_on"),
-            exp.func("COALESCE", _ref("hist", "n_bin"), _lit(0)).as_("n_bin"),
+            exp.func("COALESCE", sql_ref("hist", "n_on"), sql_lit(0)).as_("n_on"),
+            exp.func("COALESCE", sql_ref("hist", "n_bin"), sql_lit(0)).as_("n_bin"),
         ]
         if self.keys:
             frame = self.keys_frame().select(
-                *[exp.alias_(_ref(f"k{i}", "ord"), f"o{i}") for i in range(len(self.keys))], copy=False
+                *[exp.alias_(sql_ref(f"k{i}", "ord"), f"o{i}") for i in range(len(self.keys))], copy=False
             )
             dense = frame.join("cand", join_type="CROSS").join("hist", on=on, join_type="LEFT")
         else:
             dense = exp.select().from_("cand").join("hist", on=on, join_type="LEFT")
         ctes.append(("dense", dense.select(j.copy(), *counts, copy=False)))
-        partition = [_ref("dense", k) for k in self.keys]
-        n_bin = _ref("dense", "n_bin")
-        running = _window(exp.Sum(this=n_bin.copy()), partition, [_ref("dense", "j")])
+        partition = [sql_ref("dense", k) for k in self.keys]
+        n_bin = sql_ref("dense", "n_bin")
+        running = sql_window(exp.Sum(this=n_bin.copy()), partition, [sql_ref("dense", "j")])
         below = exp.Sub(this=running, expression=n_bin.copy())
-        total = _window(exp.Sum(this=n_bin.copy()), [c.copy() for c in partition], [])
+        total = sql_window(exp.Sum(this=n_bin.copy()), [c.copy() for c in partition], [])
         cum = exp.select(
-            *[_ref("dense", k) for k in self.keys],
-            *[_ref("dense", f"o{i}") for i in range(len(self.keys))],
-            _ref("dense", "j"),
-            _ref("dense", "n_on"),
+            *[sql_ref("dense", k) for k in self.keys],
+            *[sql_ref("dense", f"o{i}") for i in range(len(self.keys))],
+            sql_ref("dense", "j"),
+            sql_ref("dense", "n_on"),
             exp.cast(below, "BIGINT").as_("below"),
             exp.cast(total, "BIGINT").as_("n_rows"),
         ).from_("dense")
         ctes.append(("cum", cum))
-        b, n, n_on = _ref("cum", "below"), _ref("cum", "n_rows"), _ref("cum", "n_on")
+        b, n, n_on = sql_ref("cum", "below"), sql_ref("cum", "n_rows"), sql_ref("cum", "n_on")
         above = exp.paren(exp.Sub(this=exp.Sub(this=n, expression=b.copy()), expression=n_on))
         score = exp.Abs(
             this=exp.Sub(
-                this=exp.Mul(this=_lit(q.denominator - q.numerator), expression=b),
-                expression=exp.Mul(this=_lit(q.numerator), expression=above),
+                this=exp.Mul(this=sql_lit(q.denominator - q.numerator), expression=b),
+                expression=exp.Mul(this=sql_lit(q.numerator), expression=above),
             )
         )
         return (
             exp.select(
-                *[_ref("cum", k) for k in self.keys],
-                _ref("cum", "j"),
+                *[sql_ref("cum", k) for k in self.keys],
+                sql_ref("cum", "j"),
                 exp.cast(score, "BIGINT").as_("score"),
-                _ref("cum", "below"),
-                _ref("cum", "n_rows"),
+                sql_ref("cum", "below"),
+                sql_ref("cum", "n_rows"),
             )
             .from_("cum")
-            .order_by(*[_ref("cum", f"o{i}") for i in range(len(self.keys))], _ref("cum", "j"))
+            .order_by(*[sql_ref("cum", f"o{i}") for i in range(len(self.keys))], sql_ref("cum", "j"))
         )

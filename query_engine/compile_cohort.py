@@ -30,8 +30,9 @@ from sqlglot import exp
 from .catalog import Catalog
 from .cohort import AnalysisGroup, AnalysisPlan, CohortPlan, DatedRule
 from .cohort_lexis import ATTAINED_KINDS, birth_column, lexis_ctes
-from .compile import CompiledQuery, _and, _Builder, _col, _lit, _ref, _table, _window
+from .compile import CompiledQuery, _Builder
 from .plan import Cohort
+from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
 
 __all__ = ["compile_analysis", "result_key_columns"]
 
@@ -63,7 +64,7 @@ def _days(end: exp.Expr, start: exp.Expr) -> exp.Expr:
 
 
 def _flag(condition: exp.Expr) -> exp.Expr:
-    return exp.Case(ifs=[exp.If(this=condition, true=_lit(1))], default=_lit(0))
+    return exp.Case(ifs=[exp.If(this=condition, true=sql_lit(1))], default=sql_lit(0))
 
 
 class _AnalysisSQL(_Builder):
@@ -85,7 +86,7 @@ class _AnalysisSQL(_Builder):
         ctes: list[tuple[str, exp.Expr]] = []
         key_columns = result_key_columns(plan)
         for i, (_, keys) in enumerate(key_columns):
-            rows = [(_lit(k), _lit(o)) for o, k in enumerate(keys)]
+            rows = [(sql_lit(k), sql_lit(o)) for o, k in enumerate(keys)]
             ctes.append(
                 (
                     f"k{i}",
@@ -110,11 +111,11 @@ class _AnalysisSQL(_Builder):
     def persons(self) -> list[tuple[str, exp.Select]]:
         """The person register, one row per person (the smallest row_key)."""
         person = self.person
-        first = _window(exp.RowNumber(), [_col("p", person.person_key)], [_col("p", person.row_key)])
+        first = sql_window(exp.RowNumber(), [sql_col("p", person.person_key)], [sql_col("p", person.row_key)])
         ranked = exp.select("*", exp.alias_(first, "prn")).from_(
-            exp.alias_(_table(person.name), "p", table=True)
+            exp.alias_(sql_table(person.name), "p", table=True)
         )
-        kept = exp.select("*").from_("persons_ranked").where(_ref("persons_ranked", "prn").eq(_lit(1)))
+        kept = exp.select("*").from_("persons_ranked").where(sql_ref("persons_ranked", "prn").eq(sql_lit(1)))
         return [("persons_ranked", ranked), ("persons", kept)]
 
     # --- the population ----------------------------------------------------------------------------
@@ -128,18 +129,18 @@ class _AnalysisSQL(_Builder):
 
     def having_rows(self, rule: Cohort, alias: str) -> exp.Select:
         register = self.catalog.register(rule.register)
-        query = exp.select(_col(alias, register.person_key)).from_(
-            exp.alias_(_table(register.name), alias, table=True)
+        query = exp.select(sql_col(alias, register.person_key)).from_(
+            exp.alias_(sql_table(register.name), alias, table=True)
         )
-        where = _and([self.filter(alias, f) for f in rule.filters])
+        where = sql_and([self.filter(alias, f) for f in rule.filters])
         return query.where(where) if where is not None else query
 
     def population(self) -> exp.Select:
         """A prevalence without a cohort: every person (one row each) matching ``where``."""
-        pid = _col("p", self.person.person_key)
+        pid = sql_col("p", self.person.person_key)
         outputs = [exp.alias_(pid, "pid"), *self.person_group_columns(), self.condition_column(pid)]
-        query = exp.select(*outputs).from_(exp.alias_(_table("persons"), "p", table=True))
-        where = _and(self.population_conditions(pid))
+        query = exp.select(*outputs).from_(exp.alias_(sql_table("persons"), "p", table=True))
+        where = sql_and(self.population_conditions(pid))
         return query.where(where) if where is not None else query
 
     def condition_column(self, pid: exp.Expr) -> exp.Expr:
@@ -161,19 +162,19 @@ class _AnalysisSQL(_Builder):
         """A population index: each person alive on max(entry start, birthday at min_age) within the window."""
         index = cohort.index
         assert index.birth is not None
-        birth = _col("p", index.birth)
-        at_age = exp.DateAdd(this=birth.copy(), expression=_lit(index.min_age), unit=exp.Var(this="YEAR"))
+        birth = sql_col("p", index.birth)
+        at_age = exp.DateAdd(this=birth.copy(), expression=sql_lit(index.min_age), unit=exp.Var(this="YEAR"))
         entry = exp.cast(exp.Greatest(this=self.param(index.entry_first), expressions=[at_age]), "DATE")
         conditions = [
             birth.is_(exp.null()).not_(),
             exp.LTE(this=entry.copy(), expression=self.param(index.entry_last)),
             *[self.filter("p", f) for f in index.filters],
         ]
-        pid = exp.alias_(_col("p", self.person.person_key), "pid")
+        pid = exp.alias_(sql_col("p", self.person.person_key), "pid")
         return (
             exp.select(pid, exp.alias_(entry, "index_date"))
-            .from_(exp.alias_(_table("persons"), "p", table=True))
-            .where(_and(conditions))
+            .from_(exp.alias_(sql_table("persons"), "p", table=True))
+            .where(sql_and(conditions))
         )
 
     def cohort_ctes(self, cohort: CohortPlan) -> list[tuple[str, exp.Expr]]:
@@ -181,29 +182,31 @@ class _AnalysisSQL(_Builder):
         if index.date is None:
             return [("idx", self.population_index(cohort)), *self.rule_ctes(cohort)]
         register = self.catalog.register(index.register)
-        date = _col("x", index.date)
+        date = sql_col("x", index.date)
         in_window = exp.Between(
             this=date, low=self.param(index.entry_first), high=self.param(index.entry_last)
         )
         rows = (
             exp.select(
-                exp.alias_(_col("x", register.person_key), "pid"),
-                exp.alias_(_col("x", register.row_key), "rk"),
+                exp.alias_(sql_col("x", register.person_key), "pid"),
+                exp.alias_(sql_col("x", register.row_key), "rk"),
                 exp.alias_(date.copy(), "d"),
             )
-            .from_(exp.alias_(_table(register.name), "x", table=True))
-            .where(_and([in_window, *[self.filter("x", f) for f in index.filters]]))
+            .from_(exp.alias_(sql_table(register.name), "x", table=True))
+            .where(sql_and([in_window, *[self.filter("x", f) for f in index.filters]]))
         )
-        first = _window(
-            exp.RowNumber(), [_ref("idx_rows", "pid")], [_ref("idx_rows", "d"), _ref("idx_rows", "rk")]
+        first = sql_window(
+            exp.RowNumber(),
+            [sql_ref("idx_rows", "pid")],
+            [sql_ref("idx_rows", "d"), sql_ref("idx_rows", "rk")],
         )
-        ranked = exp.select(_ref("idx_rows", "pid"), _ref("idx_rows", "d"), exp.alias_(first, "rn")).from_(
-            "idx_rows"
-        )
+        ranked = exp.select(
+            sql_ref("idx_rows", "pid"), sql_ref("idx_rows", "d"), exp.alias_(first, "rn")
+        ).from_("idx_rows")
         idx = (
-            exp.select(_ref("idx_ranked", "pid"), exp.alias_(_ref("idx_ranked", "d"), "index_date"))
+            exp.select(sql_ref("idx_ranked", "pid"), exp.alias_(sql_ref("idx_ranked", "d"), "index_date"))
             .from_("idx_ranked")
-            .where(_ref("idx_ranked", "rn").eq(_lit(1)))
+            .where(sql_ref("idx_ranked", "rn").eq(sql_lit(1)))
         )
         return [("idx_rows", rows), ("idx_ranked", ranked), ("idx", idx), *self.rule_ctes(cohort)]
 
@@ -224,14 +227,14 @@ class _AnalysisSQL(_Builder):
     def rule_rows(self, rule: DatedRule) -> tuple[exp.Select, exp.Expr]:
         """Rows of the rule's register (alias ``x``) joined to their person's index date; and the row's date."""
         register = self.catalog.register(rule.register)
-        on = exp.EQ(this=_col("x", register.person_key), expression=_ref("idx", "pid"))
-        query = exp.select().from_(exp.alias_(_table(register.name), "x", table=True)).join("idx", on=on)
-        return query, _col("x", rule.date)
+        on = exp.EQ(this=sql_col("x", register.person_key), expression=sql_ref("idx", "pid"))
+        query = exp.select().from_(exp.alias_(sql_table(register.name), "x", table=True)).join("idx", on=on)
+        return query, sql_col("x", rule.date)
 
     def dated(self, rule: DatedRule, *, same_day: bool) -> exp.Select:
         """Persons with a matching row before (``same_day``: on or before) their index date, within the lookback."""
         query, date = self.rule_rows(rule)
-        index_date = _ref("idx", "index_date")
+        index_date = sql_ref("idx", "index_date")
         when: exp.Expr = (
             exp.LTE(this=date, expression=index_date)
             if same_day
@@ -240,55 +243,55 @@ class _AnalysisSQL(_Builder):
         conditions = [when, *[self.filter("x", f) for f in rule.filters]]
         if rule.lookback_days is not None:
             conditions.append(
-                exp.LTE(this=_days(index_date.copy(), date.copy()), expression=_lit(rule.lookback_days))
+                exp.LTE(this=_days(index_date.copy(), date.copy()), expression=sql_lit(rule.lookback_days))
             )
-        return query.select(_ref("idx", "pid"), copy=False).where(_and(conditions)).distinct()
+        return query.select(sql_ref("idx", "pid"), copy=False).where(sql_and(conditions)).distinct()
 
     def outcome(self, rule: DatedRule, same_day: bool) -> exp.Select:
         """Per person the first outcome date after the index date (on it, for a death date)."""
         query, date = self.rule_rows(rule)
-        index_date = _ref("idx", "index_date")
+        index_date = sql_ref("idx", "index_date")
         after: exp.Expr = (
             exp.GTE(this=date, expression=index_date)
             if same_day
             else exp.GT(this=date, expression=index_date)
         )
         return (
-            query.select(_ref("idx", "pid"), exp.alias_(exp.Min(this=date.copy()), "od"), copy=False)
-            .where(_and([after, *[self.filter("x", f) for f in rule.filters]]))
-            .group_by(_ref("idx", "pid"))
+            query.select(sql_ref("idx", "pid"), exp.alias_(exp.Min(this=date.copy()), "od"), copy=False)
+            .where(sql_and([after, *[self.filter("x", f) for f in rule.filters]]))
+            .group_by(sql_ref("idx", "pid"))
         )
 
     def group_column(self, i: int, group: AnalysisGroup, cohort: CohortPlan) -> exp.Expr | None:
         """The SQL of a cohort group column (``None`` for ``cohort.event``, computed at the exit)."""
-        index_date = _ref("i", "index_date")
+        index_date = sql_ref("i", "index_date")
         if group.kind == "person":
             return self.column("p", self.person, self.person.column(group.source))
         if group.kind == "age_band":
             column = next(c for c in self.person.columns if c.keyset == group.source and c.derivation)
             assert column.derivation is not None
-            age = self.age(_col("p", column.derivation.source), None, at=index_date)
+            age = self.age(sql_col("p", column.derivation.source), None, at=index_date)
             return self.age_band(age, group.keys)
         if group.kind == "period":
             year = exp.Year(this=index_date)
             ifs = [
                 exp.If(
-                    this=exp.Between(this=year.copy(), low=_lit(p.first_year), high=_lit(p.last_year)),
-                    true=_lit(p.label),
+                    this=exp.Between(this=year.copy(), low=sql_lit(p.first_year), high=sql_lit(p.last_year)),
+                    true=sql_lit(p.label),
                 )
                 for p in cohort.periods
             ]
             return exp.Case(ifs=ifs)
         if group.kind == "exposure":
             k = [name for name, _ in cohort.exposures].index(group.source)
-            return _flag(_ref(f"xp{k}", "pid").is_(exp.null()).not_())
+            return _flag(sql_ref(f"xp{k}", "pid").is_(exp.null()).not_())
         return None  # cohort.event (at the exit) and the attained groups (split in cohort_lexis)
 
     def members(self, cohort: CohortPlan) -> exp.Select:
         """One row per cohort member: group keys and days from the index to outcome, death, reference."""
         person = self.person
-        pid, index_date = _ref("i", "pid"), _ref("i", "index_date")
-        death = _col("p", "death_date")
+        pid, index_date = sql_ref("i", "pid"), sql_ref("i", "index_date")
+        death = sql_col("p", "death_date")
         outputs: list[exp.Expr] = [exp.alias_(pid, "pid")]
         for i, group in enumerate(self.analysis.groups):
             column = self.group_column(i, group, cohort)
@@ -297,24 +300,24 @@ class _AnalysisSQL(_Builder):
         if self.analysis.condition is not None:
             outputs.append(self.condition_column(pid))
         if cohort.outcome is not None:
-            outputs.append(exp.alias_(_days(_ref("o", "od"), index_date.copy()), "t_out"))
+            outputs.append(exp.alias_(_days(sql_ref("o", "od"), index_date.copy()), "t_out"))
         outputs.append(exp.alias_(_days(death.copy(), index_date.copy()), "t_death"))
         outputs.append(exp.alias_(_days(self.reference_date(), index_date.copy()), "t_ref"))
         if self.split:
             birth = cohort.index.birth or birth_column(self.catalog)
-            outputs += [exp.alias_(index_date.copy(), "index_date"), exp.alias_(_col("p", birth), "birth")]
-        on_person = exp.EQ(this=_col("p", person.person_key), expression=pid.copy())
+            outputs += [exp.alias_(index_date.copy(), "index_date"), exp.alias_(sql_col("p", birth), "birth")]
+        on_person = exp.EQ(this=sql_col("p", person.person_key), expression=pid.copy())
         query = (
             exp.select(*outputs)
-            .from_(exp.alias_(_table("idx"), "i", table=True))
-            .join(exp.alias_(_table("persons"), "p", table=True), on=on_person)
+            .from_(exp.alias_(sql_table("idx"), "i", table=True))
+            .join(exp.alias_(sql_table("persons"), "p", table=True), on=on_person)
         )
         if cohort.outcome is not None:
-            on = exp.EQ(this=_ref("o", "pid"), expression=pid.copy())
-            query = query.join(exp.alias_(_table("outc"), "o", table=True), on=on, join_type="LEFT")
+            on = exp.EQ(this=sql_ref("o", "pid"), expression=pid.copy())
+            query = query.join(exp.alias_(sql_table("outc"), "o", table=True), on=on, join_type="LEFT")
         for k, (name, _) in enumerate(cohort.exposures):
             if name in self.used_exposures:
-                on = exp.EQ(this=_ref(f"xp{k}", "pid"), expression=pid.copy())
+                on = exp.EQ(this=sql_ref(f"xp{k}", "pid"), expression=pid.copy())
                 query = query.join(f"xp{k}", on=on, join_type="LEFT")
         # Persons dead before their index date are data errors, not cohort members.
         alive = exp.or_(
@@ -325,13 +328,17 @@ class _AnalysisSQL(_Builder):
             excluded = exp.In(this=pid.copy(), query=exp.select("pid").from_(f"ex{k}").subquery())
             conditions.append(exp.Not(this=excluded))
         conditions += self.population_conditions(pid)
-        return query.where(_and(conditions))
+        return query.where(sql_and(conditions))
 
     def exit(self, cohort: CohortPlan) -> exp.Select:
         """Exit, event (0/1) and person-time in days clamped to [0, T]."""
-        big = _lit(cohort.follow_up_days + 1)
-        t_out, t_death, t_ref = (_ref("members", n) for n in ("t_out", "t_death", "t_ref"))
-        ends: list[exp.Expr] = [exp.func("COALESCE", t_death, big.copy()), t_ref, _lit(cohort.follow_up_days)]
+        big = sql_lit(cohort.follow_up_days + 1)
+        t_out, t_death, t_ref = (sql_ref("members", n) for n in ("t_out", "t_death", "t_ref"))
+        ends: list[exp.Expr] = [
+            exp.func("COALESCE", t_death, big.copy()),
+            t_ref,
+            sql_lit(cohort.follow_up_days),
+        ]
         if cohort.outcome is not None:
             ends.insert(0, exp.func("COALESCE", t_out, big.copy()))
         stop = exp.Least(this=ends[0], expressions=ends[1:], ignore_nulls=True)
@@ -339,19 +346,19 @@ class _AnalysisSQL(_Builder):
         event = _flag(
             exp.and_(decisive.is_(exp.null()).not_(), exp.LTE(this=decisive.copy(), expression=stop.copy()))
         )
-        time = exp.Greatest(this=stop.copy(), expressions=[_lit(0)], ignore_nulls=True)
+        time = exp.Greatest(this=stop.copy(), expressions=[sql_lit(0)], ignore_nulls=True)
         flags = ["hc"] if self.analysis.condition is not None else []
         groups = [
-            exp.alias_(event.copy(), f"g{i}") if g.kind == "event" else _ref("members", f"g{i}")
+            exp.alias_(event.copy(), f"g{i}") if g.kind == "event" else sql_ref("members", f"g{i}")
             for i, g in enumerate(self.analysis.groups)
             if g.kind not in ATTAINED_KINDS
         ]
         if self.split:
-            groups += [_ref("members", "index_date"), _ref("members", "birth")]
+            groups += [sql_ref("members", "index_date"), sql_ref("members", "birth")]
         return exp.select(
-            _ref("members", "pid"),
+            sql_ref("members", "pid"),
             *groups,
-            *[_ref("members", k) for k in flags],
+            *[sql_ref("members", k) for k in flags],
             exp.alias_(event, "event"),
             exp.alias_(time, "t"),
         ).from_("members")
@@ -360,39 +367,41 @@ class _AnalysisSQL(_Builder):
 
     def histogram(self, source: str, keys: list[str], ctes: list[tuple[str, exp.Expr]]) -> exp.Select:
         plan = self.analysis
-        columns: dict[str, exp.Expr] = {k: _ref(source, k) for k in keys}
+        columns: dict[str, exp.Expr] = {k: sql_ref(source, k) for k in keys}
         if plan.bins is not None:
             bins = plan.bins
             scaled = exp.IntDiv(
-                this=exp.paren(exp.Mul(this=_ref(source, "t"), expression=_lit(bins.den))),
-                expression=_lit(bins.num),
+                this=exp.paren(exp.Mul(this=sql_ref(source, "t"), expression=sql_lit(bins.den))),
+                expression=sql_lit(bins.num),
             )
-            columns["b"] = exp.Least(this=scaled, expressions=[_lit(bins.count - 1)], ignore_nulls=True)
-            columns["st"] = _ref(source, "event")
+            columns["b"] = exp.Least(this=scaled, expressions=[sql_lit(bins.count - 1)], ignore_nulls=True)
+            columns["st"] = sql_ref(source, "event")
         if plan.measure == "rate":
             measures = [
-                exp.alias_(exp.cast(exp.Sum(this=_ref(source, "event")), "BIGINT"), "ev"),
-                exp.alias_(exp.cast(exp.Sum(this=_ref(source, "t")), "BIGINT"), "pt"),
+                exp.alias_(exp.cast(exp.Sum(this=sql_ref(source, "event")), "BIGINT"), "ev"),
+                exp.alias_(exp.cast(exp.Sum(this=sql_ref(source, "t")), "BIGINT"), "pt"),
             ]
         else:
             measures = [exp.alias_(exp.Count(this=exp.Star()), "n")]
         if not keys:
-            return exp.select(*[exp.func("COALESCE", m.this, _lit(0)).as_(m.alias) for m in measures]).from_(
-                source
-            )
+            return exp.select(
+                *[exp.func("COALESCE", m.this, sql_lit(0)).as_(m.alias) for m in measures]
+            ).from_(source)
         agg = (
             exp.select(*[exp.alias_(columns[k], k) for k in keys], *measures)
             .from_(source)
             .group_by(*[columns[k].copy() for k in keys])
         )
         ctes.append(("agg", agg))
-        frame = exp.select(*[exp.alias_(_ref(f"k{i}", "key"), k) for i, k in enumerate(keys)]).from_("k0")
+        frame = exp.select(*[exp.alias_(sql_ref(f"k{i}", "key"), k) for i, k in enumerate(keys)]).from_("k0")
         for i in range(1, len(keys)):
             frame = frame.join(f"k{i}", join_type="CROSS")
-        on = _and([exp.EQ(this=_ref("agg", k), expression=_ref(f"k{i}", "key")) for i, k in enumerate(keys)])
-        outputs = [exp.func("COALESCE", _ref("agg", m.alias), _lit(0)).as_(m.alias) for m in measures]
+        on = sql_and(
+            [exp.EQ(this=sql_ref("agg", k), expression=sql_ref(f"k{i}", "key")) for i, k in enumerate(keys)]
+        )
+        outputs = [exp.func("COALESCE", sql_ref("agg", m.alias), sql_lit(0)).as_(m.alias) for m in measures]
         return (
             frame.select(*outputs, copy=False)
             .join("agg", on=on, join_type="LEFT")
-            .order_by(*[_ref(f"k{i}", "ord") for i in range(len(keys))])
+            .order_by(*[sql_ref(f"k{i}", "ord") for i in range(len(keys))])
         )

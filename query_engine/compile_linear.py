@@ -17,10 +17,11 @@ from sqlglot import exp
 
 from .backends import Backend
 from .catalog import Catalog
-from .compile import CompiledQuery, _and, _col, _lit, _ref, _table, _window
+from .compile import CompiledQuery
 from .compile_cohort import _AnalysisSQL, _flag
 from .errors import EngineInternalError
 from .linear_plan import LinearPlan, NumericTerm
+from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
 
 __all__ = ["compile_linear", "exact_moments"]
 
@@ -68,12 +69,12 @@ class _LinearSQL(_AnalysisSQL):
         ):
             units: exp.Expr = exp.cast(value, "BIGINT")
         else:
-            scaled = exp.Div(this=exp.cast(value, "DOUBLE"), expression=_lit(resolution))
+            scaled = exp.Div(this=exp.cast(value, "DOUBLE"), expression=sql_lit(resolution))
             units = exp.cast(exp.Round(this=scaled), "BIGINT")
         low, high = term.value.unit_range
         return exp.Least(
-            this=exp.Greatest(this=units, expressions=[_lit(low)], ignore_nulls=True),
-            expressions=[_lit(high)],
+            this=exp.Greatest(this=units, expressions=[sql_lit(low)], ignore_nulls=True),
+            expressions=[sql_lit(high)],
             ignore_nulls=True,
         )
 
@@ -85,13 +86,17 @@ class _LinearSQL(_AnalysisSQL):
         grain = self.catalog.register(plan.grain)
         ctes: list[tuple[str, exp.Expr]] = list(self.persons())
         rows = exp.select(
-            exp.alias_(_col("x", grain.person_key), "pid"), exp.alias_(_col("x", grain.row_key), "rk"), "x.*"
-        ).from_(exp.alias_(_table(grain.name), "x", table=True))
-        where = _and([self.filter("x", f) for f in plan.row_filters])
+            exp.alias_(sql_col("x", grain.person_key), "pid"),
+            exp.alias_(sql_col("x", grain.row_key), "rk"),
+            "x.*",
+        ).from_(exp.alias_(sql_table(grain.name), "x", table=True))
+        where = sql_and([self.filter("x", f) for f in plan.row_filters])
         ctes.append(("rows_matching", rows.where(where) if where is not None else rows))
-        first = _window(exp.RowNumber(), [_ref("rows_matching", "pid")], [_ref("rows_matching", "rk")])
+        first = sql_window(
+            exp.RowNumber(), [sql_ref("rows_matching", "pid")], [sql_ref("rows_matching", "rk")]
+        )
         ctes.append(("ranked", exp.select("*", exp.alias_(first, "rn")).from_("rows_matching")))
-        pid = _ref("r", "pid")
+        pid = sql_ref("r", "pid")
         terms: list[exp.Expr] = [exp.alias_(pid, "pid")]
         for k, term in enumerate(plan.numeric):
             terms.append(exp.alias_(self.units(self.alias_of(term.value.column.register), term), f"t{k + 1}"))
@@ -104,26 +109,26 @@ class _LinearSQL(_AnalysisSQL):
         terms.append(
             exp.alias_(self.units(self.alias_of(plan.outcome.value.column.register), plan.outcome), "y")
         )
-        on = exp.EQ(this=_col("p", self.person.person_key), expression=pid.copy())
+        on = exp.EQ(this=sql_col("p", self.person.person_key), expression=pid.copy())
         one = (
             exp.select(*terms)
-            .from_(exp.alias_(_table("ranked"), "r", table=True))
-            .join(exp.alias_(_table("persons"), "p", table=True), on=on)
+            .from_(exp.alias_(sql_table("ranked"), "r", table=True))
+            .join(exp.alias_(sql_table("persons"), "p", table=True), on=on)
         )
-        conditions = [_ref("r", "rn").eq(_lit(1)), *[self.filter("p", f) for f in plan.person_filters]]
+        conditions = [sql_ref("r", "rn").eq(sql_lit(1)), *[self.filter("p", f) for f in plan.person_filters]]
         for i, presence in enumerate(plan.presence):
             rows_elsewhere = self.having_rows(presence, f"w{i}").subquery()
             conditions.append(exp.In(this=pid.copy(), query=rows_elsewhere))
-        ctes.append(("one", one.where(_and(conditions))))
+        ctes.append(("one", one.where(sql_and(conditions))))
         names = [*[f"t{k}" for k in range(1, len(plan.terms))], "y"]
 
         def slot(i: int) -> exp.Expr:
-            return _lit(1) if i == 0 else exp.cast(_ref("one", names[i - 1]), "BIGINT")
+            return sql_lit(1) if i == 0 else exp.cast(sql_ref("one", names[i - 1]), "BIGINT")
 
         sums = []
         for i, part in enumerate(plan.parts):
             product = slot(part.b) if part.a == 0 else exp.Mul(this=slot(part.a), expression=slot(part.b))
-            total = exp.func("COALESCE", exp.cast(exp.Sum(this=product), "BIGINT"), _lit(0))
+            total = exp.func("COALESCE", exp.cast(exp.Sum(this=product), "BIGINT"), sql_lit(0))
             sums.append(exp.alias_(total, f"m{i}"))
         final = exp.select(*sums).from_("one")
         for name, query in ctes:
