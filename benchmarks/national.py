@@ -38,9 +38,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.epi import QUERIES as ANALYSES
 from benchmarks.engine import DEFAULT_SEED
 from benchmarks.engine import QUERIES as ENGINE_QUERIES
+from benchmarks.epi import QUERIES as ANALYSES
 
 QUERIES: dict[str, dict[str, Any]] = {
     **ENGINE_QUERIES,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.auth import RateLimiter
+from service.admission import RateLimiter
 from service.state import StateStore, open_state_store
 from service.state.rate_limits import StoreRateLimiter
 from service.tokens import TokenStore

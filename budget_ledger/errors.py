@@ -10,8 +10,8 @@ person can act on and never contain private data.
     ├── BudgetExceeded               budget_exceeded         403
     │   └── RegisterCapExceeded      budget_exceeded         403  (names the register)
     │       └── RegisterCapPureOnly  register_cap_pure_only  403  (rho charge on a delta=0 cap)
-    ├── ProjectExpired               project_expired         403
-    ├── RegisterNotInProject         register_not_in_project 403
+    ├── PermitExpired                permit_expired          403
+    ├── RegisterNotPermitted         register_not_permitted  403
     ├── UnknownProject               project_not_found       404
     ├── UnknownSpend                 spend_not_found         404
     ├── UnknownRelease               release_not_found       404
@@ -41,11 +41,11 @@ __all__ = [
     "LedgerInvariantError",
     "LedgerUnavailable",
     "ModeMismatch",
+    "PermitExpired",
     "ProjectExists",
-    "ProjectExpired",
     "RegisterCapExceeded",
     "RegisterCapPureOnly",
-    "RegisterNotInProject",
+    "RegisterNotPermitted",
     "SpendNotPending",
     "UnknownProject",
     "UnknownRelease",
@@ -118,17 +118,17 @@ class RegisterCapPureOnly(RegisterCapExceeded):
     code = "register_cap_pure_only"
 
 
-class ProjectExpired(LedgerError):
-    """The project's approval has expired; it can no longer spend."""
+class PermitExpired(LedgerError):
+    """The project's permit has ended; it can no longer spend (``Project.check_permit``)."""
 
-    code = "project_expired"
+    code = "permit_expired"
     status = 403
 
 
-class RegisterNotInProject(LedgerError):
-    """The query touches a register the project was not approved for."""
+class RegisterNotPermitted(LedgerError):
+    """The query touches a register the project is not approved for (``Project.check_permit``)."""
 
-    code = "register_not_in_project"
+    code = "register_not_permitted"
     status = 403
 
 

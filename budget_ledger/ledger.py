@@ -33,8 +33,6 @@ from .errors import (
     InvalidRequest,
     LedgerInvariantError,
     ProjectExists,
-    ProjectExpired,
-    RegisterNotInProject,
     SpendNotPending,
     UnknownProject,
     UnknownRelease,
@@ -310,7 +308,8 @@ class Ledger:
         the project is returned free; (c) an identical query still in progress returns
         ``pending``; (d) otherwise the project budget and every touched register's cap are checked
         and the spend is committed durably with its audit entry. Raises ``BudgetExceeded`` /
-        ``RegisterCapExceeded`` (nothing spent) when it does not fit.
+        ``RegisterCapExceeded`` (nothing spent) when it does not fit. First of all the permit is
+        checked (``Project.check_permit``): after its expiry nothing is spent or served.
         """
         if not isinstance(charge, Charge):
             raise InvalidRequest("The charge must be a budget_ledger.Charge.")
@@ -328,13 +327,8 @@ class Ledger:
         with self._store.transaction() as tx:
             now = self._now()  # read under the lock, so audit timestamps follow the chain order
             project = self._project(tx, project_id)
+            project.check_permit(touched, now.date())
             accounting.check_mode(project_id, project.mode, charge)
-            outside = [r for r in touched if r not in project.registers]
-            if outside:
-                raise RegisterNotInProject(
-                    f"Project '{project_id}' is not approved for register(s) {', '.join(outside)}; it "
-                    f"may use {', '.join(project.registers)}."
-                )
 
             if idempotency_key is not None:
                 prior = tx.find_spend_by_idempotency_key(project_id, idempotency_key)
@@ -358,12 +352,6 @@ class Ledger:
                     return SpendResult("pending", running, project)
                 self._fail(tx, running, ABANDONED, running.actor, now)
 
-            if project.expires is not None and now.date() > project.expires:
-                raise ProjectExpired(
-                    f"Project '{project_id}' expired on {project.expires.isoformat()} and can no longer "
-                    "spend budget; its stored releases stay available. Ask an administrator if the "
-                    "project needs more time."
-                )
             accounting.admit_project(project_id, project.limits, project.totals, charge)
             states = [tx.get_register(name) or RegisterState(name) for name in touched]
             for state in states:

@@ -6,6 +6,7 @@ All are frozen dataclasses; a change is a new record (``dataclasses.replace``) w
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from .accounting import MODES, BudgetLimits, BudgetStatus, Mode, Totals, budget_status
 from .caps import CapLimits
-from .errors import InvalidBudget, InvalidRequest
+from .errors import InvalidBudget, InvalidRequest, PermitExpired, RegisterNotPermitted
 from .loss import Amount, Charge, fraction_to_text, to_budget_amount
 
 __all__ = [
@@ -132,6 +133,26 @@ class Project:
     def status(self) -> BudgetStatus:
         """The budget: total, spent and remaining (exact; zcdp epsilons from OpenDP's conversion)."""
         return budget_status(self.id, self.limits, self.totals)
+
+    def check_permit(self, registers: Iterable[str], today: date) -> None:
+        """Refuse a query the permit does not allow: after its expiry day, or on a register outside it.
+
+        The one owner of the permit rule: the ledger checks it inside the spend's transaction (so
+        nothing is ever spent on an ended permit) and the service before it serves a stored release.
+        Raises ``PermitExpired`` or ``RegisterNotPermitted``.
+        """
+        if self.expires is not None and today > self.expires:
+            raise PermitExpired(
+                f"The permit of project '{self.id}' ended on {self.expires.isoformat()}; it can no "
+                "longer spend budget. Its stored releases stay available; ask an administrator for an "
+                "extension."
+            )
+        outside = sorted(set(registers) - set(self.registers))
+        if outside:
+            raise RegisterNotPermitted(
+                f"The query touches register(s) {', '.join(outside)}, but project '{self.id}' is approved "
+                f"only for {', '.join(self.registers)}. Apply for a project that includes them."
+            )
 
     def describe(self) -> dict[str, Any]:
         """The project's fixed facts and budget as exact JSON (as recorded in the audit chain)."""

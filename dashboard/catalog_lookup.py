@@ -1,18 +1,15 @@
 """Catalog lookups for the query builder: columns by register, operators by column kind, code search,
-localized titles and the contribution-bounding limits a query may set. Plain functions on the
-catalog's JSON body (``GET /v1/catalog``).
+localized titles. Plain functions on the catalog's JSON body (``GET /v1/catalog``); the engine's
+rules (limits, which contribution bounds a query may set) come from ``GET /v1/query-options``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 __all__ = [
-    "BoundingLimit",
     "ColumnKind",
-    "bounding_limits",
     "code_label",
     "column_index",
     "column_kind",
@@ -28,7 +25,6 @@ __all__ = [
 
 
 Json = dict[str, Any]
-BoundingName = Literal["max_groups", "max_rows"]
 ColumnKind = Literal["codes", "number", "date", "text"]
 _NUMERIC_TYPES = ("integer", "float", "decimal", "double")
 _CODE_OPS = ("in", "=", "!=")
@@ -80,51 +76,6 @@ def group_columns(catalog: Mapping[str, Any], registers: Iterable[str] | None = 
     public = [name for name, col in cols.items() if col.get("keyset")]
     open_ = [name for name, col in cols.items() if col.get("open_domain") and not col.get("keyset")]
     return public + open_
-
-
-@dataclass(frozen=True)
-class BoundingLimit:
-    """A contribution bound the analyst may tighten: the catalog's default and maximum for the register."""
-
-    name: BoundingName
-    register: str
-    default: int
-    maximum: int
-
-
-def _grain(catalog: Mapping[str, Any], measure: str, register: str, group_by: Sequence[str]) -> str:
-    """The register whose rows are bounded: for ``count_persons``, the one non-person group register."""
-    if measure != "count_persons":
-        return register
-    person = str(catalog.get("person_register") or "cpr")
-    others = [g.partition(".")[0] for g in group_by if "." in g and g.partition(".")[0] != person]
-    return others[0] if others else person
-
-
-def bounding_limits(
-    catalog: Mapping[str, Any], measure: str, register: str, group_by: Sequence[str]
-) -> list[BoundingLimit]:
-    """The contribution bounds (``max_groups``, ``max_rows``) that can be tightened for this query.
-
-    As the engine bounds: nothing on a register with one row per person; ``max_groups`` only when a
-    group column is on the bounded register; ``max_rows`` not when counting persons. A bound whose
-    catalog maximum is 1 has nothing to tighten.
-    """
-    grain = _grain(catalog, measure, register, group_by)
-    reg = next((r for r in catalog.get("registers", []) if r.get("name") == grain), None)
-    if reg is None or reg.get("grain") == "person":
-        return []
-    found: list[BoundingLimit] = []
-    wanted: list[tuple[BoundingName, str, bool]] = [
-        ("max_groups", "groups_per_person", any(g.partition(".")[0] == grain for g in group_by)),
-        ("max_rows", "rows_per_person", measure != "count_persons"),
-    ]
-    for name, field_name, applies in wanted:
-        limits = reg.get(field_name) or {}
-        maximum, default = int(limits.get("max") or 1), int(limits.get("default") or 1)
-        if applies and maximum > 1:
-            found.append(BoundingLimit(name, grain, default, maximum))
-    return found
 
 
 def keyset_of(catalog: Mapping[str, Any], qualified: str) -> Json | None:

@@ -122,7 +122,7 @@ Cohort = CohortDraft | StoredCohort
 
 def _check_groups(group_by: Sequence[str], most: int) -> None:
     if len(group_by) > most:
-        raise DraftError("error_group_by", count=len(group_by))
+        raise DraftError("error_group_by", most=most, count=len(group_by))
     if len(set(group_by)) != len(group_by):
         raise DraftError("error_group_by_repeat")
 

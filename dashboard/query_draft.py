@@ -102,8 +102,31 @@ def loss_kinds(mode: str) -> list[LossKind]:
     return ["epsilon", "rho", "target_ci"] if mode == "zcdp" else ["epsilon", "target_ci"]
 
 
+@dataclass(frozen=True, kw_only=True)
+class _LossAndBounds:
+    """What both drafts send besides their query: the loss (one of epsilon, rho or target_ci), the
+    confidence level and the contribution bounds that are set."""
+
+    loss_kind: LossKind = "epsilon"
+    loss: float = 0.1
+    confidence: float = 0.95
+    max_groups: int | None = None
+    max_rows: int | None = None
+
+    def _check_loss_and_bounds(self) -> None:
+        check_loss(self.loss, self.loss_kind)
+        _check_bounding(self.max_groups, self.max_rows)
+
+    def _loss_and_bounds(self) -> Json:
+        body: Json = {self.loss_kind: self.loss, "confidence": self.confidence}
+        for name, value in (("max_groups", self.max_groups), ("max_rows", self.max_rows)):
+            if value is not None:
+                body[name] = value
+        return body
+
+
 @dataclass(frozen=True)
-class QueryDraft:
+class QueryDraft(_LossAndBounds):
     """What the query builder holds; ``to_query()`` is the request body of preview and run."""
 
     project: str
@@ -114,11 +137,6 @@ class QueryDraft:
     quantile: float | None = None
     where: tuple[Condition, ...] = ()
     group_by: tuple[str, ...] = ()
-    loss_kind: LossKind = "epsilon"
-    loss: float = 0.1
-    confidence: float = 0.95
-    max_groups: int | None = None
-    max_rows: int | None = None
 
     def __post_init__(self) -> None:
         if self.measure not in MEASURES:
@@ -127,18 +145,15 @@ class QueryDraft:
             raise DraftError("error_need_column", measure=self.measure)
         if self.bounds is not None and not self.bounds[0] < self.bounds[1]:
             raise DraftError("error_bounds", lo=self.bounds[0], hi=self.bounds[1])
-        if len(self.group_by) > 3:
-            raise DraftError("error_group_by", count=len(self.group_by))
         if len(set(self.group_by)) != len(self.group_by):
             raise DraftError("error_group_by_repeat")
-        check_loss(self.loss, self.loss_kind)
-        _check_bounding(self.max_groups, self.max_rows)
+        self._check_loss_and_bounds()
 
     def to_query(self) -> Json:
         """The query JSON: one of epsilon, rho or target_ci; column, bounds and quantile only where used;
         ``max_groups``/``max_rows`` only when set."""
         value_measure = self.measure in _VALUE_MEASURES
-        query: Json = {
+        return {
             "project": self.project,
             "measure": self.measure,
             "register": "cpr" if self.measure == "count_persons" else self.register,
@@ -147,46 +162,26 @@ class QueryDraft:
             "quantile": self.quantile if self.measure == "quantile" else None,
             "where": [c.to_json() for c in self.where],
             "group_by": list(self.group_by),
-            self.loss_kind: self.loss,
-            "confidence": self.confidence,
+            **self._loss_and_bounds(),
         }
-        for name, value in (("max_groups", self.max_groups), ("max_rows", self.max_rows)):
-            if value is not None:
-                query[name] = value
-        return query
 
 
 @dataclass(frozen=True)
-class SqlDraft:
+class SqlDraft(_LossAndBounds):
     """What the SQL tab holds; ``to_body()`` is the request body of ``/v1/sql/preview`` and ``/v1/sql``."""
 
     project: str
     sql: str
-    loss_kind: LossKind = "epsilon"
-    loss: float = 0.1
-    confidence: float = 0.95
-    max_groups: int | None = None
-    max_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not self.sql.strip():
             raise DraftError("error_sql_empty")
-        check_loss(self.loss, self.loss_kind)
-        _check_bounding(self.max_groups, self.max_rows)
+        self._check_loss_and_bounds()
 
     def to_body(self) -> Json:
         """The body: project, the SQL text (trailing blanks dropped, so positions stay those of the
         text as typed), one of epsilon, rho or target_ci, confidence, and the bounds that are set."""
-        body: Json = {
-            "project": self.project,
-            "sql": self.sql.rstrip(),
-            self.loss_kind: self.loss,
-            "confidence": self.confidence,
-        }
-        for name, value in (("max_groups", self.max_groups), ("max_rows", self.max_rows)):
-            if value is not None:
-                body[name] = value
-        return body
+        return {"project": self.project, "sql": self.sql.rstrip(), **self._loss_and_bounds()}
 
 
 def error_position(body: Mapping[str, Any]) -> tuple[int, int] | None:

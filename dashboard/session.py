@@ -8,7 +8,7 @@ per session (``session_cached``) and never put in ``st.cache_data``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ __all__ = [
     "me",
     "public_catalog",
     "render_sidebar",
+    "query_options",
     "require_role",
     "session_cached",
     "show_error",
@@ -114,6 +115,20 @@ def _cached_catalog(url: str, _transport: httpx.BaseTransport | None) -> dict[st
 def public_catalog() -> dict[str, Any]:
     """The public catalog (no token involved), cached for five minutes per API URL."""
     return _cached_catalog(api_url(), _transport())
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _cached_query_options(
+    url: str, _transport: httpx.BaseTransport | None, measure: str, register: str, group_by: tuple[str, ...]
+) -> dict[str, Any]:
+    with Client(url, transport=_transport) as client:
+        return client.query_options(measure, register, group_by)
+
+
+def query_options(measure: str, register: str, group_by: Sequence[str]) -> dict[str, Any]:
+    """The engine's limits and the bounds this query may set (public, ``GET /v1/query-options``),
+    cached for five minutes per API URL and query shape."""
+    return _cached_query_options(api_url(), _transport(), measure, register, tuple(group_by))
 
 
 def session_cached(name: str, load: Callable[[], T]) -> T:

@@ -136,6 +136,7 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
+@lru_cache(maxsize=64)  # a handful of confidence levels; the exact arithmetic is the per-query cost
 def alpha_for(confidence: float) -> float:
     """``alpha = 1 - confidence``, computed exactly from the decimal and rounded down (never over-claims)."""
     if isinstance(confidence, bool) or not math.isfinite(confidence) or not 0 < confidence < 1:

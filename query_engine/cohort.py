@@ -56,7 +56,7 @@ from .spec import (
     TimeBins,
 )
 from .suggest import did_you_mean
-from .validate import check_condition, check_loss, check_register, resolve_column, typed_value
+from .validate import check_condition, check_loss, resolve_column, resolve_register, typed_value
 
 __all__ = [
     "MAX_SURVIVAL_BINS",
@@ -358,7 +358,7 @@ def _loss_request(query: Query, context: ProjectContext) -> LossRequest:
 
 def _register_name(catalog: Catalog, name: str) -> str:
     """The register ``name`` if the catalog has it loaded (errors with did-you-mean otherwise)."""
-    return check_register(catalog, name).name
+    return resolve_register(catalog, name).name
 
 
 def _date_column(catalog: Catalog, register: str, date: str, what: str) -> str:

@@ -108,6 +108,27 @@ class _BoundedCache(dict[_K, _V]):
         return value
 
 
+def _cost(query: Query, prepared: _Prepared) -> Cost:
+    return Cost(
+        loss=prepared.loss,
+        mechanism=prepared.mechanism,
+        registers=prepared.plan.registers,
+        canonical=query.canonical(),
+        query_hash=query.query_hash(),
+        plan=prepared.plan,
+    )
+
+
+def _analysis_cost(query: Query, analysis: PreparedAnalysis) -> Cost:
+    return Cost(
+        loss=analysis.loss,
+        mechanism=analysis.mechanism,
+        registers=analysis.plan.registers,
+        canonical=query.canonical(),
+        query_hash=query.query_hash(),
+    )
+
+
 class Engine:
     """A DP query engine over one database. Thread-safe; open once, query many times."""
 
@@ -161,23 +182,8 @@ class Engine:
                 model.loss, model.mechanism, model.plan.registers, query.canonical(), query.query_hash()
             )
         if query.is_analysis:
-            analysis = self._analysis(query, context)
-            return Cost(
-                loss=analysis.loss,
-                mechanism=analysis.mechanism,
-                registers=analysis.plan.registers,
-                canonical=query.canonical(),
-                query_hash=query.query_hash(),
-            )
-        prepared = self._prepare(query, context)
-        return Cost(
-            loss=prepared.loss,
-            mechanism=prepared.mechanism,
-            registers=prepared.plan.registers,
-            canonical=query.canonical(),
-            query_hash=query.query_hash(),
-            plan=prepared.plan,
-        )
+            return _analysis_cost(query, self._analysis(query, context))
+        return _cost(query, self._prepare(query, context))
 
     def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Loss, mechanism, scale and expected per-cell accuracy; touches no data, spends nothing."""
@@ -185,7 +191,17 @@ class Engine:
             return preview_model(query, self._model(query, context))
         if query.is_analysis:
             return preview_analysis(query, self._analysis(query, context))
+        return self._preview(query, self._prepare(query, context))
+
+    def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
+        """``preview`` and ``cost`` from one preparation (a preview shows what a run would be charged)."""
+        if query.is_analysis:
+            analysis = self._analysis(query, context)
+            return preview_analysis(query, analysis), _analysis_cost(query, analysis)
         prepared = self._prepare(query, context)
+        return self._preview(query, prepared), _cost(query, prepared)
+
+    def _preview(self, query: Query, prepared: _Prepared) -> Preview:
         preview = make_preview(query, prepared.plan, prepared.calibrations)
         return preview.model_copy(update={"warnings": group_warnings(query, self.catalog)})
 

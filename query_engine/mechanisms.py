@@ -511,6 +511,8 @@ def total_loss(parts: Iterable[NoiseCalibration | PrivacyLoss]) -> PrivacyLoss:
             "Internal error: total_loss needs at least one part. This is a bug in sundstat; "
             "nothing was released."
         )
+    if len(losses) == 1 and type(losses[0].value) is float and type(losses[0].delta) is float:
+        return losses[0]  # the sum of one float is that float, exactly: nothing to round
     measures = {loss.measure for loss in losses}
     if len(measures) != 1:
         raise EngineInternalError(

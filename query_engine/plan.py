@@ -38,9 +38,11 @@ __all__ = [
     "Plan",
     "QuantileSpec",
     "ValueSpec",
+    "grain_of",
     "groups_one_person_reaches",
     "make_filter",
     "plan_query",
+    "tunable_bounds",
 ]
 
 NoiseKind = Literal["laplace", "gaussian"]
@@ -301,12 +303,8 @@ class Plan:
 def plan_query(query: Query, catalog: Catalog, context: ProjectContext, settings: EngineSettings) -> Plan:
     """Plan a query that ``validate`` accepted."""
     person = catalog.person_register
-    grain = catalog.register(query.effective_register if query.measure == "count_persons" else query.register)
     groups = tuple(_group_key(catalog, qualified) for qualified in query.group_by)
-    grain_groups = [g for g in groups if g.column.register != person]
-    if query.measure == "count_persons" and not grain_groups:
-        # Counting persons with person-level groups only: the grain register (if any) is a cohort.
-        grain = catalog.register(person)
+    grain, grain_groups = grain_of(query, catalog, groups)
     filters = [_filter(catalog, c) for c in query.where]
     row_filters = tuple(f for f in filters if f.column.register == grain.name)
     person_filters = tuple(f for f in filters if f.column.register == person and grain.name != person)
@@ -393,21 +391,41 @@ def groups_one_person_reaches(grain_groups: Iterable[GroupKey]) -> int:
     return reach
 
 
+def grain_of(
+    query: Query, catalog: Catalog, groups: Sequence[GroupKey] | None = None
+) -> tuple[Register, list[GroupKey]]:
+    """The register whose rows are bounded, and the group columns on it (not on the person register)."""
+    person = catalog.person_register
+    if groups is None:
+        groups = [_group_key(catalog, qualified) for qualified in query.group_by]
+    grain = catalog.register(query.effective_register if query.measure == "count_persons" else query.register)
+    grain_groups = [g for g in groups if g.column.register != person]
+    if query.measure == "count_persons" and not grain_groups:
+        # Counting persons with person-level groups only: the grain register (if any) is a cohort.
+        grain = catalog.register(person)
+    return grain, grain_groups
+
+
+def tunable_bounds(query: Query, grain: Register, grain_groups: Sequence[GroupKey]) -> tuple[bool, bool]:
+    """Whether the query's ``max_groups`` and ``max_rows`` are used (else G or c is fixed at 1)."""
+    person_grain = grain.grain == "person"
+    return (not person_grain and bool(grain_groups), not person_grain and query.measure != "count_persons")
+
+
 def _bounding(query: Query, grain: Register, grain_groups: Sequence[GroupKey]) -> Bounding:
     """``G = min(max_groups, groups_one_person_reaches(...))``; ``c`` from the query or the catalog."""
     person_grain = grain.grain == "person"
-    if person_grain or not grain_groups:
-        max_groups, bound_groups = 1, False
-    else:
+    groups_tunable, rows_tunable = tunable_bounds(query, grain, grain_groups)
+    if groups_tunable:
         reach = groups_one_person_reaches(grain_groups)
         max_groups = min(query.max_groups or grain.groups_per_person[0], reach)
         bound_groups = True
-    if person_grain:
-        max_rows, bound_rows = 1, True
-    elif query.measure == "count_persons":
-        max_rows, bound_rows = 1, False
     else:
+        max_groups, bound_groups = 1, False
+    if rows_tunable:
         max_rows, bound_rows = query.max_rows or grain.rows_per_person[0], True
+    else:  # one row per person on a person register (enforced); counting persons needs no row bound
+        max_rows, bound_rows = 1, person_grain
     return Bounding(max_groups, max_rows, bound_rows, bound_groups)
 
 

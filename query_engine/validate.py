@@ -40,9 +40,9 @@ __all__ = [
     "cell_count",
     "check_condition",
     "check_loss",
-    "check_register",
     "not_loaded_message",
     "resolve_column",
+    "resolve_register",
     "typed_value",
     "validate",
 ]
@@ -100,7 +100,7 @@ def resolve_column(catalog: Catalog, qualified: str) -> tuple[Register, Column]:
         raise UnknownColumn(
             f"Column {qualified!r} must be qualified with its register, e.g. 'cpr.region'.", stage=_STAGE
         )
-    register = _register(catalog, register_name)
+    register = resolve_register(catalog, register_name)
     if not register.has_column(column_name):
         queryable = [c.name for c in register.columns if c.queryable]
         raise UnknownColumn(
@@ -156,7 +156,7 @@ def typed_value(column: Column, value: Any, what: str) -> TypedValue:
     return value
 
 
-def _register(catalog: Catalog, name: str) -> Register:
+def resolve_register(catalog: Catalog, name: str) -> Register:
     if name in catalog.absent_registers:
         raise RegisterNotLoaded(not_loaded_message(catalog, name), stage=_STAGE)
     if not catalog.has_register(name):
@@ -213,10 +213,10 @@ def _check_stated_loss(name: str, value: float, minimum: float, maximum: float) 
 
 
 def _grain_register(query: Query, catalog: Catalog) -> Register:
-    grain = _register(catalog, query.register)
+    grain = resolve_register(catalog, query.register)
     if query.measure == "count_persons":
         effective = query.effective_register
-        grain = _register(catalog, effective)
+        grain = resolve_register(catalog, effective)
     return grain
 
 
@@ -452,4 +452,3 @@ def _check_bounding(query: Query, grain: Register) -> None:
 # The checks that analyses (query_engine.cohort) share with every other query.
 check_loss = _check_loss
 check_condition = _check_condition
-check_register = _register

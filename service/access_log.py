@@ -23,6 +23,7 @@ import threading
 from typing import Any, Protocol
 
 from .errors import StorageUnavailable
+from .periodic_flush import PeriodicFlush
 from .storage_errors import storage_failure
 
 __all__ = ["ACCESS_BATCH", "MAX_QUEUED_RECORDS", "AccessLog", "EventSink"]
@@ -53,16 +54,13 @@ class AccessLog:
         max_records: int = MAX_QUEUED_RECORDS,
     ) -> None:
         self._sink = sink
-        self._interval = interval
         self._max_batch = max_batch
         self._max_records = max_records
         self._failing: str | None = None  # why the last flush failed (None: it succeeded)
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = PeriodicFlush(self.flush, interval, "sundstat-access-log")
 
     def record(self, kind: str, project: str | None, actor: str, **details: Any) -> None:
         """Queue one access record; it reaches the chain within ``interval`` seconds.
@@ -82,10 +80,10 @@ class AccessLog:
                 )
             self._records.append(entry)
             full = len(self._records) >= self._max_batch
-        if self._thread is None:
+        if not self._background.running:
             self.flush()
         elif full:
-            self._wake.set()
+            self._background.wake()
 
     def flush(self) -> int:
         """Chain everything queued so far as one entry; returns how many records were written."""
@@ -116,20 +114,8 @@ class AccessLog:
 
     def start(self) -> None:
         """Flush in the background from now on."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="sundstat-access-log", daemon=True)
-            self._thread.start()
+        self._background.start()
 
     def close(self) -> None:
         """Stop the background thread and write what is left."""
-        self._stopped.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self.flush()
+        self._background.close()

@@ -37,9 +37,9 @@ from .errors import (
 )
 from .http_guard import MAX_BODY_BYTES, HttpGuard, request_id_of
 from .routes import admin, applications, cohorts, institutions, projects, public, queries, sign_in
-from .runtime import Services, open_services
 from .settings import Settings
 from .storage_errors import storage_failure, storage_message
+from .worker_services import Services, open_services
 
 __all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app"]
 

@@ -68,9 +68,9 @@ def _first_start(settings: Any) -> Any:
     from datasets.build import open_catalog_from_db
 
     from .bootstrap import apply_default_caps, bootstrap, cap_warnings, check_auto_approval_caps
-    from .runtime import check_ledger_at_start
     from .state import open_state_store
     from .tokens import TokenStore
+    from .worker_services import check_ledger_at_start
 
     catalog = (
         settings.spark_catalog() if settings.backend == "spark" else open_catalog_from_db(settings.db_path)

@@ -29,7 +29,7 @@ analysis methods (``rates``, ``survival``, ``prevalence``, ``cohorts``) return p
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +213,14 @@ class Client:
     def catalog(self) -> JSON:
         """``GET /v1/catalog``: registers, columns, key sets, controllers, coverage."""
         result: JSON = self._request("GET", "/v1/catalog")
+        return result
+
+    def query_options(
+        self, measure: str = "count_persons", register: str = "cpr", group_by: Sequence[str] = ()
+    ) -> JSON:
+        """``GET /v1/query-options``: the engine's per-query limits and the bounds this query may set."""
+        params = {"measure": measure, "register": register, "group_by": list(group_by)}
+        result: JSON = self._request("GET", "/v1/query-options", params=params)
         return result
 
     def catalog_dcat(self) -> JSON:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import ProjectNotFound
+from .periodic_flush import PeriodicFlush
 
 __all__ = ["ACCESS_DENIED", "DeniedAccessLog", "ProjectNotVisible"]
 
@@ -55,13 +56,11 @@ class DeniedAccessLog:
 
     def __init__(self, sink: AccessSink, *, window: float = 60.0, max_keys: int = 1000) -> None:
         self._sink = sink
-        self._window = window
         self._max_keys = max_keys
         self._tallies: dict[_Key, _Tally] = {}
         self._overflow = 0
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = PeriodicFlush(self.flush, window, "sundstat-denied-access")
 
     def record(
         self, actor: str, address: str | None, route: str, project: str | None, status: int, code: str
@@ -103,17 +102,8 @@ class DeniedAccessLog:
 
     def start(self) -> None:
         """Flush once per window in the background from now on."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="sundstat-denied-access", daemon=True)
-            self._thread.start()
+        self._background.start()
 
     def close(self) -> None:
         """Stop the background thread and flush what is left (before the access log closes)."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._window):
-            self.flush()
+        self._background.close()

@@ -13,9 +13,9 @@ from fastapi import Depends, Header, Request
 from .auth import Principal, authenticate
 from .denied_access import ProjectNotVisible
 from .errors import Unauthorized
-from .runtime import Services
 from .settings import Settings
 from .storage_errors import storage_failure
+from .worker_services import Services
 
 log = logging.getLogger("sundstat.service")
 

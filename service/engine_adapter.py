@@ -7,18 +7,19 @@ taken from the service's settings.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from budget_ledger import Charge
 from query_engine.catalog import Catalog
 from query_engine.engine import Cost
+from query_engine.release_models import Preview, Release
+from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, Query
 
 from .settings import Settings
 
-__all__ = ["EngineLike", "QueryCost", "cost_of", "open_engine"]
+__all__ = ["EngineLike", "QueryCost", "charge_of", "cost_of", "open_engine"]
 
 
 class EngineLike(Protocol):
@@ -33,8 +34,12 @@ class EngineLike(Protocol):
         """Validate and compute the exact privacy loss; touches no data."""
         ...
 
-    def preview(self, query: Query, context: ProjectContext) -> Any:
+    def preview(self, query: Query, context: ProjectContext) -> Preview:
         """Cost and expected accuracy; touches no data."""
+        ...
+
+    def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
+        """``preview`` and ``cost`` from one validation and plan; touches no data."""
         ...
 
     def run(
@@ -44,7 +49,7 @@ class EngineLike(Protocol):
         *,
         cost: Cost | None = None,
         timeout_s: float | None = None,
-    ) -> Any:
+    ) -> Release:
         """Execute, add noise, and return the release (refusing if the loss differs from ``cost``);
         ``timeout_s`` shortens the execution time limit."""
         ...
@@ -71,23 +76,24 @@ def cost_of(engine: EngineLike, query: Query, context: ProjectContext) -> QueryC
     The engine states losses as floats (OpenDP's ``map``); ``Charge.of`` converts them exactly,
     rounding up, so the ledger never charges less than OpenDP computed.
     """
-    cost = engine.cost(query, context)
+    return charge_of(query, engine.cost(query, context))
+
+
+def charge_of(query: Query, cost: Cost) -> QueryCost:
+    """The engine's ``cost`` of ``query`` as the ledger's exact charge (see ``cost_of``)."""
     loss = cost.loss
     charge = Charge.of(epsilon=loss.epsilon or 0, rho=loss.rho or 0, delta=loss.delta)
-    canonical = json.dumps(cost.canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return QueryCost(
         charge=charge,
         registers=tuple(cost.registers),
-        canonical_json=canonical,
+        canonical_json=query.canonical_json(),  # the text the hash is of (``Query`` owns it)
         query_hash=cost.query_hash,
         engine_cost=cost,
     )
 
 
-def engine_settings(settings: Settings) -> Any:
+def engine_settings(settings: Settings) -> EngineSettings:
     """The engine's limits, from the service's settings."""
-    from query_engine.settings import EngineSettings
-
     return EngineSettings.model_validate(
         {
             "max_cells": settings.engine_max_cells,

@@ -13,8 +13,6 @@ method, unreadable body) are mapped onto the classes below too, so no code is sp
     ├── SignInFailed             401  sign_in_failed          the OpenID Connect sign-in did not verify
     ├── SignInRefused            403  sign_in_refused         signed in, but no registered institution
     ├── Forbidden                403  forbidden               the token's role may not use this route
-    ├── PermitExpired            403  permit_expired          the project's approval has ended
-    ├── RegisterNotPermitted     403  register_not_permitted  the query touches a register not approved
     ├── ProjectNotFound          404  project_not_found       unknown project, or not the token's project
     ├── ApplicationNotFound      404  application_not_found   unknown id or wrong status key
     ├── TokenNotFound            404  token_not_found
@@ -57,11 +55,9 @@ __all__ = [
     "InvalidRequest",
     "MethodNotAllowed",
     "PayloadTooLarge",
-    "PermitExpired",
     "ProjectNotFound",
     "QueryFailed",
     "RateLimited",
-    "RegisterNotPermitted",
     "RouteNotFound",
     "ServiceError",
     "SignInFailed",
@@ -122,20 +118,6 @@ class Forbidden(ServiceError):
     """The token is valid but its role may not use this route."""
 
     code = "forbidden"
-    status = 403
-
-
-class PermitExpired(ServiceError):
-    """The project's permit has expired; it can no longer spend."""
-
-    code = "permit_expired"
-    status = 403
-
-
-class RegisterNotPermitted(ServiceError):
-    """The query touches a register outside the project's approved registers."""
-
-    code = "register_not_permitted"
     status = 403
 
 

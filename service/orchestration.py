@@ -31,7 +31,9 @@ from budget_ledger import (
     BudgetExceeded,
     Ledger,
     LedgerError,
+    PermitExpired,
     Project,
+    RegisterNotPermitted,
     SpendResult,
     StoredRelease,
     UnknownProject,
@@ -42,15 +44,8 @@ from query_engine.spec import ProjectContext, Query
 
 from .access_log import AccessLog
 from .auth import Principal
-from .engine_adapter import EngineLike, QueryCost, cost_of
-from .errors import (
-    DailyReleaseLimit,
-    InProgress,
-    PermitExpired,
-    ProjectNotFound,
-    QueryFailed,
-    RegisterNotPermitted,
-)
+from .engine_adapter import EngineLike, QueryCost, charge_of, cost_of
+from .errors import DailyReleaseLimit, InProgress, ProjectNotFound, QueryFailed
 from .preview_facts import fit_problem, preview_facts
 from .response_time import ResponseTimeModel, Schedule
 from .settings import DEFAULT_DATASET_PERSONS
@@ -69,18 +64,24 @@ Kind = Literal["committed", "cached", "replayed"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """A release body (as returned to the analyst) and how it was obtained."""
+    """A release body, its JSON text (as stored and as sent to the analyst) and how it was obtained."""
 
     kind: Kind
     release: dict[str, Any]
+    text: str
 
 
-def _served(release: StoredRelease, project: Project) -> dict[str, Any]:
+def release_text(body: dict[str, Any]) -> str:
+    """The one serialisation of a release body: the text the ledger stores and the response sends."""
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def _served(kind: Kind, release: StoredRelease, project: Project) -> Outcome:
     """A stored release as returned again: ``cached: true`` and the project's budget now."""
     body: dict[str, Any] = json.loads(release.release_json)
     body["cached"] = True
     body["budget"] = project.status().to_public()
-    return body
+    return Outcome(kind, body, release_text(body))
 
 
 def _context(project: Project) -> ProjectContext:
@@ -135,21 +136,6 @@ class Orchestrator:
                 f"There is no project '{project_id}'. Check the id (it is case-sensitive)."
             ) from None
 
-    @staticmethod
-    def _check_permit(project: Project, cost: QueryCost, today: dt.date) -> None:
-        if project.expires is not None and today > project.expires:
-            raise PermitExpired(
-                f"The permit of project '{project.id}' ended on {project.expires.isoformat()}; it can no "
-                "longer spend budget. Its stored releases stay available; ask an administrator for an "
-                "extension."
-            )
-        outside = sorted(set(cost.registers) - set(project.registers))
-        if outside:
-            raise RegisterNotPermitted(
-                f"The query touches register(s) {', '.join(outside)}, but project '{project.id}' is approved "
-                f"only for {', '.join(project.registers)}. Apply for a project that includes them."
-            )
-
     def _refused(self, project: Project, principal: Principal, code: str, query_hash: str | None) -> None:
         self._record("query_refused", project.id, principal, code=code, query_hash=query_hash)
 
@@ -187,21 +173,21 @@ class Orchestrator:
         """Cost and expected accuracy of ``query``; touches no data and spends nothing."""
         project = self._visible_project(query.project, principal)
         context = _context(project)
-        preview = self._engine.preview(query, context)
+        preview, engine_cost = self._engine.preview_and_cost(query, context)  # validated and planned once
         body: dict[str, Any] = preview.model_dump(mode="json")
         body["budget"] = project.status().to_public()
-        cost = cost_of(self._engine, query, context)
+        cost = charge_of(query, engine_cost)
         plan = cost.engine_cost.plan
         body["response_seconds"] = self._rung(plan) if self._timing is not None else None
         cached = self._ledger.cached_release(project.id, cost.query_hash) is not None
         problem = None
-        if not cached:
-            try:
-                self._check_permit(project, cost, dt.datetime.now(dt.UTC).date())
+        try:  # the run's checks in the run's order: the permit, then (unless cached) limit and budget
+            project.check_permit(cost.registers, dt.datetime.now(dt.UTC).date())
+            if not cached:
                 self._check_release_limit(project, cost.query_hash)
                 problem = fit_problem(project, self._ledger.register_caps(), cost.registers, cost.charge)
-            except (PermitExpired, RegisterNotPermitted, DailyReleaseLimit) as exc:
-                problem = exc.message
+        except (PermitExpired, RegisterNotPermitted, DailyReleaseLimit) as exc:
+            problem = exc.message
         body.update(
             preview_facts(
                 body,
@@ -244,13 +230,13 @@ class Orchestrator:
             self._refused(project, principal, exc.code, None)
             raise
         try:
-            self._check_permit(project, cost, dt.datetime.now(dt.UTC).date())
+            project.check_permit(cost.registers, dt.datetime.now(dt.UTC).date())
             if idempotency_key is None and (cached := self._cached(project.id, cost.query_hash)) is not None:
                 stored, current = cached
                 self._record(
                     "release_served", project.id, principal, release_id=stored.release_id, how="cached"
                 )
-                return Outcome("cached", _served(stored, current))
+                return _served("cached", stored, current)
             self._check_release_limit(project, cost.query_hash)
             rung = self._rung(cost.engine_cost.plan)
             schedule = None
@@ -275,7 +261,7 @@ class Orchestrator:
 
         if result.status in ("cached", "replayed"):
             assert result.release is not None
-            body = _served(result.release, result.project)
+            served = _served(result.status, result.release, result.project)
             self._record(
                 "release_served",
                 project.id,
@@ -283,7 +269,7 @@ class Orchestrator:
                 release_id=result.release.release_id,
                 how=result.status,
             )
-            return Outcome(result.status, body)
+            return served
         if result.status == "pending":
             raise InProgress(
                 "The same query (or idempotency key) is still being executed in this project; retry in a "
@@ -293,8 +279,7 @@ class Orchestrator:
             if schedule is not None:  # a retry of a failed query fails like the query did: at its rung
                 schedule.wait_until(schedule.deadline)
             raise QueryFailed(EXECUTION_FAILED_MESSAGE)
-        body = self._execute(query, context, cost, result, principal, schedule)
-        return Outcome("committed", body)
+        return self._execute(query, context, cost, result, principal, schedule)
 
     def _execute(
         self,
@@ -304,7 +289,7 @@ class Orchestrator:
         result: SpendResult,
         principal: Principal,
         schedule: Schedule | None,
-    ) -> dict[str, Any]:
+    ) -> Outcome:
         """Execute a committed spend and store its release, each outcome at the schedule's moments."""
         spend_id = result.spend_id
         try:
@@ -320,7 +305,7 @@ class Orchestrator:
             body["release_id"] = release_id
             body["cached"] = False
             body["budget"] = result.budget().to_public()
-            release_json = json.dumps(body, ensure_ascii=False, sort_keys=True)
+            release_json = release_text(body)
             if schedule is not None:
                 if schedule.clock() > schedule.commit_at:
                     raise _MissedRung("the release was ready after its rung's commit moment")
@@ -340,7 +325,7 @@ class Orchestrator:
             self._answer_at_deadline(schedule, spend_id)
             raise QueryFailed(EXECUTION_FAILED_MESSAGE) from None
         self._answer_at_deadline(schedule, spend_id)
-        return body
+        return Outcome("committed", body, release_json)
 
     @staticmethod
     def _answer_at_deadline(schedule: Schedule | None, spend_id: str) -> None:

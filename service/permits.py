@@ -12,7 +12,9 @@ import datetime as dt
 import secrets
 from collections.abc import Mapping
 
-from .errors import Conflict, PermitExpired
+from budget_ledger import PermitExpired
+
+from .errors import Conflict
 from .state import StateStore
 
 __all__ = ["PERMIT_RECORDED", "PermitRegistry", "new_permit_id", "ttl_within_permit"]

@@ -147,7 +147,8 @@ def preview_facts(
     problem: str | None,
 ) -> dict[str, Any]:
     """The fields a preview adds to the engine's ``body`` (a dict of ``PreviewPublic``); ``charge`` is what
-    a fresh run would be charged, ``problem`` why it would be refused (None: it fits)."""
+    a fresh run would be charged, ``problem`` why it would be refused (None: it fits; a cached query
+    is refused only by its permit)."""
     # The charge as a person writes it, never below what is charged (0.4999999999995 reads 0.5).
     fresh = {
         name: float(format_amount(getattr(charge, name), rounding="up"))
@@ -156,8 +157,8 @@ def preview_facts(
     facts: dict[str, Any] = {
         "cached": cached,
         "cost_if_run": {name: 0.0 for name in fresh} if cached else fresh,
-        "fits": cached or problem is None,
-        "fit_problem": None if cached else problem,
+        "fits": problem is None,
+        "fit_problem": problem,
         "warnings": [],
     }
     notes = list(body.get("notes", []))

@@ -7,6 +7,7 @@ The query body is the engine's own ``Query`` model; the release and preview bodi
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
@@ -73,6 +74,9 @@ An alias, not a subclass: on a pydantic subclass the field ``register`` resolves
 """
 
 
+_QUERY_FIELDS: dict[str, Any] = dict(Query.model_fields)  # FieldInfo, typed like Field()
+
+
 class SqlRequest(BaseModel):
     """Body of POST /v1/sql and /v1/sql/preview: one SELECT in sundstat's SQL dialect (docs/sql.md).
 
@@ -81,14 +85,15 @@ class SqlRequest(BaseModel):
 
     model_config = _STRICT
 
-    project: str = Field(min_length=1, max_length=200)
+    # The fields a query has beside its SQL are the engine's Query fields, constraints and all.
+    project: str = _QUERY_FIELDS["project"]
     sql: str = Field(min_length=1, max_length=20_000)
-    epsilon: FiniteNumber | None = None
-    rho: FiniteNumber | None = None
-    target_ci: FiniteNumber | None = None
-    confidence: FiniteNumber = Field(default=0.95, ge=0.5, le=0.999999)
-    max_groups: StrictInt | None = Field(default=None, ge=1)
-    max_rows: StrictInt | None = Field(default=None, ge=1)
+    epsilon: FiniteNumber | None = _QUERY_FIELDS["epsilon"]
+    rho: FiniteNumber | None = _QUERY_FIELDS["rho"]
+    target_ci: FiniteNumber | None = _QUERY_FIELDS["target_ci"]
+    confidence: float = _QUERY_FIELDS["confidence"]  # FiniteNumber: its check comes with the field
+    max_groups: StrictInt | None = _QUERY_FIELDS["max_groups"]
+    max_rows: StrictInt | None = _QUERY_FIELDS["max_rows"]
 
 
 class PreviewPublic(Preview):
@@ -505,3 +510,36 @@ class WhoAmIPublic(BaseModel):
     project: str | None
     name: str
     applicant: str | None = Field(default=None, description="The applicant account of an applicant token.")
+
+
+class QueryLimitsPublic(BaseModel):
+    """The engine's per-query limits on this installation (its settings; the same for every project)."""
+
+    max_group_columns: int = Field(description="Most group-by columns in one query.")
+    max_cells: int = Field(description="Most output cells (product of the group columns' key-set sizes).")
+    max_epsilon: float
+    max_rho: float
+    min_epsilon: float
+    min_rho: float
+
+
+# ``register`` is a field name of the contract; it shadows ABCMeta.register on the class only.
+warnings.filterwarnings(
+    "ignore", message='Field name "register" in "BoundingOptionPublic" shadows', category=UserWarning
+)
+
+
+class BoundingOptionPublic(BaseModel):
+    """A contribution bound the query may tighten (``max_groups`` or ``max_rows``) on its grain register."""
+
+    name: Literal["max_groups", "max_rows"]
+    register: str
+    default: int = Field(description="What the query uses when it leaves the bound out.")
+    maximum: int = Field(description="The catalog's largest allowed value.")
+
+
+class QueryOptionsPublic(BaseModel):
+    """What a query form may offer: the installation's limits and the bounds this query may set."""
+
+    limits: QueryLimitsPublic
+    bounding: list[BoundingOptionPublic]

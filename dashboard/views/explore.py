@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import streamlit as st
 
 from dashboard import catalog_lookup, query_draft
@@ -23,12 +24,14 @@ from dashboard.session import (
     labeller,
     lang,
     public_catalog,
+    query_options,
     require_role,
     session_cached,
     show_error,
     t,
 )
 from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
+from service.client import ApiError
 
 __all__ = ["render"]
 
@@ -91,18 +94,20 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> query_dr
     st.caption(t("cohort_help"))
     where = condition_list(catalog, columns)
     st.subheader(t("groups_and_loss"))
+    limits = _query_options(measure, register, [])["limits"]
+    most = limits.get("max_group_columns")
     group_by = st.multiselect(
-        t("group_by"),
+        t("group_by", most=most) if most else t("group_by_any"),
         catalog_lookup.group_columns(catalog, registers),
         key="explore_group_by",
-        max_selections=3,
+        max_selections=most,
         # Streamlit's multiselect puts "Select N matches" first for a filter text matching several
         # options, so Enter after typing "cpr.age_band" would add age_band and age_band_5 together.
         select_all=False,
         format_func=column_labeller(all_columns),
         placeholder=t("group_by_placeholder"),
     )
-    bounding = _bounding(catalog_lookup.bounding_limits(catalog, measure, register, group_by))
+    bounding = _bounding(_query_options(measure, register, group_by)["bounding"])
     confidence, kind, loss = loss_inputs(project, "explore")
     return query_draft.QueryDraft(
         project=str(project["id"]),
@@ -121,32 +126,40 @@ def _builder(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> query_dr
     )
 
 
-def _bounding(limits: list[catalog_lookup.BoundingLimit]) -> dict[str, int]:
+def _query_options(measure: str, register: str, group_by: list[str]) -> dict[str, Any]:
+    """The engine's limits and the bounds this query may set, from the API; none while it cannot say
+    (an unknown column, the service away): the preview then names the problem."""
+    try:
+        return query_options(measure, register, group_by)
+    except (ApiError, httpx.HTTPError):
+        return {"limits": {}, "bounding": []}
+
+
+def _bounding(options: list[dict[str, Any]]) -> dict[str, int]:
     """Optional ``max_groups``/``max_rows`` inputs within the catalog's limits; empty means its default."""
     chosen: dict[str, int] = {}
     with st.expander(t("bounding_title")):
-        if not limits:
+        if not options:
             st.caption(t("bounding_none"))
         else:
             st.caption(t("bounding_help"))
-        for limit in limits:
-            label = (
-                t("max_groups", maximum=limit.maximum)
-                if limit.name == "max_groups"
-                else t("max_rows", maximum=limit.maximum)
-            )
+        for option in options:
+            name, maximum = str(option["name"]), int(option["maximum"])
             # One key per register: the limits differ, and a value above a new maximum must not linger.
+            label = (
+                t("max_groups", maximum=maximum) if name == "max_groups" else t("max_rows", maximum=maximum)
+            )
             value = st.number_input(
                 label,
                 min_value=1,
-                max_value=limit.maximum,
+                max_value=maximum,
                 value=None,
                 step=1,
-                key=f"explore_{limit.name}_{limit.register}",
-                placeholder=t("bounding_default", default=limit.default),
+                key=f"explore_{name}_{option['register']}",
+                placeholder=t("bounding_default", default=option["default"]),
             )
             if value is not None:
-                chosen[limit.name] = int(value)
+                chosen[name] = int(value)
     return chosen
 
 

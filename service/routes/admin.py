@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, status
 
 from ..deps import Admin, ServicesDep, SettingsDep
 from ..errors import InvalidRequest
+from ..public_bodies import register_public, token_public, verify_public
 from ..schemas import (
     CapUpdateRequest,
     RegisterCapPublic,
@@ -16,7 +17,6 @@ from ..schemas import (
     TokenPublic,
     VerifyPublic,
 )
-from ..views import register_public, token_public, verify_public
 from .common import ERRORS, issue_token
 
 __all__ = ["router"]

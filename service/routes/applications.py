@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, status
 
 from ..applications import Decision, Submission
 from ..deps import Admin, Caller, ServicesDep, TokenHolder
+from ..public_bodies import application_public
 from ..schemas import (
     ApplicationPublic,
     ApplicationRequest,
@@ -16,7 +17,6 @@ from ..schemas import (
     DecisionRequest,
     PolicyPublic,
 )
-from ..views import application_public
 from .common import ERRORS
 
 __all__ = ["router"]

@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Any
 
 from ..auth import Principal
-from ..runtime import Services
+from ..public_bodies import token_issued_public
 from ..schemas import ErrorBody, TokenCreateRequest, TokenIssuedPublic
 from ..settings import Settings
 from ..tokens import issue_audited
-from ..views import token_issued_public
+from ..worker_services import Services
 
 __all__ = ["ERRORS", "issue_token"]
 

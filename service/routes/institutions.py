@@ -16,9 +16,9 @@ from ..identity_schemas import (
     InstitutionCreateRequest,
     InstitutionPublic,
 )
-from ..runtime import Services
 from ..settings import Settings
 from ..tokens import issue_audited
+from ..worker_services import Services
 from .common import ERRORS
 
 __all__ = ["issue_applicant_token", "router"]

@@ -17,6 +17,7 @@ from budget_ledger import ProjectSpec
 from ..deps import Admin, ServicesDep, SettingsDep, TokenHolder
 from ..errors import InvalidRequest
 from ..permits import PERMIT_RECORDED, new_permit_id
+from ..public_bodies import budget_public, project_public, token_public
 from ..schemas import (
     BudgetPublic,
     BudgetUpdateRequest,
@@ -28,7 +29,6 @@ from ..schemas import (
     TokenPublic,
 )
 from ..tokens import utcnow
-from ..views import budget_public, project_public, token_public
 from .common import ERRORS, issue_token
 
 __all__ = ["router"]

@@ -1,4 +1,5 @@
-"""Public routes (no token needed): health, catalog (JSON and DCAT-AP), transparency, whoami."""
+"""Public routes (no token needed): health, catalog (JSON and DCAT-AP), query options, transparency,
+whoami."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from query_engine.spec import Measure
+
 from .. import API_VERSION
 from ..catalog_public import catalog_dcat
 from ..deps import Caller, HealthCaller, ServicesDep
-from ..schemas import HealthPublic, LedgerHeadPublic, TransparencyPublic, WhoAmIPublic
+from ..engine_adapter import engine_settings
+from ..errors import InvalidRequest
+from ..public_bodies import POPULATION_PROMISE, register_public, transparency_projects
+from ..query_options import query_options
+from ..schemas import HealthPublic, LedgerHeadPublic, QueryOptionsPublic, TransparencyPublic, WhoAmIPublic
 from ..storage_errors import storage_problem
 from ..tokens import utcnow
-from ..views import POPULATION_PROMISE, register_public, transparency_projects
 from .common import ERRORS
 
 __all__ = ["router"]
@@ -73,6 +79,27 @@ def catalog_dcat_route(request: Request, services: ServicesDep, caller: Caller) 
 def _dcat(request: Request, services: ServicesDep) -> Response:
     body = catalog_dcat(services.catalog, _base_url(request, services.settings.public_url))
     return Response(json.dumps(body, ensure_ascii=False), media_type=_JSON_LD)
+
+
+_MAX_GROUP_BY = 20  # as many as a query may name (``Query.group_by``)
+
+
+@router.get("/query-options", summary="The limits and contribution bounds a query form may offer")
+def query_options_route(
+    services: ServicesDep,
+    caller: Caller,
+    measure: Measure = "count_persons",
+    register: Annotated[str, Query(min_length=1, max_length=100)] = "cpr",
+    group_by: Annotated[list[str] | None, Query(description="a group column; repeat for several")] = None,
+) -> QueryOptionsPublic:
+    """The engine's per-query limits (e.g. ``max_group_columns``) and which of ``max_groups`` and
+    ``max_rows`` a query of this measure, register and grouping may set, with their catalog default and
+    maximum; from the settings and the declared catalog only."""
+    columns = group_by or []
+    if len(columns) > _MAX_GROUP_BY:
+        raise InvalidRequest(f"Give at most {_MAX_GROUP_BY} group_by columns, not {len(columns)}.")
+    settings = engine_settings(services.settings)
+    return query_options(services.catalog, settings, measure, register, columns)
 
 
 @router.get("/transparency", summary="Who uses which registers, and how much privacy budget was spent")

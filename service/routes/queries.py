@@ -1,8 +1,9 @@
 """Query routes: preview (free) and release (spends budget; Idempotency-Key honoured), as JSON
 queries or as SQL (parsed into the same query, then the same code path).
 
-These are the hot routes: the orchestrator's JSON-ready bodies are returned as ``JSONResponse``
-(``response_model`` documents them) instead of being validated into the models a second time.
+These are the hot routes: the orchestrator's JSON-ready bodies are returned as they are (a release
+as the very text the ledger stored, serialised once; ``response_model`` documents them) instead of
+being validated into the models a second time.
 
 A fresh release answers at the rung of ``response_ladder`` that the public cost model picked before
 it ran (success, failure and time-out alike; see ``service.response_time`` and the orchestrator);
@@ -29,8 +30,9 @@ from query_engine.sql import sql_to_query
 from ..auth import Principal
 from ..deps import ServicesDep, TokenHolder
 from ..named_cohorts import COHORT_NAMED, CohortRegistry
-from ..runtime import Services
+from ..orchestration import Outcome
 from ..schemas import PreviewPublic, QueryRequest, ReleasePublic, SqlRequest
+from ..worker_services import Services
 from .common import ERRORS
 
 __all__ = ["router"]
@@ -82,7 +84,7 @@ def _resolve_and_preview(services: Services, query: Query, caller: Principal) ->
 
 def _resolve_and_run(
     services: Services, query: Query, caller: Principal, idempotency_key: str | None
-) -> dict[str, Any]:
+) -> Outcome:
     """A named cohort resolved, a new name claimed, the query released; the claim is forgotten when
     the query is refused or fails (see ``service.named_cohorts``)."""
     caller.require_project(query.project)
@@ -91,7 +93,7 @@ def _resolve_and_run(
     new = resolved.new_name
     claimed = new is not None and cohorts.claim(new)
     try:
-        released = services.orchestrator.run(resolved.query, caller, idempotency_key)
+        outcome = services.orchestrator.run_outcome(resolved.query, caller, idempotency_key)
     except BaseException:
         if claimed and new is not None:
             cohorts.forget(new)
@@ -101,7 +103,7 @@ def _resolve_and_run(
         services.ledger.append_event(
             COHORT_NAMED, {"project": new.project, "name": new.name, "cohort_sha256": digest}, caller.actor
         )
-    return released
+    return outcome
 
 
 async def _preview(services: Services, query: Query, caller: Principal) -> Response:
@@ -117,8 +119,8 @@ async def _release(
     try:
         query = build()
         async with services.slots.slot():
-            released = await run_in_threadpool(_resolve_and_run, services, query, caller, idempotency_key)
-        return JSONResponse(released)
+            outcome = await run_in_threadpool(_resolve_and_run, services, query, caller, idempotency_key)
+        return Response(outcome.text, media_type="application/json")  # the text the ledger stored
     finally:
         remaining = services.settings.min_response_seconds - (time.monotonic() - started)
         if remaining > 0:

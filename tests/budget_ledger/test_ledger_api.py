@@ -19,10 +19,10 @@ from budget_ledger import (
     Ledger,
     MemoryStore,
     ModeMismatch,
+    PermitExpired,
     ProjectExists,
-    ProjectExpired,
     RegisterCapExceeded,
-    RegisterNotInProject,
+    RegisterNotPermitted,
     SpendNotPending,
     UnknownProject,
     UnknownRelease,
@@ -242,19 +242,28 @@ def test_negative_charge_cannot_be_built() -> None:
 
 def test_register_outside_the_project_is_refused(ledger: Ledger) -> None:
     ledger.create_project(zcdp_spec(), "admin")
-    with pytest.raises(RegisterNotInProject, match="lmdb"):
+    with pytest.raises(RegisterNotPermitted, match="lmdb") as info:
         spend(ledger, "a", Charge(rho=Fraction(1, 100)), project="heart-2026", registers=("cpr", "lmdb"))
+    assert (info.value.code, info.value.status) == ("register_not_permitted", 403)
+    assert ledger.budget("heart-2026").spends == 0
 
 
-def test_expired_project_cannot_spend_but_keeps_its_cache(ledger: Ledger, clock: Clock) -> None:
+def test_expired_permit_spends_and_serves_nothing_but_keeps_its_releases(
+    ledger: Ledger, clock: Clock
+) -> None:
     ledger.create_project(pure_spec(expires="2026-03-01"), "admin")
     first = spend(ledger, "a")
     ledger.store_release(first.spend_id, "r_1", "{}")
+    assert spend(ledger, "a").status == "cached"  # on the expiry day itself the permit still holds
     clock.advance(86400)
-    with pytest.raises(ProjectExpired) as info:
+    with pytest.raises(PermitExpired) as info:
         spend(ledger, "b")
-    assert info.value.status == 403
-    assert spend(ledger, "a").status == "cached"
+    assert (info.value.code, info.value.status) == ("permit_expired", 403)
+    assert "2026-03-01" in info.value.message
+    with pytest.raises(PermitExpired):  # the permit is checked before the cache, as the service does
+        spend(ledger, "a")
+    assert ledger.budget("diabetes-2026").spends == 1
+    assert [r.release_id for r in ledger.list_releases("diabetes-2026")] == ["r_1"]
 
 
 # --- budgets and refusals -------------------------------------------------------------------------

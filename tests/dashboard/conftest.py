@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard.dash_helpers import Api, FakeApi, build_dataset, catalog_body, start_api
+from tests.dashboard.dash_helpers import (
+    Api,
+    FakeApi,
+    build_dataset,
+    catalog_body,
+    query_options_answer,
+    start_api,
+)
 
 _FAKE_HOSTS = itertools.count()
 
@@ -45,4 +52,4 @@ def real_api(api_server: Api, monkeypatch: pytest.MonkeyPatch) -> Api:
 def fake_api(catalog: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     """A fake API serving the real catalog; the dashboard gets a URL of its own (no shared cache)."""
     monkeypatch.setenv("SUNDSTAT_API_URL", f"http://fake-{next(_FAKE_HOSTS)}.invalid")
-    return FakeApi(routes={"GET /v1/catalog": catalog})
+    return FakeApi(routes={"GET /v1/catalog": catalog, "GET /v1/query-options": query_options_answer})

@@ -61,6 +61,27 @@ def catalog_body(db: Path) -> dict[str, Any]:
     return body
 
 
+def query_options_answer(request: httpx.Request) -> Any:
+    """``GET /v1/query-options`` as the service answers it (default settings, the packaged catalog)."""
+    from datasets.packaged_catalog import load_packaged_catalog
+    from query_engine.errors import QueryError
+    from query_engine.settings import EngineSettings
+    from service.query_options import query_options
+
+    params = request.url.params
+    try:
+        options = query_options(
+            load_packaged_catalog(),
+            EngineSettings(),
+            params.get("measure", "count_persons"),  # type: ignore[arg-type]
+            params.get("register", "cpr"),
+            params.get_list("group_by"),
+        )
+    except QueryError as exc:
+        return error(exc.status, exc.code, exc.message)
+    return options.model_dump(mode="json")
+
+
 @dataclass
 class Api:
     """A running ``sundstat serve --no-dashboard``, its first-start demo token, and admin shortcuts."""

@@ -8,7 +8,15 @@ from typing import Any
 
 import httpx
 
-from tests.dashboard.dash_helpers import FakeApi, app_test, error, open_page, sign_in, texts
+from tests.dashboard.dash_helpers import (
+    FakeApi,
+    app_test,
+    error,
+    open_page,
+    query_options_answer,
+    sign_in,
+    texts,
+)
 
 ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
 PROJECT: dict[str, Any] = {
@@ -263,3 +271,22 @@ def test_a_token_revoked_during_the_session_signs_the_user_out(fake_api: FakeApi
     assert "auth_token" not in at.session_state
     at.run()
     assert "Sign in with a token" in texts(at)
+
+
+def test_the_form_follows_the_served_limits_and_bounds(fake_api: FakeApi) -> None:
+    """The group-by limit and the bounding inputs come from GET /v1/query-options, not the dashboard."""
+    _analyst_api(fake_api)
+    served = query_options_answer
+    fake_api.routes["GET /v1/query-options"] = lambda request: {
+        **served(request),
+        "limits": {**served(request)["limits"], "max_group_columns": 2},
+    }
+    at = open_page(sign_in(app_test(fake_api.transport()), "sst_a"), "explore")
+    group_by = at.multiselect(key="explore_group_by")
+    assert group_by.max_selections == 2 and "2" in group_by.label
+    assert not [n for n in at.number_input if n.key and n.key.startswith("explore_max_")]
+    group_by.set_value(["lpr.contact_type"]).run()
+    inputs = {n.key: n for n in at.number_input if n.key and n.key.startswith("explore_max_")}
+    assert set(inputs) == {"explore_max_groups_lpr"} and inputs["explore_max_groups_lpr"].max == 50
+    asked = fake_api.calls("GET", "/v1/query-options")[-1].url.params
+    assert asked.get_list("group_by") == ["lpr.contact_type"] and asked["measure"] == "count_persons"

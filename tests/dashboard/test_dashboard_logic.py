@@ -241,11 +241,6 @@ def test_condition_values_are_json() -> None:
             id="empty_bounds",
         ),
         pytest.param(
-            lambda: query_draft.QueryDraft("p", group_by=("a", "b", "c", "d")),
-            "error_group_by",
-            id="four_groups",
-        ),
-        pytest.param(
             lambda: query_draft.QueryDraft("p", group_by=("a", "a")),
             "error_group_by_repeat",
             id="repeated_group",
@@ -330,45 +325,6 @@ def _recorded_snippet_requests(code: str, monkeypatch: pytest.MonkeyPatch) -> li
 
 
 # --- contribution bounding ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("measure", "register", "group_by", "expected"),
-    [
-        pytest.param(
-            "count_rows",
-            "lpr",
-            ["lpr.year"],
-            [("max_groups", "lpr", 5, 50), ("max_rows", "lpr", 10, 200)],
-            id="rows_of_lpr_by_year",
-        ),
-        pytest.param(
-            "sum", "lpr", ["cpr.sex"], [("max_rows", "lpr", 10, 200)], id="groups_on_the_person_only"
-        ),
-        pytest.param(
-            "count_persons",
-            "cpr",
-            ["lmdb.atc_level_2", "cpr.sex"],
-            [("max_groups", "lmdb", 5, 50)],
-            id="persons_by_a_grain_group",
-        ),
-        pytest.param("count_persons", "cpr", ["cpr.region"], [], id="persons_by_region"),
-        pytest.param("mean", "cpr", [], [], id="person_register"),
-        pytest.param("quantile", "dar", [], [], id="one_row_per_person_at_most"),
-        pytest.param(
-            "mean",
-            "ind",
-            ["ind.year"],
-            [("max_groups", "ind", 1, 10), ("max_rows", "ind", 1, 10)],
-            id="person_years",
-        ),
-    ],
-)
-def test_bounding_limits_follow_the_engine_and_the_catalog(
-    catalog: dict[str, Any], measure: str, register: str, group_by: list[str], expected: list[tuple[Any, ...]]
-) -> None:
-    limits = catalog_lookup.bounding_limits(catalog, measure, register, group_by)
-    assert [(x.name, x.register, x.default, x.maximum) for x in limits] == expected
 
 
 def test_bounds_go_into_the_query_only_when_set() -> None:

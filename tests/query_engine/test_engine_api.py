@@ -161,6 +161,20 @@ def test_preview_and_cost_touch_no_data(catalog: Catalog) -> None:
     assert engine.cost(query, PURE).registers == ("cpr",)
 
 
+def test_preview_and_cost_come_from_one_preparation(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Engine(NoDataBackend(), catalog)
+    derived: list[str] = []
+    derive = engine._derive
+    monkeypatch.setattr(engine, "_derive", lambda q, c: derived.append(q.query_hash()) or derive(q, c))
+    query = parse_query(COUNT)
+    preview, cost = engine.preview_and_cost(query, PURE)
+    assert derived == [query.query_hash()]
+    assert preview == engine.preview(query, PURE) and cost == engine.cost(query, PURE)
+    assert preview.loss.epsilon == cost.loss.epsilon and derived == [query.query_hash()]
+
+
 def test_run_refuses_a_cost_that_differs(engine: Engine) -> None:
     query = parse_query(COUNT)
     cost = engine.cost(query, PURE)

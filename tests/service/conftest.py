@@ -146,8 +146,8 @@ def app_with(dataset: Path, tmp_path: Path) -> Iterator[Callable[..., InProcess]
         from fastapi.testclient import TestClient
 
     from service.app import create_app
-    from service.runtime import open_services
     from service.settings import Settings
+    from service.worker_services import open_services
 
     opened: list[Any] = []
     clients = contextlib.ExitStack()

@@ -104,6 +104,7 @@ ROUTES: list[tuple[str, Call, tuple[int, int, int, int]]] = [
     ("health", lambda w, h: w.http.get("/v1/health", headers=h), (200, 200, 200, 200)),
     ("catalog", lambda w, h: w.http.get("/v1/catalog", headers=h), (200, 200, 200, 200)),
     ("catalog_dcat", lambda w, h: w.http.get("/v1/catalog/dcat", headers=h), (200, 200, 200, 200)),
+    ("query_options", lambda w, h: w.http.get("/v1/query-options", headers=h), (200, 200, 200, 200)),
     ("transparency", lambda w, h: w.http.get("/v1/transparency", headers=h), (200, 200, 200, 200)),
     ("me", lambda w, h: w.http.get("/v1/me", headers=h), (200, 200, 200, 200)),
     ("policy", lambda w, h: w.http.get("/v1/applications/policy", headers=h), (200, 200, 200, 200)),

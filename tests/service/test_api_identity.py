@@ -305,20 +305,20 @@ INSERT INTO applications VALUES ('app_old', 'k', '{}', 'pending', '2026-01-01T00
 
 
 def test_an_older_service_database_is_migrated(tmp_path: Path) -> None:
-    from service.store import ServiceStore
+    from service.state.sqlite import SqliteStateStore
     from service.tokens import TokenStore
 
     path = tmp_path / "service.sqlite"
     with sqlite3.connect(path) as conn:
         conn.executescript(_OLD_SCHEMA)
     for _ in range(2):  # a second open finds nothing left to migrate
-        store = ServiceStore(path)
+        store = SqliteStateStore(path)
         tokens = TokenStore(store)
         assert tokens.get("tok_old").project == "demo"
         row = store.read().execute("SELECT applicant, waiting_reasons FROM applications").fetchone()
         assert tuple(row) == (None, None)
         store.close()
-    store = ServiceStore(path)
+    store = SqliteStateStore(path)
     issued = TokenStore(store).issue("applicant", name="a", applicant="apl_1")
     assert TokenStore(store).authenticate(issued.token) is not None
     with pytest.raises(sqlite3.IntegrityError):  # the checks came along: an analyst needs a project

@@ -14,10 +14,10 @@ from budget_ledger import Ledger, ProjectSpec
 from service import applications
 from service.applications import ApplicationDesk, ApprovalPolicy, Submission
 from service.identity import Applicant, IdentityRegistry
-from service.runtime import open_ledger
 from service.settings import ALL_REGISTERS, Settings
-from service.store import ServiceStore
+from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore
+from service.worker_services import open_ledger
 from tests.service.svc_helpers import ADMIN_TOKEN
 
 SUBMISSION = Submission(
@@ -38,7 +38,7 @@ SUBMISSION = Submission(
 def desk(tmp_path: Path) -> Iterator[tuple[ApplicationDesk, Ledger, Applicant]]:
     settings = Settings(state_dir=tmp_path, admin_token=SecretStr(ADMIN_TOKEN))
     ledger = open_ledger(settings)
-    store = ServiceStore(settings.service_db_path)
+    store = SqliteStateStore(settings.service_db_path)
     identity = IdentityRegistry(store)
     identity.create_institution("ku", "University of Copenhagen", email_domains=["ku.dk"], actor="test")
     applicant = identity.create_applicant("ku", name="Alice", email="alice@ku.dk", actor="test")

@@ -19,6 +19,7 @@ import pytest
 from budget_ledger import Ledger, ProjectSpec, SqliteStore
 from query_engine.engine import Cost, Engine
 from query_engine.errors import ExecutionFailed
+from query_engine.release_models import Preview
 from query_engine.spec import ProjectContext, Query
 from service.auth import Principal
 from service.errors import QueryFailed
@@ -44,8 +45,11 @@ class _Failing:
     def cost(self, query: Query, context: ProjectContext) -> Cost:
         return self._engine.cost(query, context)
 
-    def preview(self, query: Query, context: ProjectContext) -> Any:
+    def preview(self, query: Query, context: ProjectContext) -> Preview:
         return self._engine.preview(query, context)
+
+    def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
+        return self._engine.preview_and_cost(query, context)
 
     def run(self, query: Query, context: ProjectContext | None = None, **options: Any) -> Any:
         if self.fail:

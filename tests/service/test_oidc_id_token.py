@@ -17,7 +17,7 @@ from service.identity import IdentityRegistry
 from service.oidc import OidcSignIn
 from service.serve_checks import check_serving
 from service.settings import Settings, SettingsError
-from service.store import ServiceStore
+from service.state.sqlite import SqliteStateStore
 
 ISSUER = "https://idp.example.dk"
 PROVIDER_KEY = RSAKey.generate_key(2048, parameters={"kid": "provider"}, private=True)
@@ -32,7 +32,7 @@ def sign_in(tmp_path: Path) -> OidcSignIn:
         oidc_client_id="sundstat",
         oidc_client_secret=SecretStr("secret"),
     )
-    store = ServiceStore(tmp_path / "service.sqlite")
+    store = SqliteStateStore(tmp_path / "service.sqlite")
     flow = OidcSignIn(settings, store, IdentityRegistry(store))
     # The provider's discovery document and published keys, as the worker caches them after fetching.
     flow._metadata = {"issuer": ISSUER, "id_token_signing_alg_values_supported": ["RS256"]}

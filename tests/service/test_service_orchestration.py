@@ -29,14 +29,14 @@ from query_engine.catalog import Catalog
 from query_engine.engine import Cost
 from query_engine.errors import ExecutionFailed, QueryTimeout
 from query_engine.mechanisms import PrivacyLoss
-from query_engine.release_models import PrivacyPublic, Release
+from query_engine.release_models import Preview, PrivacyPublic, Release
 from query_engine.spec import ProjectContext, Query
 from service.app import create_app
 from service.auth import Principal
 from service.errors import InProgress, QueryFailed
 from service.orchestration import EXECUTION_FAILED_MESSAGE, Orchestrator
-from service.runtime import Services, open_ledger
 from service.settings import Settings
+from service.worker_services import Services, open_ledger
 
 SECRET = "person 0101801234 has 7 rows"
 
@@ -59,11 +59,19 @@ class FakeEngine:
         loss = PrivacyLoss(epsilon=query.epsilon)
         return Cost(loss, "discrete_laplace", ("cpr",), query.canonical(), query.query_hash())
 
-    def preview(self, query: Query, context: ProjectContext) -> Any:
+    def preview(self, query: Query, context: ProjectContext) -> Preview:
         raise RuntimeError(SECRET)
 
+    def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
+        return self.preview(query, context), self.cost(query, context)
+
     def run(
-        self, query: Query, context: ProjectContext | None = None, *, cost: Cost | None = None
+        self,
+        query: Query,
+        context: ProjectContext | None = None,
+        *,
+        cost: Cost | None = None,
+        timeout_s: float | None = None,
     ) -> Release:
         self.entered.set()
         if self.gate is not None:
@@ -92,14 +100,14 @@ def catalog() -> Catalog:
 @pytest.fixture
 def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngine]]:
     from service.access_log import AccessLog
+    from service.admission import QuerySlots, RateLimiter
     from service.applications import ApplicationDesk, ApprovalPolicy
-    from service.auth import QuerySlots, RateLimiter
     from service.denied_access import DeniedAccessLog
     from service.identity import IdentityRegistry
     from service.oidc import OidcSignIn
     from service.permits import PermitRegistry
     from service.state.rate_limits import StoreRateLimiter, StoreWindowLimiter
-    from service.store import ServiceStore
+    from service.state.sqlite import SqliteStateStore
     from service.tokens import TokenStore
 
     settings = Settings(
@@ -111,7 +119,7 @@ def setup(tmp_path: Path, catalog: Catalog) -> Iterator[tuple[Services, FakeEngi
     engine = FakeEngine(catalog)
     ledger = open_ledger(settings)
     ledger.create_project(ProjectSpec("p", "t", "research", ("cpr",), "pure", 1.0), actor="test")
-    store = ServiceStore(settings.service_db_path)
+    store = SqliteStateStore(settings.service_db_path)
     tokens = TokenStore(store, env_admin_token=ADMIN_TOKEN)
     desk = ApplicationDesk(
         store,

@@ -23,7 +23,6 @@ from service.applications import ApplicationDesk, ApprovalPolicy, ApprovalQuota,
 from service.errors import RateLimited
 from service.identity import IdentityRegistry
 from service.permits import PermitRegistry
-from service.runtime import open_ledger
 from service.settings import Settings
 from service.state import SCHEMA_VERSION, StateSchemaError, StateStore, open_state_store
 from service.state.migrations import MIGRATIONS, Migration, apply_migrations
@@ -32,6 +31,7 @@ from service.state.rate_limits import StoreRateLimiter, StoreWindowLimiter
 from service.state.schema import TOKENS, create_table
 from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
+from service.worker_services import open_ledger
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
 
 UNVERSIONED = Path(__file__).parent / "legacy_schemas" / "service_state_unversioned.sql"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from service.auth import Principal, RateLimiter, authenticate, bearer_token
+from service.admission import RateLimiter
+from service.auth import Principal, authenticate, bearer_token
 from service.errors import ProjectNotFound, RateLimited, Unauthorized
-from service.store import ServiceStore
+from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token, new_token
 
 ENV_ADMIN = "e" * 43
@@ -18,7 +19,7 @@ ENV_ADMIN = "e" * 43
 
 @pytest.fixture
 def tokens(tmp_path: Path) -> TokenStore:
-    return TokenStore(ServiceStore(tmp_path / "service.sqlite"), env_admin_token=ENV_ADMIN)
+    return TokenStore(SqliteStateStore(tmp_path / "service.sqlite"), env_admin_token=ENV_ADMIN)
 
 
 def test_tokens_are_256_bit_with_a_readable_prefix() -> None:

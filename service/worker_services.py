@@ -27,8 +27,9 @@ from query_engine.errors import EngineError
 from query_engine.spec import ProjectContext, Query
 
 from .access_log import AccessLog
+from .admission import QuerySlots, RateLimiter
 from .applications import ApplicationDesk, ApprovalPolicy, ApprovalQuota
-from .auth import Principal, QuerySlots, RateLimiter, is_loopback_client
+from .auth import Principal, is_loopback_client
 from .catalog_public import catalog_json
 from .denied_access import DeniedAccessLog
 from .engine_adapter import EngineLike, open_engine
