@@ -15,6 +15,7 @@ from .budgets import BudgetSummary
 
 __all__ = [
     "budget_chart",
+    "forest_chart",
     "purpose_chart",
     "release_chart",
     "survival_chart",
@@ -227,3 +228,78 @@ def survival_chart(
         tooltip=tooltip,
     )
     return alt.layer(band, line).properties(height=380)
+
+
+def forest_chart(
+    terms: pd.DataFrame,
+    names: Sequence[str],
+    *,
+    ratio: bool,
+    estimate_title: str,
+    interval_titles: tuple[str, str],
+) -> alt.LayerChart | alt.FacetChart:
+    """A forest plot: one row per term (``names``, in order), the point estimate on its noise-aware
+    interval, the naive interval beside it in a lighter mark, a log scale for ratios and a dashed
+    reference line at 1 (0 for coefficients). ``interval_titles``: (noise-aware, naive)."""
+    noise_title, naive_title = interval_titles
+    parts = []
+    for kind, low, high in (
+        (noise_title, "ci_low", "ci_high"),
+        (naive_title, "naive_ci_low", "naive_ci_high"),
+    ):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "term": list(names),
+                    "kind": kind,
+                    "estimate": terms["estimate"].astype("float64").to_numpy(),
+                    "low": terms[low].astype("float64").to_numpy(),
+                    "high": terms[high].astype("float64").to_numpy(),
+                }
+            )
+        )
+    data = pd.concat(parts, ignore_index=True)
+    reference = 1.0 if ratio else 0.0
+    if ratio:  # a log axis cannot show a non-positive end: such an interval is drawn from its estimate
+        for end in ("low", "high"):
+            data.loc[data[end] <= 0, end] = None
+    scale = alt.Scale(type="log") if ratio else alt.Scale(zero=False)
+    x = alt.X("low:Q", title=estimate_title, scale=scale)
+    y = alt.Y("term:N", title=None, sort=list(names))
+    colour = alt.Color(
+        "kind:N",
+        title=None,
+        sort=[noise_title, naive_title],
+        scale=alt.Scale(domain=[noise_title, naive_title], range=["#1f2937", "#9ca3af"]),
+        legend=alt.Legend(orient="bottom"),
+    )
+    tooltip = [
+        alt.Tooltip("term:N", title=""),
+        alt.Tooltip("kind:N", title=""),
+        alt.Tooltip("estimate:Q", title=estimate_title, format=",.4~g"),
+        alt.Tooltip("low:Q", title="–", format=",.4~g"),
+        alt.Tooltip("high:Q", title="–", format=",.4~g"),
+    ]
+    intervals = (
+        alt.Chart(data.dropna(subset=["low", "high"]))
+        .mark_rule(strokeWidth=3)
+        .encode(
+            x=x,
+            x2="high:Q",
+            y=y,
+            yOffset=alt.YOffset("kind:N", sort=[noise_title, naive_title]),
+            color=colour,
+            tooltip=tooltip,
+        )
+    )
+    points = (
+        alt.Chart(data[data["kind"] == noise_title].dropna(subset=["estimate"]))
+        .mark_point(filled=True, size=70, color="#1f2937")
+        .encode(x=alt.X("estimate:Q", scale=scale), y=y, tooltip=tooltip)
+    )
+    line = (
+        alt.Chart(pd.DataFrame({"reference": [reference]}))
+        .mark_rule(strokeDash=[4, 4], color="#b91c1c")
+        .encode(x=alt.X("reference:Q", scale=scale))
+    )
+    return alt.layer(intervals, points, line).properties(height=max(120, 44 * len(names)))

@@ -29,10 +29,11 @@ COHORTS_CACHE = "cohorts"
 
 @dataclass(frozen=True)
 class BuiltCohort:
-    """The cohort as the query sends it, and its follow-up maximum in years."""
+    """The cohort as the query sends it, its follow-up maximum in years, and its exposures' names."""
 
     cohort: Cohort
     follow_up_years: int
+    exposures: tuple[str, ...] = ()
 
 
 def _date_columns(catalog: Mapping[str, Any], register: str) -> list[str]:
@@ -110,7 +111,8 @@ def _reuse(stored: list[dict[str, Any]], prefix: str) -> BuiltCohort:
     )
     with st.expander(t("cohort_definition")):
         st.json(definition, expanded=True)
-    return BuiltCohort(StoredCohort(str(name)), int(definition.get("follow_up_years") or 1))
+    exposures = tuple(str(e.get("name")) for e in definition.get("exposures") or () if e.get("name"))
+    return BuiltCohort(StoredCohort(str(name)), int(definition.get("follow_up_years") or 1), exposures)
 
 
 def _define(catalog: Mapping[str, Any], registers: list[str], prefix: str) -> BuiltCohort:

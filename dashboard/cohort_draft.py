@@ -32,6 +32,7 @@ __all__ = [
     "MAX_FOLLOW_UP_YEARS",
     "STANDARD_POPULATIONS",
     "TIME_UNITS",
+    "check_groups",
     "CohortDraft",
     "EventDraft",
     "RateDraft",
@@ -120,7 +121,8 @@ class CohortDraft:
 Cohort = CohortDraft | StoredCohort
 
 
-def _check_groups(group_by: Sequence[str], most: int) -> None:
+def check_groups(group_by: Sequence[str], most: int) -> None:
+    """At most ``most`` group columns, none twice."""
     if len(group_by) > most:
         raise DraftError("error_group_by", most=most, count=len(group_by))
     if len(set(group_by)) != len(group_by):
@@ -145,7 +147,7 @@ class RateDraft:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        _check_groups(self.group_by, 3)
+        check_groups(self.group_by, 3)
         check_loss(self.loss, self.loss_kind)
         if self.standard_population is not None and self.standard_population not in STANDARD_POPULATIONS:
             raise DraftError("error_standard_population", population=self.standard_population)
@@ -188,7 +190,7 @@ class SurvivalDraft:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        _check_groups(self.group_by, 2)
+        check_groups(self.group_by, 2)
         check_loss(self.loss, self.loss_kind)
         if self.unit not in TIME_UNITS or self.width < 1:
             raise DraftError("error_time_bins")
