@@ -56,9 +56,10 @@ def render_model_release(release: Mapping[str, Any], *, key: str) -> None:
     names = model_tables.term_labels(terms, model.get("reference") or {}, labels, titles, t)
     estimate_title = t(f"model_estimate_{kind}")
     level = _level(model.get("confidence") or release.get("confidence"))
+    plotted = (terms["term"] != "intercept").to_numpy()  # the intercept is no effect to compare
     chart = charts.forest_chart(
-        terms,
-        names,
+        terms[plotted].reset_index(drop=True),
+        [name for name, shown in zip(names, plotted, strict=True) if shown],
         ratio=kind != "coefficient",
         estimate_title=estimate_title,
         interval_titles=(t("model_ci_level", level=level), t("model_naive_ci_level", level=level)),
