@@ -265,7 +265,7 @@ def forest_chart(
             data.loc[data[end] <= 0, end] = None
     scale = alt.Scale(type="log") if ratio else alt.Scale(zero=False)
     x = alt.X("low:Q", title=estimate_title, scale=scale)
-    y = alt.Y("term:N", title=None, sort=list(names))
+    y = alt.Y("term:N", title=None, sort=list(names), axis=alt.Axis(labelLimit=360))
     colour = alt.Color(
         "kind:N",
         title=None,
@@ -282,7 +282,7 @@ def forest_chart(
     ]
     intervals = (
         alt.Chart(data.dropna(subset=["low", "high"]))
-        .mark_rule(strokeWidth=3)
+        .mark_rule(strokeWidth=4)
         .encode(
             x=x,
             x2="high:Q",
@@ -302,4 +302,4 @@ def forest_chart(
         .mark_rule(strokeDash=[4, 4], color="#b91c1c")
         .encode(x=alt.X("reference:Q", scale=scale))
     )
-    return alt.layer(intervals, points, line).properties(height=max(120, 44 * len(names)))
+    return alt.layer(intervals, points, line).properties(height=max(140, 56 * len(names)))

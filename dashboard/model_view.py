@@ -64,7 +64,7 @@ def render_model_release(release: Mapping[str, Any], *, key: str) -> None:
         estimate_title=estimate_title,
         interval_titles=(t("model_ci_level", level=level), t("model_naive_ci_level", level=level)),
     )
-    with st.container(key=f"{key}_forest"):
+    with st.container(key=f"{key}_chart"):
         st.altair_chart(chart, width="stretch")
     st.caption(t("model_table_help", level=level))
     with st.container(key=f"{key}_terms"):
