@@ -195,6 +195,8 @@ class Engine:
 
     def preview_and_cost(self, query: Query, context: ProjectContext) -> tuple[Preview, Cost]:
         """``preview`` and ``cost`` from one preparation (a preview shows what a run would be charged)."""
+        if query.is_model:
+            return self.preview(query, context), self.cost(query, context)  # one preparation, cached
         if query.is_analysis:
             analysis = self._analysis(query, context)
             return preview_analysis(query, analysis), _analysis_cost(query, analysis)

@@ -46,7 +46,7 @@ from .plan import Cohort, ColumnRef, Filter, ValueSpec, _null_constant, make_fil
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
 from .suggest import did_you_mean
-from .validate import check_condition, check_loss, check_register, resolve_column
+from .validate import check_condition, check_loss, resolve_column, resolve_register
 
 __all__ = ["Indicator", "LinearPlan", "MomentPart", "NumericTerm", "plan_linear"]
 
@@ -190,7 +190,7 @@ def plan_linear(
         if getattr(query, name) is not None:
             _refuse(UnsupportedQuery, f"The field '{name}' is not used by a linear_regression; remove it.")
     person = catalog.person_register
-    grain = check_register(catalog, query.register).name
+    grain = resolve_register(catalog, query.register).name
     allowed = {grain, person}
     assert query.qualified_column is not None
     outcome = _numeric(catalog, query.qualified_column, query.bounds, "outcome", allowed)

@@ -22,6 +22,16 @@ import pandas as pd
 __all__ = ["ModelFrames", "Table1Frames", "model_frames", "table1_frames"]
 
 JSON = dict[str, Any]
+_TERM_COLUMNS = [
+    "term",
+    "covariate",
+    "level",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "naive_ci_low",
+    "naive_ci_high",
+]
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,8 @@ class ModelFrames:
 def model_frames(release: Mapping[str, Any]) -> ModelFrames:
     """Frames of a poisson_regression, logistic_regression or linear_regression release."""
     model = release.get("model") or {}
-    terms = pd.DataFrame.from_records(
-        [dict(t) for t in model.get("terms") or ()],
-        columns=None if model.get("terms") else ["term", "estimate", "ci_low", "ci_high"],
-    )
+    terms = pd.DataFrame.from_records([dict(t) for t in model.get("terms") or ()], columns=_TERM_COLUMNS)
+    terms.attrs["error"] = model.get("error")  # why a model has no terms (a level lost to noise)
     table = pd.DataFrame.from_records(
         [dict(r) for r in release.get("rows") or ()], columns=release.get("columns")
     )

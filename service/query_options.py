@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from query_engine.bounding_options import bounding_options
 from query_engine.catalog import Catalog
 from query_engine.settings import EngineSettings
-from query_engine.spec import ANALYSIS_MEASURES, Measure, Query
+from query_engine.spec import ANALYSIS_MEASURES, MODEL_MEASURES, Measure, Query
 
 from .schemas import BoundingOptionPublic, QueryLimitsPublic, QueryOptionsPublic
 
@@ -37,8 +37,9 @@ def query_options(
 ) -> QueryOptionsPublic:
     """The limits, and the bounds a query of this ``measure`` on ``register`` grouped by ``group_by``
     may set (raises the engine's ``QueryError`` for an unknown register or column). An analysis
-    (rate, survival, prevalence) counts each person once in one cell: it has no bound to tighten."""
-    if measure in ANALYSIS_MEASURES:
+    (rate, survival, prevalence) counts each person once in one cell, and a model or Table 1 reads one
+    row per person: they have no bound to tighten."""
+    if measure in ANALYSIS_MEASURES or measure in MODEL_MEASURES:
         return QueryOptionsPublic(limits=query_limits(settings), bounding=[])
     # The loss does not change which bounds apply; a Query needs one, so it gets a placeholder.
     query = Query(

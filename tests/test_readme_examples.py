@@ -220,7 +220,7 @@ def _check_cohort_client(live: Live, block: Block) -> None:
 
 
 def _check_models_client(live: Live, block: Block) -> None:
-    _demo_budget_for(live, 0.1)
+    _demo_budget_for(live, 1.0)
     printed = live.run(block)
     assert "cpr.sex=M" in printed and "naive_ci_low" in printed
     assert "cohort.age" in printed and "cpr.sex = F" in printed

@@ -60,6 +60,9 @@ def test_limits_are_the_served_engine_settings(http: httpx.Client) -> None:
         pytest.param({"measure": "rate"}, [], id="rate_counts_a_person_once"),
         pytest.param({"measure": "survival", "group_by": ["cpr.sex"]}, [], id="survival_one_cell"),
         pytest.param({"measure": "prevalence", "register": "lpr"}, [], id="prevalence_one_cell"),
+        pytest.param({"measure": "poisson_regression"}, [], id="poisson_model_one_row_per_person"),
+        pytest.param({"measure": "linear_regression", "register": "ind"}, [], id="linear_one_row_per_person"),
+        pytest.param({"measure": "table1"}, [], id="table1_one_cell_per_variable"),
     ],
 )
 def test_bounding_options_follow_the_planner(
