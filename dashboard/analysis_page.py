@@ -39,13 +39,14 @@ DraftQuery = Callable[[Mapping[str, Any], BuiltCohort, Loss], Mapping[str, Any]]
 
 
 def group_picker(
-    prefix: str, most: int, options: Sequence[str] = COHORT_GROUPS, label_key: str = "group_by"
+    prefix: str, most: int, options: Sequence[str] = COHORT_GROUPS, label: str | None = None
 ) -> list[str]:
-    """Up to ``most`` of the public group columns ``options`` (by default the cohort's)."""
+    """Up to ``most`` of the public group columns ``options`` (by default the cohort's), under ``label``
+    (by default "Group by")."""
     titles = group_titles(options)
     return list(
         st.multiselect(
-            t(label_key),
+            label or t("group_by"),
             list(options),
             key=f"{prefix}_group_by",
             max_selections=most,

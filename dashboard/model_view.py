@@ -126,7 +126,7 @@ def render_expected_intervals(preview: Mapping[str, Any], *, key: str) -> None:
                 t("expected_ratio_naive"): [_ratio_interval(h) for h in frame["naive_half_width_log"]],
             }
         )
-        help_key = "expected_ratio_help"
+        note = t("expected_ratio_help")
     elif "persons_per_group" in frame.columns:
         titles = group_titles([str(c) for c in frame["variable"].unique() if c != "cohort.age"])
         titles["cohort.age"] = t("cohort_col_age")
@@ -137,7 +137,7 @@ def render_expected_intervals(preview: Mapping[str, Any], *, key: str) -> None:
                 t("expected_percent"): [f"± {fmt.number(h, 3)}" for h in frame["percent_half_width_at_50"]],
             }
         )
-        help_key = "expected_percent_help"
+        note = t("expected_percent_help")
     else:
         shown = pd.DataFrame(
             {
@@ -145,7 +145,7 @@ def render_expected_intervals(preview: Mapping[str, Any], *, key: str) -> None:
                 t("expected_noise"): [f"± {fmt.number(h)}" for h in frame.get("noise_half_width", [])],
             }
         )
-        help_key = "expected_moment_help"
+        note = t("expected_moment_help")
     with st.expander(t("expected_title"), expanded=True), st.container(key=key):
-        st.caption(t(help_key))
+        st.caption(note)
         st.table(shown, hide_index=True)

@@ -138,7 +138,7 @@ def _build(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> Mapping[st
         options = [*COHORT_GROUPS, *(f"cohort.{e}" for e in built.exposures)]
     st.subheader(t("analysis_options"))
     most = _covariate_limit(kind)
-    covariates = group_picker(f"{_PREFIX}_{kind}", most, options, label_key="model_covariates")
+    covariates = group_picker(f"{_PREFIX}_{kind}", most, options, label=t("model_covariates"))
     reference = _references(catalog, covariates, lang())
     confidence, loss_kind, loss = loss_inputs(project, _PREFIX)
     draft = ModelDraft(
