@@ -161,4 +161,6 @@ def test_a_regression_takes_as_many_covariates_as_the_models_allow(http: httpx.C
     from query_engine.models_plan import MAX_COVARIATES
 
     assert _options(http, measure=measure)["limits"]["max_group_columns"] == MAX_COVARIATES
-    assert _options(http, measure="table1")["limits"]["max_group_columns"] == EngineSettings().max_group_columns
+    assert (
+        _options(http, measure="table1")["limits"]["max_group_columns"] == EngineSettings().max_group_columns
+    )
