@@ -133,7 +133,7 @@ def _build(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> Mapping[st
             c for c in catalog_lookup.group_columns(catalog, ["cpr"]) if catalog_lookup.keyset_of(catalog, c)
         ]
     else:
-        built = cohort_builder(catalog, project, _PREFIX)
+        built = cohort_builder(catalog, project, _PREFIX, with_exposure=True)
         cohort = built.cohort
         options = [*COHORT_GROUPS, *(f"cohort.{e}" for e in built.exposures)]
     st.subheader(t("analysis_options"))

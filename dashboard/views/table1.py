@@ -30,7 +30,7 @@ def _titles(columns: tuple[str, ...]) -> dict[str, str]:
 
 
 def _build(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> Mapping[str, Any]:
-    built = cohort_builder(catalog, project, _PREFIX)
+    built = cohort_builder(catalog, project, _PREFIX, with_exposure=True)
     st.subheader(t("analysis_options"))
     exposures = tuple(f"cohort.{e}" for e in built.exposures)
     groups = ("none", *exposures, *COHORT_GROUPS, "cohort.event")

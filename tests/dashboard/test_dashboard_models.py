@@ -133,7 +133,7 @@ def test_a_poisson_model_of_a_stored_cohort_with_its_exposure_shows_a_forest_plo
     assert len(runs) == 2 and runs[0].headers["idempotency-key"] == runs[1].headers["idempotency-key"]
     assert json.loads(runs[0].content) == previewed
     terms = next(t.value for t in at.table if "Rate ratio" in t.value.columns)
-    assert list(terms["Term"]) == ["cohort.metformin: yes (vs no)", "Sex: Female (vs Male)"]
+    assert list(terms["Term"]) == ["metformin: yes (vs no)", "Sex: Female (vs Male)"]
     assert list(terms["Rate ratio"]) == ["0.8", "0.62"]
     assert list(terms["Interval (with the noise)"]) == ["0.55 – 1.16", "0.48 – 0.81"]
     assert list(terms["Naive interval (without the noise)"]) == ["0.66 – 0.97", "0.53 – 0.73"]
@@ -403,3 +403,36 @@ def test_an_unreachable_query_options_says_so_and_asks_no_preview(fake_api: Fake
     at = open_page(sign_in(app_test(fake_api.transport()), "sst_a"), "models")
     assert "could not say how many covariates" in texts(at)
     assert fake_api.calls("POST", "/v1/queries/preview") == []
+
+
+def test_an_exposure_defined_on_the_page_is_in_the_cohort_and_offered_as_a_covariate(
+    fake_api: FakeApi,
+) -> None:
+    _models(fake_api, POISSON)
+    project = fake_api.routes["GET /v1/projects/p1"]
+    fake_api.routes["GET /v1/projects/p1"] = {**project, "registers": [*project["registers"], "lmdb"]}
+    at = open_page(sign_in(app_test(fake_api.transport()), "sst_a"), "models")
+    at.checkbox(key="models_exposure_on").check().run()
+    at.text_input(key="models_exposure_name").set_value("age").run()
+    assert "'age' is not a valid exposure name" in texts(at)
+    at.text_input(key="models_exposure_name").set_value("metformin").run()
+    at.number_input(key="models_exposure_lookback").set_value(365).run()
+    at.button(key="models_exposure_add_condition_lmdb").click().run()
+    at.selectbox(key="models_exposure_cond_lmdb_0_column").set_value("lmdb.atc").run()
+    at.selectbox(key="models_exposure_cond_lmdb_0_op").set_value("prefix").run()
+    at.text_input(key="models_exposure_cond_lmdb_0_text").set_value("A10BA02").run()
+    covariates = at.multiselect(key="models_poisson_regression_group_by")
+    assert covariates.options[-1].startswith("cohort.metformin")
+    covariates.set_value(["cohort.metformin"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    previewed = _sent(fake_api, "/v1/queries/preview")
+    assert previewed["cohort"]["exposures"] == [
+        {
+            "name": "metformin",
+            "register": "lmdb",
+            "date": "date",
+            "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10BA02"}],
+            "lookback_days": 365,
+        }
+    ]
+    assert previewed["group_by"] == ["cohort.metformin"]

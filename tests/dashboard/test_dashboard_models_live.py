@@ -30,6 +30,12 @@ def test_a_poisson_model_then_a_table1_of_the_same_named_cohort(real_api: Api) -
     at.selectbox(key="models_index_cond_lpr_0_op").set_value("prefix").run()
     at.text_input(key="models_index_cond_lpr_0_text").set_value("I").run()
     at.text_input(key="models_name").set_value("any-i-dash").run()
+    at.checkbox(key="models_exposure_on").check().run()
+    at.text_input(key="models_exposure_name").set_value("statin").run()
+    at.button(key="models_exposure_add_condition_lmdb").click().run()
+    at.selectbox(key="models_exposure_cond_lmdb_0_column").set_value("lmdb.atc").run()
+    at.selectbox(key="models_exposure_cond_lmdb_0_op").set_value("prefix").run()
+    at.text_input(key="models_exposure_cond_lmdb_0_text").set_value("C10").run()
     at.multiselect(key="models_poisson_regression_group_by").set_value(["cpr.sex", "cpr.region"]).run()
     at.number_input(key="models_epsilon").set_value(1.0).run()
     at.selectbox(key="models_reference_cpr.sex").set_value("M").run()
@@ -53,16 +59,18 @@ def test_a_poisson_model_then_a_table1_of_the_same_named_cohort(real_api: Api) -
 
     open_page(at, "table1")
     at.radio(key="table1_cohort_mode").set_value("stored").run()
-    at.selectbox(key="table1_group_by").set_value("cpr.sex").run()
+    at.selectbox(key="table1_group_by").set_value("cohort.statin").run()  # the stored cohort's exposure
+    at.multiselect(key="table1_variables").set_value(["cpr.sex", "cohort.age_band", "cohort.age"]).run()
     _clean(at)
     assert "Persons per group" in _frame_with(at, "Persons per group").columns
     at.button(key="table1_run").click().run()
     _clean(at)
     table = _frame_with(at, "Level")
-    assert {"Sex: Female", "Sex: Male"} <= set(table.columns)
+    assert list(table.columns) == ["Variable", "Level", "statin: no", "statin: yes"]
     assert "Persons" in list(table["Variable"]) and "Median" in list(table["Level"])
     assert {b.key for b in at.get("download_button")} >= {"table1_result_csv", "table1_result_html"}
     with real_api.admin() as http:
         releases = http.get(f"/v1/projects/{project}/releases").json()["releases"]
     assert [r["query"]["measure"] for r in releases] == ["poisson_regression", "table1"]
-    assert releases[1]["query"]["variables"] == ["cohort.age_band", "cohort.age"]
+    assert releases[1]["query"]["variables"] == ["cpr.sex", "cohort.age_band", "cohort.age"]
+    assert releases[1]["query"]["cohort"]["exposures"][0]["name"] == "statin"  # resolved by name
