@@ -6,6 +6,7 @@ and categorical covariates; ``Table1Draft`` is a cohort described by an exposure
 is the request body of preview and run. The service checks everything again; these checks only say
 early, in the page's language, what is missing.
 
+>>> from dashboard.cohort_draft import StoredCohort
 >>> cohort = StoredCohort("first-mi")
 >>> ModelDraft("p1", "poisson_regression", cohort, ("cpr.sex",), most=4).to_query()["measure"]
 'poisson_regression'

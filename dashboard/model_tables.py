@@ -9,7 +9,7 @@ quartiles of a numeric variable; it downloads as CSV and as an HTML document tha
 >>> terms = pd.DataFrame({"term": ["cpr.sex=M"], "estimate": [1.5], "ci_low": [1.2], "ci_high": [1.9],
 ...     "naive_ci_low": [1.3], "naive_ci_high": [1.7]})
 >>> list(term_labels(terms, {"cpr.sex": "F"}, {"cpr.sex": {"M": "Male", "F": "Female"}},
-...     {"cpr.sex": "Sex"}, lambda key, **v: key))
+...     {"cpr.sex": "Sex"}, lambda key, **v: {"model_vs": "vs"}.get(key, key)))
 ['Sex: Male (vs Female)']
 """
 
