@@ -6,6 +6,7 @@ charts work on renamed copies (``g0``, ``g1``, ``g2``) and put the real names in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import altair as alt
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 _GROUP_FIELDS = ("g0", "g1", "g2")
+_FOREST_ROW = 44  # pixels per term of a forest plot
 
 
 def release_chart(
@@ -239,8 +241,9 @@ def forest_chart(
     interval_titles: tuple[str, str],
 ) -> alt.LayerChart | alt.FacetChart:
     """A forest plot: one row per term (``names``, in order), the point estimate on its noise-aware
-    interval, the naive interval beside it in a lighter mark, a log scale for ratios and a dashed
-    reference line at 1 (0 for coefficients). ``interval_titles``: (noise-aware, naive)."""
+    interval (a thin dark line), the naive interval behind it in a lighter, thicker mark, a log scale for
+    ratios and a red reference line at 1 (0 for coefficients). ``interval_titles``: (noise-aware,
+    naive)."""
     noise_title, naive_title = interval_titles
     parts = []
     for kind, low, high in (
@@ -260,7 +263,7 @@ def forest_chart(
         )
     data = pd.concat(parts, ignore_index=True)
     reference = 1.0 if ratio else 0.0
-    if ratio:  # a log axis cannot show a non-positive end: such an interval is drawn from its estimate
+    if ratio:  # a log axis cannot show a non-positive end: such an interval is left out of the plot
         for end in ("low", "high"):
             data.loc[data[end] <= 0, end] = None
     scale = alt.Scale(type="log") if ratio else alt.Scale(zero=False)
@@ -270,8 +273,11 @@ def forest_chart(
         "kind:N",
         title=None,
         sort=[noise_title, naive_title],
-        scale=alt.Scale(domain=[noise_title, naive_title], range=["#1f2937", "#9ca3af"]),
+        scale=alt.Scale(domain=[noise_title, naive_title], range=["#1f2937", "#a5b4c8"]),
         legend=alt.Legend(orient="bottom"),
+    )
+    size = alt.Size(
+        "kind:N", scale=alt.Scale(domain=[noise_title, naive_title], range=[2.5, 12]), legend=None
     )
     tooltip = [
         alt.Tooltip("term:N", title=""),
@@ -280,26 +286,31 @@ def forest_chart(
         alt.Tooltip("low:Q", title="–", format=",.4~g"),
         alt.Tooltip("high:Q", title="–", format=",.4~g"),
     ]
+    # The naive interval first, so the noise-aware one is drawn over it.
     intervals = (
         alt.Chart(data.dropna(subset=["low", "high"]))
-        .mark_rule(strokeWidth=4)
+        .mark_rule()
         .encode(
             x=x,
             x2="high:Q",
             y=y,
-            yOffset=alt.YOffset("kind:N", sort=[noise_title, naive_title]),
             color=colour,
+            size=size,
+            order=alt.Order("rank:Q"),
             tooltip=tooltip,
         )
+        .transform_calculate(rank=f"datum.kind === {json.dumps(naive_title)} ? 0 : 1")
     )
     points = (
         alt.Chart(data[data["kind"] == noise_title].dropna(subset=["estimate"]))
-        .mark_point(filled=True, size=70, color="#1f2937")
+        .mark_point(filled=True, size=80, color="#1f2937", opacity=1)
         .encode(x=alt.X("estimate:Q", scale=scale), y=y, tooltip=tooltip)
     )
+    # A tick per row as tall as the row: together a vertical line through the plot. (A rule
+    # with x alone is meant to span the plot, but in a layer over a banded y axis it was not drawn.)
     line = (
-        alt.Chart(pd.DataFrame({"reference": [reference]}))
-        .mark_rule(strokeDash=[4, 4], color="#b91c1c")
-        .encode(x=alt.X("reference:Q", scale=scale))
+        alt.Chart(data[data["kind"] == noise_title])
+        .mark_tick(color="#b91c1c", thickness=1.5, size=_FOREST_ROW, opacity=1)
+        .encode(x=alt.datum(reference), y=y)
     )
-    return alt.layer(intervals, points, line).properties(height=max(140, 56 * len(names)))
+    return alt.layer(intervals, points, line).properties(height=alt.Step(_FOREST_ROW))

@@ -447,7 +447,9 @@ def test_a_survival_analysis_end_to_end_and_cohorts_stay_with_their_project(
     shoot(page, "survival-signed-in-as-b")
 
 
-def test_the_models_page_runs_a_poisson_model_and_shows_its_forest_plot_and_terms(page: Page, api_server: Api) -> None:
+def test_the_models_page_runs_a_poisson_model_and_shows_its_forest_plot_and_terms(
+    page: Page, api_server: Api
+) -> None:
     _, token = api_server.new_project(epsilon=3.0)
     sign_in(page, token)
     go(page, "Models")

@@ -140,12 +140,13 @@ def test_a_poisson_model_of_a_stored_cohort_with_its_exposure_shows_a_forest_plo
     (spec,) = charts(at)
     layers = spec["layer"]
     assert layers[0]["mark"]["type"] == "rule" and layers[0]["encoding"]["x"]["scale"]["type"] == "log"
-    assert layers[0]["encoding"]["yOffset"]["field"] == "kind"  # the naive interval beside
+    assert layers[0]["encoding"]["size"]["field"] == "kind"  # the naive interval behind, lighter and thicker
     assert layers[0]["encoding"]["color"]["scale"]["domain"] == [
         "95% interval with the noise",
         "95% naive interval",
     ]
-    assert [layer["encoding"]["x"]["field"] for layer in layers] == ["low", "estimate", "reference"]
+    assert [layer["encoding"]["x"].get("field") for layer in layers] == ["low", "estimate", None]
+    assert layers[2]["encoding"]["x"]["datum"] == 1.0  # the reference line of a ratio
 
 
 @pytest.mark.parametrize(
@@ -160,12 +161,12 @@ def test_the_forest_plot_has_both_intervals_per_term_and_its_reference_line(
         terms, ["a", "b"], ratio=ratio, estimate_title="RR", interval_titles=("noise", "naive")
     ).to_dict()
     data = {name: rows for name, rows in spec["datasets"].items()}
-    intervals, points, reference = (data[layer["data"]["name"]] for layer in spec["layer"])
+    intervals, points, _ = (data[layer["data"]["name"]] for layer in spec["layer"])
     assert {(r["term"], r["kind"]) for r in intervals} == {
         (t, k) for t in "ab" for k in ("noise", "naive")
     } - ({("b", "noise")} if ratio else set())
     assert [(r["term"], r["estimate"]) for r in points] == [("a", 0.8), ("b", 0.62)]
-    assert reference == [{"reference": line}]
+    assert spec["layer"][2]["encoding"]["x"] == {"datum": line}
     assert spec["layer"][0]["encoding"]["x"]["scale"].get("type") == scale
 
 
@@ -243,6 +244,7 @@ def test_a_linear_model_sends_clamped_columns_and_draws_coefficients_around_zero
     assert list(terms["Term"])[0] == "Intercept"
     (spec,) = charts(at)
     assert "log" not in json.dumps(spec["layer"][0]["encoding"]["x"])
+    assert spec["layer"][2]["encoding"]["x"]["datum"] == 0.0  # the reference line of a coefficient
     assert spec["layer"][0]["encoding"]["y"]["sort"] == [
         "Age in whole years at the reference date, or at death if earlier"
     ]  # no intercept in the plot
