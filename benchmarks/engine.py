@@ -68,6 +68,22 @@ def dataset(persons: int, seed: int, data_dir: Path) -> Path:
     return db
 
 
+def raw_connection(db: Path, settings: EngineSettings) -> duckdb.DuckDBPyConnection:
+    """A plain read-only DuckDB connection configured as the engine's (one instance per file)."""
+    return duckdb.connect(
+        str(db),
+        read_only=True,
+        config={
+            "enable_external_access": False,
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "memory_limit": settings.memory_limit,
+            "threads": settings.threads,
+            "lock_configuration": True,
+        },
+    )
+
+
 def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 2)
 
@@ -80,18 +96,7 @@ def bench(
     results: dict[str, dict[str, float]] = {}
     with Engine.open(db, settings) as engine:
         # Same configuration as the engine's connection (DuckDB shares one instance per file).
-        raw = duckdb.connect(
-            str(db),
-            read_only=True,
-            config={
-                "enable_external_access": False,
-                "autoload_known_extensions": False,
-                "autoinstall_known_extensions": False,
-                "memory_limit": settings.memory_limit,
-                "threads": settings.threads,
-                "lock_configuration": True,
-            },
-        )
+        raw = raw_connection(db, settings)
         for name, fields in (QUERIES if queries is None else queries).items():
             query = Query.model_validate({"project": "bench", "epsilon": 1.0, **fields})
             compiled = engine.compiled(query, CONTEXT)

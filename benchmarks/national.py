@@ -7,6 +7,15 @@ The shapes: ``benchmarks.engine``'s queries, two lpr contact counts, and two ana
     python -m benchmarks.national --persons 6000000
     python -m benchmarks.national --persons 1000000 6000000 --engines duckdb
     python -m benchmarks.national --persons 100000 --engines duckdb --spark-cluster
+    python -m benchmarks.national --persons 1000000 --engines duckdb --volume national
+
+``--volume national`` generates the registers at the Danish registers' yearly numbers of hospital
+contacts and prescriptions (``sundstat generate --volume national``; docs/synthetic-data.md), into
+files and a database of their own (suffix ``-national``). Generation runs in its own child process, so
+its time, peak memory (``generate_peak_gb``) and disk size (``raw_gb``) are its own.
+On DuckDB each DP run is interleaved with a raw execution of the identical bounded SQL on a plain
+connection (``raw_ms``; ``ratio`` = DP / raw) and the rows of the registers the query reads are counted
+(``rows_scanned``).
 
 ``--spark-cluster`` also starts a Spark standalone cluster on this machine (a master and
 ``--cluster-workers`` workers of one core each, pyspark's own daemons on loopback) and runs the
@@ -20,7 +29,9 @@ execution whose exact result table is digested (the two engines must agree), the
 timed DP runs (cost, run, noise, release). Each size's result is kept in
 ``data/national-<persons>-<seed>.json`` (``--engines`` re-runs some engines and keeps the others'
 stored figures); every stored size is shown as a cost curve. Targets on a 2-core machine: DuckDB grouped joined counts at
-most 2 s median, DuckDB peak memory at most 8 GB. The last line printed is one JSON object.
+most 2 s median, DuckDB peak memory at most 8 GB. The last line printed is one JSON object, with
+``max_duckdb_ms`` (the slowest DuckDB DP median), ``max_ratio`` (the largest DP / raw ratio) and
+``spark_parity`` (every Spark engine's exact tables equal DuckDB's; null when no Spark engine ran).
 """
 
 from __future__ import annotations
@@ -69,28 +80,53 @@ JOINED_COUNTS = (
 TARGET_JOINED_COUNT_MS = 2000.0
 TARGET_PEAK_GB = 8.0
 ENGINES = ("duckdb", "spark", "spark_cluster")
+VOLUMES = ("default", "national")
+# Figures of the data preparation, kept from an earlier run when the files are reused.
+STORED_DATA_FIGURES = ("generate_s", "generate_peak_gb", "raw_gb", "build_s", "prepare_peak_gb")
+REGISTERS = ("cpr", "lpr", "lmdb", "dar", "ind", "udda")
+
+
+def _suffix(volume: str) -> str:
+    """File name suffix of a volume's data: none for the default volume (the paths stay as they were)."""
+    return "" if volume == "default" else f"-{volume}"
 
 
 # --- data ---------------------------------------------------------------------------------------
 
 
-def dataset(persons: int, seed: int, data_dir: Path) -> tuple[Path, Path, dict[str, float]]:
+def dataset(
+    persons: int, seed: int, data_dir: Path, volume: str = "default"
+) -> tuple[Path, Path, dict[str, float]]:
     """The built database and the Parquet directory that holds the same rows, made if missing."""
     from datasets.build import build
-    from datasets.generate import generate
 
-    raw = data_dir / f"synthetic-{persons}-{seed}"
-    db = data_dir / f"sundstat-{persons}-{seed}.duckdb"
+    suffix = _suffix(volume)
+    raw = data_dir / f"synthetic-{persons}-{seed}{suffix}"
+    db = data_dir / f"sundstat-{persons}-{seed}{suffix}.duckdb"
     timings: dict[str, float] = {}
     if not db.is_file():
         if not (raw / "catalog.json").is_file():
-            started = time.perf_counter()
-            generate(persons, seed, raw, progress=sys.stderr.isatty())
-            timings["generate_s"] = round(time.perf_counter() - started, 1)
+            command = [sys.executable, "-m", "benchmarks.national", "--worker", "generate"]
+            command += ["--persons", str(persons), "--seed", str(seed), "--volume", volume, "--out", str(raw)]
+            done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+            timings |= json.loads(done.stdout.strip().splitlines()[-1])
         started = time.perf_counter()
         build(raw, db)
         timings["build_s"] = round(time.perf_counter() - started, 1)
-    return db, _parquet_for(db, raw, data_dir / f"parquet-{persons}-{seed}"), timings
+    return db, _parquet_for(db, raw, data_dir / f"parquet-{persons}-{seed}{suffix}"), timings
+
+
+def generate_raw(args: argparse.Namespace) -> dict[str, float]:
+    """Generate the registers; called in its own child process, so its peak memory is its own."""
+    from datasets.generate import generate
+
+    started = time.perf_counter()
+    generate(args.persons[0], args.seed, args.out, progress=sys.stderr.isatty(), volume=args.volume)
+    return {
+        "generate_s": round(time.perf_counter() - started, 1),
+        "generate_peak_gb": round(_peak_gb() or 0.0, 3),
+        "raw_gb": round(sum(f.stat().st_size for f in args.out.glob("*.parquet")) / 1024**3, 2),
+    }
 
 
 def _parquet_for(db: Path, raw: Path, exported: Path) -> Path:
@@ -100,10 +136,7 @@ def _parquet_for(db: Path, raw: Path, exported: Path) -> Path:
 
     con = duckdb.connect(str(db), read_only=True)
     try:
-        loaded = {
-            name: con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
-            for name in ("cpr", "lpr", "lmdb", "dar", "ind", "udda")
-        }
+        loaded = {name: con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in REGISTERS}
     finally:
         con.close()
     if all((raw / f"{n}.parquet").is_file() for n in loaded) and all(
@@ -149,16 +182,44 @@ def _digest(table: Any) -> str:
     return hashlib.sha256(rows.encode()).hexdigest()[:16]
 
 
+def _rows_scanned(raw: Any, sql: str) -> int:
+    """Rows of the registers the compiled query reads (each table it names, counted once)."""
+    return sum(
+        raw.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in REGISTERS if f'"{name}"' in sql
+    )
+
+
+def _floor_ms(raw: Any, sql: str) -> float:
+    """The physical floor of a query: reading and hashing once every column it names, per register
+    (median of three), i.e. the scan at the bandwidth this machine reaches for those columns."""
+    total = 0.0
+    for name in REGISTERS:
+        if f'"{name}"' not in sql:
+            continue
+        columns = [c for (c,) in raw.sql(f"SELECT name FROM pragma_table_info('{name}')").fetchall()]
+        used = ", ".join(f'"{c}"' for c in columns if f'"{c}"' in sql)
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            raw.sql(f'SELECT sum(hash({used})) FROM "{name}"').fetchall()
+            samples.append(time.perf_counter() - started)
+        total += statistics.median(samples)
+    return total * 1000
+
+
 def run_engine(args: argparse.Namespace) -> dict[str, Any]:
     """Open one engine, time every query; called in the child process."""
+    from benchmarks.engine import raw_connection
     from query_engine import Engine, EngineSettings, ProjectContext, Query
 
     context = ProjectContext("pure")
     load_before = os.getloadavg()[0]
     settings = EngineSettings(threads=args.threads, memory_limit=args.memory_limit, query_timeout_s=1800)
     started = time.perf_counter()
+    raw = None
     if args.worker == "duckdb":
         engine = Engine.open(args.db, settings)
+        raw = raw_connection(args.db, settings)
         repeats = args.repeats
     else:
         from query_engine.backends.spark_backend import open_spark_engine
@@ -171,22 +232,41 @@ def run_engine(args: argparse.Namespace) -> dict[str, Any]:
         for name, fields in QUERIES.items():
             query = Query.model_validate({"project": "bench", "epsilon": 1.0, **fields})
             engine.cost(query, context)  # warms the plan and calibration caches, as a service's are
+            compiled = engine.compiled(query, context, engine.backend.dialect)
             started = time.perf_counter()
-            table = engine.backend.execute(engine.compiled(query, context, engine.backend.dialect))
+            table = engine.backend.execute(compiled)
             first_ms = (time.perf_counter() - started) * 1000
-            samples = []
+            samples, raw_samples = [], []
             for _ in range(repeats):
                 started = time.perf_counter()
                 engine.run(query, context, cost=engine.cost(query, context))
                 samples.append(time.perf_counter() - started)
+                if raw is not None:  # the identical SQL and parameters, interleaved
+                    started = time.perf_counter()
+                    raw.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
+                    raw_samples.append(time.perf_counter() - started)
             queries[name] = {
                 "median_ms": round(statistics.median(samples) * 1000, 1),
                 "min_ms": round(min(samples) * 1000, 1),
                 "first_ms": round(first_ms, 1),
                 "digest": _digest(table),
             }
+            if raw is not None:
+                raw_ms = statistics.median(raw_samples) * 1000
+                queries[name] |= {
+                    "raw_ms": round(raw_ms, 1),
+                    "ratio": round(queries[name]["median_ms"] / raw_ms, 3),
+                    "rows_scanned": _rows_scanned(raw, compiled.sql),
+                }
+                floor_ms = _floor_ms(raw, compiled.sql)
+                queries[name] |= {
+                    "floor_ms": round(floor_ms, 1),
+                    "floor_ratio": round(queries[name]["median_ms"] / floor_ms, 2),
+                }
             print(f"  {args.worker:<6} {name:<34} {queries[name]['median_ms']:>10.1f} ms", file=sys.stderr)
         jvm_gb = _jvm_peak_gb(engine) if args.worker != "duckdb" else None
+    if raw is not None:
+        raw.close()
     python_gb = _peak_gb() or 0.0
     return {
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -202,7 +282,7 @@ def run_engine(args: argparse.Namespace) -> dict[str, Any]:
 
 def prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Generate and build if needed; called in a child process, so its memory is its own."""
-    db, parquet, timings = dataset(args.persons[0], args.seed, args.data_dir)
+    db, parquet, timings = dataset(args.persons[0], args.seed, args.data_dir, args.volume)
     return {"db": str(db), "parquet": str(parquet), **timings, "prepare_peak_gb": round(_peak_gb() or 0.0, 3)}
 
 
@@ -233,10 +313,13 @@ def bench_size(persons: int, args: argparse.Namespace) -> dict[str, Any]:
     print(f"{persons:,} persons: preparing data under {args.data_dir}", file=sys.stderr)
     data = args.data_dir
     prepared = _child(
-        "prepare", args, "--persons", str(persons), "--seed", str(args.seed), "--data-dir", str(data)
+        "prepare",
+        args,
+        *("--persons", str(persons), "--seed", str(args.seed), "--data-dir", str(data)),
+        *("--volume", args.volume),
     )
     db, parquet = Path(prepared.pop("db")), Path(prepared.pop("parquet"))
-    stored_path = data / f"national-{persons}-{args.seed}.json"
+    stored_path = data / f"national-{persons}-{args.seed}{_suffix(args.volume)}.json"
     stored = json.loads(stored_path.read_text()) if stored_path.is_file() else {}
     # Engines not run now keep their stored figures (same data: the files are reused, not regenerated).
     engines = {e: r for e, r in stored.get("engines", {}).items() if e not in args.engines}
@@ -244,11 +327,12 @@ def bench_size(persons: int, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "persons": persons,
         "seed": args.seed,
+        "volume": args.volume,
         "cpus": os.cpu_count(),
         "db_gb": round(db.stat().st_size / 1024**3, 2),
         "parquet_gb": round(sum(f.stat().st_size for f in parquet.glob("*.parquet")) / 1024**3, 2),
         "parquet_dir": str(parquet),
-        **{k: v for k, v in stored.items() if k in ("generate_s", "build_s", "prepare_peak_gb")},
+        **{k: v for k, v in stored.items() if k in STORED_DATA_FIGURES},
         **prepared,
         "engines": {e: engines[e] for e in ENGINES if e in engines},
     }
@@ -275,9 +359,21 @@ def bench_size(persons: int, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _stored(data_dir: Path, seed: int) -> dict[int, dict[str, Any]]:
+def headline(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The issue's three figures over the sizes run now: slowest DuckDB DP median, largest DP / raw
+    ratio, and whether every Spark engine's exact tables equalled DuckDB's (None if none ran)."""
+    duck = [q for r in results.values() for q in r["engines"].get("duckdb", {}).get("queries", {}).values()]
+    parity = [same for r in results.values() for same in r.get("parity", {}).values()]
+    return {
+        "max_duckdb_ms": max((q["median_ms"] for q in duck), default=None),
+        "max_ratio": max((q["ratio"] for q in duck if "ratio" in q), default=None),
+        "spark_parity": all(parity) if parity else None,
+    }
+
+
+def _stored(data_dir: Path, seed: int, volume: str) -> dict[int, dict[str, Any]]:
     runs = {}
-    for path in data_dir.glob(f"national-*-{seed}.json"):
+    for path in data_dir.glob(f"national-*-{seed}{_suffix(volume)}.json"):
         result = json.loads(path.read_text())
         runs[int(result["persons"])] = result
     return dict(sorted(runs.items()))
@@ -306,9 +402,17 @@ def _print_size(result: dict[str, Any]) -> None:
     loads = ", ".join(f"{e} {v['load_average']}" for e, v in engines.items())
     print(f"\n{result['persons']:,} persons ({result['cpus']} cpus; load average before/after: {loads})")
     header = f"{'query':<34}" + "".join(f" {e + ' ms':>12}" for e in engines)
+    # DuckDB's raw execution of the same bounded SQL, when measured (not in older stored results).
+    raw = "duckdb" in engines and "raw_ms" in next(iter(engines["duckdb"]["queries"].values()))
+    if raw:
+        header += f" {'raw ms':>10} {'ratio':>6} {'rows scanned':>14} {'floor ms':>9} {'x floor':>7}"
     print(header + ("  parity" if "parity" in result else ""))
     for name in QUERIES:
         line = f"{name:<34}" + "".join(f" {engines[e]['queries'][name]['median_ms']:>12.1f}" for e in engines)
+        if raw:
+            q = engines["duckdb"]["queries"][name]
+            line += f" {q['raw_ms']:>10.1f} {q['ratio']:>6.2f} {q['rows_scanned']:>14,}"
+            line += f" {q.get('floor_ms', 0):>9.1f} {q.get('floor_ratio', 0):>7.2f}"
         if "parity" in result:
             line += f"  {'same' if result['parity'][name] else 'DIFFERENT'}"
         print(line)
@@ -390,12 +494,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
-    parser.add_argument("--worker", choices=(*ENGINES, "prepare"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--volume", choices=VOLUMES, default="default", help="event volume of the generated registers"
+    )
+    parser.add_argument("--worker", choices=(*ENGINES, "prepare", "generate"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--parquet", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(prepare(args) if args.worker == "prepare" else run_engine(args)))
+        workers = {"prepare": prepare, "generate": generate_raw}
+        print(json.dumps(workers.get(args.worker, run_engine)(args)))
         return
     unknown = sorted(set(args.engines) - set(ENGINES))
     if unknown:
@@ -409,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
         for persons in args.persons:
             results[persons] = bench_size(persons, args)
             _print_size(results[persons])
-    table = curve(_stored(args.data_dir, args.seed))
+    table = curve(_stored(args.data_dir, args.seed, args.volume))
     if len(table["persons"]) > 1:
         _print_curve(table)
     summary = {
@@ -417,6 +526,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": {str(p): {k: v for k, v in r.items() if k != "parquet_dir"} for p, r in results.items()},
         "curve": table,
         "ok": all(r.get("targets", {}).get("ok", True) for r in results.values()),
+        **headline(results),
     }
     print(json.dumps(summary))
 

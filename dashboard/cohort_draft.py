@@ -45,7 +45,7 @@ MAX_FOLLOW_UP_YEARS = 30
 COHORT_GROUPS = ("cpr.sex", "cohort.age_band", "cohort.age_band_5", "cohort.period", "cpr.region")
 """The public group columns the pages offer for a cohort (the contract's ``cohort.*`` and ``cpr.*``)."""
 AGE_BAND_COLUMNS = ("cohort.age_band", "cohort.age_band_5")
-STANDARD_POPULATIONS = ("esp2013", "dk2020")
+STANDARD_POPULATIONS = ("esp2013",)  # the engine ships ESP 2013 only (docs/analyses.md)
 TimeUnit = Literal["days", "months", "years"]
 TIME_UNITS: tuple[TimeUnit, ...] = ("days", "months", "years")
 HORIZONS = (1, 2, 3, 5, 10, 15, 20)

@@ -36,6 +36,7 @@ from datasets.synthetic.health import (
     sample_diagnoses,
 )
 from datasets.synthetic.infarction import survive_infarctions
+from datasets.synthetic.model import VOLUMES, Volume
 from datasets.synthetic.output import ColumnData, KeyPermutation, RowGroupWriter, to_table
 from datasets.synthetic.people import cpr_columns, ind_columns, person_years, sample_persons, udda_columns
 from datasets.synthetic.world import World
@@ -59,20 +60,30 @@ class GenerationSummary:
     out: Path
     rows: Mapping[str, int]
     seconds: float
+    volume: str = "default"
 
     def describe(self) -> str:
         """A short human summary, one line per register."""
         width = max(len(name) for name in self.rows)
         lines = [
-            f"Generated {self.persons:,} persons (seed {self.seed}) into {self.out} in {self.seconds:.1f} s:"
+            f"Generated {self.persons:,} persons (seed {self.seed}, {self.volume} volume) into {self.out} "
+            f"in {self.seconds:.1f} s:"
         ]
         lines += [f"  {name:<{width}}  {rows:>13,} rows  {name}.parquet" for name, rows in self.rows.items()]
         lines.append(f"  {'':<{width}}  {'':>13}       catalog.json")
         return "\n".join(lines)
 
 
-def generate(persons: int, seed: int, out: Path, progress: bool = True) -> GenerationSummary:
-    """Write ``persons`` synthetic persons' linked registers and the catalog into ``out``."""
+def generate(
+    persons: int, seed: int, out: Path, progress: bool = True, volume: str = "default"
+) -> GenerationSummary:
+    """Write ``persons`` synthetic persons' linked registers and the catalog into ``out``.
+
+    ``volume`` names the event volume (``datasets.synthetic.model.VOLUMES``): ``default``, or
+    ``national`` for the Danish registers' published yearly numbers of contacts and prescriptions.
+    """
+    if volume not in VOLUMES:
+        raise ValueError(f"unknown volume {volume!r}; choose one of {', '.join(VOLUMES)}")
     if persons <= 0:
         raise ValueError(f"the number of persons must be positive, got {persons}")
     if seed < 0:
@@ -98,7 +109,7 @@ def generate(persons: int, seed: int, out: Path, progress: bool = True) -> Gener
             for chunk, stream in enumerate(chunk_streams):
                 first = chunk * CHUNK_PERSONS
                 size = min(CHUNK_PERSONS, persons - first)
-                tables = _chunk(world, stream, size)
+                tables = _chunk(world, stream, size, VOLUMES[volume])
                 for name, (person, columns) in tables.items():
                     row = files.reserve(name, person.size)
                     columns["person_id"] = person_ids(first + person)
@@ -112,7 +123,12 @@ def generate(persons: int, seed: int, out: Path, progress: bool = True) -> Gener
         files.abort()
         raise
     return GenerationSummary(
-        persons=persons, seed=seed, out=out, rows=dict(files.rows), seconds=time.perf_counter() - started
+        persons=persons,
+        seed=seed,
+        out=out,
+        rows=dict(files.rows),
+        seconds=time.perf_counter() - started,
+        volume=volume,
     )
 
 
@@ -183,7 +199,7 @@ class _PartialFiles:
             self._writers[name].write(to_table(self._catalog.register(name), columns))
 
 
-def _chunk(world: World, stream: np.random.SeedSequence, size: int) -> dict[str, Rows]:
+def _chunk(world: World, stream: np.random.SeedSequence, size: int, volume: Volume) -> dict[str, Rows]:
     """All registers' rows for one chunk of persons (person index within the chunk, columns)."""
     rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in stream.spawn(len(_STREAMS))), strict=True))
     persons = sample_persons(rng["persons"], world, size)
@@ -194,8 +210,8 @@ def _chunk(world: World, stream: np.random.SeedSequence, size: int) -> dict[str,
     cause = sample_death_causes(rng["dar"], world, persons, diagnoses, infarctions)
     return {
         "cpr": cpr_columns(world, persons),
-        "lpr": lpr_columns(rng["lpr"], world, persons, years, diagnoses, cause),
-        "lmdb": lmdb_columns(rng["lmdb"], world, persons, years, diagnoses, infarctions),
+        "lpr": lpr_columns(rng["lpr"], world, persons, years, diagnoses, cause, volume),
+        "lmdb": lmdb_columns(rng["lmdb"], world, persons, years, diagnoses, infarctions, volume),
         "dar": dar_columns(world, persons, cause),
         "ind": ind_columns(rng["ind"], world, persons, years),
         "udda": udda_columns(world, persons, years),

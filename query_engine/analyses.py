@@ -29,6 +29,7 @@ from .backends import Backend
 from .calibrate import loss_for_half_width
 from .catalog import Catalog
 from .cohort import AnalysisPlan, plan_analysis
+from .cohort_lexis import AGE_KINDS
 from .compile import CompiledQuery
 from .compile_cohort import compile_analysis, result_key_columns
 from .errors import (
@@ -98,14 +99,15 @@ def _check_standard_population(plan: AnalysisPlan) -> None:
     population = plan.standard_population
     if population is None:
         return
-    ages = [g for g in plan.groups if g.kind == "age_band"]
+    ages = [g for g in plan.groups if g.kind in AGE_KINDS]
     if not ages:
         raise UnsupportedQuery(
-            "Age standardisation needs the age at index in group_by: add cohort.age_band or cohort.age_band_5.",
+            "Age standardisation needs an age band in group_by: add cohort.age_band or cohort.age_band_5 (age "
+            "at index), or cohort.attained_age_band (attained age).",
             stage="validate",
         )
     try:
-        standard_weights(population, [str(k) for k in ages[0].keys])
+        standard_weights(population, [str(k) for k in ages[0].keys], persons=plan.standard_population_persons)
     except ValueError as exc:
         known = ", ".join(known_populations())
         raise ValueOutsideDomain(
@@ -199,14 +201,28 @@ def recheck(
 ) -> None:
     """Re-derive the plan and check it, the calibrations and the loss against what was charged."""
     plan = plan_analysis(query, catalog, context, settings)
-    problems = []
-    if plan != prepared.plan or tuple(o.sensitivity for o in plan.outputs) != tuple(
+    same_plan = plan == prepared.plan and tuple(o.sensitivity for o in plan.outputs) == tuple(
         c.sensitivity for c in prepared.calibrations
-    ):
+    )
+    refuse_unless_as_charged(query, same_plan, prepared.calibrations, prepared.loss, charged, charged_hash)
+
+
+def refuse_unless_as_charged(
+    query: Query,
+    same_plan: bool,
+    calibrations: tuple[NoiseCalibration, ...],
+    prepared_loss: PrivacyLoss,
+    charged: PrivacyLoss | None,
+    charged_hash: str | None,
+) -> None:
+    """The last check before noise: the re-derived plan is the calibrated one, and the calibrations add
+    up to the loss prepared and charged for this very query; else nothing is released."""
+    problems = []
+    if not same_plan:
         problems.append("the plan's sensitivity differs from the calibrated one")
-    loss = total_loss(prepared.calibrations)
-    if loss != prepared.loss:
-        problems.append(f"the calibrations add up to {loss}, not {prepared.loss}")
+    loss = total_loss(calibrations)
+    if loss != prepared_loss:
+        problems.append(f"the calibrations add up to {loss}, not {prepared_loss}")
     if charged is not None and charged != loss:
         problems.append(f"the charged cost is {charged}, the derived loss {loss}")
     if charged_hash is not None and charged_hash != query.query_hash():

@@ -17,6 +17,7 @@ import numpy as np
 
 from query_engine import estimators
 from query_engine.cohort import AnalysisPlan
+from query_engine.cohort_lexis import AGE_KINDS
 from query_engine.estimators import NoiseModel
 from query_engine.mechanisms import DPArray, NoiseCalibration
 from query_engine.postprocess import count_rows
@@ -34,7 +35,7 @@ def analysis_columns(group_by: Sequence[str], plan: AnalysisPlan) -> list[str]:
     """The columns of an analysis release's main table (docs/engine.md, "Cohorts and analyses")."""
     names = list(group_by)
     if plan.measure == "rate":
-        return [*names, "events", "person_years", "rate", *_INTERVALS, "suppressed"]
+        return [*names, "events", "person_years", "rate", *_INTERVALS, "suppressed", *_UNBOUNDED]
     if plan.measure == "survival":
         return [*names, "bin", "time_start", "time_end", "events", "censored"]
     if plan.measure == "prevalence":
@@ -43,6 +44,9 @@ def analysis_columns(group_by: Sequence[str], plan: AnalysisPlan) -> list[str]:
 
 
 _INTERVALS = ["ci_low", "ci_high", "noise_ci_low", "noise_ci_high", "sampling_ci_low", "sampling_ci_high"]
+# A rate's interval is unbounded above when the noisy person-time may be 0 (docs/analyses.md): its
+# ci_high is then null and this flag true, so a reader can tell "no upper end" from "suppressed".
+_UNBOUNDED = ["ci_unbounded", "noise_ci_unbounded"]
 
 
 def _num(x: Any) -> float | None:
@@ -199,6 +203,8 @@ def _rates(
         for name in ("rate", *_INTERVALS):
             row[name] = None if hidden else _num(getattr(estimates, name)[i])
         row["suppressed"] = hidden
+        for flag, high in zip(_UNBOUNDED, ("ci_high", "noise_ci_high"), strict=True):
+            row[flag] = False if hidden else bool(np.isposinf(getattr(estimates, high)[i]))
         rows.append(row)
     extra: dict[str, Any] = {}
     if plan.standard_population is not None:
@@ -216,7 +222,7 @@ def _standardised(
     rng: np.random.Generator,
 ) -> dict[str, Any]:
     """Directly standardised rates per stratum of the non-age groups (age: the first age-band group)."""
-    axis = next(i for i, g in enumerate(plan.groups) if g.kind == "age_band")
+    axis = next(i for i, g in enumerate(plan.groups) if g.kind in AGE_KINDS)
     shape = [len(g.keys) for g in plan.groups]
     ages = plan.groups[axis].keys
 
@@ -224,7 +230,9 @@ def _standardised(
         return np.moveaxis(values.reshape(shape), axis, -1).reshape(-1, len(ages))
 
     assert plan.standard_population is not None
-    weights = estimators.standard_weights(plan.standard_population, [str(a) for a in ages])
+    weights = estimators.standard_weights(
+        plan.standard_population, [str(a) for a in ages], persons=plan.standard_population_persons
+    )
     result = estimators.direct_standardise(
         by_stratum(events),
         by_stratum(days),
@@ -246,7 +254,14 @@ def _standardised(
         "population": plan.standard_population,
         "per_person_years": per,
         "rows": [
-            {**stratum, **{f: _num(getattr(result, f)[i]) for f in fields}}
+            {
+                **stratum,
+                **{f: _num(getattr(result, f)[i]) for f in fields},
+                "crude_ci_unbounded": bool(np.isposinf(result.crude_ci_high[i])),
+                "age_bands_used": [
+                    str(a) for a, used in zip(ages, result.bands_used[i], strict=True) if used
+                ],
+            }
             for i, stratum in enumerate(strata)
         ],
     }

@@ -28,11 +28,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal, NoReturn
 
 from .catalog import Catalog
+from .cohort_lexis import (
+    ATTAINED_KINDS,
+    ATTAINED_NAMES,
+    Period,
+    attained_columns,
+    calendar_periods,
+    lexis_cells,
+    population_index,
+)
 from .errors import (
     EngineInternalError,
     InvalidBounds,
@@ -83,7 +92,9 @@ _DEFAULT_HORIZONS = (1.0, 5.0, 10.0)
 _SAME_DAY_DATE_COLUMN = "death_date"
 
 AnalysisMeasure = Literal["count_persons", "rate", "survival", "prevalence"]
-GroupKind = Literal["age_band", "period", "event", "exposure", "person"]
+GroupKind = Literal[
+    "age_band", "period", "event", "exposure", "person", "attained_age_band", "attained_period"
+]
 
 
 def _refuse(error: type[QueryError], message: str) -> NoReturn:
@@ -108,22 +119,16 @@ class DatedRule:
 
 @dataclass(frozen=True)
 class IndexRule:
-    """The index event: the first row (date, then row_key) matching ``filters`` dated in the entry window."""
+    """The index event: the first row (date, then row_key) matching ``filters`` dated in the entry window;
+    ``date`` None: a population index (entry at max(entry_first, birthday at min_age); cohort_lexis)."""
 
     register: str
-    date: str
+    date: str | None
     filters: tuple[Filter, ...]
     entry_first: dt.date
     entry_last: dt.date
-
-
-@dataclass(frozen=True)
-class Period:
-    """One calendar period of index dates, ``first_year``..``last_year`` (a public key)."""
-
-    label: str
-    first_year: int
-    last_year: int
+    min_age: int = 0
+    birth: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ class CohortPlan:
     follow_up_years: float
     follow_up_days: int
     periods: tuple[Period, ...]
+    period_years: int = 5
 
     def __post_init__(self) -> None:
         if self.follow_up_days != follow_up_days(self.follow_up_years) or self.follow_up_days < 1:
@@ -216,19 +222,11 @@ class AnalysisPlan:
     registers: tuple[str, ...]
     per_person_years: float | None = None
     standard_population: str | None = None
+    standard_population_persons: tuple[tuple[str, float], ...] | None = None
     horizons_years: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        one = Sensitivity.for_contribution(1, 1)
-        if self.measure == "rate":
-            assert self.cohort is not None
-            time = Sensitivity.for_contribution(1, 1, self.cohort.follow_up_days)
-            expected: tuple[AnalysisOutput, ...] = (
-                AnalysisOutput("events", one),
-                AnalysisOutput("person_time", time),
-            )
-        else:
-            expected = (AnalysisOutput("count", one),)
+        expected = _outputs(self.measure, self.cohort, self.groups)
         checks = [
             (self.outputs == expected, "outputs and their sensitivity"),
             ((self.bins is not None) == (self.measure == "survival"), "bins"),
@@ -252,6 +250,18 @@ class AnalysisPlan:
         return 2 if self.measure == "prevalence" else 1
 
 
+def _outputs(
+    measure: AnalysisMeasure, cohort: CohortPlan | None, groups: tuple[AnalysisGroup, ...]
+) -> tuple[AnalysisOutput, ...]:
+    """The released vectors and their declared sensitivities (module docstring; cohort_lexis for l0)."""
+    one = Sensitivity.for_contribution(1, 1)
+    if measure != "rate":
+        return (AnalysisOutput("count", one),)
+    assert cohort is not None
+    time = replace(Sensitivity.for_contribution(1, 1, cohort.follow_up_days), l0=lexis_cells(groups))
+    return (AnalysisOutput("events", one), AnalysisOutput("person_time", time))
+
+
 def plan_analysis(
     query: Query, catalog: Catalog, context: ProjectContext, settings: EngineSettings
 ) -> AnalysisPlan:
@@ -270,7 +280,7 @@ def plan_analysis(
     person_filters, presence = _population(query, catalog)
     condition = None
     if query.condition is not None:
-        register = _register_name(catalog, query.condition.register)
+        register = resolve_register(catalog, query.condition.register).name
         filters = _rule_filters(catalog, register, query.condition.where, "the condition")
         condition = Cohort(register, filters)
     bins = _bins(query.time_bins or TimeBins(), cohort) if query.measure == "survival" else None
@@ -286,14 +296,7 @@ def plan_analysis(
             f"{settings.max_cells} are allowed. Group by fewer or coarser columns"
             + (", or use wider time bins." if bins is not None else "."),
         )
-    one = Sensitivity.for_contribution(1, 1)
-    outputs: tuple[AnalysisOutput, ...] = (AnalysisOutput("count", one),)
-    if measure == "rate":
-        assert cohort is not None
-        outputs = (
-            AnalysisOutput("events", one),
-            AnalysisOutput("person_time", Sensitivity.for_contribution(1, 1, cohort.follow_up_days)),
-        )
+    outputs = _outputs(measure, cohort, groups)
     touched = {person, *(c.register for c in presence)}
     if condition is not None:
         touched.add(condition.register)
@@ -319,6 +322,11 @@ def plan_analysis(
         if measure == "rate"
         else None,
         standard_population=query.standard_population,
+        standard_population_persons=(
+            tuple(sorted(query.standard_population_persons.items()))
+            if query.standard_population_persons is not None
+            else None
+        ),
         horizons_years=_horizons(query, cohort) if measure == "survival" else (),
     )
 
@@ -356,11 +364,6 @@ def _loss_request(query: Query, context: ProjectContext) -> LossRequest:
     return LossRequest(kind, query.epsilon, query.rho, query.target_ci, query.confidence)
 
 
-def _register_name(catalog: Catalog, name: str) -> str:
-    """The register ``name`` if the catalog has it loaded (errors with did-you-mean otherwise)."""
-    return resolve_register(catalog, name).name
-
-
 def _date_column(catalog: Catalog, register: str, date: str, what: str) -> str:
     register_obj, column = resolve_column(catalog, f"{register}.{date}")
     if column.type != "date" or column.is_derived:
@@ -395,7 +398,7 @@ def _rule_filters(
 
 
 def _dated_rule(catalog: Catalog, rule: EventRule, what: str, lookback: int | None = None) -> DatedRule:
-    register = _register_name(catalog, rule.register)
+    register = resolve_register(catalog, rule.register).name
     date = _date_column(catalog, register, rule.date, what)
     filters = _rule_filters(catalog, register, rule.where, what)
     return DatedRule(register, date, filters, lookback)
@@ -406,17 +409,32 @@ def check_cohort(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
     return _cohort_plan(definition, catalog)
 
 
-def _cohort_plan(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
+def _index_rule(definition: CohortDefinition, catalog: Catalog) -> IndexRule:
+    if definition.index.is_population:
+        where = _rule_filters(
+            catalog, catalog.person_register, definition.index.where, "the population index"
+        )
+        return population_index(definition.index, catalog, where)
+    if definition.index.min_age is not None:
+        _refuse(
+            UnsupportedQuery,
+            "min_age belongs to a population index (without 'date'); for an index event, restrict the age "
+            "with a condition on the person register in 'where' instead.",
+        )
     index = _dated_rule(catalog, definition.index, "the index event")
+    assert index.date is not None
     date_column = catalog.register(index.register).column(index.date)
     what = f"the entry window of the index event ({index.register}.{index.date})"
     first, last = (typed_value(date_column, v, what) for v in definition.index.entry)
     assert isinstance(first, dt.date) and isinstance(last, dt.date)
     if first > last:
-        _refuse(
-            InvalidBounds,
-            f"The entry window [{first}, {last}] is reversed; give [first day, last day].",
-        )
+        _refuse(InvalidBounds, f"The entry window [{first}, {last}] is reversed; give [first day, last day].")
+    return IndexRule(index.register, index.date, index.filters, first, last)
+
+
+def _cohort_plan(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
+    index = _index_rule(definition, catalog)
+    first, last = index.entry_first, index.entry_last
     exclusions = tuple(
         _dated_rule(catalog, rule, f"exclusion {i + 1}", rule.lookback_days)
         for i, rule in enumerate(definition.exclude)
@@ -426,7 +444,7 @@ def _cohort_plan(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
         (e.name, _dated_rule(catalog, e, f"exposure {e.name!r}", e.lookback_days))
         for e in definition.exposures
     )
-    reserved = {"age_band", "age_band_5", "period", "event"}
+    reserved = {"age_band", "age_band_5", "period", "event", *ATTAINED_NAMES}
     for name, _ in exposures:
         if name in reserved:
             _refuse(
@@ -435,24 +453,16 @@ def _cohort_plan(definition: CohortDefinition, catalog: Catalog) -> CohortPlan:
                 "rename the exposure.",
             )
     return CohortPlan(
-        index=IndexRule(index.register, index.date, index.filters, first, last),
+        index=index,
         exclusions=exclusions,
         outcome=outcome,
         outcome_same_day=outcome is not None and outcome.date == _SAME_DAY_DATE_COLUMN,
         exposures=exposures,
         follow_up_years=definition.follow_up_in_years,
         follow_up_days=definition.follow_up_days or follow_up_days(definition.follow_up_in_years),
-        periods=_periods(first.year, last.year, definition.period_years),
+        periods=calendar_periods(first.year, last.year, definition.period_years),
+        period_years=definition.period_years,
     )
-
-
-def _periods(first_year: int, last_year: int, width: int) -> tuple[Period, ...]:
-    """Calendar periods of ``width`` years from the entry window's first year; the last is cut at its end."""
-    periods = []
-    for start in range(first_year, last_year + 1, width):
-        end = min(start + width - 1, last_year)
-        periods.append(Period(str(start) if start == end else f"{start}-{end}", start, end))
-    return tuple(periods)
 
 
 def _cohort_columns(catalog: Catalog, cohort: CohortPlan) -> dict[str, AnalysisGroup]:
@@ -466,6 +476,7 @@ def _cohort_columns(catalog: Catalog, cohort: CohortPlan) -> dict[str, AnalysisG
     columns["period"] = AnalysisGroup(
         "cohort.period", "period", "period", tuple(p.label for p in cohort.periods)
     )
+    columns.update(attained_columns(catalog, cohort))
     columns["event"] = AnalysisGroup("cohort.event", "event", "event", (0, 1))
     for name, _ in cohort.exposures:
         columns[name] = AnalysisGroup(f"cohort.{name}", "exposure", name, (0, 1))
@@ -507,6 +518,12 @@ def _groups(
                 _refuse(
                     UnsupportedQuery,
                     f"A {query.measure} counts the events itself; remove cohort.event from group_by.",
+                )
+            if group.kind in ATTAINED_KINDS and query.measure != "rate":
+                _refuse(
+                    UnsupportedQuery,
+                    f"{group.name} splits each person's time over several cells, which only a rate can use; "
+                    f"group a {query.measure} by cohort.age_band or cohort.period (at the index) instead.",
                 )
             groups.append(group)
             continue

@@ -8,7 +8,10 @@ every analyst-supplied value is a bound parameter (``$1``, ``$2``, ...). The que
     kept      rows whose group keys are in the public key sets (inner semantics: never added)
     bounded   at most c rows per person and group (row_number by the stored row_key), then at
               most G groups per person (dense_rank by the group's smallest row_key); a
-              person-grain register: one row per person (c = 1, partitioned by the person alone)
+              person-grain register: one row per person (c = 1, partitioned by the person alone).
+              A row count needs no row_number: one row per person and group weighs
+              ``w = LEAST(COUNT(*), c)`` (the c kept rows), and the groups are ranked as before,
+              so the same rows count, from one hash aggregate instead of a sort over every row
     joined    person-level group keys from the person register, one row per person (the
               smallest row_key: ``persons``), so a duplicated person cannot multiply rows
     agg       exact aggregates per group
@@ -116,6 +119,13 @@ class _Builder:
             if late and g.column.register == plan.person_register
         ]
         self.grain_keys = [k for k in self.keys if k not in self.person_keys]
+        # Row counts with c and G enforced: one weighted row per person and group (see ``bounding``).
+        self.weighted = (
+            plan.measure == "count_rows"
+            and plan.value is None
+            and plan.bounding.bound_rows
+            and plan.bounding.bound_groups
+        )
 
     def param(self, value: Any) -> exp.Placeholder:
         self.params.append(value)
@@ -336,6 +346,28 @@ class _Builder:
             )
             steps.append(("person_groups", distinct))
             source = "person_groups"
+        elif self.weighted:
+            # count_rows: the c rows a person keeps in a group are only counted, so the group's row
+            # count capped at c is the count of the kept rows; the group's smallest row_key ranks it.
+            weighted = (
+                exp.select(
+                    _ref(source, "pid"),
+                    *group_cols,
+                    exp.alias_(
+                        exp.Least(
+                            this=exp.Count(this=exp.Star()),
+                            expressions=[_lit(bounding.max_rows)],
+                            ignore_nulls=True,
+                        ),
+                        "w",
+                    ),
+                    exp.alias_(exp.Min(this=_ref(source, "rk")), "grk"),
+                )
+                .from_(source)
+                .group_by(_ref(source, "pid"), *[c.copy() for c in group_cols])
+            )
+            steps.append(("rows_weighted", weighted))
+            source = "rows_weighted"
         elif bounding.bound_rows:
             # Without G bounding the groups are one per person (person-level keys, or a person-grain
             # register whose one kept row has one group): partition by the person alone.
@@ -407,7 +439,9 @@ class _Builder:
             if plan.measure == "mean":
                 units = self.centred(units)
             measures.append(exp.alias_(exp.cast(exp.Sum(this=units), "BIGINT"), "s"))
-        if plan.measure != "sum":
+        if self.weighted:
+            measures.append(exp.alias_(exp.cast(exp.Sum(this=_ref(source, "w")), "BIGINT"), "n"))
+        elif plan.measure != "sum":
             measures.append(exp.alias_(exp.Count(this=exp.Star()), "n"))
         if not self.keys:
             return exp.select(*[self.zero_if_null(m) for m in measures]).from_(source)

@@ -29,6 +29,7 @@ from sqlglot import exp
 
 from .catalog import Catalog
 from .cohort import AnalysisGroup, AnalysisPlan, CohortPlan, DatedRule
+from .cohort_lexis import ATTAINED_KINDS, birth_column, lexis_ctes
 from .compile import CompiledQuery, _and, _Builder, _col, _lit, _ref, _table, _window
 from .plan import Cohort
 
@@ -77,6 +78,7 @@ class _AnalysisSQL(_Builder):
         self.person = catalog.register(plan.person_register)
         # Exposures not grouped by are not computed (they do not change who is a member).
         self.used_exposures = {g.source for g in plan.groups if g.kind == "exposure"}
+        self.split = any(g.kind in ATTAINED_KINDS for g in plan.groups)
 
     def build(self) -> exp.Select:
         plan = self.analysis
@@ -94,6 +96,9 @@ class _AnalysisSQL(_Builder):
         if plan.cohort is not None:
             ctes.extend(self.cohort_ctes(plan.cohort))
             last = "cohort"
+            if self.split:
+                ctes.extend(lexis_ctes(plan, plan.cohort, self.catalog, last))
+                last = "lexis"
         else:
             ctes.append(("members", self.population()))
             last = "members"
@@ -152,8 +157,29 @@ class _AnalysisSQL(_Builder):
 
     # --- the cohort --------------------------------------------------------------------------------
 
+    def population_index(self, cohort: CohortPlan) -> exp.Select:
+        """A population index: each person alive on max(entry start, birthday at min_age) within the window."""
+        index = cohort.index
+        assert index.birth is not None
+        birth = _col("p", index.birth)
+        at_age = exp.DateAdd(this=birth.copy(), expression=_lit(index.min_age), unit=exp.Var(this="YEAR"))
+        entry = exp.cast(exp.Greatest(this=self.param(index.entry_first), expressions=[at_age]), "DATE")
+        conditions = [
+            birth.is_(exp.null()).not_(),
+            exp.LTE(this=entry.copy(), expression=self.param(index.entry_last)),
+            *[self.filter("p", f) for f in index.filters],
+        ]
+        pid = exp.alias_(_col("p", self.person.person_key), "pid")
+        return (
+            exp.select(pid, exp.alias_(entry, "index_date"))
+            .from_(exp.alias_(_table("persons"), "p", table=True))
+            .where(_and(conditions))
+        )
+
     def cohort_ctes(self, cohort: CohortPlan) -> list[tuple[str, exp.Expr]]:
         index = cohort.index
+        if index.date is None:
+            return [("idx", self.population_index(cohort)), *self.rule_ctes(cohort)]
         register = self.catalog.register(index.register)
         date = _col("x", index.date)
         in_window = exp.Between(
@@ -179,7 +205,11 @@ class _AnalysisSQL(_Builder):
             .from_("idx_ranked")
             .where(_ref("idx_ranked", "rn").eq(_lit(1)))
         )
-        ctes: list[tuple[str, exp.Expr]] = [("idx_rows", rows), ("idx_ranked", ranked), ("idx", idx)]
+        return [("idx_rows", rows), ("idx_ranked", ranked), ("idx", idx), *self.rule_ctes(cohort)]
+
+    def rule_ctes(self, cohort: CohortPlan) -> list[tuple[str, exp.Expr]]:
+        """Exclusions, outcome, exposures, members and the exit, after the index (``idx``)."""
+        ctes: list[tuple[str, exp.Expr]] = []
         for i, rule in enumerate(cohort.exclusions):
             ctes.append((f"ex{i}", self.dated(rule, same_day=False)))
         if cohort.outcome is not None:
@@ -252,7 +282,7 @@ class _AnalysisSQL(_Builder):
         if group.kind == "exposure":
             k = [name for name, _ in cohort.exposures].index(group.source)
             return _flag(_ref(f"xp{k}", "pid").is_(exp.null()).not_())
-        return None
+        return None  # cohort.event (at the exit) and the attained groups (split in cohort_lexis)
 
     def members(self, cohort: CohortPlan) -> exp.Select:
         """One row per cohort member: group keys and days from the index to outcome, death, reference."""
@@ -270,6 +300,9 @@ class _AnalysisSQL(_Builder):
             outputs.append(exp.alias_(_days(_ref("o", "od"), index_date.copy()), "t_out"))
         outputs.append(exp.alias_(_days(death.copy(), index_date.copy()), "t_death"))
         outputs.append(exp.alias_(_days(self.reference_date(), index_date.copy()), "t_ref"))
+        if self.split:
+            birth = cohort.index.birth or birth_column(self.catalog)
+            outputs += [exp.alias_(index_date.copy(), "index_date"), exp.alias_(_col("p", birth), "birth")]
         on_person = exp.EQ(this=_col("p", person.person_key), expression=pid.copy())
         query = (
             exp.select(*outputs)
@@ -311,7 +344,10 @@ class _AnalysisSQL(_Builder):
         groups = [
             exp.alias_(event.copy(), f"g{i}") if g.kind == "event" else _ref("members", f"g{i}")
             for i, g in enumerate(self.analysis.groups)
+            if g.kind not in ATTAINED_KINDS
         ]
+        if self.split:
+            groups += [_ref("members", "index_date"), _ref("members", "birth")]
         return exp.select(
             _ref("members", "pid"),
             *groups,

@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .analyses import exact_analysis
+from .analyses import exact_analysis, refuse_unless_as_charged
 from .backends import Backend
 from .catalog import Catalog
 from .compile import CompiledQuery
 from .compile_cohort import compile_analysis
 from .compile_linear import compile_linear, exact_moments
 from .compile_table1 import compile_table1, table1_histograms
-from .errors import LossOutOfRange, PrivacyInvariantError
+from .errors import LossOutOfRange
 from .linear_plan import LinearPlan, plan_linear
 from .mechanisms import DPArray, NoiseCalibration, PrivacyLoss, add_noise, calibrate, split_loss, total_loss
 from .models_plan import ModelPlan, plan_model
@@ -109,23 +109,10 @@ def _recheck(
 ) -> None:
     """Re-derive the plan and check it, the calibrations and the loss against what was charged."""
     plan = _plan(query, catalog, context, settings)
-    problems = []
-    if plan != prepared.plan or tuple(s for _, s in _sensitivities(plan)) != tuple(
+    same_plan = plan == prepared.plan and tuple(s for _, s in _sensitivities(plan)) == tuple(
         c.sensitivity for c in prepared.calibrations
-    ):
-        problems.append("the plan's sensitivity differs from the calibrated one")
-    loss = total_loss(prepared.calibrations)
-    if loss != prepared.loss:
-        problems.append(f"the calibrations add up to {loss}, not {prepared.loss}")
-    if charged is not None and charged != loss:
-        problems.append(f"the charged cost is {charged}, the derived loss {loss}")
-    if charged_hash is not None and charged_hash != query.query_hash():
-        problems.append("the cost belongs to a different query")
-    if problems:
-        raise PrivacyInvariantError(
-            f"Refusing to release: {'; '.join(problems)}. This is a bug in sundstat; nothing was released.",
-            stage="mechanism",
-        )
+    )
+    refuse_unless_as_charged(query, same_plan, prepared.calibrations, prepared.loss, charged, charged_hash)
 
 
 def run_model(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .spec import Measure
 
 __all__ = [
     "AccuracyPublic",
@@ -23,21 +25,6 @@ __all__ = [
     "Release",
     "columns_for",
     "new_release_id",
-]
-
-Measure = Literal[
-    "count_persons",
-    "count_rows",
-    "sum",
-    "mean",
-    "quantile",
-    "rate",
-    "survival",
-    "prevalence",
-    "poisson_regression",
-    "logistic_regression",
-    "linear_regression",
-    "table1",
 ]
 
 

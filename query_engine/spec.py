@@ -168,12 +168,25 @@ class EventRule(BaseModel):
 
 
 class IndexEvent(EventRule):
-    """The index event: the first matching row with its date inside ``entry`` ([first, last] day)."""
+    """The index event: the first matching row with its date inside ``entry`` ([first, last] day).
 
+    Without ``date`` it is a **population index** on the person register: every person alive on
+    ``max(entry[0], birthday at min_age)``, with that day inside ``entry``, enters on it (``where`` then
+    filters the person's own row).
+    """
+
+    date: str | None = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     entry: tuple[StrictStr, StrictStr]
+    min_age: StrictInt | None = Field(default=None, ge=0, le=120)
+
+    @property
+    def is_population(self) -> bool:
+        """True for a population index (no date: everyone enters at the window's start or at min_age)."""
+        return self.date is None
 
     def canonical(self) -> dict[str, Any]:
-        return {**super().canonical(), "entry": list(self.entry)}
+        extra = {"min_age": self.min_age} if self.min_age is not None else {}
+        return {**super().canonical(), "entry": list(self.entry), **extra}
 
 
 class Exclusion(EventRule):
@@ -288,6 +301,7 @@ class NumericCovariate(BaseModel):
 _ANALYSIS_FIELDS = {
     "per_person_years": ("rate", "poisson_regression"),
     "standard_population": ("rate",),
+    "standard_population_persons": ("rate",),
     "time_bins": ("survival",),
     "horizons_years": ("survival",),
     "condition": ("prevalence",),
@@ -330,6 +344,14 @@ class Query(BaseModel):
     condition: PrevalenceCondition | None = None
     per_person_years: FiniteNumber | None = Field(default=None, ge=1, le=1e9)
     standard_population: str | None = Field(default=None, min_length=1, max_length=50)
+    # Public figures of a standard population the engine does not ship (e.g. the Danish population on
+    # 1 January of a chosen year, from Statistics Denmark's FOLK1A), persons per age band.
+    standard_population_persons: (
+        dict[
+            Annotated[str, Field(min_length=1, max_length=10)], Annotated[FiniteNumber, Field(gt=0, le=1e10)]
+        ]
+        | None
+    ) = Field(default=None, min_length=1, max_length=40)
     time_bins: TimeBins | None = None
     horizons_years: tuple[Annotated[FiniteNumber, Field(gt=0, le=30)], ...] | None = Field(
         default=None, min_length=1, max_length=10
@@ -364,6 +386,10 @@ class Query(BaseModel):
                 raise ValueError(
                     f"The field '{name}' is only for measure {measures[0]!r}; remove it or change the measure"
                 )
+        if self.standard_population_persons is not None and self.standard_population is None:
+            raise ValueError(
+                "'standard_population_persons' needs a 'standard_population' naming it (e.g. \"dk2020\")"
+            )
         if self.measure in _NEEDS_COHORT and self.cohort is None:
             raise ValueError(f"Measure {self.measure!r} needs a 'cohort' (its index, outcome and follow-up)")
         if self.measure == "table1" and self.variables is None:
@@ -455,6 +481,10 @@ class Query(BaseModel):
         if self.measure == "rate":
             extra["per_person_years"] = _normal_scalar(self.per_person_years or DEFAULT_PER_PERSON_YEARS)
             extra["standard_population"] = self.standard_population
+            if self.standard_population_persons is not None:
+                extra["standard_population_persons"] = {
+                    band: _normal_scalar(n) for band, n in sorted(self.standard_population_persons.items())
+                }
         if self.measure == "survival":
             extra["time_bins"] = (self.time_bins or TimeBins()).canonical()
             extra["horizons_years"] = (

@@ -19,7 +19,7 @@ Handler = Callable[[argparse.Namespace], int]
 def _cmd_generate(args: argparse.Namespace) -> int:
     from datasets.generate import generate
 
-    summary = generate(args.persons, args.seed, Path(args.out), progress=not args.quiet)
+    summary = generate(args.persons, args.seed, Path(args.out), progress=not args.quiet, volume=args.volume)
     print(summary.describe())
     return 0
 
@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--persons", type=_positive_int, required=True, help="number of persons in cpr")
     gen.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same bytes)")
     gen.add_argument("--out", required=True, help="output directory (created if missing)")
+    gen.add_argument(
+        "--volume",
+        choices=("default", "national"),
+        default="default",
+        help="event volume: default (the test data), or national (the Danish registers' yearly numbers "
+        "of hospital contacts and prescriptions per person, about 3x and 4x as many rows)",
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(handler=_cmd_generate)
 

@@ -178,11 +178,12 @@ def lpr_columns(
     years: PersonYears,
     diagnoses: Diagnoses,
     death_cause: Int,
+    volume: model.Volume = model.VOLUMES["default"],
 ) -> tuple[Int, dict[str, ColumnData]]:
     """Hospital contacts: chronic conditions, background contacts, births, newborns, last weeks of life."""
     contacts = _Contacts()
     _add_condition_contacts(rng, world, persons, diagnoses, contacts)
-    _add_background_contacts(rng, world, persons, years, contacts)
+    _add_background_contacts(rng, world, persons, years, contacts, volume)
     _add_births(rng, world, persons, years, contacts)
     _add_newborns(rng, world, persons, contacts)
     _add_last_stays(rng, world, persons, diagnoses, death_cause, contacts)
@@ -220,19 +221,28 @@ def _add_condition_contacts(
 
 
 def _add_background_contacts(
-    rng: np.random.Generator, world: World, persons: Persons, years: PersonYears, contacts: _Contacts
+    rng: np.random.Generator,
+    world: World,
+    persons: Persons,
+    years: PersonYears,
+    contacts: _Contacts,
+    volume: model.Volume,
 ) -> None:
     """Contacts for everything else, per person-year, with the long tail of diagnoses."""
     group = model.age_group(years.age)
     male = persons.male[years.person]
     female_factor = np.asarray(model.CONTACT_RATE_FEMALE_FACTOR)[group]
-    rate = np.asarray(model.CONTACT_RATE)[group] * np.where(male, 1.0, female_factor)
+    rate = (
+        np.asarray(model.CONTACT_RATE)[group]
+        * np.where(male, 1.0, female_factor)
+        * volume.background_contacts
+    )
     item, _ = _expand(rng.poisson(rate * years.exposure * persons.frailty[years.person]))
     person = years.person[item]
     admission = _uniform_days(rng, years.lo[item], years.hi[item])
     age = age_at(persons.birth[person], admission)
     code = world.tail_codes.sample(rng, model.age_group(age) * 2 + male[item])
-    inpatient = model.BACKGROUND_TYPE[0] + 0.12 * (age >= 65)
+    inpatient = (model.BACKGROUND_TYPE[0] + 0.12 * (age >= 65)) * volume.background_inpatient
     kinds = _kinds(rng, item.size, inpatient, model.BACKGROUND_TYPE[1])
     contacts.add(person, admission, code, kinds, 2.0 + age / 25)
 
@@ -352,21 +362,24 @@ def lmdb_columns(
     years: PersonYears,
     diagnoses: Diagnoses,
     infarctions: Infarctions,
+    volume: model.Volume = model.VOLUMES["default"],
 ) -> tuple[Int, dict[str, ColumnData]]:
     """Redeemed prescriptions: treatment after diagnoses, background treatment and short courses;
     metformin before a first I21 as marked in ``infarctions``."""
     condition_index = {c.icd10: k for k, c in enumerate(model.CONDITIONS)}
     courses = [
-        _regimen_courses(rng, world, persons, diagnoses, condition_index, regimen)
+        _regimen_courses(rng, world, persons, diagnoses, condition_index, regimen, volume)
         for regimen in model.REGIMENS
     ]
     person, date, atc, packages = _redemptions(rng, courses)
 
     # Short courses (antibiotics, painkillers, ...) at random times, per person-year.
-    propensity = rng.gamma(2.0, 0.5, size=persons.size)
+    shape = volume.short_course_shape
+    propensity = rng.gamma(shape, 1 / shape, size=persons.size)
     stratum = model.age_group(years.age) * 2 + persons.male[years.person]
     total = world.acute_rates.reshape(-1, world.acute_atc.size).sum(axis=1)[stratum]
-    item, _ = _expand(rng.poisson(total * years.exposure * propensity[years.person]))
+    rate = total * volume.short_courses
+    item, _ = _expand(rng.poisson(rate * years.exposure * propensity[years.person]))
     acute_atc = world.acute_atc[world.acute_mix.sample(rng, stratum[item])]
     acute_packages = 1 + (rng.random(item.size) < 0.1) + (rng.random(item.size) < 0.02)
     person = np.concatenate([person, years.person[item]])
@@ -405,6 +418,7 @@ def _regimen_courses(
     diagnoses: Diagnoses,
     condition_index: dict[str, int],
     regimen: model.Regimen,
+    volume: model.Volume,
 ) -> _Courses:
     if regimen.trigger is not None:
         c = condition_index[regimen.trigger]
@@ -418,6 +432,8 @@ def _regimen_courses(
         p = regimen.background.at(persons.age_end, persons.male) * _window_factor(
             lo, hi, world.coverage_years
         )
+        if volume.background_regimens != 1.0 and not _carries_truth(regimen):
+            p = np.minimum(p * volume.background_regimens, 0.9)
         person = np.flatnonzero((lo <= hi) & (rng.random(persons.size) < p))
         lo, hi = lo[person], hi[person]
         # Long-standing users (old enough well before the coverage period) redeem from its start.
@@ -445,6 +461,11 @@ def _regimen_courses(
         one_package=regimen.packages[0],
         up_to_two_packages=regimen.packages[0] + regimen.packages[1],
     )
+
+
+def _carries_truth(regimen: model.Regimen) -> bool:
+    """Whether the regimen's substance is one a stated truth counts (metformin): its volume stays."""
+    return any(code == model.TRUTHS.metformin.atc for code, _ in regimen.options)
 
 
 def _redemptions(rng: np.random.Generator, courses: list[_Courses]) -> tuple[Int, Days, Int, Int]:

@@ -548,5 +548,46 @@ EDUCATION_FEMALE_SHIFT = (0, 0, -0.01, -0.05, 0, 0.01, 0.04, 0.01, 0)
 # Age at which each level is completed (before a person's own delay).
 COMPLETION_AGE = (0, 7, 16, 19, 21, 22, 23, 25, 29)
 
+
+@dataclass(frozen=True)
+class Volume:
+    """How many events a person has: multipliers on the rates of the modelled event streams.
+
+    ``default`` is the model as stated above (tests and golden files depend on it, byte for byte).
+    ``national`` raises hospital contacts and redeemed prescriptions to the Danish registers' published
+    yearly sizes (docs/synthetic-data.md, "Event volumes"); it touches only streams that carry no
+    stated truth, so ``TRUTHS`` hold at every volume.
+    """
+
+    name: str
+    background_contacts: float = 1.0  # multiplies CONTACT_RATE (the long tail of diagnoses)
+    short_courses: float = 1.0  # multiplies the ACUTE_DRUGS rates
+    background_regimens: float = 1.0  # multiplies the chance of each background regimen (capped)
+    background_inpatient: float = 1.0  # multiplies P(inpatient) of a background contact
+    short_course_shape: float = 2.0  # gamma shape of a person's short-course propensity (mean one)
+
+
+# Published yearly figures the national volume is calibrated to, per inhabitant (sources in
+# docs/synthetic-data.md, "Event volumes"): hospital contacts (11.86 million outpatient visits in 2021
+# plus admissions, 205 per 1,000 inhabitants, over about 5.83 million inhabitants), admissions alone,
+# and the share of inhabitants who redeem a prescription in a year (over 4 million of about 5.9 million).
+NATIONAL_TARGETS = {
+    "contacts_per_person_year": 2.24,
+    "admissions_per_person_year": 0.205,
+    "prescription_users_share": 0.68,
+}
+
+VOLUMES: dict[str, Volume] = {
+    "default": Volume("default"),
+    "national": Volume(
+        "national",
+        background_contacts=4.1,
+        short_courses=4.0,
+        background_regimens=2.5,
+        background_inpatient=0.5,
+        short_course_shape=0.5,
+    ),
+}
+
 # The known truths (I21 survival, metformin exposure, E11 incidence, income) are one frozen table,
 # ``model.TRUTHS`` (defined in datasets.synthetic.truths), which the tests and the documentation read.

@@ -18,8 +18,8 @@ import numpy as np
 from scipy import stats
 
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.pivot import PivotDraws, ratio_interval
-from query_engine.estimators.rates import _as_pair, _check_confidence, _positive_draws
+from query_engine.estimators.pivot import PivotDraws, QuadraticVariance, ratio_interval
+from query_engine.estimators.rates import PIVOT_DRAWS, _as_pair, _check_confidence, _positive_draws
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def proportions(
     *,
     noise: NoiseModel,
     confidence: float = 0.95,
-    draws: int = 2000,
+    draws: int = PIVOT_DRAWS,
     rng: np.random.Generator | None = None,
 ) -> ProportionEstimates:
     """Proportions cases / (cases + non-cases) with intervals for noise, sampling and both."""
@@ -56,17 +56,13 @@ def proportions(
     persons = c + np.maximum(non_cases_obs, 0.0)
     n = np.maximum(persons, 1.0)
     p = np.where(persons > 0, c / n, 0.0)
-    spread = np.sqrt(p * (1 - p) / n + noise.variance * 2 / n**2) + 1.0 / n
-
-    def binomial_variance(theta: np.ndarray) -> np.ndarray:
-        return n * theta * (1.0 - theta)
+    binomial_variance = QuadraticVariance(np.zeros_like(n), n, -n)  # n·θ(1 − θ)
 
     def interval(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return ratio_interval(
             cases_obs,
             cases_obs + non_cases_obs,
             p,
-            spread,
             PivotDraws(noise_cases, noise_persons, normal),
             binomial_variance,
             lower_bound=0.0,

@@ -19,10 +19,13 @@ import numpy as np
 from scipy import stats
 
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.pivot import PivotDraws, ratio_interval
+from query_engine.estimators.pivot import PivotDraws, QuadraticVariance, ratio_interval
 
 DAYS_PER_YEAR = 365.25
 MIN_PERSON_DAYS = 1.0
+# Draws of the interval simulations of rates, proportions and standardised rates: the ends of a
+# 95% interval then carry a Monte Carlo error of about 0.085 noise sd (docs/analyses.md, "Speed").
+PIVOT_DRAWS = 1000
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def incidence_rates(
     time_noise: NoiseModel,
     per_person_years: float = 1000.0,
     confidence: float = 0.95,
-    draws: int = 2000,
+    draws: int = PIVOT_DRAWS,
     rng: np.random.Generator | None = None,
 ) -> RateEstimates:
     """Rates per ``per_person_years`` with intervals for noise, sampling and both."""
@@ -71,8 +74,6 @@ def incidence_rates(
         days_obs,
         events_noise.sample(rng, shape),
         time_noise.sample(rng, shape),
-        events_noise.variance,
-        time_noise.variance,
         rng=rng,
         confidence=confidence,
     )
@@ -94,8 +95,6 @@ def daily_rate_intervals(
     days_obs: np.ndarray,
     events_noise_draws: np.ndarray,
     time_noise_draws: np.ndarray,
-    events_noise_variance: float,
-    time_noise_variance: float,
     *,
     rng: np.random.Generator,
     confidence: float,
@@ -105,13 +104,8 @@ def daily_rate_intervals(
     events = np.maximum(events_obs, 0.0)
     days = np.maximum(days_obs, MIN_PERSON_DAYS)
     rate = events / days
-    spread = (
-        np.sqrt(rate / days + (events_noise_variance + rate**2 * time_noise_variance) / days**2)
-        + (1.0 + np.sqrt(events_noise_variance)) / days
-    )
-
-    def poisson_variance(theta: np.ndarray) -> np.ndarray:
-        return theta * days
+    zero = np.zeros_like(days)
+    poisson_variance = QuadraticVariance(zero, days, zero)  # θ·days
 
     def interval(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pivot = PivotDraws(events_noise_draws, time_noise_draws, normal)
@@ -119,7 +113,6 @@ def daily_rate_intervals(
             events_obs,
             days_obs,
             rate,
-            spread,
             pivot,
             poisson_variance,
             lower_bound=0.0,

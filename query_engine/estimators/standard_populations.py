@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 
@@ -37,19 +37,28 @@ def known_populations() -> tuple[str, ...]:
     return tuple(sorted(_table()))
 
 
-def standard_weights(population: str, age_labels: Sequence[str]) -> np.ndarray:
+def standard_weights(
+    population: str,
+    age_labels: Sequence[str],
+    *,
+    persons: Iterable[tuple[str, float]] | Mapping[str, float] | None = None,
+) -> np.ndarray:
     """Weights of ``population`` aligned to ``age_labels`` ("0-9", ..., "90+" or "0-4", ..., "95+").
 
     The weights sum to 1 over the labels given. A label must be a union of the population's
-    5-year bands, and every label's bands must be present.
+    bands, and every label's bands must be present. ``persons`` (persons per age band, public figures
+    the analyst supplies) replaces the shipped table; ``population`` then only names it.
     """
-    table = _table()
-    if population not in table:
-        raise ValueError(
-            f"Unknown standard population {population!r}; "
-            f"the known populations are: {', '.join(known_populations())}."
-        )
-    bands = table[population]
+    if persons is not None:
+        bands = _supplied_bands(population, persons)
+    else:
+        table = _table()
+        if population not in table:
+            raise ValueError(
+                f"Unknown standard population {population!r}; the known populations are: "
+                f"{', '.join(known_populations())} (or give its figures per age band)."
+            )
+        bands = table[population]
     weights = []
     for label in age_labels:
         low, high = _parse_band(label)
@@ -65,6 +74,26 @@ def standard_weights(population: str, age_labels: Sequence[str]) -> np.ndarray:
         raise ValueError("Give at least one age band to standardise over.")
     array = np.asarray(weights, dtype=float)
     return array / array.sum()
+
+
+def _supplied_bands(
+    population: str, persons: Iterable[tuple[str, float]] | Mapping[str, float]
+) -> dict[tuple[int, float], float]:
+    """Supplied figures by half-open age interval; the bands must not overlap."""
+    items = persons.items() if isinstance(persons, Mapping) else persons
+    bands: dict[tuple[int, float], float] = {}
+    for label, count in items:
+        band = _parse_band(label)
+        if not (count > 0 and np.isfinite(count)):
+            raise ValueError(
+                f"The figure for age band {label!r} of {population!r} must be a positive number."
+            )
+        if any(b[0] < band[1] and band[0] < b[1] for b in bands):
+            raise ValueError(
+                f"The age band {label!r} of {population!r} overlaps another band; give each age once."
+            )
+        bands[band] = float(count)
+    return bands
 
 
 def _parse_band(label: str) -> tuple[int, float]:

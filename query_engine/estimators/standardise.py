@@ -2,7 +2,17 @@
 
 The standardised rate of a stratum is Σ_j w_j·e_j/d_j over its age bands j (weights from
 ``standard_weights``), with events clamped at 0 and person-time at one day per band (the rule of
-``rates``). Intervals:
+``rates``).
+
+**Rule for bands the noise swamps** (post-processing of the noisy table only): a band whose noisy
+person-time is below ``MIN_TIME_NOISE_SDS`` (3) standard deviations of the time noise is left out of
+that stratum, and the weights of the bands kept are rescaled to sum to 1 (``bands_used`` says which).
+Without the rule a band with, say, 2 noisy person-days and 1 noisy event has a rate of 500 per
+person-day and its weight turns the standardised rate into noise (62 became 4,741,000 per 1,000). The
+price is bias: the estimate then standardises to the standard population of the kept bands only,
+which differs from the full standardised rate by how much the left-out bands' rates differ from the
+kept ones (usually the youngest or oldest bands, with few persons and often the lowest or highest
+rates). A stratum with no band kept has no standardised rate (nan). Intervals:
 
 - ``sampling_ci``: the gamma interval of Fay and Feuer (1997) treating the clamped counts as exact;
 - ``noise_ci`` and ``ci``: a parametric bootstrap. Each draw recomputes the standardised rate from
@@ -25,12 +35,14 @@ from query_engine.estimators.noise import NoiseModel
 from query_engine.estimators.rates import (
     DAYS_PER_YEAR,
     MIN_PERSON_DAYS,
+    PIVOT_DRAWS,
     _check_confidence,
     _positive_draws,
     daily_rate_intervals,
 )
 
 _POISSON_MEAN_FLOOR = 0.5
+MIN_TIME_NOISE_SDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class StandardisedRates:
     noise_ci_high: np.ndarray
     sampling_ci_low: np.ndarray
     sampling_ci_high: np.ndarray
+    bands_used: np.ndarray  # [stratum, age band] booleans: the bands the rule kept
 
 
 def direct_standardise(
@@ -58,7 +71,7 @@ def direct_standardise(
     time_noise: NoiseModel,
     per_person_years: float = 1000.0,
     confidence: float = 0.95,
-    draws: int = 2000,
+    draws: int = PIVOT_DRAWS,
     rng: np.random.Generator | None = None,
 ) -> StandardisedRates:
     """Directly standardised rates of 2-D [stratum, age band] noisy tables with intervals."""
@@ -78,32 +91,37 @@ def direct_standardise(
     unit = DAYS_PER_YEAR * per_person_years
     e = np.maximum(events_obs, 0.0)
     d = np.maximum(days_obs, MIN_PERSON_DAYS)
-    rate = (w * e / d).sum(axis=1)
+    used = days_obs >= MIN_TIME_NOISE_SDS * np.sqrt(time_noise.variance)
+    kept_weight = (w * used).sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights_used = np.where(kept_weight > 0, w * used / kept_weight, np.nan)  # [stratum, band]
+    rate = (weights_used * e / d).sum(axis=1)
 
     shape = (*events_obs.shape, n_draws)
     noise_e = events_noise.sample(rng, shape)
     noise_d = time_noise.sample(rng, shape)
     alpha = 1.0 - confidence
 
-    def percentile_interval(events_star: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        noisy_rates = np.maximum(events_star + noise_e, 0.0) / np.maximum(
-            d[..., None] + noise_d, MIN_PERSON_DAYS
-        )
-        standardised = np.einsum("j,sjd->sd", w, noisy_rates)
-        low, high = np.quantile(standardised, [alpha / 2, 1 - alpha / 2], axis=1)
+    # The unclamped statistic: noisy events enter as released, so the noise averages out.
+    unclamped = np.nansum(weights_used * events_obs / d, axis=1)
+
+    def basic_interval(events_star: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """U − (quantiles of U* − Û): the simulated error of the unclamped statistic, turned around."""
+        simulated = (events_star + noise_e) / np.maximum(d[..., None] + noise_d, MIN_PERSON_DAYS)
+        error = np.einsum("sj,sjd->sd", weights_used, simulated) - (weights_used * e / d).sum(axis=1)[:, None]
+        low_q, high_q = np.quantile(error, [alpha / 2, 1 - alpha / 2], axis=1)
+        low, high = np.maximum(unclamped - high_q, 0.0), np.maximum(unclamped - low_q, 0.0)
         return np.minimum(low, rate), np.maximum(high, rate)
 
-    noise_low, noise_high = percentile_interval(np.broadcast_to(e[..., None], shape))
-    low, high = percentile_interval(rng.poisson(np.maximum(e, _POISSON_MEAN_FLOOR)[..., None], shape))
-    sampling_low, sampling_high = fay_feuer_interval(e, d, w, confidence)
+    noise_low, noise_high = basic_interval(np.broadcast_to(e[..., None], shape))
+    low, high = basic_interval(rng.poisson(np.maximum(e, _POISSON_MEAN_FLOOR)[..., None], shape))
+    sampling_low, sampling_high = fay_feuer_interval(e, d, weights_used, confidence)
 
     crude = daily_rate_intervals(
         events_obs.sum(axis=1),
         days_obs.sum(axis=1),
         noise_e.sum(axis=1),
         noise_d.sum(axis=1),
-        events_obs.shape[1] * events_noise.variance,
-        events_obs.shape[1] * time_noise.variance,
         rng=rng,
         confidence=confidence,
     )
@@ -118,13 +136,16 @@ def direct_standardise(
         noise_ci_high=noise_high * unit,
         sampling_ci_low=sampling_low * unit,
         sampling_ci_high=sampling_high * unit,
+        bands_used=used,
     )
 
 
 def fay_feuer_interval(
     events: np.ndarray, days: np.ndarray, weights: np.ndarray, confidence: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fay and Feuer's gamma interval of Σ w·e/d per row, treating the counts as exact Poisson."""
+    """Fay and Feuer's gamma interval of Σ w·e/d per row, treating the counts as exact Poisson.
+
+    ``weights`` is one weight per column, or one row of weights per row of ``events``."""
     alpha = 1.0 - confidence
     unit_weights = weights / days
     y = (unit_weights * events).sum(axis=1)

@@ -32,6 +32,7 @@ from sqlglot.tokens import TokenType
 
 from ..catalog import Catalog
 from ..spec import Query, parse_query
+from .cohort_source import cohort_fields, is_cohort_source
 from .errors import SqlSyntaxError, SqlTooDeep
 from .from_join import from_clause
 from .group_by import group_by
@@ -149,6 +150,10 @@ def _translate(scope: Scope) -> dict[str, Any]:
     """Read every clause of the statement in ``scope`` and collect the Query fields."""
     select = _statement(scope)
     _clauses(scope, select)
+    if is_cohort_source(select):
+        fields = cohort_fields(scope, select)
+        _every_word_used(scope)
+        return fields
     scope = replace(scope, tables=tuple(from_clause(scope, select)))
     groups, aggregate = select_list(scope, select)
     conditions = where(scope, select)

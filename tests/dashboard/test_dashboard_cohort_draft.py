@@ -60,11 +60,11 @@ def test_every_draft_is_a_query_the_engine_accepts(draft: RateDraft | SurvivalDr
 
 def test_standardising_adds_an_age_band_only_when_none_is_chosen() -> None:
     cohort = CohortDraft(INDEX, ENTRY)
-    assert RateDraft("p", cohort, ("cpr.sex",), standard_population="dk2020").groups == (
+    assert RateDraft("p", cohort, ("cpr.sex",), standard_population="esp2013").groups == (
         "cpr.sex",
         "cohort.age_band",
     )
-    chosen = RateDraft("p", cohort, ("cohort.age_band_5",), standard_population="dk2020")
+    chosen = RateDraft("p", cohort, ("cohort.age_band_5",), standard_population="esp2013")
     assert chosen.to_query()["group_by"] == ["cohort.age_band_5"]
     assert RateDraft("p", cohort, ("cpr.sex",)).to_query()["group_by"] == ["cpr.sex"]
 

@@ -43,7 +43,7 @@ FAMILIES = {
     "cohort_mode_": ("define", "stored"),
     "cohort_outcome_": ("death", "event"),
     "cohort_col_": ("age_band", "age_band_5", "period", "event"),
-    "population_": ("none", "esp2013", "dk2020"),
+    "population_": ("none", "esp2013"),
     "unit_": ("days", "months", "years"),
     "adm_": (
         *("id", "status", "title", "route", "project", "granted_epsilon", "decided_at", "reason"),

@@ -28,6 +28,7 @@ class Member:
     event: int
     days: int
     exposed: int
+    birth: dt.date | None = None
 
 
 def _rows(tables: Tables, register: str, pid: int) -> list[Mapping[str, Any]]:
@@ -131,6 +132,7 @@ def members(
                 event,
                 max(stop, 0),
                 exposed,
+                person["birth_date"],
             )
         )
     return result
@@ -156,3 +158,86 @@ def prevalence_cells(tables: Tables, code: str, sexes: Sequence[str]) -> list[in
         has = any(r["icd10"] is not None and r["icd10"].startswith(code) for r in _rows(tables, "lpr", pid))
         totals[(person["sex"], int(has))] += 1
     return list(totals.values())
+
+
+# --- population cohorts and Lexis splitting (cohort_lexis) ---------------------------------------------
+
+
+def add_years(day: dt.date, years: int) -> dt.date:
+    """The same month and day ``years`` later; 29 February becomes 28 February in other years."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def population_members(
+    tables: Tables, *, entry: tuple[dt.date, dt.date], min_age: int, code: str, years: float
+) -> list[Member]:
+    """Everyone alive on max(entry start, birthday at ``min_age``) inside the window, without an lpr
+    ``code`` row before that day; the outcome is the first ``code`` row strictly after it."""
+    t_max = follow_up_days(years)
+    result = []
+    for pid in sorted({r["person_id"] for r in tables["cpr"]}):
+        person = _person(tables, pid)
+        assert person is not None
+        birth, death = person["birth_date"], person["death_date"]
+        index = max(entry[0], add_years(birth, min_age))
+        if index > entry[1] or (death is not None and death < index):
+            continue
+        codes = [
+            r["admission_date"]
+            for r in _rows(tables, "lpr", pid)
+            if r["icd10"] is not None and r["icd10"].startswith(code) and r["admission_date"] is not None
+        ]
+        if any(d < index for d in codes):
+            continue
+        ends = [(REFERENCE_DATE - index).days, t_max]
+        if death is not None:
+            ends.append((death - index).days)
+        later = [(d - index).days for d in codes if d > index]
+        decisive = min(later) if later else None
+        if decisive is not None:
+            ends.append(decisive)
+        stop = min(ends)
+        event = int(decisive is not None and decisive <= stop)
+        band = age_band_10(_age(birth, index))
+        result.append(Member(pid, index, person["sex"], band, "", event, max(stop, 0), 0, birth))
+    return result
+
+
+def attained_band(birth: dt.date, day: dt.date, labels: Sequence[str]) -> str | None:
+    """The age band holding ``day``: ``a-b`` spans [birthday at a, birthday at b + 1), ``N+`` from N."""
+    for label in labels:
+        low, _, high = label.replace("+", "-").partition("-")
+        if add_years(birth, int(low)) <= day and (not high or day < add_years(birth, int(high) + 1)):
+            return label
+    return None
+
+
+def lexis_cells(
+    rows: Sequence[Member],
+    sexes: Sequence[str],
+    bands: Sequence[str],
+    periods: Sequence[tuple[str, int, int]],
+) -> tuple[list[int], list[int]]:
+    """Events and days at risk per (sex, attained band, attained period), walking each day at risk."""
+    events = {key: 0 for key in product(sexes, bands, [p[0] for p in periods])}
+    days = dict(events)
+
+    def cell(member: Member, day: dt.date) -> tuple[str, str, str] | None:
+        assert member.birth is not None
+        band = attained_band(member.birth, day, bands)
+        period = next((label for label, first, last in periods if first <= day.year <= last), None)
+        return None if band is None or period is None else (member.sex, band, period)
+
+    for member in rows:
+        for k in range(member.days):
+            key = cell(member, member.index + dt.timedelta(days=k))
+            if key is not None:
+                days[key] += 1
+        if member.event:
+            key = cell(member, member.index + dt.timedelta(days=member.days))
+            if key is not None:
+                events[key] += 1
+    return list(events.values()), list(days.values())

@@ -96,7 +96,10 @@ def test_rate_release_has_the_contract_columns_and_the_loss_split(engine: Engine
         "sampling_ci_low",
         "sampling_ci_high",
         "suppressed",
+        "ci_unbounded",
+        "noise_ci_unbounded",
     ]
+    assert all(r["ci_unbounded"] == (r["ci_high"] is None and not r["suppressed"]) for r in release.rows)
     bands = engine.catalog.keyset("age_band_10").values
     assert [(r["cpr.sex"], r["cohort.age_band"]) for r in release.rows] == [
         (s, b) for s in ("F", "M") for b in bands
@@ -113,7 +116,14 @@ def test_rate_release_has_the_contract_columns_and_the_loss_split(engine: Engine
     assert release.standardised is not None
     assert release.standardised["population"] == "esp2013"
     assert [r["cpr.sex"] for r in release.standardised["rows"]] == ["F", "M"]
-    assert set(release.standardised["rows"][0]) >= {"rate", "ci_low", "ci_high", "crude_rate"}
+    assert set(release.standardised["rows"][0]) >= {
+        "rate",
+        "ci_low",
+        "ci_high",
+        "crude_rate",
+        "age_bands_used",
+    }
+    assert all(set(r["age_bands_used"]) <= set(bands) for r in release.standardised["rows"])
 
 
 def test_rate_in_a_zcdp_project_splits_rho(engine: Engine) -> None:
@@ -266,6 +276,24 @@ BAD = [
         _with(RATE, "standard_population", "esp2031"), "value_outside_domain", "esp2013", id="population"
     ),
     pytest.param(
+        RATE | {"standard_population": "mine", "standard_population_persons": {"0-49": 5, "40-99": 5}},
+        "value_outside_domain",
+        "overlaps",
+        id="supplied_overlap",
+    ),
+    pytest.param(
+        RATE | {"standard_population": "mine", "standard_population_persons": {"0-44": 5, "45+": 5}},
+        "value_outside_domain",
+        "does not line up",
+        id="supplied_misaligned",
+    ),
+    pytest.param(
+        RATE | {"standard_population": "mine", "standard_population_persons": {"0-49": 5}},
+        "value_outside_domain",
+        "does not line up",
+        id="supplied_missing_ages",
+    ),
+    pytest.param(
         _with(_with(RATE, "group_by", ["cpr.sex"]), "standard_population", "esp2013"),
         "unsupported_query",
         "cohort.age_band",
@@ -332,6 +360,19 @@ def test_bad_analyses_get_clear_errors(
             {**PERSONS, "time_bins": {"unit": "days"}}, "only for measure 'survival'", id="bins_on_count"
         ),
         pytest.param(_with(RATE, "cohort.follow_up_years", 40), "less than or equal to 30", id="follow_up"),
+        pytest.param(
+            RATE | {"standard_population_persons": {"0+": 1}}, "needs a 'standard_population'", id="unnamed"
+        ),
+        pytest.param(
+            {**SURVIVAL, "standard_population": "x", "standard_population_persons": {"0+": 1}},
+            "only for measure 'rate'",
+            id="supplied_on_survival",
+        ),
+        pytest.param(
+            RATE | {"standard_population": "x", "standard_population_persons": {"0-9": 0}},
+            "greater than 0",
+            id="supplied_zero",
+        ),
     ],
 )
 def test_shape_errors_name_the_field(body: dict[str, Any], fragment: str) -> None:
@@ -416,3 +457,39 @@ def test_a_cohort_definition_is_checked_on_its_own(engine: Engine) -> None:
         check_cohort(
             CohortDefinition.model_validate(_with(COHORT, "outcome.register", "lmbd")), engine.catalog
         )
+
+
+def _esp_figures() -> dict[str, float]:
+    """The shipped ESP 2013 figures, as an analyst would type them in for a population of their own."""
+    import csv
+    from importlib import resources
+
+    text = resources.files("query_engine.estimators").joinpath("standard_populations.csv").read_text()
+    return {
+        r["age_band"]: float(r["persons"])
+        for r in csv.DictReader(text.splitlines())
+        if r["population"] == "esp2013"
+    }
+
+
+def test_supplied_standard_population_weights_like_the_shipped_one(engine: Engine) -> None:
+    """Figures the analyst supplies (e.g. Statistics Denmark's FOLK1A for a year) weight the age bands
+    exactly as a shipped table with the same figures; the name only labels them in the release."""
+    from query_engine.estimators import standard_weights
+
+    labels = [f"{a}-{a + 9}" for a in range(0, 90, 10)] + ["90+"]
+    shipped = standard_weights("esp2013", labels)
+    supplied = standard_weights("my-esp", labels, persons=_esp_figures())
+    assert supplied.tolist() == shipped.tolist()
+    halved = standard_weights("young", labels, persons={**_esp_figures(), "0-4": 2500})
+    assert halved[0] < shipped[0]
+
+    query = _query(RATE, standard_population="dk-test", standard_population_persons=_esp_figures())
+    release = engine.run(query, PURE, cost=engine.cost(query, PURE))
+    assert release.standardised is not None
+    assert release.standardised["population"] == "dk-test"
+    assert [r["cpr.sex"] for r in release.standardised["rows"]] == ["F", "M"]
+    other = _query(
+        RATE, standard_population="dk-test", standard_population_persons={**_esp_figures(), "0-4": 1}
+    )
+    assert other.query_hash() != query.query_hash()  # the figures are part of the cached query

@@ -6,6 +6,8 @@ several deaths in ``dar``, dates far beyond the follow-up, and duplicated ``cpr`
 
 - the exact private table equals an independent pure-Python reading of the contract's rules
   (``cohort_reference``), so each person is one row with event in {0, 1} and time in [0, T];
+- a population cohort (everyone aged 30 in the entry window) and an event cohort split over attained
+  age band and calendar year (Lexis) match a day-by-day walk of each person's time at risk;
 - removing any one person (all their rows in every register) changes each released vector by at
   most its declared sensitivity (L1): 1 for histograms and events, T days for person-time.
 """
@@ -24,7 +26,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from query_engine.catalog import Catalog
@@ -70,7 +72,27 @@ def _cohort(outcome: str) -> dict[str, Any]:
     }
 
 
+E11 = [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]
+POPULATION = {
+    "index": {"register": "cpr", "entry": [str(d) for d in ENTRY], "min_age": 30},
+    "exclude": [{"register": "lpr", "date": "admission_date", "where": E11}],
+    "outcome": {"register": "lpr", "date": "admission_date", "where": E11},
+    "follow_up_years": YEARS,
+    "period_years": 1,
+}
+ATTAINED = ["cpr.sex", "cohort.attained_age_band", "cohort.attained_period"]
+# Attained periods run from the entry's first year to the last day of follow-up, 2020-12-31 + T days.
+YEARLY = [(str(y), y, y) for y in range(2012, 2024)]
+TRIENNIAL = [
+    ("2012-2014", 2012, 2014),
+    ("2015-2017", 2015, 2017),
+    ("2018-2020", 2018, 2020),
+    ("2021-2023", 2021, 2023),
+]
+
 QUERIES = {
+    "rate_population_attained": {"measure": "rate", "cohort": POPULATION, "group_by": ATTAINED},
+    "rate_dar_attained": {"measure": "rate", "cohort": _cohort("dar"), "group_by": ATTAINED},
     "rate_dar_by_sex_age": {
         "measure": "rate",
         "cohort": _cohort("dar"),
@@ -184,7 +206,14 @@ def _expected(tables: Mapping[str, Any], catalog: Catalog) -> dict[str, dict[str
     survival = {(p, b, s): 0 for p in periods for b in range(bins) for s in (0, 1)}
     for member in dar:
         survival[(member.period, min(int(member.days // bin_length), bins - 1), member.event)] += 1
+    population = ref.population_members(tables, entry=ENTRY, min_age=30, code="E11", years=YEARS)
+    for member in population:
+        assert member.event in (0, 1) and 0 <= member.days <= T
+    pop_events, pop_days = ref.lexis_cells(population, SEXES, bands, YEARLY)
+    dar_events, dar_days = ref.lexis_cells(dar, SEXES, bands, TRIENNIAL)
     return {
+        "rate_population_attained": {"events": pop_events, "person_time": pop_days},
+        "rate_dar_attained": {"events": dar_events, "person_time": dar_days},
         "rate_dar_by_sex_age": {
             "events": ref.cells(dar, ["sex", "age_band"], [SEXES, bands], "event"),
             "person_time": ref.cells(dar, ["sex", "age_band"], [SEXES, bands], "days"),
@@ -199,6 +228,24 @@ def _expected(tables: Mapping[str, Any], catalog: Catalog) -> dict[str, dict[str
     }
 
 
+# Lexis edge cases: a first E11 on New Year's Day (the event opens a new period), a 29 February birth
+# whose 50th birthday falls on 28 February 2014 during follow-up, a 30th birthday inside the window.
+EDGES = [
+    {
+        "cpr": [("F", dt.date(1982, 6, 15), None)],
+        "lpr": [(dt.date(2014, 1, 1), "E11")],
+        "dar": [],
+        "lmdb": [],
+    },
+    {
+        "cpr": [("M", dt.date(1964, 2, 29), dt.date(2014, 12, 1))],
+        "lpr": [(dt.date(2013, 1, 1), "I21"), (dt.date(2014, 2, 28), "E11")],
+        "dar": [dt.date(2014, 12, 1)],
+        "lmdb": [],
+    },
+]
+
+
 @settings(
     max_examples=12,
     deadline=None,
@@ -206,6 +253,7 @@ def _expected(tables: Mapping[str, Any], catalog: Catalog) -> dict[str, dict[str
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+@example(persons=EDGES, seed=3)
 @given(persons=st.lists(PERSON, min_size=1, max_size=5), seed=st.integers(0, 2**32 - 1))
 def test_each_person_contributes_within_the_declared_bounds(
     catalog: Catalog, persons: list[dict[str, Any]], seed: int
@@ -239,6 +287,12 @@ def test_the_declared_sensitivities(catalog: Catalog) -> None:
     plans = _plans(catalog)
     rate = plans["rate_dar_by_sex_age"]
     assert [(o.name, o.sensitivity.l1) for o in rate.outputs] == [("events", 1), ("person_time", T)]
+    split = plans["rate_population_attained"]
+    bands = len(catalog.keyset("age_band_10").values)
+    assert [(o.name, o.sensitivity.l1, o.sensitivity.l2, o.sensitivity.l0) for o in split.outputs] == [
+        ("events", 1, 1.0, 1),
+        ("person_time", T, float(T), bands * len(YEARLY)),
+    ]
     for name in ("survival_by_period", "persons_by_event_exposure", "prevalence_by_sex"):
         assert [(o.name, o.sensitivity.l1, o.sensitivity.l0) for o in plans[name].outputs] == [
             ("count", 1, 1)

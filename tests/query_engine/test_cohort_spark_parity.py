@@ -21,6 +21,20 @@ from tests.query_engine.test_cohort_engine import PERSONS, PREVALENCE, RATE, SUR
 
 CONTEXT = ProjectContext("pure")
 DEATH_OUTCOME = {**RATE, "cohort": {**RATE["cohort"], "outcome": None}}
+ATTAINED = ["cpr.sex", "cohort.attained_age_band", "cohort.attained_period"]
+E11 = [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]
+POPULATION_BY_ATTAINED_AGE = {
+    "measure": "rate",
+    "epsilon": 1.0,
+    "cohort": {
+        "index": {"register": "cpr", "entry": ["2012-01-01", "2020-12-31"], "min_age": 40},
+        "exclude": [{"register": "lpr", "date": "admission_date", "where": E11}],
+        "outcome": {"register": "lpr", "date": "admission_date", "where": E11},
+        "follow_up_years": 5,
+        "period_years": 2,
+    },
+    "group_by": ATTAINED,
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +57,8 @@ def backends(
         pytest.param(SURVIVAL, id="survival_by_sex"),
         pytest.param(PREVALENCE, id="prevalence_by_region"),
         pytest.param(PERSONS, id="persons_by_event_exposure"),
+        pytest.param(POPULATION_BY_ATTAINED_AGE, id="population_rate_by_attained_age_and_period"),
+        pytest.param({**RATE, "group_by": ATTAINED}, id="rate_dar_by_attained_age_and_period"),
     ],
 )
 def test_spark_and_duckdb_agree_on_the_analysis_table(

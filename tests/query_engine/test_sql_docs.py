@@ -38,7 +38,8 @@ def test_worked_example(sql: str, expected: str, packaged: Catalog) -> None:
     query = sql_to_query(sql, project="p", catalog=packaged, epsilon=1.0)
     body: dict[str, Any] = {"project": "p", "epsilon": 1.0, **json.loads(expected)}
     assert query.canonical() == parse_query(body).canonical()
-    validate(query, packaged, ProjectContext("pure"), EngineSettings())
+    if not isinstance(query.cohort, str):  # a named cohort is resolved (and then checked) by the service
+        validate(query, packaged, ProjectContext("pure"), EngineSettings())
 
 
 def test_every_sql_error_code_is_documented() -> None:

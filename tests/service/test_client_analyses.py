@@ -98,6 +98,7 @@ def test_rates_survival_prevalence_and_cohorts_as_frames(
         assert list(cohorts["name"]) == ["first-mi-client"]
         assert cohorts.loc[0, "index_register"] == "lpr" and cohorts.loc[0, "follow_up_years"] == 5
         assert cohorts.loc[0, "outcome_register"] == "death"
+        assert cohorts.loc[0, "follow_up_days"] is None  # declared in years
         assert cohorts.loc[0, "definition"]["index"]["where"] == COHORT["index"]["where"]
 
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from query_engine.estimators import NoiseModel, proportions
+from query_engine.estimators.rates import PIVOT_DRAWS
 from tests.query_engine.estimators.simulate import coverage, understated
 
 REPETITIONS = 1200
-DRAWS = 1000
+DRAWS = PIVOT_DRAWS  # what a release uses
 
 
 def _tables(

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from query_engine.estimators import NoiseModel, incidence_rates
+from query_engine.estimators.rates import PIVOT_DRAWS
 from tests.query_engine.estimators.simulate import coverage, rate_tables, understated
 
 REPETITIONS = 1500
-DRAWS = 1000
+DRAWS = PIVOT_DRAWS  # what a release uses
 # ε = 1 split evenly: events (sensitivity 1) and person-time (sensitivity T = 1826 days) at ε = 1/2.
 EVENTS_NOISE = NoiseModel("laplace", 2.0)
 TIME_NOISE = NoiseModel("laplace", 3652.0)
@@ -124,3 +125,33 @@ def test_bad_inputs_are_refused_with_a_sentence() -> None:
         )
     with pytest.raises(ValueError, match="finite"):
         incidence_rates(np.array([np.nan]), np.array([1.0]), events_noise=EVENTS_NOISE, time_noise=TIME_NOISE)
+
+
+def test_small_cohorts_at_tiny_epsilon_cover_and_flag_their_unbounded_intervals() -> None:
+    """ε = 0.1 on 500 person-years: the time noise (sd 141 years) can make the person-time 0."""
+    rng = np.random.default_rng(104)
+    events_noise, time_noise = NoiseModel("laplace", 20.0), NoiseModel("laplace", 36_520.0)
+    tables = rate_tables(
+        rng,
+        REPETITIONS,
+        rate_per_1000=20.0,
+        person_years=500,
+        events_noise=events_noise,
+        time_noise=time_noise,
+    )
+    est = incidence_rates(
+        tables.noisy_events, tables.noisy_days, events_noise=events_noise, time_noise=time_noise, rng=rng
+    )
+    unbounded = np.isinf(est.ci_high)
+    assert 0.01 < unbounded.mean() < 0.5  # the regime where it matters
+    assert np.isfinite(est.ci_low).all() and (est.ci_low >= 0).all()
+    assert coverage(est.ci_low, est.ci_high, tables.rate_per_1000) >= 0.93
+    assert coverage(est.noise_ci_low, est.noise_ci_high, tables.exact_rate_per_1000) >= 0.93
+    wrong = incidence_rates(
+        tables.noisy_events,
+        tables.noisy_days,
+        events_noise=understated(events_noise, 1.3),
+        time_noise=understated(time_noise, 1.3),
+        rng=rng,
+    )
+    assert coverage(wrong.noise_ci_low, wrong.noise_ci_high, tables.exact_rate_per_1000) < 0.93

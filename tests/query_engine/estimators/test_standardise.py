@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from query_engine.estimators import NoiseModel, direct_standardise, known_populations, standard_weights
+from query_engine.estimators.rates import PIVOT_DRAWS
 from tests.query_engine.estimators.simulate import DAYS_PER_YEAR, coverage, understated
 
 TEN_YEAR = ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89", "90+"]
@@ -18,7 +19,7 @@ BANDS = ["40-49", "50-59", "60-69", "70-79", "80-89"]
 RATES_PER_1000 = np.array([1.0, 3.0, 8.0, 20.0, 50.0])
 PERSON_YEARS = np.array([8000.0, 7000.0, 5500.0, 3300.0, 1100.0])
 REPETITIONS = 1000
-DRAWS = 1000
+DRAWS = PIVOT_DRAWS  # what a release uses
 
 
 def test_esp2013_is_shipped_in_five_and_ten_year_bands() -> None:
@@ -98,3 +99,47 @@ def test_shapes_and_weights_are_checked() -> None:
         direct_standardise(
             np.ones((1, 2)), np.ones((1, 2)), np.array([0.5, 0.6]), events_noise=noise, time_noise=noise
         )
+
+
+# A small cohort: the oldest bands hold a few person-years, less than the time noise (sd 14 years).
+SMALL_PERSON_YEARS = np.array([400.0, 300.0, 200.0, 60.0, 8.0])
+
+
+def test_small_cohorts_leave_out_swamped_bands_and_the_intervals_still_cover() -> None:
+    rng = np.random.default_rng(303)
+    weights = standard_weights("esp2013", BANDS)
+    events_noise, time_noise = NoiseModel("laplace", 2.0), NoiseModel("laplace", 3652.0)
+    days = SMALL_PERSON_YEARS * DAYS_PER_YEAR
+    events = rng.poisson(RATES_PER_1000 / 1000 / DAYS_PER_YEAR * days, (REPETITIONS, len(BANDS)))
+    noisy_events = events + events_noise.sample(rng, events.shape)
+    noisy_days = days + time_noise.sample(rng, events.shape)
+    result = direct_standardise(
+        noisy_events, noisy_days, weights, events_noise=events_noise, time_noise=time_noise, rng=rng
+    )
+    unit = 1000 * DAYS_PER_YEAR
+    kept = np.where(result.bands_used, weights, 0.0)
+    kept /= kept.sum(axis=1, keepdims=True)
+    population = (kept * RATES_PER_1000).sum(axis=1)  # the estimand: the kept bands' standard population
+    exact = (kept * events / days).sum(axis=1) * unit
+    assert result.bands_used[:, -1].mean() < 0.05 and result.bands_used[:, :3].all()
+    assert coverage(result.ci_low, result.ci_high, population) >= 0.93
+    assert coverage(result.noise_ci_low, result.noise_ci_high, exact) >= 0.93
+    # Without the rule the swamped bands explode the estimate; with it, it stays near the truth.
+    truth = float((weights * RATES_PER_1000).sum())
+    unruled = (weights * np.maximum(noisy_events, 0) / np.maximum(noisy_days, 1.0)).sum(axis=1) * unit
+    assert np.percentile(unruled, 99) > 100 * truth
+    assert np.percentile(result.rate, 99) < 5 * truth
+
+
+def test_the_band_rule_uses_only_the_noisy_person_time_and_the_noise_scale() -> None:
+    noise = NoiseModel("laplace", 100.0)  # sd 141 days: the threshold is 3 sd, about 424 days
+    events = np.array([[10.0, 20.0, 5.0], [1.0, 1.0, 1.0]])
+    days = np.array([[10_000.0, 20_000.0, 300.0], [300.0, -50.0, 420.0]])
+    weights = np.array([0.5, 0.3, 0.2])
+    result = direct_standardise(events, days, weights, events_noise=noise, time_noise=noise, rng=None)
+    assert result.bands_used.tolist() == [[True, True, False], [False, False, False]]
+    assert result.rate[0] == pytest.approx(
+        (0.5 * 10 / 10_000 + 0.3 * 20 / 20_000) / 0.8 * 1000 * DAYS_PER_YEAR
+    )
+    assert np.isnan(result.rate[1]) and np.isnan(result.ci_low[1]) and np.isnan(result.ci_high[1])
+    assert np.isfinite(result.crude_rate).all()

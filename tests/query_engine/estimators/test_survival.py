@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from query_engine.estimators import NoiseModel, kaplan_meier, median_survival, survival_horizons
+from query_engine.estimators.survival import SURVIVAL_DRAWS
 from tests.query_engine.estimators.simulate import coverage, survival_table, understated
 
 HAZARD = 0.1
@@ -18,7 +19,7 @@ FOLLOW_UP = 5
 TIME_END = np.arange(1, BINS_PER_YEAR * FOLLOW_UP + 1) / BINS_PER_YEAR
 ONE_YEAR, FIVE_YEARS = BINS_PER_YEAR - 1, BINS_PER_YEAR * FOLLOW_UP - 1
 REPETITIONS = 300
-DRAWS = 800
+DRAWS = SURVIVAL_DRAWS  # what a release uses
 
 
 def _repeat(seed: int, noise: NoiseModel, model: NoiseModel) -> dict[str, float]:

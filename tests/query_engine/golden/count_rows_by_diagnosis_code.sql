@@ -15,23 +15,21 @@ WITH src AS (
   FROM src
   WHERE
     NOT src.g0 IS NULL
-), rows_ranked AS (
+), rows_weighted AS (
   SELECT
-    *,
-    ROW_NUMBER() OVER (PARTITION BY kept.pid, kept.g0 ORDER BY kept.rk) AS rn,
-    MIN(kept.rk) OVER (PARTITION BY kept.pid, kept.g0) AS grk
+    kept.pid,
+    kept.g0,
+    LEAST(COUNT(*), 10) AS w,
+    MIN(kept.rk) AS grk
   FROM kept
-), rows_bounded AS (
-  SELECT
-    *
-  FROM rows_ranked
-  WHERE
-    rows_ranked.rn <= 10
+  GROUP BY
+    kept.pid,
+    kept.g0
 ), groups_ranked AS (
   SELECT
     *,
-    DENSE_RANK() OVER (PARTITION BY rows_bounded.pid ORDER BY rows_bounded.grk, rows_bounded.g0) AS gn
-  FROM rows_bounded
+    DENSE_RANK() OVER (PARTITION BY rows_weighted.pid ORDER BY rows_weighted.grk, rows_weighted.g0) AS gn
+  FROM rows_weighted
 ), bounded AS (
   SELECT
     *
@@ -41,7 +39,7 @@ WITH src AS (
 ), agg AS (
   SELECT
     bounded.g0,
-    COUNT(*) AS n
+    CAST(SUM(bounded.w) AS BIGINT) AS n
   FROM bounded
   GROUP BY
     bounded.g0

@@ -53,26 +53,26 @@ WITH k0 AS (
         key
       FROM k1
     )
-), rows_ranked AS (
+), rows_weighted AS (
   SELECT
-    *,
-    ROW_NUMBER() OVER (PARTITION BY kept.pid, kept.g0, kept.g1 ORDER BY kept.rk) AS rn,
-    MIN(kept.rk) OVER (PARTITION BY kept.pid, kept.g0, kept.g1) AS grk
+    kept.pid,
+    kept.g0,
+    kept.g1,
+    LEAST(COUNT(*), 4) AS w,
+    MIN(kept.rk) AS grk
   FROM kept
-), rows_bounded AS (
-  SELECT
-    *
-  FROM rows_ranked
-  WHERE
-    rows_ranked.rn <= 4
+  GROUP BY
+    kept.pid,
+    kept.g0,
+    kept.g1
 ), groups_ranked AS (
   SELECT
     *,
     DENSE_RANK() OVER (
-      PARTITION BY rows_bounded.pid
-      ORDER BY rows_bounded.grk, rows_bounded.g0, rows_bounded.g1
+      PARTITION BY rows_weighted.pid
+      ORDER BY rows_weighted.grk, rows_weighted.g0, rows_weighted.g1
     ) AS gn
-  FROM rows_bounded
+  FROM rows_weighted
 ), bounded AS (
   SELECT
     *
@@ -83,7 +83,7 @@ WITH k0 AS (
   SELECT
     bounded.g0,
     bounded.g1,
-    COUNT(*) AS n
+    CAST(SUM(bounded.w) AS BIGINT) AS n
   FROM bounded
   GROUP BY
     bounded.g0,

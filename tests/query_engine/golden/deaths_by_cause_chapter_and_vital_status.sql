@@ -51,23 +51,21 @@ WITH k0 AS (
         key
       FROM k0
     )
-), rows_ranked AS (
+), rows_weighted AS (
   SELECT
-    *,
-    ROW_NUMBER() OVER (PARTITION BY kept.pid, kept.g0 ORDER BY kept.rk) AS rn,
-    MIN(kept.rk) OVER (PARTITION BY kept.pid, kept.g0) AS grk
+    kept.pid,
+    kept.g0,
+    LEAST(COUNT(*), 1) AS w,
+    MIN(kept.rk) AS grk
   FROM kept
-), rows_bounded AS (
-  SELECT
-    *
-  FROM rows_ranked
-  WHERE
-    rows_ranked.rn <= 1
+  GROUP BY
+    kept.pid,
+    kept.g0
 ), groups_ranked AS (
   SELECT
     *,
-    DENSE_RANK() OVER (PARTITION BY rows_bounded.pid ORDER BY rows_bounded.grk, rows_bounded.g0) AS gn
-  FROM rows_bounded
+    DENSE_RANK() OVER (PARTITION BY rows_weighted.pid ORDER BY rows_weighted.grk, rows_weighted.g0) AS gn
+  FROM rows_weighted
 ), bounded AS (
   SELECT
     *
@@ -100,7 +98,7 @@ WITH k0 AS (
   SELECT
     joined.g0,
     joined.g1,
-    COUNT(*) AS n
+    CAST(SUM(joined.w) AS BIGINT) AS n
   FROM joined
   GROUP BY
     joined.g0,
