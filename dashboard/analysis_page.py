@@ -8,7 +8,7 @@ stays on the page until the next run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -30,7 +30,7 @@ from dashboard.session import (
 )
 from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
 
-__all__ = ["Loss", "analysis_page", "group_picker"]
+__all__ = ["Loss", "analysis_page", "group_picker", "page_frame"]
 
 Loss = tuple[float, LossKind, float]
 """Confidence level, how the loss is stated, and its value."""
@@ -38,13 +38,16 @@ Loss = tuple[float, LossKind, float]
 DraftQuery = Callable[[Mapping[str, Any], BuiltCohort, Loss], Mapping[str, Any]]
 
 
-def group_picker(prefix: str, most: int) -> list[str]:
-    """Up to ``most`` public group columns of the cohort."""
-    titles = group_titles(COHORT_GROUPS)
+def group_picker(
+    prefix: str, most: int, options: Sequence[str] = COHORT_GROUPS, label: str | None = None
+) -> list[str]:
+    """Up to ``most`` of the public group columns ``options`` (by default the cohort's), under ``label``
+    (by default "Group by")."""
+    titles = group_titles(options)
     return list(
         st.multiselect(
-            t("group_by"),
-            list(COHORT_GROUPS),
+            label or t("group_by"),
+            list(options),
             key=f"{prefix}_group_by",
             max_selections=most,
             select_all=False,
@@ -62,6 +65,26 @@ def analysis_page(
 ) -> None:
     """Draw a page: ``draft_query`` draws the page's options and returns the query (raising
     ``DraftError`` while incomplete); ``render_result`` draws a release."""
+
+    def build(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> Mapping[str, Any]:
+        built = cohort_builder(catalog, project, prefix)
+        st.subheader(t("analysis_options"))
+        return draft_query(project, built, loss_inputs(project, prefix))
+
+    page_frame(prefix, title_key, build, render_result)
+
+
+def page_frame(
+    prefix: str,
+    title_key: str,
+    build: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]],
+    render_result: Callable[[Mapping[str, Any]], None],
+    *,
+    render_expected: Callable[..., None] | None = None,
+) -> None:
+    """The frame of an analysis page whose ``build(catalog, project)`` draws all of its options (the
+    cohort builder among them, or not) and returns the query, raising ``DraftError`` while incomplete;
+    ``render_expected(preview, key=...)`` shows what an accepted preview expects of the estimates."""
     st.title(t(title_key))
     who = require_role("analyst")
     if who is None:
@@ -77,18 +100,17 @@ def analysis_page(
     st.caption(t(f"analysis_intro_{prefix}"))
     query: Mapping[str, Any] | None
     try:
-        built = cohort_builder(catalog, project, prefix)
-        st.subheader(t("analysis_options"))
-        query = draft_query(project, built, loss_inputs(project, prefix))
+        query = build(catalog, project)
     except DraftError as exc:
         st.warning(t(exc.key, **exc.values))
         query = None
     release_at, query_at = f"{prefix}_release", f"{prefix}_release_query"
     if query is not None:
         request = dict(query)
-        refused = render_preview(
-            request, preview(request, lambda client: client.preview(request)), key=f"{prefix}_preview"
-        )
+        answer = preview(request, lambda client: client.preview(request))
+        refused = render_preview(request, answer, key=f"{prefix}_preview")
+        if render_expected is not None and answer[0] == "ok":
+            render_expected(answer[1], key=f"{prefix}_expected")
         with st.expander(t("query_as_code")):
             render_query_code(request, key=f"{prefix}_draft_code")
         if run_button(f"{prefix}_run", refused):

@@ -40,6 +40,8 @@ def group_titles(groups: Sequence[str]) -> dict[str, str]:
         register, _, name = group.partition(".")
         if register == "cohort" and name in _COHORT_COLUMNS:
             titles[group] = t(f"cohort_col_{name}")
+        elif register == "cohort":  # an exposure: its own name
+            titles[group] = name
         else:
             titles[group] = fmt.column_title(columns, group, language)
     return titles

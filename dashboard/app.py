@@ -3,7 +3,7 @@
 The entry point draws the sidebar (language, sign-in) and the navigation; each page is one module in
 ``dashboard/views`` (not ``pages/``, which Streamlit would also run as old-style pages). Public pages
 (Catalog, Apply, Transparency) work without a token; Explore, Rates, Survival and My project need an
-analyst token, Administration an administrator token.
+analyst token (as do Models and Table 1), Administration an administrator token.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def _pages() -> dict[str, list[st.Page]]:
         st.Page(
             "views/survival.py", title=t("page_survival"), icon=":material/monitoring:", url_path="survival"
         ),
+        st.Page("views/models.py", title=t("page_models"), icon=":material/forest:", url_path="models"),
+        st.Page("views/table1.py", title=t("page_table1"), icon=":material/table_chart:", url_path="table1"),
         st.Page(
             "views/project.py", title=t("page_project"), icon=":material/donut_large:", url_path="project"
         ),

@@ -6,6 +6,7 @@ charts work on renamed copies (``g0``, ``g1``, ``g2``) and put the real names in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import altair as alt
@@ -15,6 +16,7 @@ from .budgets import BudgetSummary
 
 __all__ = [
     "budget_chart",
+    "forest_chart",
     "purpose_chart",
     "release_chart",
     "survival_chart",
@@ -23,6 +25,7 @@ __all__ = [
 ]
 
 _GROUP_FIELDS = ("g0", "g1", "g2")
+_FOREST_ROW = 44  # pixels per term of a forest plot
 
 
 def release_chart(
@@ -227,3 +230,87 @@ def survival_chart(
         tooltip=tooltip,
     )
     return alt.layer(band, line).properties(height=380)
+
+
+def forest_chart(
+    terms: pd.DataFrame,
+    names: Sequence[str],
+    *,
+    ratio: bool,
+    estimate_title: str,
+    interval_titles: tuple[str, str],
+) -> alt.LayerChart | alt.FacetChart:
+    """A forest plot: one row per term (``names``, in order), the point estimate on its noise-aware
+    interval (a thin dark line), the naive interval behind it in a lighter, thicker mark, a log scale for
+    ratios and a red reference line at 1 (0 for coefficients). ``interval_titles``: (noise-aware,
+    naive)."""
+    noise_title, naive_title = interval_titles
+    parts = []
+    for kind, low, high in (
+        (noise_title, "ci_low", "ci_high"),
+        (naive_title, "naive_ci_low", "naive_ci_high"),
+    ):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "term": list(names),
+                    "kind": kind,
+                    "estimate": terms["estimate"].astype("float64").to_numpy(),
+                    "low": terms[low].astype("float64").to_numpy(),
+                    "high": terms[high].astype("float64").to_numpy(),
+                }
+            )
+        )
+    data = pd.concat(parts, ignore_index=True)
+    reference = 1.0 if ratio else 0.0
+    if ratio:  # a log axis cannot show a non-positive end: such an interval is left out of the plot
+        for end in ("low", "high"):
+            data.loc[data[end] <= 0, end] = None
+    scale = alt.Scale(type="log") if ratio else alt.Scale(zero=False)
+    x = alt.X("low:Q", title=estimate_title, scale=scale)
+    y = alt.Y("term:N", title=None, sort=list(names), axis=alt.Axis(labelLimit=360))
+    colour = alt.Color(
+        "kind:N",
+        title=None,
+        sort=[noise_title, naive_title],
+        scale=alt.Scale(domain=[noise_title, naive_title], range=["#1f2937", "#a5b4c8"]),
+        legend=alt.Legend(orient="bottom"),
+    )
+    size = alt.Size(
+        "kind:N", scale=alt.Scale(domain=[noise_title, naive_title], range=[2.5, 12]), legend=None
+    )
+    tooltip = [
+        alt.Tooltip("term:N", title=""),
+        alt.Tooltip("kind:N", title=""),
+        alt.Tooltip("estimate:Q", title=estimate_title, format=",.4~g"),
+        alt.Tooltip("low:Q", title="–", format=",.4~g"),
+        alt.Tooltip("high:Q", title="–", format=",.4~g"),
+    ]
+    # The naive interval first, so the noise-aware one is drawn over it.
+    intervals = (
+        alt.Chart(data.dropna(subset=["low", "high"]))
+        .mark_rule()
+        .encode(
+            x=x,
+            x2="high:Q",
+            y=y,
+            color=colour,
+            size=size,
+            order=alt.Order("rank:Q"),
+            tooltip=tooltip,
+        )
+        .transform_calculate(rank=f"datum.kind === {json.dumps(naive_title)} ? 0 : 1")
+    )
+    points = (
+        alt.Chart(data[data["kind"] == noise_title].dropna(subset=["estimate"]))
+        .mark_point(filled=True, size=80, color="#1f2937", opacity=1)
+        .encode(x=alt.X("estimate:Q", scale=scale), y=y, tooltip=tooltip)
+    )
+    # A tick per row as tall as the row: together a vertical line through the plot. (A rule
+    # with x alone is meant to span the plot, but in a layer over a banded y axis it was not drawn.)
+    line = (
+        alt.Chart(data[data["kind"] == noise_title])
+        .mark_tick(color="#b91c1c", thickness=1.5, size=_FOREST_ROW, opacity=1)
+        .encode(x=alt.datum(reference), y=y)
+    )
+    return alt.layer(intervals, points, line).properties(height=alt.Step(_FOREST_ROW))

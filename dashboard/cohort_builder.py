@@ -16,7 +16,14 @@ from typing import Any
 import streamlit as st
 
 from dashboard import catalog_lookup
-from dashboard.cohort_draft import MAX_FOLLOW_UP_YEARS, Cohort, CohortDraft, EventDraft, StoredCohort
+from dashboard.cohort_draft import (
+    MAX_FOLLOW_UP_YEARS,
+    Cohort,
+    CohortDraft,
+    EventDraft,
+    ExposureDraft,
+    StoredCohort,
+)
 from dashboard.condition_widgets import condition_list, date_input
 from dashboard.query_draft import DraftError
 from dashboard.session import API_ERRORS, api, labeller, lang, session_cached, show_error, t
@@ -29,10 +36,11 @@ COHORTS_CACHE = "cohorts"
 
 @dataclass(frozen=True)
 class BuiltCohort:
-    """The cohort as the query sends it, and its follow-up maximum in years."""
+    """The cohort as the query sends it, its follow-up maximum in years, and its exposures' names."""
 
     cohort: Cohort
     follow_up_years: int
+    exposures: tuple[str, ...] = ()
 
 
 def _date_columns(catalog: Mapping[str, Any], register: str) -> list[str]:
@@ -110,10 +118,32 @@ def _reuse(stored: list[dict[str, Any]], prefix: str) -> BuiltCohort:
     )
     with st.expander(t("cohort_definition")):
         st.json(definition, expanded=True)
-    return BuiltCohort(StoredCohort(str(name)), int(definition.get("follow_up_years") or 1))
+    exposures = tuple(str(e.get("name")) for e in definition.get("exposures") or () if e.get("name"))
+    return BuiltCohort(StoredCohort(str(name)), int(definition.get("follow_up_years") or 1), exposures)
 
 
-def _define(catalog: Mapping[str, Any], registers: list[str], prefix: str) -> BuiltCohort:
+def _exposure(catalog: Mapping[str, Any], registers: list[str], prefix: str) -> ExposureDraft | None:
+    """An optional exposure: a 0/1 column of the cohort (e.g. metformin before the index)."""
+    if not st.checkbox(t("cohort_exposure_on"), key=f"{prefix}_exposure_on", help=t("cohort_exposure_help")):
+        return None
+    with st.container(border=True, key=f"{prefix}_exposure"):
+        a, b = st.columns(2)
+        name = a.text_input(t("cohort_exposure_name"), value="exposed", key=f"{prefix}_exposure_name")
+        days = b.number_input(
+            t("cohort_lookback"),
+            min_value=0,
+            value=None,
+            step=1,
+            key=f"{prefix}_exposure_lookback",
+            placeholder=t("cohort_lookback_any"),
+        )
+        event = _event(catalog, registers, f"{prefix}_exposure", default="lmdb")
+    return ExposureDraft(name.strip(), event, None if days is None else int(days))
+
+
+def _define(
+    catalog: Mapping[str, Any], registers: list[str], prefix: str, *, with_exposure: bool = False
+) -> BuiltCohort:
     with st.container(border=True, key=f"{prefix}_index"):
         st.markdown(f"**{t('cohort_index')}**")
         st.caption(t("cohort_index_help"))
@@ -136,6 +166,7 @@ def _define(catalog: Mapping[str, Any], registers: list[str], prefix: str) -> Bu
                 placeholder=t("cohort_lookback_any"),
             )
             lookback = None if days is None else int(days)
+    exposure = _exposure(catalog, registers, prefix) if with_exposure else None
     outcome = None
     kind = st.radio(
         t("cohort_outcome"),
@@ -173,12 +204,16 @@ def _define(catalog: Mapping[str, Any], registers: list[str], prefix: str) -> Bu
         outcome=outcome,
         period_years=period,
         name=name,
+        exposures=() if exposure is None else (exposure,),
     )
-    return BuiltCohort(draft, years)
+    return BuiltCohort(draft, years, tuple(e.name for e in draft.exposures))
 
 
-def cohort_builder(catalog: Mapping[str, Any], project: Mapping[str, Any], prefix: str) -> BuiltCohort:
-    """The cohort section of a page; raises ``DraftError`` while the cohort is incomplete."""
+def cohort_builder(
+    catalog: Mapping[str, Any], project: Mapping[str, Any], prefix: str, *, with_exposure: bool = False
+) -> BuiltCohort:
+    """The cohort section of a page (with an optional exposure where the page uses one); raises
+    ``DraftError`` while the cohort is incomplete."""
     st.subheader(t("cohort_title"))
     stored = _stored(str(project["id"]))
     modes = ["define", "stored"] if stored else ["define"]
@@ -192,4 +227,4 @@ def cohort_builder(catalog: Mapping[str, Any], project: Mapping[str, Any], prefi
     if mode == "stored":
         return _reuse(stored, prefix)
     registers = list(project.get("registers") or [])
-    return _define(catalog, registers, prefix)
+    return _define(catalog, registers, prefix, with_exposure=with_exposure)

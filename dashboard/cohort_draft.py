@@ -32,8 +32,10 @@ __all__ = [
     "MAX_FOLLOW_UP_YEARS",
     "STANDARD_POPULATIONS",
     "TIME_UNITS",
+    "check_groups",
     "CohortDraft",
     "EventDraft",
+    "ExposureDraft",
     "RateDraft",
     "StoredCohort",
     "SurvivalDraft",
@@ -48,6 +50,8 @@ TimeUnit = Literal["days", "months", "years"]
 TIME_UNITS: tuple[TimeUnit, ...] = ("days", "months", "years")
 HORIZONS = (1, 2, 3, 5, 10, 15, 20)
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")  # as the query JSON allows
+_EXPOSURE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a column name: cohort.<name>
+_RESERVED = {"age_band", "age_band_5", "period", "event", "age"}  # the cohort's own columns
 _MAX_BINS = 400
 _DAYS = {"days": 1.0, "months": 365.25 / 12, "years": 365.25}
 
@@ -63,6 +67,26 @@ class EventDraft:
     def to_json(self) -> Json:
         """``{"register", "date", "where"}`` as the cohort JSON has it."""
         return {"register": self.register, "date": self.date, "where": [c.to_json() for c in self.where]}
+
+
+@dataclass(frozen=True)
+class ExposureDraft:
+    """A 0/1 column ``cohort.<name>``: a matching row on or before the index date (within
+    ``lookback_days`` if given, else at any time)."""
+
+    name: str
+    event: EventDraft
+    lookback_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if not _EXPOSURE_NAME.match(self.name) or self.name in _RESERVED:
+            raise DraftError("error_exposure_name", name=self.name)
+        if self.lookback_days is not None and self.lookback_days < 0:
+            raise DraftError("error_cohort_lookback")
+
+    def to_json(self) -> Json:
+        """The exposure as the cohort JSON's ``exposures`` has it."""
+        return {"name": self.name, **self.event.to_json(), "lookback_days": self.lookback_days}
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,7 @@ class CohortDraft:
     outcome: EventDraft | None = None
     period_years: int = 5
     name: str | None = None
+    exposures: tuple[ExposureDraft, ...] = ()
 
     def __post_init__(self) -> None:
         if self.entry[0] > self.entry[1]:
@@ -114,13 +139,16 @@ class CohortDraft:
             cohort["exclude"] = [{**self.exclude.to_json(), "lookback_days": self.lookback_days}]
         if self.outcome is not None:
             cohort["outcome"] = self.outcome.to_json()
+        if self.exposures:
+            cohort["exposures"] = [e.to_json() for e in self.exposures]
         return cohort
 
 
 Cohort = CohortDraft | StoredCohort
 
 
-def _check_groups(group_by: Sequence[str], most: int) -> None:
+def check_groups(group_by: Sequence[str], most: int) -> None:
+    """At most ``most`` group columns, none twice."""
     if len(group_by) > most:
         raise DraftError("error_group_by", most=most, count=len(group_by))
     if len(set(group_by)) != len(group_by):
@@ -145,7 +173,7 @@ class RateDraft:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        _check_groups(self.group_by, 3)
+        check_groups(self.group_by, 3)
         check_loss(self.loss, self.loss_kind)
         if self.standard_population is not None and self.standard_population not in STANDARD_POPULATIONS:
             raise DraftError("error_standard_population", population=self.standard_population)
@@ -188,7 +216,7 @@ class SurvivalDraft:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        _check_groups(self.group_by, 2)
+        check_groups(self.group_by, 2)
         check_loss(self.loss, self.loss_kind)
         if self.unit not in TIME_UNITS or self.width < 1:
             raise DraftError("error_time_bins")

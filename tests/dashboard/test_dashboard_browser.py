@@ -445,3 +445,35 @@ def test_a_survival_analysis_end_to_end_and_cohorts_stay_with_their_project(
         assert COHORT_NAME not in text and "Use a named cohort" not in text, title
         assert not page.locator('[class*="st-key-survival_result"], [class*="st-key-rates_result"]').count()
     shoot(page, "survival-signed-in-as-b")
+
+
+def test_the_models_page_runs_a_poisson_model_and_shows_its_forest_plot_and_terms(
+    page: Page, api_server: Api
+) -> None:
+    _, token = api_server.new_project(epsilon=3.0)
+    sign_in(page, token)
+    go(page, "Models")
+    click(page, ".st-key-models_index_add_condition_lpr button")
+    pick(page, "models_index_cond_lpr_0_column", "lpr.icd10")
+    pick(page, "models_index_cond_lpr_0_op", "starts with")
+    _type(page, "models_index_cond_lpr_0_text", "I")
+    pick(page, "models_poisson_regression_group_by", "cpr.sex")
+    _type(page, "models_epsilon", "1")
+    preview = page.locator(".st-key-models_preview")
+    preview.get_by_text("Cost").first.wait_for()  # the cost is shown before anything is spent
+    expected = page.locator(".st-key-models_expected")
+    expected.locator("th").first.wait_for()
+    assert "Interval of a ratio of 1 (with the noise)" in expected.inner_text()
+    shoot(page, "models-preview")
+
+    seconds = run_and_time(page, "models")
+    chart = page.locator(".st-key-models_result_chart")
+    assert chart.locator("canvas, svg").first.is_visible()
+    terms = page.locator(".st-key-models_result_terms")
+    terms.locator("th").first.wait_for()
+    shown = terms.inner_text()
+    assert "Rate ratio" in shown and "Naive interval (without the noise)" in shown, shown
+    assert "Sex: Male (vs Female)" in shown, shown
+    chart.scroll_into_view_if_needed()
+    shoot(page, "models-forest")
+    print(f"models: {seconds:.2f} s from Run to the forest plot")

@@ -9,6 +9,7 @@ import pytest
 
 from dashboard import query_draft
 from dashboard.i18n import LANGUAGES, placeholders, translate, translations
+from dashboard.model_draft import MODEL_KINDS
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 
@@ -34,7 +35,11 @@ FAMILIES = {
     "route_": ("auto", "admin"),
     "col_": ("column", "type", "description", "keyset", "bounds", "derived"),
     "projects_": ("pure", "zcdp"),
-    "analysis_intro_": ("rates", "survival"),
+    "analysis_intro_": ("rates", "survival", "models", "table1"),
+    "model_kind_": MODEL_KINDS,
+    "model_kind_help_": MODEL_KINDS,
+    "model_estimate_": ("rate_ratio", "odds_ratio", "coefficient"),
+    "table1_stat_": ("q1", "median", "q3"),
     "cohort_mode_": ("define", "stored"),
     "cohort_outcome_": ("death", "event"),
     "cohort_col_": ("age_band", "age_band_5", "period", "event"),

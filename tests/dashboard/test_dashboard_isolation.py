@@ -60,6 +60,7 @@ RUNTIME_CHECK = textwrap.dedent(
     import dashboard.views.admin, dashboard.views.apply, dashboard.views.catalog
     import dashboard.views.explore, dashboard.views.project, dashboard.views.transparency
     import dashboard.views.rates, dashboard.views.survival, dashboard.analysis_view, dashboard.cohort_builder
+    import dashboard.views.models, dashboard.views.table1, dashboard.model_view, dashboard.model_tables
 
     rendered = []
     for token in (None, os.environ["ANALYST"], os.environ["ADMIN"]):
@@ -67,7 +68,8 @@ RUNTIME_CHECK = textwrap.dedent(
         if token:
             at.text_input(key="signin_token").set_value(token)
             at.button(key="signin_button").click().run()
-        pages = ["catalog", "apply", "transparency", "explore", "rates", "survival", "project"]
+        pages = ["catalog", "apply", "transparency", "explore", "rates", "survival", "models", "table1"]
+        pages += ["project"]
         pages += ["admin"] if token == os.environ["ADMIN"] else []
         for page in pages:
             at.switch_page(f"views/{page}.py").run()
@@ -98,5 +100,5 @@ def test_rendering_every_page_loads_no_engine_ledger_or_database_module(real_api
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["forbidden"] == []
-    assert result["service"] == ["service", "service.client", "service.client_frames"]
-    assert len(result["rendered"]) == 7 + 7 + 8
+    assert result["service"] == ["service", "service.client", "service.client_frames", "service.model_frames"]
+    assert len(result["rendered"]) == 9 + 9 + 10

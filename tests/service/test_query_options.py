@@ -153,3 +153,14 @@ def test_bounding_options_of_the_packaged_catalog(
 )
 def test_bad_parameters_are_clear_errors(http: httpx.Client, params: dict[str, object], code: str) -> None:
     assert_error(http.get("/v1/query-options", params=params), 422, code)
+
+
+@pytest.mark.parametrize("measure", ["poisson_regression", "logistic_regression", "linear_regression"])
+def test_a_regression_takes_as_many_covariates_as_the_models_allow(http: httpx.Client, measure: str) -> None:
+    """The dashboard's covariate picker reads this limit; the model planners refuse one more."""
+    from query_engine.models_plan import MAX_COVARIATES
+
+    assert _options(http, measure=measure)["limits"]["max_group_columns"] == MAX_COVARIATES
+    assert (
+        _options(http, measure="table1")["limits"]["max_group_columns"] == EngineSettings().max_group_columns
+    )
