@@ -42,6 +42,7 @@ from .errors import (
     ValueOutsideDomain,
 )
 from .mechanisms import Sensitivity
+from .models_plan import MAX_COVARIATES
 from .plan import Cohort, ColumnRef, Filter, ValueSpec, _null_constant, make_filter
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
@@ -200,10 +201,10 @@ def plan_linear(
     names = [t.name for t in numeric]
     if len(set(names)) != len(names) or outcome.name in names:
         _refuse(UnsupportedQuery, "A column appears twice among the outcome and covariates; list each once.")
-    if len(query.group_by) > 4:
+    if len(query.group_by) > MAX_COVARIATES:
         _refuse(
             TooManyGroupColumns,
-            f"A linear_regression takes at most 4 categorical covariates, got {len(query.group_by)}.",
+            f"A linear_regression takes at most {MAX_COVARIATES} categorical covariates, got {len(query.group_by)}.",
         )
     indicators, reference = _indicators(query, catalog, person)
     row_filters, person_filters, presence = _conditions(query, catalog, grain, person)
