@@ -222,7 +222,9 @@ def lexis_ctes(
         joined.append(alias)
         outputs.append(exp.alias_(exp.column("key", table=alias), f"g{i}"))
     zero, one = exp.Literal.number(0), exp.Literal.number(1)
-    # No argument is ever NULL (birth dates are required, key bounds are literals): plain GREATEST/LEAST.
+    # GREATEST/LEAST skip NULLs, so a NULL birth date (possible in data that does not enforce the
+    # catalog's NOT NULL) would give every age band the whole [0, t): such a person is left out of an
+    # attained-age split (below), and no other argument can be NULL (key bounds are literals).
     start = exp.Greatest(this=zero.copy(), expressions=[lo for lo, _ in bounds], ignore_nulls=True)
     stop = exp.Least(this=t.copy(), expressions=[hi for _, hi in bounds], ignore_nulls=True)
     days = exp.Greatest(
@@ -239,6 +241,8 @@ def lexis_ctes(
     )
     for alias in joined:
         split = split.join(alias, join_type="CROSS")
+    if any(g.kind == "attained_age_band" for g in plan.groups):
+        split = split.where(birth.copy().is_(exp.null()).not_())
     ctes.append(("lexis_cells", split))
     cell_t, cell_event = exp.column("t", table="lexis_cells"), exp.column("event", table="lexis_cells")
     kept = (
