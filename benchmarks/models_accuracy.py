@@ -24,6 +24,8 @@ from query_engine.estimators import NoiseModel
 from query_engine.mechanisms import add_noise
 from query_engine.models_plan import ModelPlan
 
+_YOUNG_BANDS = ("0-", "10-", "20-")
+
 
 def measure(db: Path, repetitions: int, epsilon: float) -> dict[str, float | int]:
     with Engine.open(db, EngineSettings(threads=2, memory_limit="4GB")) as engine:
@@ -36,6 +38,11 @@ def measure(db: Path, repetitions: int, epsilon: float) -> dict[str, float | int
         exact = exact_analysis(engine.backend, engine.catalog, table).values
     keys = [g.keys for g in table.groups]
     cells = [(a, b, c) for a in keys[0] for b in keys[1] for c in keys[2]]
+    # Myocardial infarction before 30 is (almost) absent, so the exact fit of those age levels has no
+    # finite maximum; the comparison uses the age bands from 30 (a fixed, public choice), noisy and exact.
+    adult = np.array([not str(c[2]).startswith(_YOUNG_BANDS) for c in cells])
+    cells = [c for c, keep in zip(cells, adult, strict=True) if keep]
+    exact = {name: np.asarray(values)[adult] for name, values in exact.items()}
     labels = {name: [cell[i] for cell in cells] for i, name in enumerate(query.group_by)}
     none = NoiseModel("laplace", 0.0)
     truth = estimators.poisson_regression(
