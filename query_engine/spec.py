@@ -388,7 +388,7 @@ class Query(BaseModel):
                 )
         if self.standard_population_persons is not None and self.standard_population is None:
             raise ValueError(
-                "'standard_population_persons' needs a 'standard_population' naming it (e.g. \"dk2020\")"
+                "Figures in 'standard_population_persons' need a 'standard_population' naming them (e.g. \"dk2020\")"
             )
         if self.measure in _NEEDS_COHORT and self.cohort is None:
             raise ValueError(f"Measure {self.measure!r} needs a 'cohort' (its index, outcome and follow-up)")

@@ -361,7 +361,7 @@ def test_bad_analyses_get_clear_errors(
         ),
         pytest.param(_with(RATE, "cohort.follow_up_years", 40), "less than or equal to 30", id="follow_up"),
         pytest.param(
-            RATE | {"standard_population_persons": {"0+": 1}}, "needs a 'standard_population'", id="unnamed"
+            RATE | {"standard_population_persons": {"0+": 1}}, "need a 'standard_population'", id="unnamed"
         ),
         pytest.param(
             {**SURVIVAL, "standard_population": "x", "standard_population_persons": {"0+": 1}},
