@@ -22,7 +22,15 @@ Patcher = Callable[[pytest.MonkeyPatch], None]
 
 
 def remove_bounding(patch: pytest.MonkeyPatch) -> None:
-    """The compiled SQL applies no c/G bounding: every row of a person reaches the aggregate."""
+    """The compiled SQL applies no c/G bounding: every row of a person reaches the aggregate (a row
+    count is then the plain count of rows, not the sum of the per-group weights the bounding makes)."""
+    original_init = compile_module._Builder.__init__
+
+    def unweighted_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.weighted = False
+
+    patch.setattr(compile_module._Builder, "__init__", unweighted_init)
     patch.setattr(compile_module._Builder, "bounding", lambda self, source: [])
 
 
