@@ -31,10 +31,12 @@ from sqlglot import exp
 
 from .catalog import Catalog, Register
 from .plan import Filter, Plan, ValueSpec
+from .preaggregate import catalog_preaggregates
 from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
 from .sql_columns import ColumnSql
 
 __all__ = ["CompiledQuery", "compile_plan"]
+
 
 @dataclass(frozen=True)
 class CompiledQuery:
@@ -46,10 +48,19 @@ class CompiledQuery:
 
 
 def compile_plan(
-    plan: Plan, catalog: Catalog, dialect: str = "duckdb", *, pretty: bool = False
+    plan: Plan,
+    catalog: Catalog,
+    dialect: str = "duckdb",
+    *,
+    pretty: bool = False,
+    preaggregates: frozenset[str] = frozenset(),
 ) -> CompiledQuery:
-    """Compile the plan's exact, bounded aggregate query for ``dialect`` (``pretty`` for reading)."""
-    builder = _Builder(plan, catalog, dialect)
+    """Compile the plan's exact, bounded aggregate query for ``dialect`` (``pretty`` for reading).
+
+    ``preaggregates``: the current pre-aggregate tables of the database (``query_engine.preaggregate``);
+    one is read instead of the register when it answers the plan exactly.
+    """
+    builder = _Builder(plan, catalog, dialect, preaggregates)
     tree = builder.build()
     return CompiledQuery(
         sql=tree.sql(dialect=dialect, pretty=pretty), params=tuple(builder.params), dialect=dialect
@@ -59,7 +70,7 @@ def compile_plan(
 class _Builder(ColumnSql):
     """Builds the AST for one plan, collecting bound parameters in order of their numbers."""
 
-    def __init__(self, plan: Plan, catalog: Catalog, dialect: str) -> None:
+    def __init__(self, plan: Plan, catalog: Catalog, dialect: str, preaggregates: frozenset[str]) -> None:
         super().__init__(catalog)
         self.plan = plan
         self.dialect = dialect
@@ -81,6 +92,7 @@ class _Builder(ColumnSql):
             and plan.bounding.bound_rows
             and plan.bounding.bound_groups
         )
+        self.preaggregate = self.answering_preaggregate(preaggregates)
 
     def param(self, value: Any) -> exp.Placeholder:
         self.params.append(value)
@@ -137,16 +149,20 @@ class _Builder(ColumnSql):
                         ),
                     )
                 )
-        ctes.append(("src", self.source()))
-        last = "src"
-        if plan.bounding.bound_groups:
-            # Out-of-domain keys must not use up a person's G groups. Otherwise the final LEFT JOIN
-            # from the key sets drops them, and filtering early would only cost time.
-            ctes.append(("kept", self.kept()))
-            last = "kept"
-        for name, step in self.bounding(last):
-            ctes.append((name, step))
-            last = name
+        if self.preaggregate is not None:
+            ctes.append(("bounded", self.preaggregated(self.preaggregate)))
+            last = "bounded"
+        else:
+            ctes.append(("src", self.source()))
+            last = "src"
+            if plan.bounding.bound_groups:
+                # Out-of-domain keys must not use up a person's G groups. Otherwise the final LEFT JOIN
+                # from the key sets drops them, and filtering early would only cost time.
+                ctes.append(("kept", self.kept()))
+                last = "kept"
+            for name, step in self.bounding(last):
+                ctes.append((name, step))
+                last = name
         if self.person_keys:
             ctes.extend(self.persons())
             ctes.append(("joined", self.person_attributes(last)))
@@ -155,6 +171,51 @@ class _Builder(ColumnSql):
         for name, query in ctes:
             final = final.with_(name, as_=query)
         return final
+
+    def answering_preaggregate(self, available: frozenset[str]) -> str | None:
+        """The pre-aggregate table that answers this plan exactly, if one is available.
+
+        Only a bounded count over the whole grain register (no row, person or cohort condition)
+        grouped by the pre-aggregate's column and any person attributes: then its rows are this
+        plan's ``rows_weighted``/``person_groups`` with their ``groups_ranked`` rank.
+        """
+        plan = self.plan
+        counts = self.weighted if plan.measure == "count_rows" else plan.measure == "count_persons"
+        if (
+            not available
+            or self.dialect != "duckdb"
+            or not counts
+            or not plan.bounding.bound_groups
+            or plan.row_filters
+            or plan.person_filters
+            or plan.cohorts
+            or plan.partition_selection
+            or len(self.grain_keys) != 1
+        ):
+            return None
+        group = plan.groups[self.keys.index(self.grain_keys[0])]
+        for pre in catalog_preaggregates(self.catalog):
+            if pre.table in available and (pre.register, pre.column) == (plan.grain, group.column.column):
+                return pre.table
+        return None
+
+    def preaggregated(self, table: str) -> exp.Select:
+        """The bounded rows read from a pre-aggregate: the person's first G groups, weight min(n, c)."""
+        bounding = self.plan.bounding
+        outputs: list[exp.Expr] = [
+            exp.alias_(sql_col("a", "pid"), "pid"),
+            exp.alias_(sql_col("a", "g"), self.grain_keys[0]),
+        ]
+        if self.weighted:
+            weight = exp.Least(
+                this=sql_col("a", "n"), expressions=[sql_lit(bounding.max_rows)], ignore_nulls=True
+            )
+            outputs.append(exp.alias_(weight, "w"))
+        return (
+            exp.select(*outputs)
+            .from_(exp.alias_(sql_table(table), "a", table=True))
+            .where(sql_col("a", "gn") <= sql_lit(bounding.max_groups))
+        )
 
     def source(self) -> exp.Select:
         plan, catalog = self.plan, self.catalog
