@@ -12,6 +12,8 @@ every analyst-supplied value is a bound parameter (``$1``, ``$2``, ...). The que
               A row count needs no row_number: one row per person and group weighs
               ``w = LEAST(COUNT(*), c)`` (the c kept rows), and the groups are ranked as before,
               so the same rows count, from one hash aggregate instead of a sort over every row
+              An unfiltered count that a build-time pre-aggregate answers (``query_engine.preaggregate``)
+              reads ``bounded`` from it instead (no src, kept or windows): ``gn <= G``, ``LEAST(n, c)``
     joined    person-level group keys from the person register, one row per person (the
               smallest row_key: ``persons``), so a duplicated person cannot multiply rows
     agg       exact aggregates per group
