@@ -11,6 +11,8 @@
       │                        pass 2: converted good rows, sorted by person_id -> the output
       │                        __bad -> <register>.rejects.csv (row number, column, reason)
       ├─ RejectPolicy        too many rejected rows: stop (reject files written, database not)
+      ├─ _write_preaggregates  per-person counts by a common group key (lpr by ICD-10 chapter),
+      │                        with a manifest of their definition and source digest
       └─ _commit             catalog and build tables, CHECKPOINT, fsync, os.replace
 
 The steps live in their own modules: ``build_inputs`` (everything before anything is written),
@@ -47,6 +49,7 @@ from datasets.build_load import (
     _refuse_too_many_rejects,
     _write_metadata,
 )
+from datasets.build_preaggregate import _write_preaggregates
 from datasets.build_report import BuildReport, RegisterReport
 from datasets.build_support import BuildError, RejectsAboveLimit, _engine_errors, _run
 from datasets.ingest_checks import sql_literal
@@ -124,6 +127,7 @@ def build(
             ordered = tuple(by_name[name] for name in catalog.register_names)
             _refuse_too_many_rejects(db, ordered, policy, catalog, reject_tmps, reject_dir)
             _write_metadata(con, catalog, catalog_source, directory, ordered)
+            _write_preaggregates(con, catalog)
             _run(con, "CHECKPOINT out", f"write {tmp}")
             _run(con, "DETACH out", f"write {tmp}")
             con.close()

@@ -12,6 +12,8 @@ every analyst-supplied value is a bound parameter (``$1``, ``$2``, ...). The que
               A row count needs no row_number: one row per person and group weighs
               ``w = LEAST(COUNT(*), c)`` (the c kept rows), and the groups are ranked as before,
               so the same rows count, from one hash aggregate instead of a sort over every row
+              An unfiltered count that a build-time pre-aggregate answers (``query_engine.preaggregate``)
+              reads ``bounded`` from it instead (no src, kept or windows): ``gn <= G``, ``LEAST(n, c)``
     joined    person-level group keys from the person register, one row per person (the
               smallest row_key: ``persons``), so a duplicated person cannot multiply rows
     agg       exact aggregates per group
@@ -24,20 +26,18 @@ sum of ``units - M``, centred on the midpoint of the bounds), or ``j``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
 
-from .catalog import Catalog, Column, Register, atc_prefix_length
-from .errors import EngineInternalError
+from .catalog import Catalog, Register
 from .plan import Filter, Plan, ValueSpec
+from .preaggregate import catalog_preaggregates
 from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
+from .sql_columns import ColumnSql
 
 __all__ = ["CompiledQuery", "compile_plan"]
-
-_STAGE = "compile"
 
 
 @dataclass(frozen=True)
@@ -50,23 +50,32 @@ class CompiledQuery:
 
 
 def compile_plan(
-    plan: Plan, catalog: Catalog, dialect: str = "duckdb", *, pretty: bool = False
+    plan: Plan,
+    catalog: Catalog,
+    dialect: str = "duckdb",
+    *,
+    pretty: bool = False,
+    preaggregates: frozenset[str] = frozenset(),
 ) -> CompiledQuery:
-    """Compile the plan's exact, bounded aggregate query for ``dialect`` (``pretty`` for reading)."""
-    builder = _Builder(plan, catalog, dialect)
+    """Compile the plan's exact, bounded aggregate query for ``dialect`` (``pretty`` for reading).
+
+    ``preaggregates``: the current pre-aggregate tables of the database (``query_engine.preaggregate``);
+    one is read instead of the register when it answers the plan exactly.
+    """
+    builder = _Builder(plan, catalog, dialect, preaggregates)
     tree = builder.build()
     return CompiledQuery(
         sql=tree.sql(dialect=dialect, pretty=pretty), params=tuple(builder.params), dialect=dialect
     )
 
 
-class _Builder:
+class _Builder(ColumnSql):
     """Builds the AST for one plan, collecting bound parameters in order of their numbers."""
 
-    def __init__(self, plan: Plan, catalog: Catalog, dialect: str) -> None:
+    def __init__(self, plan: Plan, catalog: Catalog, dialect: str, preaggregates: frozenset[str]) -> None:
+        super().__init__(catalog)
         self.plan = plan
         self.dialect = dialect
-        self.catalog = catalog
         self.params: list[Any] = []
         self.keys = [f"g{i}" for i in range(len(plan.groups))]
         # Person attributes are joined after bounding (fewer rows to join, narrower windows); they
@@ -85,97 +94,13 @@ class _Builder:
             and plan.bounding.bound_rows
             and plan.bounding.bound_groups
         )
+        self.preaggregate = self.answering_preaggregate(preaggregates)
 
     def param(self, value: Any) -> exp.Placeholder:
         self.params.append(value)
         number = len(self.params)
         # DuckDB binds $1, $2, ... positionally; Spark takes named markers (:p1), mapped to the same list.
         return exp.Placeholder(this=str(number) if self.dialect == "duckdb" else f"p{number}")
-
-    # --- column expressions -------------------------------------------------------------------
-
-    def column(self, table: str, register: Register, column: Column) -> exp.Expr:
-        """A physical column or the SQL for a derived one, over the rows of ``table``."""
-        derivation = column.derivation
-        if derivation is None:
-            return sql_col(table, column.name)
-        source = sql_col(table, derivation.source)
-        kind = derivation.kind
-        if kind == "year":
-            return exp.Year(this=source)
-        if kind.startswith("atc_level_"):
-            return exp.Substring(this=source, start=sql_lit(1), length=sql_lit(atc_prefix_length(kind)))
-        if kind == "vital_status":
-            dead = exp.and_(source.is_(exp.null()).not_(), source <= self.reference_date())
-            return exp.Case(ifs=[exp.If(this=dead, true=sql_lit("dead"))], default=sql_lit("alive"))
-        if kind == "icd10_chapter":
-            return self.icd10_chapter(source)
-        age = self.age(
-            source, sql_col(table, derivation.source_secondary) if derivation.source_secondary else None
-        )
-        if kind == "age":
-            return age
-        assert column.keyset is not None
-        return self.age_band(age, self.catalog.keyset(column.keyset).values)
-
-    def reference_date(self) -> exp.Expr:
-        return exp.cast(sql_lit(self.catalog.reference_date), exp.DataType.Type.DATE)
-
-    def age(self, birth: exp.Expr, death: exp.Expr | None, at: exp.Expr | None = None) -> exp.Expr:
-        """Whole years from birth to the reference date, or to death if earlier (or to ``at`` if given)."""
-        if at is None:
-            at = self.reference_date()
-        if death is not None:
-            died_before = exp.and_(death.is_(exp.null()).not_(), death < self.reference_date())
-            at = exp.Case(ifs=[exp.If(this=died_before, true=death)], default=self.reference_date())
-
-        def month_day(date: exp.Expr) -> exp.Expr:
-            return exp.Mul(this=exp.Month(this=date.copy()), expression=sql_lit(100)) + exp.Day(
-                this=date.copy()
-            )
-
-        before_birthday = exp.Case(
-            ifs=[exp.If(this=month_day(at) < month_day(birth), true=sql_lit(1))], default=sql_lit(0)
-        )
-        return exp.paren(
-            exp.Sub(
-                this=exp.Sub(this=exp.Year(this=at.copy()), expression=exp.Year(this=birth.copy())),
-                expression=exp.paren(before_birthday),
-            )
-        )
-
-    def age_band(self, age: exp.Expr, labels: tuple[str | int, ...]) -> exp.Expr:
-        """Label of the band ``a-b`` or the open band ``N+``, parsed from the catalog's key set."""
-        bands = [re.fullmatch(r"(\d+)-(\d+)", str(v)) for v in labels]
-        open_band = re.fullmatch(r"(\d+)\+", str(labels[-1]))
-        if open_band is None or not all(bands[:-1]):
-            raise EngineInternalError(
-                "Internal error: the age band key set is not of the form a-b ... N+. This is a bug in "
-                "sundstat; nothing was released.",
-                stage=_STAGE,
-            )
-        width = int(bands[0].group(2)) - int(bands[0].group(1)) + 1  # type: ignore[union-attr]
-        start = exp.Mul(
-            this=exp.IntDiv(this=age.copy(), expression=sql_lit(width)), expression=sql_lit(width)
-        )
-        label = exp.DPipe(
-            this=exp.DPipe(this=exp.cast(start, "VARCHAR"), expression=sql_lit("-")),
-            expression=exp.cast(exp.Add(this=start.copy(), expression=sql_lit(width - 1)), "VARCHAR"),
-        )
-        top = int(open_band.group(1))
-        return exp.Case(ifs=[exp.If(this=age.copy() >= sql_lit(top), true=sql_lit(f"{top}+"))], default=label)
-
-    def icd10_chapter(self, code: exp.Expr) -> exp.Expr:
-        ifs = []
-        for chapter, first, last in self.catalog.icd10_chapter_ranges:
-            prefix = exp.Substring(this=code.copy(), start=sql_lit(1), length=sql_lit(len(first)))
-            ifs.append(
-                exp.If(
-                    this=exp.Between(this=prefix, low=sql_lit(first), high=sql_lit(last)),
-                    true=sql_lit(chapter),
-                )
-            )
-        return exp.Case(ifs=ifs)
 
     def value(self, table: str, register: Register, spec: ValueSpec) -> exp.Expr:
         """The clamped value with NULL (and NaN) replaced by the declared constant, as a number."""
@@ -226,16 +151,20 @@ class _Builder:
                         ),
                     )
                 )
-        ctes.append(("src", self.source()))
-        last = "src"
-        if plan.bounding.bound_groups:
-            # Out-of-domain keys must not use up a person's G groups. Otherwise the final LEFT JOIN
-            # from the key sets drops them, and filtering early would only cost time.
-            ctes.append(("kept", self.kept()))
-            last = "kept"
-        for name, step in self.bounding(last):
-            ctes.append((name, step))
-            last = name
+        if self.preaggregate is not None:
+            ctes.append(("bounded", self.preaggregated(self.preaggregate)))
+            last = "bounded"
+        else:
+            ctes.append(("src", self.source()))
+            last = "src"
+            if plan.bounding.bound_groups:
+                # Out-of-domain keys must not use up a person's G groups. Otherwise the final LEFT JOIN
+                # from the key sets drops them, and filtering early would only cost time.
+                ctes.append(("kept", self.kept()))
+                last = "kept"
+            for name, step in self.bounding(last):
+                ctes.append((name, step))
+                last = name
         if self.person_keys:
             ctes.extend(self.persons())
             ctes.append(("joined", self.person_attributes(last)))
@@ -244,6 +173,51 @@ class _Builder:
         for name, query in ctes:
             final = final.with_(name, as_=query)
         return final
+
+    def answering_preaggregate(self, available: frozenset[str]) -> str | None:
+        """The pre-aggregate table that answers this plan exactly, if one is available.
+
+        Only a bounded count over the whole grain register (no row, person or cohort condition)
+        grouped by the pre-aggregate's column and any person attributes: then its rows are this
+        plan's ``rows_weighted``/``person_groups`` with their ``groups_ranked`` rank.
+        """
+        plan = self.plan
+        counts = self.weighted if plan.measure == "count_rows" else plan.measure == "count_persons"
+        if (
+            not available
+            or self.dialect != "duckdb"
+            or not counts
+            or not plan.bounding.bound_groups
+            or plan.row_filters
+            or plan.person_filters
+            or plan.cohorts
+            or plan.partition_selection
+            or len(self.grain_keys) != 1
+        ):
+            return None
+        group = plan.groups[self.keys.index(self.grain_keys[0])]
+        for pre in catalog_preaggregates(self.catalog):
+            if pre.table in available and (pre.register, pre.column) == (plan.grain, group.column.column):
+                return pre.table
+        return None
+
+    def preaggregated(self, table: str) -> exp.Select:
+        """The bounded rows read from a pre-aggregate: the person's first G groups, weight min(n, c)."""
+        bounding = self.plan.bounding
+        outputs: list[exp.Expr] = [
+            exp.alias_(sql_col("a", "pid"), "pid"),
+            exp.alias_(sql_col("a", "g"), self.grain_keys[0]),
+        ]
+        if self.weighted:
+            weight = exp.Least(
+                this=sql_col("a", "n"), expressions=[sql_lit(bounding.max_rows)], ignore_nulls=True
+            )
+            outputs.append(exp.alias_(weight, "w"))
+        return (
+            exp.select(*outputs)
+            .from_(exp.alias_(sql_table(table), "a", table=True))
+            .where(sql_col("a", "gn") <= sql_lit(bounding.max_groups))
+        )
 
     def source(self) -> exp.Select:
         plan, catalog = self.plan, self.catalog

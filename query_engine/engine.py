@@ -44,6 +44,7 @@ from .mechanisms import (
 from .models import PreparedModel, compiled_model, prepare_model, preview_model, run_model
 from .person_grain import check_person_grain
 from .plan import Plan, plan_query
+from .preaggregate import usable_preaggregates
 from .quantile_interval import end_scores, interval_shift
 from .release import make_preview, make_release, mechanism_label
 from .release_models import Preview, Release
@@ -132,10 +133,18 @@ def _analysis_cost(query: Query, analysis: PreparedAnalysis) -> Cost:
 class Engine:
     """A DP query engine over one database. Thread-safe; open once, query many times."""
 
-    def __init__(self, backend: Backend, catalog: Catalog, settings: EngineSettings | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        catalog: Catalog,
+        settings: EngineSettings | None = None,
+        preaggregates: frozenset[str] = frozenset(),
+    ) -> None:
         self.backend = backend
         self.catalog = catalog
         self.settings = settings or EngineSettings()
+        # Current build-time pre-aggregates of the DuckDB database (checked at open), or none.
+        self.preaggregates = preaggregates
         self._prepared: _BoundedCache[tuple[str, ProjectContext], _Prepared] = _BoundedCache(1024)
         self._compiled: _BoundedCache[tuple[Any, ...], CompiledQuery] = _BoundedCache(1024)
         self._analyses: _BoundedCache[tuple[str, ProjectContext], PreparedAnalysis] = _BoundedCache(256)
@@ -158,10 +167,13 @@ class Engine:
         try:
             catalog = Catalog.loads(backend.read_catalog_json())
             check_person_grain(backend, catalog)
+            preaggregates = usable_preaggregates(
+                lambda sql: backend.execute(CompiledQuery(sql, (), backend.dialect)), catalog
+            )
         except Exception:
             backend.close()
             raise
-        return cls(backend, catalog, settings)
+        return cls(backend, catalog, settings, preaggregates)
 
     def close(self) -> None:
         self.backend.close()
@@ -326,7 +338,10 @@ class Engine:
 
     def _compile(self, plan: Plan, dialect: str = "duckdb") -> CompiledQuery:
         key = (dialect, _sql_key(plan))
-        return self._compiled.get_or_make(key, lambda: compile_plan(plan, self.catalog, dialect))
+        preaggregates = self.preaggregates if dialect == self.backend.dialect == "duckdb" else frozenset()
+        return self._compiled.get_or_make(
+            key, lambda: compile_plan(plan, self.catalog, dialect, preaggregates=preaggregates)
+        )
 
     def _execute(self, plan: Plan, timeout_s: float | None = None) -> ExactAggregates:
         compiled = self._compile(plan, self.backend.dialect)

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from query_engine.catalog import Catalog
 from query_engine.compile import CompiledQuery, compile_plan
 from query_engine.plan import Plan, plan_query
+from query_engine.preaggregate import catalog_preaggregates
 from query_engine.quantile_interval import end_scores
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
@@ -94,6 +95,18 @@ QUERIES: dict[str, list[dict[str, Any]]] = {
         _q("mean", column="cpr.age", group_by=["cpr.sex"]),
         _q("quantile", column="cpr.age", group_by=["cpr.region"]),
     ],
+    # Read from the build-time pre-aggregate (query_engine.preaggregate), rebuilt for each dataset.
+    "preaggregated": [
+        _q(
+            "count_rows",
+            register="lpr",
+            group_by=["cpr.region", "lpr.icd10_chapter"],
+            max_groups=2,
+            max_rows=3,
+        ),
+        _q("count_rows", register="lpr", group_by=["lpr.icd10_chapter"]),
+        _q("count_persons", group_by=["lpr.icd10_chapter", "cpr.sex"], max_groups=1),
+    ],
     "quantile": [
         _q("quantile", register="ind", column="disposable_income", group_by=["cpr.region"]),
         _q(
@@ -143,6 +156,16 @@ def _dar_person_grain(catalog: Catalog) -> Catalog:
     return dataclasses.replace(catalog, registers=registers)
 
 
+def _preaggregate_tables(catalog: Catalog) -> frozenset[str]:
+    return frozenset(p.table for p in catalog_preaggregates(catalog))
+
+
+def _refresh_preaggregates(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """The pre-aggregates of the current rows, by the SQL the build runs."""
+    for pre in catalog_preaggregates(catalog):
+        con.execute(f'CREATE OR REPLACE TABLE "{pre.table}" AS {pre.select_sql}')
+
+
 @cache
 def _world() -> tuple[Catalog, duckdb.DuckDBPyConnection, dict[str, list[Case]]]:
     import tempfile
@@ -156,7 +179,10 @@ def _world() -> tuple[Catalog, duckdb.DuckDBPyConnection, dict[str, list[Case]]]
         query = parse_query(data)
         validate(query, catalog, CONTEXT, SETTINGS)
         plan = plan_query(query, catalog, CONTEXT, SETTINGS)
-        cases.setdefault(measure, []).append(Case(plan, compile_plan(plan, catalog), reach))
+        available = _preaggregate_tables(catalog) if measure == "preaggregated" else frozenset()
+        compiled = compile_plan(plan, catalog, preaggregates=available)
+        assert (measure == "preaggregated") == any(t in compiled.sql for t in _preaggregate_tables(catalog))
+        cases.setdefault(measure, []).append(Case(plan, compiled, reach))
     return catalog, con, cases
 
 
@@ -315,8 +341,10 @@ def _check_measure(measure: str, draw: tuple[int, int, int, int, int]) -> None:
     base_seed, persons, adv_seed, rows, cpr_rows = draw
     base = random_dataset(base_seed, persons, catalog)
     _load(con, catalog, base)
+    _refresh_preaggregates(con, catalog)
     before = [_run(con, case.compiled) for case in cases[measure]]
     insert_rows(con, catalog, adversary(10_000, adv_seed, rows, catalog, cpr_rows))
+    _refresh_preaggregates(con, catalog)
     after = [_run(con, case.compiled) for case in cases[measure]]
     for case, b, a in zip(cases[measure], before, after, strict=True):
         _check(case.plan, b, a)

@@ -13,6 +13,7 @@ import pytest
 from query_engine.catalog import Catalog
 from query_engine.compile import compile_plan
 from query_engine.plan import plan_query
+from query_engine.preaggregate import catalog_preaggregates
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
 from query_engine.validate import validate
@@ -90,7 +91,16 @@ QUERIES: dict[str, dict[str, Any]] = {
         "where": [_c("lpr.diagnosis_code", "prefix", "DE1")],
         "group_by": ["lpr.diagnosis_code"],
     },
+    # With the build's pre-aggregate available: read instead of every lpr row (query_engine.preaggregate).
+    "count_rows_all_contacts_by_region_chapter_preaggregated": {
+        "measure": "count_rows",
+        "register": "lpr",
+        "group_by": ["cpr.region", "lpr.icd10_chapter"],
+        "max_rows": 3,
+        "max_groups": 2,
+    },
 }
+PREAGGREGATED = {"count_rows_all_contacts_by_region_chapter_preaggregated"}
 DIALECTS = {name: "duckdb" for name in QUERIES} | {
     "cohort_women_e11_metformin_by_region_age_band@spark": "spark"
 }
@@ -102,7 +112,10 @@ def _render(name: str, catalog: Catalog) -> str:
     settings = EngineSettings()
     validate(query, catalog, CONTEXT, settings)
     plan = plan_query(query, catalog, CONTEXT, settings)
-    compiled = compile_plan(plan, catalog, dialect, pretty=True)
+    available = (
+        frozenset(p.table for p in catalog_preaggregates(catalog)) if base in PREAGGREGATED else frozenset()
+    )
+    compiled = compile_plan(plan, catalog, dialect, pretty=True, preaggregates=available)
     params = json.dumps([p.isoformat() if isinstance(p, dt.date) else p for p in compiled.params])
     return f"-- {name}\n-- dialect: {dialect}\n-- params: {params}\n{compiled.sql}\n"
 
