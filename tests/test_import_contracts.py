@@ -37,6 +37,8 @@ CLEAN = {
     "query_engine/estimators/noise.py": "import math\n",
     "budget_ledger/ledger.py": "import opendp\n",
     "datasets/build.py": "from query_engine.catalog import Catalog\n",
+    "datasets/build_preaggregate.py": "from query_engine.preaggregate import COMMON_GROUPS\n",
+    "query_engine/preaggregate.py": "",
     "service/client.py": "import httpx\n",
     "service/client_frames.py": "import pandas\n",
     "service/model_frames.py": "import pandas\n",
