@@ -19,13 +19,8 @@ from dashboard.cohort_draft import COHORT_GROUPS
 from dashboard.query_draft import DraftError, LossKind
 from dashboard.release_view import render_query_code
 from dashboard.session import (
-    API_ERRORS,
-    api,
+    analyst_project,
     forget_session_data,
-    public_catalog,
-    require_role,
-    session_cached,
-    show_error,
     t,
 )
 from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
@@ -86,17 +81,10 @@ def page_frame(
     cohort builder among them, or not) and returns the query, raising ``DraftError`` while incomplete;
     ``render_expected(preview, key=...)`` shows what an accepted preview expects of the estimates."""
     st.title(t(title_key))
-    who = require_role("analyst")
-    if who is None:
+    opened = analyst_project()
+    if opened is None:
         return
-    project_id = str(who.get("project"))
-    try:
-        catalog = public_catalog()
-        with api() as client:
-            project = session_cached("project", lambda: client.project(project_id))
-    except API_ERRORS as exc:
-        show_error(exc)
-        return
+    project_id, catalog, project = opened
     st.caption(t(f"analysis_intro_{prefix}"))
     query: Mapping[str, Any] | None
     try:

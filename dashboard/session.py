@@ -23,6 +23,7 @@ __all__ = [
     "API_ERRORS",
     "API_URL_ENV",
     "DEFAULT_API_URL",
+    "analyst_project",
     "api",
     "api_url",
     "forget_session_data",
@@ -250,3 +251,20 @@ def require_role(*roles: str) -> dict[str, Any] | None:
         st.warning(t("role_needed", roles=", ".join(t(f"role_{r}") for r in roles)))
         return None
     return who
+
+
+def analyst_project() -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """An analyst's page: the project id, the public catalog and the project (cached for the session);
+    None after saying why there is none (not signed in as an analyst, or the service unreachable)."""
+    who = require_role("analyst")
+    if who is None:
+        return None
+    project_id = str(who.get("project"))
+    try:
+        catalog = public_catalog()
+        with api() as client:
+            project: dict[str, Any] = session_cached("project", lambda: client.project(project_id))
+    except API_ERRORS as exc:
+        show_error(exc)
+        return None
+    return project_id, catalog, project

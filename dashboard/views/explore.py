@@ -19,15 +19,10 @@ from dashboard import catalog_lookup, query_draft
 from dashboard.condition_widgets import column_labeller, condition_list, number_input
 from dashboard.release_view import render_query_code, render_release, render_sql_code
 from dashboard.session import (
-    API_ERRORS,
-    api,
+    analyst_project,
     labeller,
     lang,
-    public_catalog,
     query_options,
-    require_role,
-    session_cached,
-    show_error,
     t,
 )
 from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
@@ -260,17 +255,10 @@ def _sql_tab(project: Mapping[str, Any]) -> None:
 def render() -> None:
     """The Explore page."""
     st.title(t("page_explore"))
-    who = require_role("analyst")
-    if who is None:
+    opened = analyst_project()
+    if opened is None:
         return
-    project_id = str(who.get("project"))
-    try:
-        catalog = public_catalog()
-        with api() as client:
-            project = session_cached("project", lambda: client.project(project_id))
-    except API_ERRORS as exc:
-        show_error(exc)
-        return
+    project_id, catalog, project = opened
     st.caption(
         t(
             "explore_project",
