@@ -69,6 +69,30 @@ def compile_plan(
     )
 
 
+def grain_verified(catalog: Catalog, register: Register, dialect: str) -> bool:
+    """Whether ``register`` is known to hold at most one row per person in the database served.
+
+    True only for a person-grain register of a DuckDB database whose grain the engine verified at open
+    (``Catalog.person_grain_verified``): then ranking its rows per person would always give 1.
+    """
+    return dialect == "duckdb" and catalog.person_grain_verified and register.grain == "person"
+
+
+def person_register_ctes(catalog: Catalog, person: Register, dialect: str) -> list[tuple[str, exp.Select]]:
+    """CTEs ending in ``persons``: the person register, one row per person.
+
+    The kept row is the person's smallest row_key, so it depends only on that person's rows; a register
+    whose grain is verified (``grain_verified``) is read as it is.
+    """
+    table = exp.alias_(sql_table(person.name), "p", table=True)
+    if grain_verified(catalog, person, dialect):
+        return [("persons", exp.select("*").from_(table))]
+    first = sql_window(exp.RowNumber(), [sql_col("p", person.person_key)], [sql_col("p", person.row_key)])
+    ranked = exp.select("*", exp.alias_(first, "prn")).from_(table)
+    kept = exp.select("*").from_("persons_ranked").where(sql_ref("persons_ranked", "prn").eq(sql_lit(1)))
+    return [("persons_ranked", ranked), ("persons", kept)]
+
+
 class _Builder(ColumnSql):
     """Builds the AST for one plan, collecting bound parameters in order of their numbers."""
 
@@ -310,7 +334,12 @@ class _Builder(ColumnSql):
             )
             steps.append(("rows_weighted", weighted))
             source = "rows_weighted"
-        elif bounding.bound_rows:
+        elif bounding.bound_rows and not (
+            # A verified person-grain register has one row per person: ranking would keep every row.
+            grain_verified(self.catalog, self.catalog.register(plan.grain), self.dialect)
+            and bounding.max_rows >= 1
+            and not bounding.bound_groups
+        ):
             # Without G bounding the groups are one per person (person-level keys, or a person-grain
             # register whose one kept row has one group): partition by the person alone.
             partition = [sql_ref(source, "pid")] + (group_cols if bounding.bound_groups else [])
@@ -349,17 +378,9 @@ class _Builder(ColumnSql):
         return steps
 
     def persons(self) -> list[tuple[str, exp.Select]]:
-        """CTEs ``persons_ranked`` and ``persons``: the person register, one row per person.
-
-        The kept row is the person's smallest row_key, so it depends only on that person's rows.
-        """
-        person = self.catalog.register(self.plan.person_register)
-        first = sql_window(exp.RowNumber(), [sql_col("p", person.person_key)], [sql_col("p", person.row_key)])
-        ranked = exp.select("*", exp.alias_(first, "prn")).from_(
-            exp.alias_(sql_table(person.name), "p", table=True)
+        return person_register_ctes(
+            self.catalog, self.catalog.register(self.plan.person_register), self.dialect
         )
-        kept = exp.select("*").from_("persons_ranked").where(sql_ref("persons_ranked", "prn").eq(sql_lit(1)))
-        return [("persons_ranked", ranked), ("persons", kept)]
 
     def person_attributes(self, source: str) -> exp.Select:
         """The bounded rows with the person-level group keys joined from ``persons``."""

@@ -30,7 +30,7 @@ from sqlglot import exp
 from .catalog import Catalog
 from .cohort import AnalysisGroup, AnalysisPlan, CohortPlan, DatedRule
 from .cohort_lexis import ATTAINED_KINDS, birth_column, lexis_ctes
-from .compile import CompiledQuery, _Builder
+from .compile import CompiledQuery, _Builder, person_register_ctes
 from .plan import Cohort
 from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
 
@@ -109,14 +109,7 @@ class _AnalysisSQL(_Builder):
         return final
 
     def persons(self) -> list[tuple[str, exp.Select]]:
-        """The person register, one row per person (the smallest row_key)."""
-        person = self.person
-        first = sql_window(exp.RowNumber(), [sql_col("p", person.person_key)], [sql_col("p", person.row_key)])
-        ranked = exp.select("*", exp.alias_(first, "prn")).from_(
-            exp.alias_(sql_table(person.name), "p", table=True)
-        )
-        kept = exp.select("*").from_("persons_ranked").where(sql_ref("persons_ranked", "prn").eq(sql_lit(1)))
-        return [("persons_ranked", ranked), ("persons", kept)]
+        return person_register_ctes(self.catalog, self.person, self.dialect)
 
     # --- the population ----------------------------------------------------------------------------
 

@@ -295,6 +295,10 @@ class Catalog:
     icd10_chapter_ranges: tuple[tuple[str, str, str], ...] = ()  # (chapter, first, last)
     # Registers the catalog declares but this installation did not load (a build from a subset).
     absent_registers: tuple[str, ...] = ()
+    # Not part of the declaration: set by ``Engine.open`` once ``check_person_grain`` has verified, on
+    # the read-only database it serves, that every person-grain register holds at most one row per
+    # person. The compiled SQL may then read such a register as it is instead of ranking its rows.
+    person_grain_verified: bool = False
 
     def __post_init__(self) -> None:
         _check_catalog(self)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import numpy as np
 import pytest
 
 from query_engine import Engine, ProjectContext
@@ -97,3 +99,71 @@ def test_the_sql_keeps_one_row_per_person_when_the_data_repeat_one(
         assert int(engine._exact_for_tests(query).values["count"].sum()) == lpr_rows
     finally:
         engine.close()
+
+
+SHAPES = {
+    "persons by region": {"measure": "count_persons", "group_by": ["cpr.region"]},
+    "cpr rows by region": {"measure": "count_rows", "register": "cpr", "group_by": ["cpr.region"]},
+    "lpr sum by region": {
+        "measure": "sum",
+        "register": "lpr",
+        "column": "los_days",
+        "bounds": [0, 60],
+        "max_rows": 1,  # most persons have more: the kept row must be each person's first
+        "group_by": ["cpr.region"],
+    },
+    "mean age of E11 persons": {
+        "measure": "mean",
+        "column": "cpr.age",
+        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
+        "group_by": ["cpr.sex"],
+    },
+    "median income by region": {
+        "measure": "quantile",
+        "register": "ind",
+        "column": "disposable_income",
+        "where": [{"column": "ind.year", "op": "=", "value": 2020}],
+        "group_by": ["cpr.region"],
+    },  # fmt: skip
+}
+PREVALENCE = {
+    "measure": "prevalence",
+    "condition": {"register": "lmdb", "where": [{"column": "lmdb.atc", "op": "=", "value": "A10BA02"}]},
+    "group_by": ["cpr.region", "cpr.sex"],
+}
+
+
+def _assert_same(mine: Any, theirs: Any, name: str) -> None:
+    assert mine.keys == theirs.keys and mine.values.keys() == theirs.values.keys(), name
+    for column, values in mine.values.items():
+        np.testing.assert_array_equal(values, theirs.values[column], err_msg=f"{name}: {column}")
+    assert any(np.any(v != 0) for v in mine.values.values()), name  # not an empty database
+
+
+def test_a_verified_person_register_is_read_as_it_is_with_the_same_answers(small_db: Path) -> None:
+    """After the open check, the SQL reads cpr without ranking its rows; the exact answers are those
+    of the ranking SQL (an engine over the same file whose catalog is not marked verified)."""
+    with Engine.open(small_db) as verified:
+        assert verified.catalog.person_grain_verified
+        unverified = Engine(
+            DuckDBBackend(small_db), dataclasses.replace(verified.catalog, person_grain_verified=False)
+        )
+        try:
+            for name, fields in SHAPES.items():
+                query = parse_query({"project": "p", "epsilon": 1, **fields})
+                sql = verified.compiled(query, CONTEXT).sql
+                assert "persons_ranked" not in sql, name
+                if "register" not in fields or fields["register"] == "cpr":
+                    assert "ROW_NUMBER" not in sql, name  # cpr is the grain: no row ranking at all
+                assert "ROW_NUMBER" in unverified.compiled(query, CONTEXT).sql, name
+                # Spark reads files that may change after the check: it always ranks.
+                assert "ROW_NUMBER" in verified.compiled(query, CONTEXT, dialect="spark").sql, name
+                mine, theirs = verified._exact_for_tests(query), unverified._exact_for_tests(query)
+                _assert_same(mine, theirs, name)
+            analysis = parse_query({"project": "p", "epsilon": 1, **PREVALENCE})
+            assert "persons_ranked" not in verified.compiled(analysis, CONTEXT).sql
+            mine_a = verified._exact_analysis_for_tests(analysis)
+            theirs_a = unverified._exact_analysis_for_tests(analysis)
+            _assert_same(mine_a, theirs_a, "prevalence")
+        finally:
+            unverified.close()
