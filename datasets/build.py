@@ -56,8 +56,12 @@ from datasets.ingest_checks import sql_literal
 from datasets.reject_policy import RejectPolicy
 from query_engine.catalog import CATALOG_TABLE, Catalog, CatalogError
 
+# DuckDB's memory for the build; what exceeds it spills to disk (the 6M national build peaks near it).
+DEFAULT_BUILD_MEMORY_LIMIT = "4GB"
+
 __all__ = [
     "BUILD_TABLE",
+    "DEFAULT_BUILD_MEMORY_LIMIT",
     "BuildError",
     "BuildReport",
     "RegisterReport",
@@ -74,6 +78,7 @@ def build(
     pseudonym_key_file: Path | None = None,
     reject_dir: Path | None = None,
     policy: RejectPolicy | None = None,
+    memory_limit: str = DEFAULT_BUILD_MEMORY_LIMIT,
 ) -> BuildReport:
     """Validate, pseudonymise and load the register files in ``directory`` into the DuckDB file ``db``.
 
@@ -82,7 +87,8 @@ def build(
     ``<reject_dir>/<register>.rejects.csv`` (default ``reject_dir``: the database's directory).
     When more rows are rejected than ``policy`` allows (default: no person, 0.1% of any other
     register), ``RejectsAboveLimit`` is raised after the reject files are written, and ``db`` is
-    left as it was.
+    left as it was. ``memory_limit`` caps DuckDB's memory (e.g. ``"4GB"``); sorts and joins beyond it
+    spill to a temporary directory next to ``db``, so national volumes build on a small machine.
     """
     policy = policy if policy is not None else RejectPolicy()
     started = time.monotonic()
@@ -100,7 +106,13 @@ def build(
     tmp = db.with_name(f"{db.name}.tmp-{tag}")
     spill = db.with_name(f"{db.name}.tmp-{tag}.spill")
     reject_tmps: dict[str, Path] = {}
-    con = duckdb.connect(":memory:", config={"temp_directory": str(spill)})
+    try:
+        con = duckdb.connect(":memory:", config={"temp_directory": str(spill), "memory_limit": memory_limit})
+    except duckdb.Error:
+        raise BuildError(
+            f"The memory limit {memory_limit!r} is not a size DuckDB understands; give a number and a unit "
+            "such as 4GB or 500MB."
+        ) from None
     try:
         with _engine_errors():
             inputs = _inspect(con, catalog, paths)

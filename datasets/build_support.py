@@ -25,6 +25,9 @@ class RejectsAboveLimit(BuildError):
     """More rows were rejected than allowed; the previous database is untouched."""
 
 
+_MORE_MEMORY = "give the build more with --memory-limit (e.g. 4GB), or free disk space for its spill files."
+
+
 @contextlib.contextmanager
 def _engine_errors() -> Iterator[None]:
     """Turn an unexpected DuckDB error into a BuildError with a scrubbed message."""
@@ -32,6 +35,8 @@ def _engine_errors() -> Iterator[None]:
         yield
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
+    except duckdb.OutOfMemoryException as exc:
+        raise BuildError(f"The build ran out of memory ({_scrub(exc)}); {_MORE_MEMORY}") from None
     except duckdb.Error as exc:
         raise BuildError(f"The database engine failed: {_scrub(exc)}") from None
 
@@ -42,6 +47,8 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> None:
         con.execute(sql)
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
+    except duckdb.OutOfMemoryException as exc:
+        raise BuildError(f"Could not {what}, out of memory ({_scrub(exc)}); {_MORE_MEMORY}") from None
     except duckdb.Error as exc:
         raise BuildError(f"Could not {what}: {_scrub(exc)}") from None
 

@@ -27,7 +27,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     import os
 
-    from datasets.build import BuildError, build
+    from datasets.build import DEFAULT_BUILD_MEMORY_LIMIT, BuildError, build
     from datasets.reject_policy import RejectPolicy
 
     previous_umask = os.umask(0o077)  # the database and reject files: readable by this user only
@@ -39,6 +39,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             pseudonym_key_file=Path(args.pseudonym_key_file) if args.pseudonym_key_file else None,
             reject_dir=Path(args.reject_dir) if args.reject_dir else None,
             policy=RejectPolicy(args.max_reject_rate, args.allow_rejects),
+            memory_limit=args.memory_limit or DEFAULT_BUILD_MEMORY_LIMIT,
         )
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-rejects",
         action="store_true",
         help="load the good rows however many were rejected (the summary still lists them)",
+    )
+    bld.add_argument(
+        "--memory-limit",
+        help="DuckDB memory for the build, e.g. 4GB; larger sorts spill to disk next to the database "
+        "(default: 4GB)",
     )
     bld.set_defaults(handler=_cmd_build)
 
