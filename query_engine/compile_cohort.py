@@ -4,7 +4,7 @@ The query shape (every step partitioned by person, so one person's rows decide o
 
     persons      the person register, one row per person (its smallest row_key)
     idx_rows     rows of the index register matching the index filters, dated inside the entry window
-    idx          per person the FIRST of them (ROW_NUMBER by date, then row_key): the index date
+    idx          per person the FIRST of them (the earliest date): the index date
     ex<i>        persons with an exclusion row before their index date (within the lookback)
     outc         per person the first outcome row after the index date (same day for a death date)
     xp<i>        persons with an exposure row on or before their index date (within the lookback)
@@ -32,7 +32,7 @@ from .cohort import AnalysisGroup, AnalysisPlan, CohortPlan, DatedRule
 from .cohort_lexis import ATTAINED_KINDS, birth_column, lexis_ctes
 from .compile import CompiledQuery, _Builder, person_register_ctes
 from .plan import Cohort
-from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
+from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table
 
 __all__ = ["compile_analysis", "result_key_columns"]
 
@@ -180,28 +180,20 @@ class _AnalysisSQL(_Builder):
             this=date, low=self.param(index.entry_first), high=self.param(index.entry_last)
         )
         rows = (
-            exp.select(
-                exp.alias_(sql_col("x", register.person_key), "pid"),
-                exp.alias_(sql_col("x", register.row_key), "rk"),
-                exp.alias_(date.copy(), "d"),
-            )
+            exp.select(exp.alias_(sql_col("x", register.person_key), "pid"), exp.alias_(date.copy(), "d"))
             .from_(exp.alias_(sql_table(register.name), "x", table=True))
             .where(sql_and([in_window, *[self.filter("x", f) for f in index.filters]]))
         )
-        first = sql_window(
-            exp.RowNumber(),
-            [sql_ref("idx_rows", "pid")],
-            [sql_ref("idx_rows", "d"), sql_ref("idx_rows", "rk")],
-        )
-        ranked = exp.select(
-            sql_ref("idx_rows", "pid"), sql_ref("idx_rows", "d"), exp.alias_(first, "rn")
-        ).from_("idx_rows")
+        # The index is the person's first matching row; only its date is carried on, so the earliest
+        # date is the index (a hash aggregate, where ranking the rows would sort them).
         idx = (
-            exp.select(sql_ref("idx_ranked", "pid"), exp.alias_(sql_ref("idx_ranked", "d"), "index_date"))
-            .from_("idx_ranked")
-            .where(sql_ref("idx_ranked", "rn").eq(sql_lit(1)))
+            exp.select(
+                sql_ref("idx_rows", "pid"), exp.alias_(exp.Min(this=sql_ref("idx_rows", "d")), "index_date")
+            )
+            .from_("idx_rows")
+            .group_by(sql_ref("idx_rows", "pid"))
         )
-        return [("idx_rows", rows), ("idx_ranked", ranked), ("idx", idx), *self.rule_ctes(cohort)]
+        return [("idx_rows", rows), ("idx", idx), *self.rule_ctes(cohort)]
 
     def rule_ctes(self, cohort: CohortPlan) -> list[tuple[str, exp.Expr]]:
         """Exclusions, outcome, exposures, members and the exit, after the index (``idx``)."""
