@@ -19,32 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.engine import DEFAULT_SEED, bench, dataset
-
-_I21 = [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}]
-_E11 = [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]
-# A first myocardial infarction 2012-2020 (none in the 5 years before), followed 5 years for death.
-FIRST_MI: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": _I21,
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exclude": [{"register": "lpr", "date": "admission_date", "where": _I21, "lookback_days": 1825}],
-    "follow_up_years": 5,
-}
-# A hospital contact in 2015 without earlier type 2 diabetes, followed 5 years for a first E11.
-E11_AFTER_CONTACT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [],
-        "entry": ["2015-01-01", "2015-12-31"],
-    },
-    "exclude": [{"register": "lpr", "date": "admission_date", "where": _E11}],
-    "outcome": {"register": "lpr", "date": "admission_date", "where": _E11},
-    "follow_up_years": 5,
-}
+from tests.helpers.cohorts import E11_AFTER_CONTACT, FIRST_MI
 
 QUERIES: dict[str, dict[str, Any]] = {
     "cohort_count_mi_by_age_sex": {

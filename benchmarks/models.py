@@ -27,25 +27,9 @@ from query_engine import Engine, EngineSettings, Query
 from query_engine.estimators.design import categorical_design
 from query_engine.linear_release import _moments
 from query_engine.models import compiled_model
+from tests.helpers.cohorts import lpr_cohort, metformin
 
-COHORT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exposures": [
-        {
-            "name": "metformin",
-            "register": "lmdb",
-            "date": "date",
-            "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10BA02"}],
-            "lookback_days": 365,
-        }
-    ],
-    "follow_up_years": 5,
-}
+COHORT = lpr_cohort("I21", exposures=[metformin()])
 QUERIES: dict[str, dict[str, Any]] = {
     "poisson_metformin_sex_age": {
         "measure": "poisson_regression",

@@ -14,27 +14,11 @@ from query_engine.engine import Engine
 from query_engine.errors import QueryError
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.cohorts import lpr_cohort, metformin
 
 PURE = ProjectContext("pure")
 ZCDP = ProjectContext("zcdp")
-COHORT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exposures": [
-        {
-            "name": "metformin",
-            "register": "lmdb",
-            "date": "date",
-            "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10"}],
-            "lookback_days": 365,
-        }
-    ],
-    "follow_up_years": 5,
-}
+COHORT = lpr_cohort("I", exposures=[metformin("A10")])
 
 
 def _json(release: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from query_engine.spec import Query, parse_query
 from service.errors import CohortConflict, UnknownCohort
 from service.named_cohorts import CohortRegistry, NamedCohort, Resolved
 from service.state import StateStore, open_state_store
+from tests.helpers.cohorts import lpr_cohort
 from tests.helpers.pg_server import pg_url_fixture  # noqa: F401
 
 OpenStore = Callable[[], StateStore]
@@ -104,16 +105,7 @@ def _query(cohort: Any, **extra: Any) -> Query:
     )
 
 
-FIRST_MI: dict[str, Any] = {
-    "name": "first-mi",
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "in", "value": ["I21", "I22"]}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "follow_up_years": 5,
-}
+FIRST_MI = lpr_cohort([{"column": "lpr.icd10", "op": "in", "value": ["I21", "I22"]}], name="first-mi")
 
 
 def test_resolve_replaces_a_name_by_the_stored_definition(open_store: OpenStore) -> None:

@@ -49,10 +49,9 @@ from query_engine.analysis_release import make_analysis_release
 from query_engine.estimators import NoiseModel, direct_standardise, incidence_rates, standard_weights
 from query_engine.estimators.survival import kaplan_meier
 from query_engine.spec import Query
+from tests.helpers.cohorts import E11_AFTER_CONTACT, FIRST_MI
 from tests.statistical.analysis_exact import (
     DAYS_PER_YEAR,
-    E11_AFTER_CONTACT,
-    FIRST_MI,
     CohortMembers,
     binned_kaplan_meier,
     cohort_members,

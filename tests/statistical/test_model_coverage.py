@@ -20,6 +20,7 @@ from query_engine.estimators import NoiseModel
 from query_engine.mechanisms import add_noise
 from query_engine.models_plan import ModelPlan
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.cohorts import lpr_cohort
 from tests.helpers.server_fixtures import build_dataset
 from tests.statistical.stat_checks import P_REJECT, miss_rate_p
 
@@ -29,15 +30,7 @@ REPETITIONS = 200
 QUERY = {
     "project": "p",
     "measure": "poisson_regression",
-    "cohort": {
-        "index": {
-            "register": "lpr",
-            "date": "admission_date",
-            "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I"}],
-            "entry": ["2012-01-01", "2020-12-31"],
-        },
-        "follow_up_years": 5,
-    },
+    "cohort": lpr_cohort("I"),
     "group_by": ["cpr.sex", "cohort.period"],
     # A small loss, so that the noise is large beside the sampling error of the cells.
     "epsilon": 0.1,
