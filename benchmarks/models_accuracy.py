@@ -10,13 +10,12 @@ exact estimate is the same fit on the exact table. Last line: one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.engine import CONTEXT, DEFAULT_SEED, dataset
+from benchmarks.engine import CONTEXT, dataset, dataset_parser
 from benchmarks.models import QUERIES
 from query_engine import Engine, EngineSettings, Query, estimators
 from query_engine.analyses import exact_analysis
@@ -76,10 +75,7 @@ def measure(db: Path, repetitions: int, epsilon: float) -> dict[str, float | int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=200)
     parser.add_argument("--epsilon", type=float, default=1.0)
     args = parser.parse_args(argv)
