@@ -11,7 +11,16 @@ import pandas as pd
 
 from dashboard import analysis_tables
 from dashboard.i18n import translate
-from tests.dashboard.dash_helpers import FakeApi, app_test, charts, open_page, sign_in, texts
+from tests.dashboard.dash_helpers import (
+    FakeApi,
+    app_test,
+    charts,
+    open_page,
+    preview_answer,
+    pure_privacy,
+    sign_in,
+    texts,
+)
 from tests.helpers.cohorts import RATE_COLUMNS as CONTRACT_RATE_COLUMNS
 from tests.helpers.cohorts import lpr_cohort
 
@@ -25,18 +34,14 @@ PROJECT: dict[str, Any] = {
     "expires": None,
     "budget": {},
 }
-PREVIEW = {
-    "loss": {"epsilon": 0.5, "delta": 0.0, "mechanism": "discrete_laplace"},
-    "cells": 4,
-    "confidence": 0.95,
-}
+PREVIEW = preview_answer(0.5, 4)
 FIRST_MI = lpr_cohort("I21", name="first-mi")
 RATE_COLUMNS = ["cohort.age_band", *CONTRACT_RATE_COLUMNS]
 RATE_RELEASE: dict[str, Any] = {
     "release_id": "r_rate",
     "project": "p1",
     "cached": False,
-    "privacy": {"epsilon": 0.5, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"},
+    "privacy": pure_privacy(0.5),
     "confidence": 0.95,
     "columns": RATE_COLUMNS,
     "rows": [
@@ -81,7 +86,7 @@ SURVIVAL_RELEASE: dict[str, Any] = {
     "release_id": "r_km",
     "project": "p1",
     "cached": False,
-    "privacy": {"epsilon": 0.5, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"},
+    "privacy": pure_privacy(0.5),
     "confidence": 0.95,
     "columns": ["cpr.sex", "bin", "time_start", "time_end", "events", "censored"],
     "rows": [
