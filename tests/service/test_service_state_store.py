@@ -34,6 +34,7 @@ from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
 from service.worker_services import open_ledger
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
+from tests.helpers.threads import in_threads
 from tests.service.state_fixtures import OpenStore, open_store_fixture  # noqa: F401
 
 UNVERSIONED = Path(__file__).parent / "legacy_schemas" / "service_state_unversioned.sql"
@@ -183,11 +184,7 @@ def test_concurrent_requests_are_counted_exactly_once(open_store: OpenStore) -> 
             except RateLimited:
                 pass
 
-    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert in_threads(hammer, 4) == []
     assert sum(allowed) == 25
 
 
@@ -210,20 +207,7 @@ def test_postgres_hosts_starting_together_apply_each_migration_once(
 ) -> None:
     url = postgres_server.schema_url()
     stores: list[PostgresStateStore] = []
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            stores.append(PostgresStateStore(url))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    assert in_threads(lambda _: stores.append(PostgresStateStore(url)), 3) == []
     assert sorted(s.upgraded_from for s in stores) == [0, SCHEMA_VERSION, SCHEMA_VERSION]
     for store in stores:
         store.close()
