@@ -26,7 +26,7 @@ from query_engine import Engine, EngineSettings, Query
 from query_engine.estimators.design import categorical_design
 from query_engine.linear_release import _moments
 from query_engine.models import compiled_model
-from tests.helpers.cohorts import lpr_cohort, metformin
+from tests.helpers.cohorts import INCOME_ON_AGE, lpr_cohort, metformin
 
 COHORT = lpr_cohort("I21", exposures=[metformin()])
 QUERIES: dict[str, dict[str, Any]] = {
@@ -40,15 +40,7 @@ QUERIES: dict[str, dict[str, Any]] = {
         "cohort": {**{k: v for k, v in COHORT.items() if k != "follow_up_years"}, "follow_up_days": 30},
         "group_by": ["cohort.metformin", "cpr.sex"],
     },
-    "linear_income_age_sex": {
-        "measure": "linear_regression",
-        "register": "ind",
-        "column": "ind.disposable_income",
-        "bounds": [0, 600000],
-        "where": [{"column": "ind.year", "op": "=", "value": 2020}],
-        "covariates": [{"column": "cpr.age", "bounds": [18, 100]}],
-        "group_by": ["cpr.sex", "cpr.region"],
-    },
+    "linear_income_age_sex": {**INCOME_ON_AGE, "group_by": ["cpr.sex", "cpr.region"]},
     "table1_metformin": {
         "measure": "table1",
         "cohort": COHORT,

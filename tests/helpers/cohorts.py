@@ -1,8 +1,9 @@
-"""Cohort JSON of the query contract that many tests and the benchmarks declare: one place to build it.
+"""Query JSON of the contract that many tests and the benchmarks declare: one place to build it.
 
 ``lpr_cohort`` builds the usual cohort (index: the first hospital contact with an ICD-10 prefix in the
 entry window), ``metformin`` the usual exposure; ``FIRST_MI`` and ``E11_AFTER_CONTACT`` are the two
-cohorts of the analysis accuracy tests and the analyses benchmark.
+cohorts of the analysis accuracy tests and the analyses benchmark; ``INCOME_ON_AGE`` is the usual
+linear regression (without its group columns).
 """
 
 from __future__ import annotations
@@ -81,3 +82,13 @@ E11_AFTER_CONTACT = lpr_cohort(
     outcome={"register": "lpr", "date": "admission_date", "where": icd10("E11")},
 )
 """A hospital contact in 2015 without earlier type 2 diabetes, followed 5 years for a first E11."""
+
+INCOME_ON_AGE: dict[str, Any] = {
+    "measure": "linear_regression",
+    "register": "ind",
+    "column": "ind.disposable_income",
+    "bounds": [0, 600000],
+    "where": [{"column": "ind.year", "op": "=", "value": 2020}],
+    "covariates": [{"column": "cpr.age", "bounds": [18, 100]}],
+}
+"""Disposable income in 2020 on age (a linear regression); add ``group_by`` for the categorical terms."""
