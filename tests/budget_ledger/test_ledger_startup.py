@@ -114,9 +114,8 @@ def test_an_altered_entry_after_the_checkpoint_is_refused(
     started, spent = _started_once(ledger, db_path, audit_key, tmp_path)
     started.store_release(spent.spend_id, "r_x", "{}")
     started.close()
-    attacker_connection(db_path).execute(
-        "UPDATE audit SET actor = 'mallory' WHERE seq = 6"
-    )  # after the checkpoint (5)
+    # An entry after the checkpoint (entry 5).
+    attacker_connection(db_path).execute("UPDATE audit SET actor = 'mallory' WHERE seq = 6")
     with pytest.raises(ChainBroken, match="Entry 6"):
         start(db_path, audit_key, tmp_path)
 
@@ -126,14 +125,12 @@ def test_the_checkpoint_entry_itself_and_a_shorter_chain_are_refused(
 ) -> None:
     started, _ = _started_once(ledger, db_path, audit_key, tmp_path)
     started.close()
-    attacker_connection(db_path).execute(
-        "UPDATE audit SET hash = prev_hash WHERE seq = 5"
-    )  # the checkpoint's entry
+    # The checkpoint's entry.
+    attacker_connection(db_path).execute("UPDATE audit SET hash = prev_hash WHERE seq = 5")
     with pytest.raises(ChainBroken, match="no longer has the hash"):
         start(db_path, audit_key, tmp_path)
-    attacker_connection(db_path).execute(
-        "DELETE FROM audit WHERE seq >= 4"
-    )  # truncation below the checkpoint
+    # Truncation below the checkpoint.
+    attacker_connection(db_path).execute("DELETE FROM audit WHERE seq >= 4")
     with pytest.raises(UnsafeStore, match="entries were removed"):
         start(db_path, audit_key, tmp_path)
 
