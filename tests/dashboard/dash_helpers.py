@@ -185,6 +185,23 @@ def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"ok": False, "code": code, "error": message, "status": status}
 
 
+ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
+"""The answer to ``GET /v1/me`` for the fake API's analyst of project ``p1``."""
+
+
+def project_answer(title: str, registers: list[str]) -> dict[str, Any]:
+    """The answer to ``GET /v1/projects/p1``: a pure research project without expiry."""
+    return {
+        "id": "p1",
+        "title": title,
+        "purpose": "research",
+        "registers": registers,
+        "mode": "pure",
+        "expires": None,
+        "budget": {},
+    }
+
+
 def pure_privacy(epsilon: float) -> dict[str, Any]:
     """A release's ``privacy`` in a pure project: ``epsilon`` spent by the discrete Laplace mechanism."""
     return {"epsilon": epsilon, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"}

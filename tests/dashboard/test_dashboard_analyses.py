@@ -12,11 +12,13 @@ import pandas as pd
 from dashboard import analysis_tables
 from dashboard.i18n import translate
 from tests.dashboard.dash_helpers import (
+    ANALYST,
     FakeApi,
     app_test,
     charts,
     open_page,
     preview_answer,
+    project_answer,
     pure_privacy,
     sign_in,
     texts,
@@ -24,16 +26,7 @@ from tests.dashboard.dash_helpers import (
 from tests.helpers.cohorts import RATE_COLUMNS as CONTRACT_RATE_COLUMNS
 from tests.helpers.cohorts import lpr_cohort
 
-ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
-PROJECT: dict[str, Any] = {
-    "id": "p1",
-    "title": "Heart",
-    "purpose": "research",
-    "registers": ["cpr", "lpr", "dar"],
-    "mode": "pure",
-    "expires": None,
-    "budget": {},
-}
+PROJECT = project_answer("Heart", ["cpr", "lpr", "dar"])
 PREVIEW = preview_answer(0.5, 4)
 FIRST_MI = lpr_cohort("I21", name="first-mi")
 RATE_COLUMNS = ["cohort.age_band", *CONTRACT_RATE_COLUMNS]

@@ -9,27 +9,20 @@ from typing import Any
 import httpx
 
 from tests.dashboard.dash_helpers import (
+    ANALYST,
     FakeApi,
     app_test,
     error,
     open_page,
     preview_answer,
+    project_answer,
     pure_privacy,
     query_options_answer,
     sign_in,
     texts,
 )
 
-ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
-PROJECT: dict[str, Any] = {
-    "id": "p1",
-    "title": "Diabetes",
-    "purpose": "research",
-    "registers": ["cpr", "lpr"],
-    "mode": "pure",
-    "expires": None,
-    "budget": {},
-}
+PROJECT = project_answer("Diabetes", ["cpr", "lpr"])
 BUDGET = {
     "project": "p1",
     "mode": "pure",
