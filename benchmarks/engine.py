@@ -14,6 +14,8 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,52 @@ def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 2)
 
 
+def dataset_parser(description: str, persons: int = 100_000) -> argparse.ArgumentParser:
+    """The options of a benchmark on the synthetic dataset: ``--persons``, ``--seed``, ``--data-dir``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--persons", type=int, default=persons)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    return parser
+
+
+def interleaved(
+    dp: Callable[[], object], raw: Callable[[], object], repeats: int, warmups: int = 2
+) -> dict[str, float]:
+    """Median milliseconds of ``dp`` and ``raw`` run alternately ``repeats`` times (after ``warmups``
+    of each, to warm caches: plan, SQL, OpenDP measurements, DuckDB buffers), and their ratio."""
+    for _ in range(warmups):
+        dp()
+        raw()
+    dp_times, raw_times = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        dp()
+        dp_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        raw()
+        raw_times.append(time.perf_counter() - started)
+    dp_ms, raw_ms = _median_ms(dp_times), _median_ms(raw_times)
+    return {"dp_ms": dp_ms, "raw_ms": raw_ms, "ratio": round(dp_ms / raw_ms, 3)}
+
+
+def print_timings(results: dict[str, dict[str, float]], label: str = "query", width: int = 34) -> None:
+    """The table of ``interleaved`` results, one row per query."""
+    print(f"{label:<{width}} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
+    for name, r in results.items():
+        print(f"{name:<{width}} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+
+
+def dp_run(engine: Engine, query: Query) -> object:
+    """One full DP run of ``query``: the cost, then validate, plan, execute, noise and release."""
+    return engine.run(query, CONTEXT, cost=engine.cost(query, CONTEXT))
+
+
+def _raw_run(raw: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> None:
+    """The identical SQL and parameters on the plain connection, fetched as Arrow like the engine does."""
+    raw.sql(sql, params=params).to_arrow_table()
+
+
 def bench(
     db: Path, repeats: int, threads: int, queries: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, dict[str, float]]:
@@ -100,38 +148,20 @@ def bench(
         for name, fields in (QUERIES if queries is None else queries).items():
             query = Query.model_validate({"project": "bench", "epsilon": 1.0, **fields})
             compiled = engine.compiled(query, CONTEXT)
-            params = list(compiled.params)
-            for _ in range(2):  # warm caches: plan, SQL, OpenDP measurements, DuckDB buffers
-                engine.run(query, CONTEXT, cost=engine.cost(query, CONTEXT))
-                raw.sql(compiled.sql, params=params).to_arrow_table()
-            dp_times, raw_times = [], []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                cost = engine.cost(query, CONTEXT)
-                engine.run(query, CONTEXT, cost=cost)
-                dp_times.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                raw.sql(compiled.sql, params=params).to_arrow_table()
-                raw_times.append(time.perf_counter() - started)
-            dp_ms, raw_ms = _median_ms(dp_times), _median_ms(raw_times)
-            results[name] = {"dp_ms": dp_ms, "raw_ms": raw_ms, "ratio": round(dp_ms / raw_ms, 3)}
+            raw_run = partial(_raw_run, raw, compiled.sql, list(compiled.params))
+            results[name] = interleaved(partial(dp_run, engine, query), raw_run, repeats)
         raw.close()
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     db = dataset(args.persons, args.seed, args.data_dir)
     results = bench(db, args.repeats, args.threads)
-    print(f"{'query':<34} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
-    for name, r in results.items():
-        print(f"{name:<34} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+    print_timings(results)
     summary = {
         "persons": args.persons,
         "queries": results,

@@ -13,38 +13,11 @@ raw) and ``max_ms`` (the slowest DP run). Targets (issue 15): at most 1.5x raw a
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from benchmarks.engine import DEFAULT_SEED, bench, dataset
-
-_I21 = [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}]
-_E11 = [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]
-# A first myocardial infarction 2012-2020 (none in the 5 years before), followed 5 years for death.
-FIRST_MI: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": _I21,
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exclude": [{"register": "lpr", "date": "admission_date", "where": _I21, "lookback_days": 1825}],
-    "follow_up_years": 5,
-}
-# A hospital contact in 2015 without earlier type 2 diabetes, followed 5 years for a first E11.
-E11_AFTER_CONTACT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [],
-        "entry": ["2015-01-01", "2015-12-31"],
-    },
-    "exclude": [{"register": "lpr", "date": "admission_date", "where": _E11}],
-    "outcome": {"register": "lpr", "date": "admission_date", "where": _E11},
-    "follow_up_years": 5,
-}
+from benchmarks.engine import bench, dataset, dataset_parser, print_timings
+from tests.helpers.cohorts import E11_AFTER_CONTACT, FIRST_MI
 
 QUERIES: dict[str, dict[str, Any]] = {
     "cohort_count_mi_by_age_sex": {
@@ -75,18 +48,13 @@ TARGET_MS = 2000.0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser = dataset_parser(__doc__.splitlines()[0], persons=1_000_000)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     db = dataset(args.persons, args.seed, args.data_dir)
     results = bench(db, args.repeats, args.threads, QUERIES)
-    print(f"{'analysis':<34} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
-    for name, r in results.items():
-        print(f"{name:<34} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+    print_timings(results, "analysis")
     summary = {
         "persons": args.persons,
         "analyses": results,

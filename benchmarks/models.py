@@ -12,9 +12,8 @@ last line, one JSON object with ``max_ratio``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +21,14 @@ import numpy as np
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
-from benchmarks.engine import CONTEXT, DEFAULT_SEED, _median_ms, dataset
+from benchmarks.engine import CONTEXT, dataset, dataset_parser, dp_run, interleaved, print_timings
 from query_engine import Engine, EngineSettings, Query
 from query_engine.estimators.design import categorical_design
 from query_engine.linear_release import _moments
 from query_engine.models import compiled_model
+from tests.helpers.cohorts import INCOME_ON_AGE, lpr_cohort, metformin
 
-COHORT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exposures": [
-        {
-            "name": "metformin",
-            "register": "lmdb",
-            "date": "date",
-            "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10BA02"}],
-            "lookback_days": 365,
-        }
-    ],
-    "follow_up_years": 5,
-}
+COHORT = lpr_cohort("I21", exposures=[metformin()])
 QUERIES: dict[str, dict[str, Any]] = {
     "poisson_metformin_sex_age": {
         "measure": "poisson_regression",
@@ -57,15 +40,7 @@ QUERIES: dict[str, dict[str, Any]] = {
         "cohort": {**{k: v for k, v in COHORT.items() if k != "follow_up_years"}, "follow_up_days": 30},
         "group_by": ["cohort.metformin", "cpr.sex"],
     },
-    "linear_income_age_sex": {
-        "measure": "linear_regression",
-        "register": "ind",
-        "column": "ind.disposable_income",
-        "bounds": [0, 600000],
-        "where": [{"column": "ind.year", "op": "=", "value": 2020}],
-        "covariates": [{"column": "cpr.age", "bounds": [18, 100]}],
-        "group_by": ["cpr.sex", "cpr.region"],
-    },
+    "linear_income_age_sex": {**INCOME_ON_AGE, "group_by": ["cpr.sex", "cpr.region"]},
     "table1_metformin": {
         "measure": "table1",
         "cohort": COHORT,
@@ -98,6 +73,12 @@ def _raw_fit(name: str, query: Query, table: Any, plan: Any) -> None:
     GLM(counts[:, ::-1], design.matrix, family=families.Binomial()).fit()
 
 
+def _raw_run(engine: Engine, name: str, query: Query, statements: Any, plan: Any) -> None:
+    """The identical SQL on the engine's DuckDB connection, then the same fit of each exact table."""
+    for compiled in statements:
+        _raw_fit(name, query, engine.backend.execute(compiled), plan)
+
+
 def bench(db: Path, repeats: int, threads: int) -> dict[str, dict[str, float]]:
     settings = EngineSettings(threads=threads, memory_limit="4GB")
     results: dict[str, dict[str, float]] = {}
@@ -105,38 +86,19 @@ def bench(db: Path, repeats: int, threads: int) -> dict[str, dict[str, float]]:
         for name, fields in QUERIES.items():
             query = Query.model_validate({"project": "bench", "epsilon": 1.0, **fields})
             prepared = engine._model(query, CONTEXT)
-            plan = prepared.plan
             statements = compiled_model(prepared, engine.catalog, "duckdb")
-            for _ in range(1):
-                engine.run(query, CONTEXT, cost=engine.cost(query, CONTEXT))
-                for compiled in statements:
-                    _raw_fit(name, query, engine.backend.execute(compiled), plan)
-            dp_times, raw_times = [], []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                engine.run(query, CONTEXT, cost=engine.cost(query, CONTEXT))
-                dp_times.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                for compiled in statements:
-                    _raw_fit(name, query, engine.backend.execute(compiled), plan)
-                raw_times.append(time.perf_counter() - started)
-            dp_ms, raw_ms = _median_ms(dp_times), _median_ms(raw_times)
-            results[name] = {"dp_ms": dp_ms, "raw_ms": raw_ms, "ratio": round(dp_ms / raw_ms, 3)}
+            raw_run = partial(_raw_run, engine, name, query, statements, prepared.plan)
+            results[name] = interleaved(partial(dp_run, engine, query), raw_run, repeats, warmups=1)
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     results = bench(dataset(args.persons, args.seed, args.data_dir), args.repeats, args.threads)
-    print(f"{'query':<30} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
-    for name, r in results.items():
-        print(f"{name:<30} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+    print_timings(results, width=30)
     print(
         json.dumps(
             {

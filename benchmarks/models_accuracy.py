@@ -10,19 +10,17 @@ exact estimate is the same fit on the exact table. Last line: one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.engine import CONTEXT, DEFAULT_SEED, dataset
+from benchmarks.engine import CONTEXT, dataset, dataset_parser
 from benchmarks.models import QUERIES
-from query_engine import Engine, EngineSettings, Query, estimators
+from query_engine import Engine, EngineSettings, Query
 from query_engine.analyses import exact_analysis
-from query_engine.estimators import NoiseModel
-from query_engine.mechanisms import add_noise
 from query_engine.models_plan import ModelPlan
+from tests.statistical.noisy_poisson import exact_rate_ratios, noisy_fits
 
 _YOUNG_BANDS = ("0-", "10-", "20-")
 
@@ -44,25 +42,10 @@ def measure(db: Path, repetitions: int, epsilon: float) -> dict[str, float | int
     cells = [c for c, keep in zip(cells, adult, strict=True) if keep]
     exact = {name: np.asarray(values)[adult] for name, values in exact.items()}
     labels = {name: [cell[i] for cell in cells] for i, name in enumerate(query.group_by)}
-    none = NoiseModel("laplace", 0.0)
-    truth = estimators.poisson_regression(
-        labels, exact["events"], exact["person_time"], events_noise=none, time_noise=none, draws=100
-    ).estimate[0]  # cohort.metformin=1
-    events_cal, time_cal = prepared.calibrations
-    noise = {
-        "events_noise": NoiseModel("laplace", events_cal.scale),
-        "time_noise": NoiseModel("laplace", time_cal.scale),
-    }
+    truth = exact_rate_ratios(labels, exact)[0]  # cohort.metformin=1
     covered = naive_covered = 0
     errors = []
-    for _ in range(repetitions):
-        result = estimators.poisson_regression(
-            labels,
-            np.asarray(add_noise(events_cal, exact["events"])),
-            np.asarray(add_noise(time_cal, exact["person_time"])),
-            draws=400,
-            **noise,
-        )
+    for result in noisy_fits(labels, exact, prepared.calibrations, repetitions):
         covered += bool(result.ci_low[0] <= truth <= result.ci_high[0])
         naive_covered += bool(result.naive_ci_low[0] <= truth <= result.naive_ci_high[0])
         errors.append(abs(result.estimate[0] / truth - 1))
@@ -76,10 +59,7 @@ def measure(db: Path, repetitions: int, epsilon: float) -> dict[str, float | int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=200)
     parser.add_argument("--epsilon", type=float, default=1.0)
     args = parser.parse_args(argv)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from budget_ledger import ProjectSpec
 
@@ -43,3 +45,11 @@ def zcdp_spec(
 ) -> ProjectSpec:
     """A zCDP project on cpr and lpr."""
     return pure_spec(project_id, epsilon, delta, mode="zcdp", registers=("cpr", "lpr"), **extra)
+
+
+def attacker_connection(db_path: Path) -> sqlite3.Connection:
+    """A connection to the SQLite ledger with the append-only triggers dropped: an attacker's edits."""
+    con = sqlite3.connect(db_path, isolation_level=None)
+    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        con.execute(f"DROP TRIGGER {name}")
+    return con

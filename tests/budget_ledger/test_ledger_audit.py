@@ -22,7 +22,7 @@ from budget_ledger import (
     parse_audit_key,
     verify_command,
 )
-from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.budget_ledger.ledger_helpers import attacker_connection, pure_spec
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 
@@ -33,14 +33,6 @@ def fill(ledger: Ledger, spends: int = 4) -> None:
     for i in range(spends):
         result = ledger.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, f"h{i}", f"q{i}", actor="a")
         ledger.store_release(result.spend_id, f"r_{i}", json.dumps({"value": i}))
-
-
-def raw(db_path: Path) -> sqlite3.Connection:
-    """An attacker's connection with the append-only triggers dropped."""
-    con = sqlite3.connect(db_path, isolation_level=None)
-    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
-        con.execute(f"DROP TRIGGER {name}")
-    return con
 
 
 def test_untouched_ledger_verifies(ledger: Ledger) -> None:
@@ -67,7 +59,7 @@ def test_triggers_keep_tables_append_only(ledger: Ledger, db_path: Path) -> None
 
 def test_edited_audit_amount_is_named(ledger: Ledger, db_path: Path) -> None:
     fill(ledger)
-    con = raw(db_path)
+    con = attacker_connection(db_path)
     payload = json.loads(con.execute("SELECT payload FROM audit WHERE seq = 4").fetchone()[0])
     payload["charge"]["epsilon"] = "1/1000"
     con.execute("UPDATE audit SET payload = ? WHERE seq = 4", (json.dumps(payload),))
@@ -78,7 +70,7 @@ def test_edited_audit_amount_is_named(ledger: Ledger, db_path: Path) -> None:
 
 def test_edited_spend_row_amount_is_named(ledger: Ledger, db_path: Path) -> None:
     fill(ledger)
-    con = raw(db_path)
+    con = attacker_connection(db_path)
     seq = con.execute("SELECT audit_seq FROM spends ORDER BY audit_seq LIMIT 1 OFFSET 2").fetchone()[0]
     con.execute("UPDATE spends SET epsilon = '1/1000' WHERE audit_seq = ?", (seq,))
     report = ledger.verify()
@@ -87,37 +79,34 @@ def test_edited_spend_row_amount_is_named(ledger: Ledger, db_path: Path) -> None
     assert any("do not equal the sum of its spend rows" in p for p in report.problems)
 
 
-def test_edited_running_total_is_detected(ledger: Ledger, db_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("statement", "bad_index", "reason"),
+    [
+        pytest.param(
+            "UPDATE projects SET epsilon_spent = '1/10'", None, "running totals", id="running_total"
+        ),
+        pytest.param(
+            "UPDATE releases SET release_json = '{\"value\": 99}' WHERE release_id = 'r_1'",
+            5,
+            "r_1",
+            id="release",
+        ),
+        pytest.param("UPDATE projects SET epsilon = '100'", 1, "", id="raised_budget_in_table"),
+        pytest.param("DELETE FROM audit WHERE seq = 5", 5, "missing", id="deleted_entry"),
+    ],
+)
+def test_an_edited_table_is_detected_and_named(
+    ledger: Ledger, db_path: Path, statement: str, bad_index: int | None, reason: str
+) -> None:
     fill(ledger)
-    raw(db_path).execute("UPDATE projects SET epsilon_spent = '1/10'")
+    attacker_connection(db_path).execute(statement)
     report = ledger.verify()
-    assert not report.ok and "running totals" in (report.reason or "")
-
-
-def test_edited_release_is_named(ledger: Ledger, db_path: Path) -> None:
-    fill(ledger)
-    raw(db_path).execute("UPDATE releases SET release_json = '{\"value\": 99}' WHERE release_id = 'r_1'")
-    report = ledger.verify()
-    assert not report.ok and report.first_bad_index == 5 and "r_1" in (report.reason or "")
-
-
-def test_raised_budget_in_table_is_named(ledger: Ledger, db_path: Path) -> None:
-    fill(ledger)
-    raw(db_path).execute("UPDATE projects SET epsilon = '100'")
-    report = ledger.verify()
-    assert not report.ok and report.first_bad_index == 1
-
-
-def test_deleted_entry_is_named(ledger: Ledger, db_path: Path) -> None:
-    fill(ledger)
-    raw(db_path).execute("DELETE FROM audit WHERE seq = 5")
-    report = ledger.verify()
-    assert not report.ok and report.first_bad_index == 5 and "missing" in (report.reason or "")
+    assert not report.ok and report.first_bad_index == bad_index and reason in (report.reason or "")
 
 
 def test_deleted_spend_row_is_named(ledger: Ledger, db_path: Path) -> None:
     fill(ledger)
-    con = raw(db_path)
+    con = attacker_connection(db_path)
     seq = con.execute("SELECT audit_seq FROM spends ORDER BY audit_seq DESC LIMIT 1").fetchone()[0]
     con.execute("DELETE FROM releases WHERE audit_seq > ?", (seq,))
     con.execute("DELETE FROM spends WHERE audit_seq = ?", (seq,))
@@ -127,7 +116,7 @@ def test_deleted_spend_row_is_named(ledger: Ledger, db_path: Path) -> None:
 
 def test_reordered_entries_are_named(ledger: Ledger, db_path: Path) -> None:
     fill(ledger)
-    con = raw(db_path)
+    con = attacker_connection(db_path)
     # The scratch position must pass the schema's check (seq >= 1), as in the PostgreSQL twin of this test.
     con.execute("UPDATE audit SET seq = 1000 WHERE seq = 3")
     con.execute("UPDATE audit SET seq = 3 WHERE seq = 6")
@@ -142,7 +131,7 @@ def test_truncated_tail_is_detected_with_the_published_head(ledger: Ledger, db_p
     ledger.append_event("request_audit", {"n": 2}, "svc")
     count, head = ledger.audit_head()
     assert ledger.verify(expected_head=head, expected_count=count).ok
-    raw(db_path).execute("DELETE FROM audit WHERE seq > ?", (count - 2,))
+    attacker_connection(db_path).execute("DELETE FROM audit WHERE seq > ?", (count - 2,))
     # A clean truncation leaves a valid chain: only the published head can reveal it.
     assert ledger.verify().ok
     report = ledger.verify(expected_head=head, expected_count=count)
@@ -201,7 +190,7 @@ def test_verify_command_reports_ok_and_broken(ledger: Ledger, db_path: Path, tmp
     out = io.StringIO()
     assert verify_command(db_path, key_file.read_bytes().hex(), expected_head=head, out=out) == 0
 
-    raw(db_path).execute("DELETE FROM audit WHERE seq = 2")
+    attacker_connection(db_path).execute("DELETE FROM audit WHERE seq = 2")
     out = io.StringIO()
     assert verify_command(db_path, key_file, out=out) == 1
     assert "BROKEN" in out.getvalue() and "first bad: entry 2" in out.getvalue()

@@ -7,15 +7,14 @@ import io
 import json
 import os
 import random
-import sqlite3
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from budget_ledger import ChainBroken, Charge, Ledger, SqliteStore, UnsafeStore, verify_command
+from budget_ledger import ChainBroken, Charge, Ledger, SpendResult, SqliteStore, UnsafeStore, verify_command
 from budget_ledger.startup import start_ledger
-from tests.budget_ledger.ledger_helpers import Clock, pure_spec
+from tests.budget_ledger.ledger_helpers import Clock, attacker_connection, pure_spec
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 
@@ -99,25 +98,24 @@ def test_a_sound_ledger_starts_and_later_starts_verify_only_new_entries(
     second.close()
 
 
-def _raw(db_path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(db_path, isolation_level=None)
-    con.execute("DROP TRIGGER audit_no_update")
-    con.execute("DROP TRIGGER audit_no_delete")
-    return con
+def _started_once(
+    ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
+) -> tuple[Ledger, SpendResult]:
+    """Two spends (entries 1-5), a first start (checkpoint at entry 5), then one more spend (entry 6)."""
+    fill(ledger, 2)
+    ledger.close()
+    started, _ = start(db_path, audit_key, tmp_path)
+    return started, started.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "x", "x", actor="a")
 
 
 def test_an_altered_entry_after_the_checkpoint_is_refused(
     ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
 ) -> None:
-    fill(ledger, 2)
-    ledger.close()
-    started, _ = start(db_path, audit_key, tmp_path)
-    fill_more = started.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "x", "x", actor="a")
-    started.store_release(fill_more.spend_id, "r_x", "{}")
+    started, spent = _started_once(ledger, db_path, audit_key, tmp_path)
+    started.store_release(spent.spend_id, "r_x", "{}")
     started.close()
-    con = _raw(db_path)
-    con.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 6")  # after the checkpoint (5)
-    con.close()
+    # An entry after the checkpoint (entry 5).
+    attacker_connection(db_path).execute("UPDATE audit SET actor = 'mallory' WHERE seq = 6")
     with pytest.raises(ChainBroken, match="Entry 6"):
         start(db_path, audit_key, tmp_path)
 
@@ -125,19 +123,14 @@ def test_an_altered_entry_after_the_checkpoint_is_refused(
 def test_the_checkpoint_entry_itself_and_a_shorter_chain_are_refused(
     ledger: Ledger, db_path: Path, audit_key: bytes, tmp_path: Path
 ) -> None:
-    fill(ledger, 2)
-    ledger.close()
-    started, _ = start(db_path, audit_key, tmp_path)
-    started.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "x", "x", actor="a")
+    started, _ = _started_once(ledger, db_path, audit_key, tmp_path)
     started.close()
-    con = _raw(db_path)
-    con.execute("UPDATE audit SET hash = prev_hash WHERE seq = 5")  # the checkpoint's entry
-    con.close()
+    # The checkpoint's entry.
+    attacker_connection(db_path).execute("UPDATE audit SET hash = prev_hash WHERE seq = 5")
     with pytest.raises(ChainBroken, match="no longer has the hash"):
         start(db_path, audit_key, tmp_path)
-    con = _raw(db_path)
-    con.execute("DELETE FROM audit WHERE seq >= 4")  # truncation below the checkpoint
-    con.close()
+    # Truncation below the checkpoint.
+    attacker_connection(db_path).execute("DELETE FROM audit WHERE seq >= 4")
     with pytest.raises(UnsafeStore, match="entries were removed"):
         start(db_path, audit_key, tmp_path)
 

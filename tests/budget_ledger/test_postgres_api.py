@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from budget_ledger import Ledger
 from budget_ledger.postgres_store import PostgresLedgerStore
 from tests.budget_ledger import test_ledger_algebra, test_ledger_api, test_ledger_audit, test_ledger_caps
 from tests.budget_ledger.ledger_helpers import Clock
+from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 _SQLITE_ONLY = {"db_path", "tmp_path"}
@@ -48,14 +48,6 @@ globals().update(_SHARED)
 
 def test_the_shared_tests_were_found() -> None:
     assert len(_SHARED) >= 25, sorted(_SHARED)
-
-
-@pytest.fixture
-def store(pg_url: str) -> Iterator[PostgresLedgerStore]:
-    """Overrides the conftest's SQLite store, so the conftest's ``ledger`` runs on PostgreSQL."""
-    opened = PostgresLedgerStore(pg_url)
-    yield opened
-    opened.close()
 
 
 @settings(

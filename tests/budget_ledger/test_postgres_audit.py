@@ -22,17 +22,10 @@ from budget_ledger.postgres_store import PostgresLedgerStore, describe_url
 from budget_ledger.store import open_store
 from budget_ledger.verify import verify_ledger
 from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 TENTH = Charge(epsilon=Fraction(1, 10))
-
-
-@pytest.fixture
-def store(pg_url: str) -> Iterator[PostgresLedgerStore]:
-    """Overrides the conftest's SQLite store, so the conftest's ``ledger`` runs on PostgreSQL."""
-    opened = PostgresLedgerStore(pg_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ The driver, shared with ``test_ledger_concurrency``, is ``ledger_concurrency_dri
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 from functools import partial
 
 import pytest
@@ -22,15 +21,8 @@ from tests.budget_ledger.ledger_concurrency_driver import (
     check_exactly_k_fit_under_a_shared_register_cap,
 )
 from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
-
-
-@pytest.fixture
-def store(pg_url: str) -> Iterator[PostgresLedgerStore]:
-    """Overrides the conftest's SQLite store, so the conftest's ``ledger`` runs on PostgreSQL."""
-    opened = PostgresLedgerStore(pg_url)
-    yield opened
-    opened.close()
 
 
 def _open_store(url: str) -> OpenStore:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.budget_ledger.ledger_crash_driver import (
     check_sigkill_at_every_fault_point,
 )
 from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
 from tests.helpers.pg_server import (  # noqa: F401
     TemporaryPostgres,
     pg_url_fixture,
@@ -36,14 +36,6 @@ from tests.helpers.pg_server import (  # noqa: F401
 
 ROUNDS = 17  # x 6 fault kinds = 102 killed or completed children
 KILL_WINDOW = 0.12  # s: the flow (connect included) takes ~30-100 ms, so a random kill lands anywhere
-
-
-@pytest.fixture
-def store(pg_url: str) -> Iterator[PostgresLedgerStore]:
-    """Overrides the conftest's SQLite store, so the conftest's ``ledger`` runs on PostgreSQL."""
-    opened = PostgresLedgerStore(pg_url)
-    yield opened
-    opened.close()
 
 
 class _FaultStore(PauseBeforeCommit, PostgresLedgerStore):

@@ -3,7 +3,6 @@ are reconciled (other hosts may still be running theirs)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,17 +12,10 @@ from budget_ledger import ChainBroken, Charge, Ledger
 from budget_ledger.postgres_store import PostgresLedgerStore
 from budget_ledger.startup import start_ledger
 from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 TENTH = Charge(epsilon=Fraction(1, 10))
-
-
-@pytest.fixture
-def store(pg_url: str) -> Iterator[PostgresLedgerStore]:
-    """Overrides the conftest's SQLite store, so the conftest's ``ledger`` runs on PostgreSQL."""
-    opened = PostgresLedgerStore(pg_url)
-    yield opened
-    opened.close()
 
 
 def _start(pg_url: str, key: bytes, tmp_path: Path) -> tuple[Ledger, object]:

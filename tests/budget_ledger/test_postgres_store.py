@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,17 +17,10 @@ from budget_ledger.postgres_store import SCHEMA_VERSION, WRITE_LOCK_SQL, Postgre
 from budget_ledger.store import open_store
 from tests.budget_ledger.ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
 from tests.budget_ledger.ledger_helpers import pure_spec
+from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
 
 TENTH = Charge(epsilon=Fraction(1, 10))
-
-
-@pytest.fixture
-def store(pg_url: str) -> Iterator[PostgresLedgerStore]:
-    """Overrides the conftest's SQLite store, so the conftest's ``ledger`` runs on PostgreSQL."""
-    opened = PostgresLedgerStore(pg_url)
-    yield opened
-    opened.close()
 
 
 def _schema(url: str) -> str:

@@ -50,6 +50,8 @@ __all__ = [
 APP = ROOT / "dashboard" / "app.py"
 ADMIN_TOKEN = "sst_admin_dashboard_tests_" + "y" * 32
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
+REGISTERS = {"cpr", "lpr", "lmdb", "dar", "ind", "udda"}
+"""The registers of the catalog."""
 
 
 def catalog_body(db: Path) -> dict[str, Any]:
@@ -183,6 +185,37 @@ def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"ok": False, "code": code, "error": message, "status": status}
 
 
+ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
+"""The answer to ``GET /v1/me`` for the fake API's analyst of project ``p1``."""
+
+
+def project_answer(title: str, registers: list[str]) -> dict[str, Any]:
+    """The answer to ``GET /v1/projects/p1``: a pure research project without expiry."""
+    return {
+        "id": "p1",
+        "title": title,
+        "purpose": "research",
+        "registers": registers,
+        "mode": "pure",
+        "expires": None,
+        "budget": {},
+    }
+
+
+def pure_privacy(epsilon: float) -> dict[str, Any]:
+    """A release's ``privacy`` in a pure project: ``epsilon`` spent by the discrete Laplace mechanism."""
+    return {"epsilon": epsilon, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"}
+
+
+def preview_answer(epsilon: float, cells: int) -> dict[str, Any]:
+    """The answer to ``POST /v1/queries/preview`` in a pure project (95 % intervals)."""
+    return {
+        "loss": {"epsilon": epsilon, "delta": 0.0, "mechanism": "discrete_laplace"},
+        "cells": cells,
+        "confidence": 0.95,
+    }
+
+
 # --- AppTest --------------------------------------------------------------------------------------
 
 
@@ -210,6 +243,18 @@ def sign_in(at: AppTest, token: str) -> AppTest:
     at.button(key="signin_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def clean(at: AppTest) -> AppTest:
+    """Fail on any exception or error message on the page; return the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def table_with(at: AppTest, column: str) -> Any:
+    """The first ``st.table`` on the page with ``column``, as a DataFrame."""
+    return next(t.value for t in at.table if column in t.value.columns)
 
 
 def texts(at: AppTest) -> str:

@@ -11,51 +11,30 @@ import pandas as pd
 
 from dashboard import analysis_tables
 from dashboard.i18n import translate
-from tests.dashboard.dash_helpers import FakeApi, app_test, charts, open_page, sign_in, texts
+from tests.dashboard.dash_helpers import (
+    ANALYST,
+    FakeApi,
+    app_test,
+    charts,
+    open_page,
+    preview_answer,
+    project_answer,
+    pure_privacy,
+    sign_in,
+    texts,
+)
+from tests.helpers.cohorts import RATE_COLUMNS as CONTRACT_RATE_COLUMNS
+from tests.helpers.cohorts import lpr_cohort
 
-ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
-PROJECT: dict[str, Any] = {
-    "id": "p1",
-    "title": "Heart",
-    "purpose": "research",
-    "registers": ["cpr", "lpr", "dar"],
-    "mode": "pure",
-    "expires": None,
-    "budget": {},
-}
-PREVIEW = {
-    "loss": {"epsilon": 0.5, "delta": 0.0, "mechanism": "discrete_laplace"},
-    "cells": 4,
-    "confidence": 0.95,
-}
-FIRST_MI = {
-    "name": "first-mi",
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "follow_up_years": 5,
-}
-RATE_COLUMNS = [
-    "cohort.age_band",
-    "events",
-    "person_years",
-    "rate",
-    "ci_low",
-    "ci_high",
-    "noise_ci_low",
-    "noise_ci_high",
-    "sampling_ci_low",
-    "sampling_ci_high",
-    "suppressed",
-]
+PROJECT = project_answer("Heart", ["cpr", "lpr", "dar"])
+PREVIEW = preview_answer(0.5, 4)
+FIRST_MI = lpr_cohort("I21", name="first-mi")
+RATE_COLUMNS = ["cohort.age_band", *CONTRACT_RATE_COLUMNS]
 RATE_RELEASE: dict[str, Any] = {
     "release_id": "r_rate",
     "project": "p1",
     "cached": False,
-    "privacy": {"epsilon": 0.5, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"},
+    "privacy": pure_privacy(0.5),
     "confidence": 0.95,
     "columns": RATE_COLUMNS,
     "rows": [
@@ -100,7 +79,7 @@ SURVIVAL_RELEASE: dict[str, Any] = {
     "release_id": "r_km",
     "project": "p1",
     "cached": False,
-    "privacy": {"epsilon": 0.5, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"},
+    "privacy": pure_privacy(0.5),
     "confidence": 0.95,
     "columns": ["cpr.sex", "bin", "time_start", "time_end", "events", "censored"],
     "rows": [

@@ -4,21 +4,8 @@ page, released with its intervals, then reused by name on the other (issue 15 it
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from streamlit.testing.v1 import AppTest
-
-from tests.dashboard.dash_helpers import Api, app_test, charts, open_page, sign_in, texts
-
-
-def _frame_with(at: AppTest, column: str) -> Any:
-    return next(t.value for t in at.table if column in t.value.columns)
-
-
-def _clean(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+from tests.dashboard.dash_helpers import Api, app_test, charts, clean, open_page, sign_in, table_with, texts
 
 
 def test_rates_then_survival_on_the_same_named_cohort(real_api: Api) -> None:
@@ -31,14 +18,14 @@ def test_rates_then_survival_on_the_same_named_cohort(real_api: Api) -> None:
     at.text_input(key="rates_name").set_value("first-mi-dash").run()
     at.multiselect(key="rates_group_by").set_value(["cpr.sex"]).run()
     at.selectbox(key="rates_standard").set_value("esp2013").run()
-    _clean(at)
+    clean(at)
     assert "Cost (ε)" in texts(at)  # the preview, before anything is spent
     at.button(key="rates_run").click().run()
-    _clean(at)
-    rates = _frame_with(at, "Events")
+    clean(at)
+    rates = table_with(at, "Events")
     assert {"Person-years", "Noise part", "Sampling part"} <= set(rates.columns)
     assert len(rates) == 2 * 10  # sex x the ten age bands added for the standardisation
-    standardised = _frame_with(at, "Age-standardised")
+    standardised = table_with(at, "Age-standardised")
     assert len(standardised) == 2 and "Crude" in standardised.columns
     assert len(charts(at)) == 2
 
@@ -47,14 +34,14 @@ def test_rates_then_survival_on_the_same_named_cohort(real_api: Api) -> None:
     assert at.selectbox(key="survival_stored").value == "first-mi-dash"
     at.multiselect(key="survival_group_by").set_value(["cpr.sex"]).run()
     at.button(key="survival_run").click().run()
-    _clean(at)
+    clean(at)
     (spec,) = charts(at)
     assert "step-after" in json.dumps(spec)
-    at_risk = _frame_with(at, "Time since index (months)")
+    at_risk = table_with(at, "Time since index (months)")
     assert len(at_risk) == 2
-    horizons = _frame_with(at, "Cumulative incidence")
+    horizons = table_with(at, "Cumulative incidence")
     assert sorted(set(horizons["Years"])) == ["1", "5"]
-    assert len(_frame_with(at, "Median survival (years)")) == 2
+    assert len(table_with(at, "Median survival (years)")) == 2
     with real_api.admin() as http:
         listed = http.get(f"/v1/projects/{project}/cohorts").json()
         releases = http.get(f"/v1/projects/{project}/releases").json()["releases"]
@@ -65,5 +52,5 @@ def test_rates_then_survival_on_the_same_named_cohort(real_api: Api) -> None:
     open_page(at, "project")  # a past analysis reopens as an analysis
     at.selectbox(key="project_release_pick").set_value(releases[0]["release_id"]).run()
     at.button(key="project_release_open").click().run()
-    _clean(at)
-    assert _frame_with(at, "Events") is not None
+    clean(at)
+    assert table_with(at, "Events") is not None

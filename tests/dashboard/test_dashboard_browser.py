@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from service.cli_commands import STREAMLIT_OPTIONS
 from tests.dashboard.dash_helpers import APP, SCREENSHOTS, Api, Process, free_port, spawn, wait_for
-from tests.helpers.required import require_chromium
+from tests.helpers.browser import browser_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -52,19 +52,6 @@ def dashboard_url(api_server: Api, tmp_path_factory: pytest.TempPathFactory) -> 
         yield url
     finally:
         process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's chromium (Playwright cannot download its own browser here)."""
-    chromium = require_chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

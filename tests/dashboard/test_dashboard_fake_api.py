@@ -9,25 +9,20 @@ from typing import Any
 import httpx
 
 from tests.dashboard.dash_helpers import (
+    ANALYST,
     FakeApi,
     app_test,
     error,
     open_page,
+    preview_answer,
+    project_answer,
+    pure_privacy,
     query_options_answer,
     sign_in,
     texts,
 )
 
-ANALYST = {"role": "analyst", "token_id": "tok_a", "project": "p1", "name": "ana"}
-PROJECT: dict[str, Any] = {
-    "id": "p1",
-    "title": "Diabetes",
-    "purpose": "research",
-    "registers": ["cpr", "lpr"],
-    "mode": "pure",
-    "expires": None,
-    "budget": {},
-}
+PROJECT = project_answer("Diabetes", ["cpr", "lpr"])
 BUDGET = {
     "project": "p1",
     "mode": "pure",
@@ -35,16 +30,12 @@ BUDGET = {
     "epsilon_spent": 0.0,
     "epsilon_remaining": 1.0,
 }
-PREVIEW = {
-    "loss": {"epsilon": 0.1, "delta": 0.0, "mechanism": "discrete_laplace"},
-    "cells": 1,
-    "confidence": 0.95,
-}
+PREVIEW = preview_answer(0.1, 1)
 RELEASE = {
     "release_id": "r_1",
     "project": "p1",
     "cached": False,
-    "privacy": {"epsilon": 0.1, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"},
+    "privacy": pure_privacy(0.1),
     "confidence": 0.95,
     "columns": ["cpr.sex", "value", "ci_low", "ci_high", "suppressed"],
     "rows": [

@@ -16,10 +16,10 @@ from dashboard import charts as charts_module
 from dashboard import model_tables
 from dashboard.i18n import translate
 from service.model_frames import table1_frames
-from tests.dashboard.dash_helpers import FakeApi, app_test, charts, open_page, sign_in, texts
+from tests.dashboard.dash_helpers import FakeApi, app_test, charts, open_page, pure_privacy, sign_in, texts
 from tests.dashboard.test_dashboard_analyses import FIRST_MI, PREVIEW, _api, _sent
 
-PRIVACY = {"epsilon": 1.0, "delta": 0.0, "rho": None, "mechanism": "discrete_laplace"}
+PRIVACY = pure_privacy(1.0)
 TERMS = [
     {
         "term": "cohort.metformin=1",

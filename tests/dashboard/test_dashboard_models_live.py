@@ -4,21 +4,8 @@ of a built cohort with its forest plot and terms, then a Table 1 of the same coh
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from streamlit.testing.v1 import AppTest
-
-from tests.dashboard.dash_helpers import Api, app_test, charts, open_page, sign_in, texts
-
-
-def _frame_with(at: AppTest, column: str) -> Any:
-    return next(t.value for t in at.table if column in t.value.columns)
-
-
-def _clean(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+from tests.dashboard.dash_helpers import Api, app_test, charts, clean, open_page, sign_in, table_with, texts
 
 
 def test_a_poisson_model_then_a_table1_of_the_same_named_cohort(real_api: Api) -> None:
@@ -39,14 +26,14 @@ def test_a_poisson_model_then_a_table1_of_the_same_named_cohort(real_api: Api) -
     at.multiselect(key="models_poisson_regression_group_by").set_value(["cpr.sex", "cpr.region"]).run()
     at.number_input(key="models_epsilon").set_value(1.0).run()
     at.selectbox(key="models_reference_cpr.sex").set_value("M").run()
-    _clean(at)
+    clean(at)
     shown = texts(at)
     assert "Cost (ε)" in shown  # the preview, before anything is spent
-    expected = _frame_with(at, "Events per level")  # what the preview expects of a ratio
+    expected = table_with(at, "Events per level")  # what the preview expects of a ratio
     assert set(expected["Covariate"]) == {"Sex", "Region of residence"}
     at.button(key="models_run").click().run()
-    _clean(at)
-    terms = _frame_with(at, "Rate ratio")
+    clean(at)
+    terms = table_with(at, "Rate ratio")
     assert "Sex: Female (vs Male)" in list(terms["Term"])
     assert {"Interval (with the noise)", "Naive interval (without the noise)"} <= set(terms.columns)
     (forest,) = charts(at)
@@ -61,11 +48,11 @@ def test_a_poisson_model_then_a_table1_of_the_same_named_cohort(real_api: Api) -
     at.radio(key="table1_cohort_mode").set_value("stored").run()
     at.selectbox(key="table1_group_by").set_value("cohort.statin").run()  # the stored cohort's exposure
     at.multiselect(key="table1_variables").set_value(["cpr.sex", "cohort.age_band", "cohort.age"]).run()
-    _clean(at)
-    assert "Persons per group" in _frame_with(at, "Persons per group").columns
+    clean(at)
+    assert "Persons per group" in table_with(at, "Persons per group").columns
     at.button(key="table1_run").click().run()
-    _clean(at)
-    table = _frame_with(at, "Level")
+    clean(at)
+    table = table_with(at, "Level")
     assert list(table.columns) == ["Variable", "Level", "statin: no", "statin: yes"]
     assert "Persons" in list(table["Variable"]) and "Median" in list(table["Level"])
     assert {b.key for b in at.get("download_button")} >= {"table1_result_csv", "table1_result_html"}

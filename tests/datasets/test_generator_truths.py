@@ -25,10 +25,10 @@ from datasets.generate import generate
 from datasets.packaged_catalog import load_packaged_catalog
 from datasets.synthetic.model import TRUTHS
 from datasets.synthetic.truths import DiabetesIncidence, IncomeModel, InfarctionSurvival
+from tests.helpers.diabetes_truth import TRUTH_CASES, Z, assert_incidence
 
 PERSONS = 300_000
 SEED = 20_261_206
-Z = 4.0  # tolerance in standard errors
 Array = npt.NDArray[np.float64]
 INF = TRUTHS.infarction
 
@@ -276,33 +276,11 @@ def diabetes(registers: Registers) -> dict[str, Array]:
     return _diabetes_by_band(registers)
 
 
-@pytest.mark.parametrize(
-    ("truth", "holds"),
-    [
-        pytest.param(TRUTHS.diabetes, True, id="stated"),
-        pytest.param(
-            DiabetesIncidence(
-                18, (0.0, *TRUTHS.diabetes.female[2:], 9.0), (0.0, *TRUTHS.diabetes.male[2:], 11.0)
-            ),
-            False,
-            id="wrong_bands_shifted",
-        ),
-        pytest.param(
-            dataclasses.replace(TRUTHS.diabetes, male=TRUTHS.diabetes.female),
-            False,
-            id="wrong_men_like_women",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("truth", "holds"), TRUTH_CASES)
 def test_diabetes_incidence_by_age_band_and_sex(
     diabetes: dict[str, Array], truth: DiabetesIncidence, holds: bool
 ) -> None:
-    band = diabetes["band"].astype(np.int64)
-    expected = truth.per_year(band, diabetes["male"].astype(bool)) * diabetes["years"]
-    enough = expected > 20
-    gaps = (diabetes["events"] - expected)[enough] / np.sqrt(expected[enough])
-    assert enough.sum() >= 14
-    assert (np.max(np.abs(gaps)) < Z) == holds, dict(zip(band[enough], gaps, strict=True))
+    assert_incidence(truth, holds, diabetes, min_cells=14)
 
 
 def test_diabetes_incidence_rises_with_age(diabetes: dict[str, Array]) -> None:

@@ -178,3 +178,32 @@ def create_project(
     issued = http.post(f"/v1/projects/{body['id']}/tokens", json={"name": token_name}, headers=headers)
     assert issued.status_code == 201, issued.text
     return str(issued.json()["token"])
+
+
+REGIONS = ["Nordjylland", "Midtjylland", "Syddanmark", "Hovedstaden", "Sjælland"]
+"""The keys of ``cpr.region``, in the catalog's order."""
+
+
+def e11_by_region_project(
+    http: httpx.Client, project_id: str, *, headers: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A pure project on cpr and lpr (epsilon 1) with an analyst token, and a query for it: persons with
+    an E11 contact by region, epsilon 0.25. Returns the token and the query."""
+    project = {
+        "id": project_id,
+        "title": f"Project {project_id}",
+        "purpose": "research",
+        "registers": ["cpr", "lpr"],
+        "mode": "pure",
+        "epsilon": 1.0,
+        "delta": 0.0,
+    }
+    token = create_project(http, project, token_name=f"{project_id}-analyst", headers=headers)
+    query = {
+        "project": project_id,
+        "measure": "count_persons",
+        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
+        "group_by": ["cpr.region"],
+        "epsilon": 0.25,
+    }
+    return token, query

@@ -8,18 +8,24 @@ when pyspark or Java is missing, and fail instead when ``SUNDSTAT_REQUIRE_SPARK`
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.helpers.required import require_spark
 
-__all__ = ["FAST_SQL_CONF", "require_spark", "spark_session"]
+__all__ = ["FAST_SQL_CONF", "duckdb_beside_spark", "require_spark", "spark_session"]
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from query_engine.backends.spark_backend import SparkBackend
+    from query_engine.engine import Engine
 
 # Queries over a few thousand persons are dominated by planning and code generation, not data:
 # one shuffle partition, no adaptive re-planning and no whole-stage code generation make each
@@ -42,6 +48,19 @@ def spark_session() -> SparkSession:
     )
     require_spark()
     return _session()
+
+
+@contextlib.contextmanager
+def duckdb_beside_spark(db: Path, parquet_dir: Path) -> Iterator[tuple[Engine, SparkBackend]]:
+    """An engine on the DuckDB file ``db`` and the Spark backend on its Parquet export to ``parquet_dir``."""
+    from query_engine.backends.spark_backend import SparkBackend, export_parquet
+    from query_engine.engine import Engine
+
+    session = spark_session()
+    spark = SparkBackend(session, export_parquet(db, parquet_dir), sql_conf=FAST_SQL_CONF)
+    with Engine.open(db) as engine:
+        yield engine, spark
+    spark.close()
 
 
 @functools.cache

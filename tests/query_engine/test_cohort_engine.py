@@ -13,32 +13,18 @@ from query_engine.cohort import plan_analysis
 from query_engine.errors import EngineError, PrivacyInvariantError
 from query_engine.settings import EngineSettings
 from query_engine.spec import parse_query
+from tests.helpers.cohorts import RATE_COLUMNS, icd10, lpr_cohort, lpr_history, metformin
 
 PURE = ProjectContext("pure")
 ZCDP = ProjectContext("zcdp")
-E11 = {"column": "lpr.icd10", "op": "prefix", "value": "E11"}
-COHORT: dict[str, Any] = {
-    "name": "first-e11",
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [E11],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exclude": [{"register": "lpr", "date": "admission_date", "where": [E11], "lookback_days": 730}],
-    "outcome": {"register": "dar", "date": "death_date"},
-    "exposures": [
-        {
-            "name": "metformin",
-            "register": "lmdb",
-            "date": "date",
-            "where": [{"column": "lmdb.atc", "op": "=", "value": "A10BA02"}],
-            "lookback_days": 365,
-        }
-    ],
-    "follow_up_years": 5,
-    "period_years": 3,
-}
+COHORT = lpr_cohort(
+    "E11",
+    name="first-e11",
+    exclude=[lpr_history(icd10("E11"), lookback_days=730)],
+    outcome={"register": "dar", "date": "death_date"},
+    exposures=[metformin(op="=")],
+    period_years=3,
+)
 
 RATE: dict[str, Any] = {
     "measure": "rate",
@@ -86,16 +72,7 @@ def test_rate_release_has_the_contract_columns_and_the_loss_split(engine: Engine
     assert release.columns == [
         "cpr.sex",
         "cohort.age_band",
-        "events",
-        "person_years",
-        "rate",
-        "ci_low",
-        "ci_high",
-        "noise_ci_low",
-        "noise_ci_high",
-        "sampling_ci_low",
-        "sampling_ci_high",
-        "suppressed",
+        *RATE_COLUMNS,
         "ci_unbounded",
         "noise_ci_unbounded",
     ]

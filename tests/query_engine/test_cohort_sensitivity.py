@@ -35,6 +35,7 @@ from query_engine.compile import CompiledQuery
 from query_engine.compile_cohort import compile_analysis
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.cohorts import icd10, lpr_cohort, lpr_history, metformin
 from tests.query_engine import cohort_reference as ref
 from tests.query_engine.engine_fixtures import create_db
 
@@ -48,34 +49,21 @@ DATES = st.one_of(st.sampled_from(FEW_DATES), st.dates(dt.date(2008, 1, 1), dt.d
 
 
 def _cohort(outcome: str) -> dict[str, Any]:
-    i21 = [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}]
-    return {
-        "index": {
-            "register": "lpr",
-            "date": "admission_date",
-            "where": i21,
-            "entry": [str(d) for d in ENTRY],
-        },
-        "exclude": [{"register": "lpr", "date": "admission_date", "where": i21, "lookback_days": 1000}],
-        "outcome": {"register": "dar", "date": "death_date"} if outcome == "dar" else None,
-        "exposures": [
-            {
-                "name": "metformin",
-                "register": "lmdb",
-                "date": "date",
-                "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10BA02"}],
-                "lookback_days": 365,
-            }
-        ],
-        "follow_up_years": YEARS,
-        "period_years": 3,
-    }
+    return lpr_cohort(
+        "I21",
+        entry=[str(d) for d in ENTRY],
+        exclude=[lpr_history(icd10("I21"), lookback_days=1000)],
+        outcome={"register": "dar", "date": "death_date"} if outcome == "dar" else None,
+        exposures=[metformin()],
+        follow_up_years=YEARS,
+        period_years=3,
+    )
 
 
-E11 = [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]
+E11 = icd10("E11")
 POPULATION = {
     "index": {"register": "cpr", "entry": [str(d) for d in ENTRY], "min_age": 30},
-    "exclude": [{"register": "lpr", "date": "admission_date", "where": E11}],
+    "exclude": [lpr_history(E11)],
     "outcome": {"register": "lpr", "date": "admission_date", "where": E11},
     "follow_up_years": YEARS,
     "period_years": 1,
@@ -112,7 +100,7 @@ QUERIES = {
     },
     "prevalence_by_sex": {
         "measure": "prevalence",
-        "condition": {"register": "lpr", "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]},
+        "condition": {"register": "lpr", "where": E11},
         "group_by": ["cpr.sex"],
     },
 }

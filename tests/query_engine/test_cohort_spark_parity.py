@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from query_engine import Engine, ProjectContext
-from query_engine.backends.spark_backend import SparkBackend, export_parquet
+from query_engine.backends.spark_backend import SparkBackend
 from query_engine.spec import parse_query
-from tests.query_engine.spark_fixtures import FAST_SQL_CONF, spark_session
+from tests.query_engine.spark_fixtures import duckdb_beside_spark
 from tests.query_engine.test_cohort_engine import PERSONS, PREVALENCE, RATE, SURVIVAL
 
 CONTEXT = ProjectContext("pure")
@@ -41,12 +41,8 @@ POPULATION_BY_ATTAINED_AGE = {
 def backends(
     small_db: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Engine, SparkBackend]]:
-    session = spark_session()
-    exported = export_parquet(small_db, tmp_path_factory.mktemp("cohort_parquet"))
-    spark = SparkBackend(session, exported, sql_conf=FAST_SQL_CONF)
-    with Engine.open(small_db) as engine:
-        yield engine, spark
-    spark.close()
+    with duckdb_beside_spark(small_db, tmp_path_factory.mktemp("cohort_parquet")) as opened:
+        yield opened
 
 
 @pytest.mark.parametrize(

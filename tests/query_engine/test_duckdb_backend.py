@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from query_engine.plan import ColumnRef, Filter, plan_query
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
 from query_engine.validate import validate
+from tests.helpers.threads import in_threads
 
 INJECTION = "'); DROP TABLE cpr; --"
 CONTEXT = ProjectContext("zcdp", delta_available=True)
@@ -105,21 +105,12 @@ def test_execution_errors_carry_no_data(backend: DuckDBBackend) -> None:
 
 def test_concurrent_queries_use_their_own_cursors(backend: DuckDBBackend) -> None:
     results: list[int] = []
-    errors: list[BaseException] = []
 
     def work(i: int) -> None:
-        try:
-            table = backend.execute(CompiledQuery("SELECT count(*) + $1 AS n FROM cpr", (i,), "duckdb"))
-            results.append(table.column("n")[0].as_py() - i)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        table = backend.execute(CompiledQuery("SELECT count(*) + $1 AS n FROM cpr", (i,), "duckdb"))
+        results.append(table.column("n")[0].as_py() - i)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and results == [400] * 16
+    assert in_threads(work, 16) == [] and results == [400] * 16
 
 
 def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from query_engine.mechanisms import PrivacyLoss
 from query_engine.release_models import Preview, Release
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.threads import in_threads
 
 PURE = ProjectContext("pure")
 ZCDP = ProjectContext("zcdp", delta_available=True)
@@ -221,18 +221,8 @@ def test_equal_queries_share_plans_and_sql(engine: Engine) -> None:
 
 
 def test_concurrent_runs(engine: Engine) -> None:
-    errors: list[BaseException] = []
+    def work(_: int) -> None:
+        for _ in range(5):
+            engine.run(parse_query(COUNT), PURE)
 
-    def work() -> None:
-        try:
-            for _ in range(5):
-                engine.run(parse_query(COUNT), PURE)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert in_threads(work, 4) == []

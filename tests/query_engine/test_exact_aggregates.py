@@ -20,12 +20,17 @@ from query_engine.spec import ProjectContext, parse_query
 CONTEXT = ProjectContext("pure")
 
 
-def _lpr_by_region(db: Path) -> dict[Any, list[Any]]:
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on a plain read-only connection to the test database."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        rows = con.sql("SELECT c.region, l.los_days FROM lpr l JOIN cpr c USING (person_id)").fetchall()
+        return con.sql(sql).fetchall()
     finally:
         con.close()
+
+
+def _lpr_by_region(db: Path) -> dict[Any, list[Any]]:
+    rows = _rows(db, "SELECT c.region, l.los_days FROM lpr l JOIN cpr c USING (person_id)")
     out: dict[Any, list[Any]] = defaultdict(list)
     for region, los in rows:
         out[region].append(los)
@@ -33,11 +38,7 @@ def _lpr_by_region(db: Path) -> dict[Any, list[Any]]:
 
 
 def _ages_by_region(db: Path, reference: dt.date) -> dict[Any, list[int]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.sql("SELECT region, birth_date, death_date FROM cpr").fetchall()
-    finally:
-        con.close()
+    rows = _rows(db, "SELECT region, birth_date, death_date FROM cpr")
     out: dict[Any, list[int]] = defaultdict(list)
     for region, birth, death in rows:
         at = death if death is not None and death < reference else reference

@@ -27,219 +27,126 @@ def cond(column: str, op: str, value: Any) -> dict[str, Any]:
     return {"column": column, "op": op, "value": value}
 
 
+def invalid(
+    code: str, name: str, stage: str = "validate", context: ProjectContext = PURE, **fields: Any
+) -> Any:
+    """A corpus case: the query ``q(**fields)`` fails at ``stage`` with ``code`` in ``context``."""
+    return pytest.param(q(**fields), context, stage, code, id=name)
+
+
 CORPUS = [
     # stage spec (shape)
-    pytest.param(q(epsilon=None), PURE, "spec", "invalid_query", id="no_privacy_loss"),
-    pytest.param(q(rho=0.1), PURE, "spec", "invalid_query", id="epsilon_and_rho"),
-    pytest.param(q(measure="avg"), PURE, "spec", "invalid_query", id="unknown_measure"),
-    pytest.param(q(where=[cond("cpr.sex", "~", "F")]), PURE, "spec", "invalid_query", id="unknown_operator"),
+    invalid("invalid_query", "no_privacy_loss", stage="spec", epsilon=None),
+    invalid("invalid_query", "epsilon_and_rho", stage="spec", rho=0.1),
+    invalid("invalid_query", "unknown_measure", stage="spec", measure="avg"),
+    invalid("invalid_query", "unknown_operator", stage="spec", where=[cond("cpr.sex", "~", "F")]),
     # stage validate
-    pytest.param(q(register="lrp"), PURE, "validate", "unknown_register", id="unknown_register"),
-    pytest.param(q(group_by=["cpr.regoin"]), PURE, "validate", "unknown_column", id="unknown_column"),
-    pytest.param(q(group_by=["region"]), PURE, "validate", "unknown_column", id="unqualified_column"),
-    pytest.param(
-        q(group_by=["cpx.region"]), PURE, "validate", "unknown_register", id="unknown_column_register"
+    invalid("unknown_register", "unknown_register", register="lrp"),
+    invalid("unknown_column", "unknown_column", group_by=["cpr.regoin"]),
+    invalid("unknown_column", "unqualified_column", group_by=["region"]),
+    invalid("unknown_register", "unknown_column_register", group_by=["cpx.region"]),
+    invalid("column_not_queryable", "group_person_id", group_by=["cpr.person_id"]),
+    invalid("column_not_queryable", "filter_contact_id", where=[cond("lpr.contact_id", "=", 1)]),
+    invalid("column_not_queryable", "sum_row_key", measure="sum", register="lpr", column="row_key"),
+    invalid("invalid_operator", "prefix_flat", where=[cond("cpr.sex", "prefix", "F")]),
+    invalid("invalid_operator", "range_on_text", where=[cond("cpr.region", "<", "S")]),
+    invalid("invalid_operator", "equality_on_continuous", where=[cond("lmdb.ddd", "=", 1.5)]),
+    invalid("value_outside_domain", "sex_not_key", where=[cond("cpr.sex", "=", "W")]),
+    invalid(
+        "value_outside_domain", "region_not_key", where=[cond("cpr.region", "in", ["Hovedstaden", "Skåne"])]
     ),
-    pytest.param(
-        q(group_by=["cpr.person_id"]), PURE, "validate", "column_not_queryable", id="group_person_id"
-    ),
-    pytest.param(
-        q(where=[cond("lpr.contact_id", "=", 1)]),
-        PURE,
-        "validate",
-        "column_not_queryable",
-        id="filter_contact_id",
-    ),
-    pytest.param(
-        q(measure="sum", register="lpr", column="row_key"),
-        PURE,
-        "validate",
-        "column_not_queryable",
-        id="sum_row_key",
-    ),
-    pytest.param(
-        q(where=[cond("cpr.sex", "prefix", "F")]), PURE, "validate", "invalid_operator", id="prefix_flat"
-    ),
-    pytest.param(
-        q(where=[cond("cpr.region", "<", "S")]), PURE, "validate", "invalid_operator", id="range_on_text"
-    ),
-    pytest.param(
-        q(where=[cond("lmdb.ddd", "=", 1.5)]),
-        PURE,
-        "validate",
-        "invalid_operator",
-        id="equality_on_continuous",
-    ),
-    pytest.param(
-        q(where=[cond("cpr.sex", "=", "W")]), PURE, "validate", "value_outside_domain", id="sex_not_key"
-    ),
-    pytest.param(
-        q(where=[cond("cpr.region", "in", ["Hovedstaden", "Skåne"])]),
-        PURE,
-        "validate",
+    invalid("value_outside_domain", "prefix_no_key", where=[cond("lpr.icd10", "prefix", "Q9")]),
+    invalid(
         "value_outside_domain",
-        id="region_not_key",
+        "date_outside_bounds",
+        where=[cond("lpr.admission_date", "between", ["2018-01-01", "2031-01-01"])],
     ),
-    pytest.param(
-        q(where=[cond("lpr.icd10", "prefix", "Q9")]),
-        PURE,
-        "validate",
-        "value_outside_domain",
-        id="prefix_no_key",
+    invalid("value_outside_domain", "not_a_date", where=[cond("lpr.admission_date", ">=", "2018-13-01")]),
+    invalid("value_outside_domain", "year_range", where=[cond("lpr.year", ">", 2030)]),
+    invalid("value_outside_domain", "number_for_text", where=[cond("cpr.sex", "=", 1)]),
+    invalid("invalid_bounds", "between_reversed", where=[cond("cpr.age", "between", [60, 40])]),
+    invalid(
+        "invalid_bounds", "bounds_reversed", measure="sum", register="lpr", column="los_days", bounds=[10, 0]
     ),
-    pytest.param(
-        q(where=[cond("lpr.admission_date", "between", ["2018-01-01", "2031-01-01"])]),
-        PURE,
-        "validate",
-        "value_outside_domain",
-        id="date_outside_bounds",
-    ),
-    pytest.param(
-        q(where=[cond("lpr.admission_date", ">=", "2018-13-01")]),
-        PURE,
-        "validate",
-        "value_outside_domain",
-        id="not_a_date",
-    ),
-    pytest.param(
-        q(where=[cond("lpr.year", ">", 2030)]), PURE, "validate", "value_outside_domain", id="year_range"
-    ),
-    pytest.param(
-        q(where=[cond("cpr.sex", "=", 1)]), PURE, "validate", "value_outside_domain", id="number_for_text"
-    ),
-    pytest.param(
-        q(where=[cond("cpr.age", "between", [60, 40])]),
-        PURE,
-        "validate",
+    invalid(
         "invalid_bounds",
-        id="between_reversed",
+        "bounds_outside_catalog",
+        measure="mean",
+        register="lpr",
+        column="los_days",
+        bounds=[0, 1000],
     ),
-    pytest.param(
-        q(measure="sum", register="lpr", column="los_days", bounds=[10, 0]),
-        PURE,
-        "validate",
+    invalid(
         "invalid_bounds",
-        id="bounds_reversed",
+        "quantile_empty_range",
+        measure="quantile",
+        register="lpr",
+        column="los_days",
+        bounds=[3, 3],
     ),
-    pytest.param(
-        q(measure="mean", register="lpr", column="los_days", bounds=[0, 1000]),
-        PURE,
-        "validate",
-        "invalid_bounds",
-        id="bounds_outside_catalog",
-    ),
-    pytest.param(
-        q(measure="quantile", register="lpr", column="los_days", bounds=[3, 3]),
-        PURE,
-        "validate",
-        "invalid_bounds",
-        id="quantile_empty_range",
-    ),
-    pytest.param(
-        q(measure="count_rows", register="lpr", group_by=["lpr.diagnosis_code"]),
-        PURE,
-        "validate",
+    invalid(
         "private_keys_need_delta",
-        id="open_domain_without_delta",
+        "open_domain_without_delta",
+        measure="count_rows",
+        register="lpr",
+        group_by=["lpr.diagnosis_code"],
     ),
-    pytest.param(
-        q(measure="sum", register="lpr", column="los_days", group_by=["lpr.diagnosis_code"]),
-        ZCDP,
-        "validate",
+    invalid(
         "unsupported_query",
-        id="open_domain_sum",
+        "open_domain_sum",
+        context=ZCDP,
+        measure="sum",
+        register="lpr",
+        column="los_days",
+        group_by=["lpr.diagnosis_code"],
     ),
-    pytest.param(
-        q(group_by=["cpr.region", "cpr.sex", "cpr.age_band", "cpr.vital_status"]),
-        PURE,
-        "validate",
+    invalid(
         "too_many_group_columns",
-        id="four_group_columns",
+        "four_group_columns",
+        group_by=["cpr.region", "cpr.sex", "cpr.age_band", "cpr.vital_status"],
     ),
-    pytest.param(
-        q(group_by=["lpr.icd10", "lpr.hospital_region", "lpr.contact_type"]),
-        PURE,
-        "validate",
-        "too_many_cells",
-        id="too_many_cells",
+    invalid(
+        "too_many_cells", "too_many_cells", group_by=["lpr.icd10", "lpr.hospital_region", "lpr.contact_type"]
     ),
-    pytest.param(q(epsilon=0), PURE, "validate", "loss_out_of_range", id="epsilon_zero"),
-    pytest.param(q(epsilon=50), PURE, "validate", "loss_out_of_range", id="epsilon_too_large"),
-    pytest.param(q(epsilon=None, rho=9.0), ZCDP, "validate", "loss_out_of_range", id="rho_too_large"),
-    pytest.param(q(epsilon=None, rho=0.1), PURE, "validate", "loss_not_allowed", id="rho_in_pure_project"),
-    pytest.param(
-        q(epsilon=None, target_ci=-1.0), PURE, "validate", "loss_out_of_range", id="negative_target"
-    ),
-    pytest.param(
-        q(measure="mean", register="lpr", column="los_days", epsilon=None, target_ci=2.0),
-        PURE,
-        "validate",
+    invalid("loss_out_of_range", "epsilon_zero", epsilon=0),
+    invalid("loss_out_of_range", "epsilon_too_large", epsilon=50),
+    invalid("loss_out_of_range", "rho_too_large", context=ZCDP, epsilon=None, rho=9.0),
+    invalid("loss_not_allowed", "rho_in_pure_project", epsilon=None, rho=0.1),
+    invalid("loss_out_of_range", "negative_target", epsilon=None, target_ci=-1.0),
+    invalid(
         "unsupported_query",
-        id="target_ci_for_mean",
+        "target_ci_for_mean",
+        measure="mean",
+        register="lpr",
+        column="los_days",
+        epsilon=None,
+        target_ci=2.0,
     ),
-    pytest.param(q(column="cpr.age"), PURE, "validate", "unsupported_query", id="count_with_column"),
-    pytest.param(
-        q(measure="sum", register="lpr"), PURE, "validate", "unsupported_query", id="sum_without_column"
-    ),
-    pytest.param(
-        q(measure="sum", register="lpr", column="icd10"),
-        PURE,
-        "validate",
+    invalid("unsupported_query", "count_with_column", column="cpr.age"),
+    invalid("unsupported_query", "sum_without_column", measure="sum", register="lpr"),
+    invalid("unsupported_query", "sum_of_text", measure="sum", register="lpr", column="icd10"),
+    invalid("unsupported_query", "mean_of_keyset", measure="mean", register="ind", column="year"),
+    invalid("unsupported_query", "value_off_grain", measure="sum", register="lpr", column="cpr.age"),
+    invalid(
         "unsupported_query",
-        id="sum_of_text",
+        "group_off_grain",
+        measure="count_rows",
+        register="lpr",
+        group_by=["lmdb.atc_level_1"],
     ),
-    pytest.param(
-        q(measure="mean", register="ind", column="year"),
-        PURE,
-        "validate",
+    invalid(
+        "unsupported_query", "two_event_group_registers", group_by=["lpr.icd10_chapter", "lmdb.atc_level_1"]
+    ),
+    invalid(
         "unsupported_query",
-        id="mean_of_keyset",
+        "group_by_numeric",
+        measure="count_rows",
+        register="lpr",
+        group_by=["lpr.los_days"],
     ),
-    pytest.param(
-        q(measure="sum", register="lpr", column="cpr.age"),
-        PURE,
-        "validate",
-        "unsupported_query",
-        id="value_off_grain",
-    ),
-    pytest.param(
-        q(measure="count_rows", register="lpr", group_by=["lmdb.atc_level_1"]),
-        PURE,
-        "validate",
-        "unsupported_query",
-        id="group_off_grain",
-    ),
-    pytest.param(
-        q(group_by=["lpr.icd10_chapter", "lmdb.atc_level_1"]),
-        PURE,
-        "validate",
-        "unsupported_query",
-        id="two_event_group_registers",
-    ),
-    pytest.param(
-        q(measure="count_rows", register="lpr", group_by=["lpr.los_days"]),
-        PURE,
-        "validate",
-        "unsupported_query",
-        id="group_by_numeric",
-    ),
-    pytest.param(
-        q(group_by=["cpr.sex", "cpr.sex"]), PURE, "validate", "unsupported_query", id="duplicate_group"
-    ),
-    pytest.param(
-        q(measure="count_rows", register="lpr", max_rows=500),
-        PURE,
-        "validate",
-        "invalid_bounding",
-        id="max_rows",
-    ),
-    pytest.param(
-        q(measure="count_rows", register="lmdb", max_groups=51),
-        PURE,
-        "validate",
-        "invalid_bounding",
-        id="max_groups",
-    ),
+    invalid("unsupported_query", "duplicate_group", group_by=["cpr.sex", "cpr.sex"]),
+    invalid("invalid_bounding", "max_rows", measure="count_rows", register="lpr", max_rows=500),
+    invalid("invalid_bounding", "max_groups", measure="count_rows", register="lmdb", max_groups=51),
 ]
 
 

@@ -5,7 +5,6 @@ for persons chosen to be in the cohort with an event."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,25 +16,15 @@ from query_engine.compile_table1 import table1_histograms
 from query_engine.models_plan import ModelPlan, plan_model
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.cohorts import lpr_cohort, metformin
 from tests.query_engine.engine_fixtures import create_db, random_dataset
 
-COHORT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E"}],
-        "entry": ["2010-01-01", "2024-12-31"],
-    },
-    "exposures": [
-        {
-            "name": "metformin",
-            "register": "lmdb",
-            "date": "date",
-            "where": [{"column": "lmdb.atc", "op": "=", "value": "A10BA02"}],
-        }
-    ],
-    "follow_up_years": 4,
-}
+COHORT = lpr_cohort(
+    "E",
+    entry=("2010-01-01", "2024-12-31"),
+    exposures=[metformin(op="=", lookback_days=None)],
+    follow_up_years=4,
+)
 QUERIES = {
     "poisson_regression": {"group_by": ["cohort.metformin", "cpr.sex", "cohort.age_band"]},
     "logistic_regression": {"group_by": ["cohort.metformin", "cpr.sex"]},

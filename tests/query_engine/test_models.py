@@ -14,27 +14,11 @@ from query_engine.engine import Engine
 from query_engine.errors import QueryError
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.cohorts import INCOME_ON_AGE, lpr_cohort, metformin
 
 PURE = ProjectContext("pure")
 ZCDP = ProjectContext("zcdp")
-COHORT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exposures": [
-        {
-            "name": "metformin",
-            "register": "lmdb",
-            "date": "date",
-            "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10"}],
-            "lookback_days": 365,
-        }
-    ],
-    "follow_up_years": 5,
-}
+COHORT = lpr_cohort("I", exposures=[metformin("A10")])
 
 
 def _json(release: Any) -> dict[str, Any]:
@@ -134,19 +118,7 @@ def test_table1_splits_the_loss_evenly_and_percentages_add_up(engine: Engine) ->
 
 
 def test_linear_regression_recovers_a_coefficient_sign(engine: Engine) -> None:
-    query = parse_query(
-        {
-            "project": "p",
-            "measure": "linear_regression",
-            "register": "ind",
-            "column": "ind.disposable_income",
-            "bounds": [0, 600000],
-            "where": [{"column": "ind.year", "op": "=", "value": 2020}],
-            "covariates": [{"column": "cpr.age", "bounds": [18, 100]}],
-            "group_by": ["cpr.sex"],
-            "epsilon": 2.0,
-        }
-    )
+    query = parse_query({"project": "p", **INCOME_ON_AGE, "group_by": ["cpr.sex"], "epsilon": 2.0})
     release = engine.run(query, PURE)
     _json(release)
     assert [r["term"] for r in release.rows] == ["intercept", "cpr.age", "cpr.sex=M"]

@@ -9,7 +9,6 @@ below 1 in 10,000 per cell). The same check with deliberately wrong truths must 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from datasets.synthetic.truths import TRUTHS, DiabetesIncidence
 from query_engine import Engine, ProjectContext
 from query_engine.errors import EngineError
 from query_engine.spec import parse_query
+from tests.helpers.diabetes_truth import TRUTH_CASES, assert_incidence
 
 PERSONS = 40_000
 SEED = 20_261_206
-Z = 4.0
 PURE = ProjectContext("pure")
 E11 = [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}]
 ADULTS_FROM_2010: dict[str, Any] = {
@@ -92,32 +91,11 @@ def incidence(engine: Engine) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize(
-    ("truth", "holds"),
-    [
-        pytest.param(TRUTHS.diabetes, True, id="stated"),
-        pytest.param(
-            DiabetesIncidence(
-                18, (0.0, *TRUTHS.diabetes.female[2:], 9.0), (0.0, *TRUTHS.diabetes.male[2:], 11.0)
-            ),
-            False,
-            id="wrong_bands_shifted_by_one",
-        ),
-        pytest.param(
-            dataclasses.replace(TRUTHS.diabetes, male=TRUTHS.diabetes.female),
-            False,
-            id="wrong_men_like_women",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("truth", "holds"), TRUTH_CASES)
 def test_population_incidence_recovers_the_stated_rates(
     incidence: dict[str, np.ndarray], truth: DiabetesIncidence, holds: bool
 ) -> None:
-    expected = truth.per_year(incidence["band"], incidence["male"]) * incidence["years"]
-    enough = expected > 20
-    gaps = (incidence["events"] - expected)[enough] / np.sqrt(expected[enough])
-    assert enough.sum() >= 10
-    assert (np.max(np.abs(gaps)) < Z) == holds, gaps
+    assert_incidence(truth, holds, incidence, min_cells=10)
 
 
 def test_attained_time_adds_up_to_the_unsplit_person_time(engine: Engine) -> None:

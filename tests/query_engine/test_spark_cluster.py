@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from query_engine.engine import Engine
-from tests.helpers.server_fixtures import create_project, start_server
+from tests.helpers.server_fixtures import REGIONS, e11_by_region_project, start_server
 from tests.query_engine.spark_fixtures import FAST_SQL_CONF, require_spark
 from tests.query_engine.test_spark_parity import CONTEXT, GENERATED_CASES, _query
 
@@ -105,32 +105,10 @@ def test_serve_answers_from_the_cluster(spark_cluster: Any, generated_db: Path, 
         ) as server,
         httpx.Client(base_url=server.url, timeout=240) as http,
     ):
-        project = {
-            "id": "cluster",
-            "title": "Spark cluster",
-            "purpose": "research",
-            "registers": ["cpr", "lpr"],
-            "mode": "pure",
-            "epsilon": 1.0,
-            "delta": 0.0,
-        }
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        token = create_project(http, project, token_name="cluster-analyst", headers=admin)
-        query = {
-            "project": "cluster",
-            "measure": "count_persons",
-            "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
-            "group_by": ["cpr.region"],
-            "epsilon": 0.25,
-        }
+        token, query = e11_by_region_project(http, "cluster", headers=admin)
         answer = http.post("/v1/queries", json=query, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
         apps = [a for a in spark_cluster.state()["activeapps"] if a["name"] == "sundstat"]
         assert len(apps) == 1 and apps[0]["cores"] == 2, spark_cluster.state()["activeapps"]
-        assert {row["cpr.region"] for row in answer.json()["rows"]} == {
-            "Nordjylland",
-            "Midtjylland",
-            "Syddanmark",
-            "Hovedstaden",
-            "Sjælland",
-        }
+        assert {row["cpr.region"] for row in answer.json()["rows"]} == set(REGIONS)

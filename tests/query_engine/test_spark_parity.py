@@ -16,10 +16,10 @@ from typing import Any, cast
 import pyarrow as pa
 import pytest
 
-from query_engine.backends.spark_backend import SparkBackend, export_parquet
+from query_engine.backends.spark_backend import SparkBackend
 from query_engine.engine import Engine
 from query_engine.spec import ProjectContext, Query, parse_query
-from tests.query_engine.spark_fixtures import FAST_SQL_CONF, spark_session
+from tests.query_engine.spark_fixtures import FAST_SQL_CONF, duckdb_beside_spark, spark_session
 
 # Partition selection needs delta; every other query runs the same in this context.
 CONTEXT = ProjectContext("zcdp", delta_available=True)
@@ -318,12 +318,8 @@ def generated(generated_db: Path) -> Iterator[tuple[Engine, SparkBackend]]:
 @pytest.fixture(scope="module")
 def small(small_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, SparkBackend]]:
     """DuckDB on the small adversarial database and Spark on its export."""
-    session = spark_session()
-    exported = export_parquet(small_db, tmp_path_factory.mktemp("small_parquet"))
-    spark = SparkBackend(session, exported, sql_conf=FAST_SQL_CONF)
-    with Engine.open(small_db) as engine:
-        yield engine, spark
-    spark.close()
+    with duckdb_beside_spark(small_db, tmp_path_factory.mktemp("small_parquet")) as backends:
+        yield backends
 
 
 def _assert_same(engine: Engine, spark: SparkBackend, query: Query) -> pa.Table:

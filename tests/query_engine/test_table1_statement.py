@@ -14,6 +14,7 @@ from query_engine.compile_table1 import table1_histograms
 from query_engine.models_plan import ModelPlan, plan_model
 from query_engine.settings import EngineSettings
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.cohorts import lpr_cohort, metformin
 from tests.query_engine.engine_fixtures import create_db, random_dataset
 
 
@@ -26,23 +27,12 @@ def test_one_statement_equals_the_per_variable_histograms(catalog: Catalog, tmp_
         {
             "project": "p",
             "measure": "table1",
-            "cohort": {
-                "index": {
-                    "register": "lpr",
-                    "date": "admission_date",
-                    "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E"}],
-                    "entry": ["2010-01-01", "2024-12-31"],
-                },
-                "exposures": [
-                    {
-                        "name": "metformin",
-                        "register": "lmdb",
-                        "date": "date",
-                        "where": [{"column": "lmdb.atc", "op": "=", "value": "A10BA02"}],
-                    }
-                ],
-                "follow_up_years": 3,
-            },
+            "cohort": lpr_cohort(
+                "E",
+                entry=("2010-01-01", "2024-12-31"),
+                exposures=[metformin(op="=", lookback_days=None)],
+                follow_up_years=3,
+            ),
             "group_by": ["cohort.metformin"],
             "variables": ["cpr.sex", "cpr.region", "cohort.age", "cohort.event", "cohort.period"],
             "epsilon": 1.0,

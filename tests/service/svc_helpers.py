@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +23,11 @@ __all__ = [
     "assert_error",
     "bearer",
     "build_dataset",
+    "cli_commands",
     "create_project",
     "fire_queries",
     "start_server",
+    "two_hosts",
 ]
 
 ADMIN_TOKEN = "sst_admin_test_" + "x" * 40
@@ -32,6 +38,39 @@ def start_server(db: Path, state_dir: Path, **options: Any) -> Server:
     """``sundstat serve --no-dashboard`` with the service tests' administrator token; ``options`` as for
     ``server_fixtures.start_server`` (workers, settings, args, timeout)."""
     return _start_server(db, state_dir, admin_token=ADMIN_TOKEN, **options)
+
+
+@contextlib.contextmanager
+def two_hosts(
+    db: Path, base: Path, ledger_url: str, settings: Mapping[str, str], workers: int
+) -> Iterator[tuple[Server, Server]]:
+    """Host A and host B, started at once (each with its own state directory under ``base``) on the
+    PostgreSQL ledger at ``ledger_url``; both stopped at the end, also when one failed to start."""
+
+    def start(name: str) -> Server:
+        return start_server(
+            db, base / name / "state", settings=settings, args=["--ledger-url", ledger_url], workers=workers
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(start, name) for name in ("host-a", "host-b")]
+    started = [f.result() for f in futures if f.exception() is None]
+    try:
+        if len(started) < 2:
+            raise next(e for f in futures if (e := f.exception()) is not None)
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.stop()
+
+
+def cli_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command and subcommand of ``parser``, as word tuples (``("ledger", "verify")``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from cli_commands(sub, (*prefix, name))
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,10 @@ from typing import Any
 
 import httpx
 
+from tests.helpers.cohorts import lpr_cohort
 from tests.service.svc_helpers import ProjectAccess, assert_error
 
-FIRST_MI: dict[str, Any] = {
-    "name": "first-mi",
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "follow_up_years": 5,
-}
+FIRST_MI = lpr_cohort("I21", name="first-mi")
 
 
 def _rate(project: str, cohort: Any, epsilon: float = 0.5) -> dict[str, Any]:

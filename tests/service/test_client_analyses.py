@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pandas as pd
@@ -13,18 +12,10 @@ import pytest
 
 from service.client import Client
 from service.client_frames import frames_for
+from tests.helpers.cohorts import lpr_cohort
 from tests.service.svc_helpers import ProjectAccess, Server
 
-COHORT: dict[str, Any] = {
-    "name": "first-mi-client",
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "follow_up_years": 5,
-}
+COHORT = lpr_cohort("I21", name="first-mi-client")
 
 
 def test_rates_survival_prevalence_and_cohorts_as_frames(

@@ -5,31 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from service.client import Client, InvalidQuery
+from tests.helpers.cohorts import lpr_cohort, metformin
 from tests.service.svc_helpers import ProjectAccess, Server
 
-COHORT: dict[str, Any] = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exposures": [
-        {
-            "name": "metformin",
-            "register": "lmdb",
-            "date": "date",
-            "where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10BA02"}],
-            "lookback_days": 365,
-        }
-    ],
-    "follow_up_years": 5,
-}
+COHORT = lpr_cohort("I", exposures=[metformin()])
 
 
 def test_models_and_table1_as_frames(

@@ -6,9 +6,7 @@ Two registry objects on one database stand for two workers (or hosts) storing na
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,26 +14,9 @@ import pytest
 from query_engine.spec import Query, parse_query
 from service.errors import CohortConflict, UnknownCohort
 from service.named_cohorts import CohortRegistry, NamedCohort, Resolved
-from service.state import StateStore, open_state_store
+from tests.helpers.cohorts import lpr_cohort
 from tests.helpers.pg_server import pg_url_fixture  # noqa: F401
-
-OpenStore = Callable[[], StateStore]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    """Opens another store object on one fresh database (SQLite file or PostgreSQL schema)."""
-    opened: list[StateStore] = []
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-
-    def open_one() -> StateStore:
-        store = open_state_store(url, tmp_path / "service.sqlite")
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        store.close()
+from tests.service.state_fixtures import OpenStore, open_store_fixture  # noqa: F401
 
 
 def _cohort(project: str, name: str, follow_up: int, when: str = "2026-12-06T10:00:00+00:00") -> NamedCohort:
@@ -104,16 +85,7 @@ def _query(cohort: Any, **extra: Any) -> Query:
     )
 
 
-FIRST_MI: dict[str, Any] = {
-    "name": "first-mi",
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "in", "value": ["I21", "I22"]}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "follow_up_years": 5,
-}
+FIRST_MI = lpr_cohort([{"column": "lpr.icd10", "op": "in", "value": ["I21", "I22"]}], name="first-mi")
 
 
 def test_resolve_replaces_a_name_by_the_stored_definition(open_store: OpenStore) -> None:

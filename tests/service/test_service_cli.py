@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from service.cli import build_parser, main
-from tests.service.svc_helpers import ADMIN_TOKEN, Server
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, cli_commands
 
-
-def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield (*prefix, name)
-                yield from _commands(sub, (*prefix, name))
-
-
-COMMANDS = list(_commands(build_parser()))
+COMMANDS = list(cli_commands(build_parser()))
 
 
 def test_the_service_commands_exist() -> None:

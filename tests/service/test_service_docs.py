@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
 import pkgutil
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from service.cli import build_parser
 from service.settings import Settings
+from tests.service.svc_helpers import cli_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -28,15 +27,7 @@ def test_every_setting_is_documented(field: str) -> None:
     assert f"`SUNDSTAT_{field.upper()}`" in OPERATIONS
 
 
-def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield (*prefix, name)
-                yield from _commands(sub, (*prefix, name))
-
-
-@pytest.mark.parametrize("command", [" ".join(c) for c in _commands(build_parser())])
+@pytest.mark.parametrize("command", [" ".join(c) for c in cli_commands(build_parser())])
 def test_every_cli_command_is_documented(command: str) -> None:
     assert f"sundstat {command}" in ALL_DOCS
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -157,6 +158,19 @@ ADMIN = Principal("admin", "tok_test", None, "test")
 QUERY = Query(project="p", measure="count_persons", epsilon=0.25)
 
 
+def _post_query(services: Services, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """POST the test's query to ``path`` as the administrator, through the app in-process; a server
+    error comes back as the response the client would see."""
+    with TestClient(
+        create_app(services.settings, services=services), raise_server_exceptions=False
+    ) as client:
+        return client.post(
+            path,
+            json=QUERY.model_dump(),
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", **(headers or {})},
+        )
+
+
 @pytest.mark.parametrize(
     "failure",
     [
@@ -171,12 +185,7 @@ def test_failure_after_the_charge_stays_charged_and_says_nothing(
 ) -> None:
     services, engine = setup
     engine.failure = failure
-    with TestClient(
-        create_app(services.settings, services=services), raise_server_exceptions=False
-    ) as client:
-        response = client.post(
-            "/v1/queries", json=QUERY.model_dump(), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        )
+    response = _post_query(services, "/v1/queries")
     assert response.status_code == 503
     assert response.json() == {
         "ok": False,
@@ -229,9 +238,7 @@ def test_in_progress_over_http_has_the_one_body(setup: tuple[Services, FakeEngin
     holder = threading.Thread(target=lambda: services.orchestrator.run(QUERY, ADMIN, "http-dup"))
     holder.start()
     assert engine.entered.wait(10)
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Idempotency-Key": "http-dup"}
-    with TestClient(create_app(services.settings, services=services)) as client:
-        response = client.post("/v1/queries", json=QUERY.model_dump(), headers=headers)
+    response = _post_query(services, "/v1/queries", {"Idempotency-Key": "http-dup"})
     engine.gate.set()
     holder.join(10)
     assert response.status_code == 409 and response.json()["code"] == "in_progress"
@@ -240,12 +247,7 @@ def test_in_progress_over_http_has_the_one_body(setup: tuple[Services, FakeEngin
 
 def test_unexpected_exception_is_a_500_with_the_one_body(setup: tuple[Services, FakeEngine]) -> None:
     services, _ = setup
-    with TestClient(
-        create_app(services.settings, services=services), raise_server_exceptions=False
-    ) as client:
-        response = client.post(
-            "/v1/queries/preview", json=QUERY.model_dump(), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        )
+    response = _post_query(services, "/v1/queries/preview")
     assert response.status_code == 500
     body = response.json()
     assert set(body) == ERROR_KEYS and body["code"] == "internal_error" and SECRET not in response.text

@@ -7,10 +7,11 @@ file and on a real PostgreSQL schema (``tests/budget_ledger/pg_server.py``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from service.errors import RateLimited
 from service.identity import IdentityRegistry
 from service.permits import PermitRegistry
 from service.settings import Settings
-from service.state import SCHEMA_VERSION, StateSchemaError, StateStore, open_state_store
+from service.state import SCHEMA_VERSION, StateSchemaError
 from service.state.migrations import MIGRATIONS, Migration, apply_migrations
 from service.state.postgres import PostgresStateStore
 from service.state.rate_limits import StoreRateLimiter, StoreWindowLimiter
@@ -33,27 +34,11 @@ from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
 from service.worker_services import open_ledger
 from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
+from tests.helpers.threads import in_threads
+from tests.service.state_fixtures import OpenStore, open_store_fixture  # noqa: F401
 
 UNVERSIONED = Path(__file__).parent / "legacy_schemas" / "service_state_unversioned.sql"
 """The exact schema of service.sqlite as written before the state had versions (frozen copy)."""
-
-OpenStore = Callable[[], StateStore]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    """Opens another store object on one fresh database (SQLite file or PostgreSQL schema)."""
-    opened: list[StateStore] = []
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-
-    def open_one() -> StateStore:
-        store = open_state_store(url, tmp_path / "service.sqlite")
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        store.close()
 
 
 def test_one_declaration_renders_both_dialects() -> None:
@@ -109,33 +94,41 @@ def test_both_dialects_create_the_same_tables(tmp_path: Path, pg_url: str) -> No
     }
 
 
-def test_an_unversioned_state_dir_is_upgraded_in_place(tmp_path: Path) -> None:
-    """A service.sqlite written before versions existed keeps its tokens and applications."""
-    path = tmp_path / "service.sqlite"
+@contextlib.contextmanager
+def _upgraded(path: Path, schema: Path, *rows: tuple[str, tuple[object, ...]]) -> Iterator[SqliteStateStore]:
+    """A service.sqlite of an older release (``schema`` plus ``rows``) opened by this one: upgraded from
+    version 1 to the current version, and at the next start nothing is left to apply."""
     old = sqlite3.connect(path)
-    old.executescript(UNVERSIONED.read_text())
-    old.execute(
-        "INSERT INTO tokens VALUES ('tok_old', ?, 'sst_analyst_abcd', 'analyst', 'demo', 'old analyst', "
-        "'2026-01-01T00:00:00+00:00', 'system', NULL, NULL)",
-        (hash_token("sst_analyst_the-old-secret"),),
-    )
+    old.executescript(schema.read_text())
+    for statement, parameters in rows:
+        old.execute(statement, parameters)
     old.execute("INSERT INTO meta VALUES ('bootstrapped_at', '2026-01-01T00:00:00+00:00')")
     old.commit()
     old.close()
-
     store = SqliteStateStore(path)
     try:
         assert store.upgraded_from == 1
         assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
-        assert store.get_meta("bootstrapped_at") == "2026-01-01T00:00:00+00:00"
-        record = TokenStore(store).authenticate("sst_analyst_the-old-secret")
-        assert record is not None and record.id == "tok_old" and record.project == "demo"
-        StoreRateLimiter(store, 1.0, 1).check("token:tok_old")  # the new table is there
+        yield store
     finally:
         store.close()
     again = SqliteStateStore(path)
     assert again.upgraded_from == SCHEMA_VERSION  # nothing left to apply
     again.close()
+
+
+def test_an_unversioned_state_dir_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A service.sqlite written before versions existed keeps its tokens and applications."""
+    token = (
+        "INSERT INTO tokens VALUES ('tok_old', ?, 'sst_analyst_abcd', 'analyst', 'demo', 'old analyst', "
+        "'2026-01-01T00:00:00+00:00', 'system', NULL, NULL)",
+        (hash_token("sst_analyst_the-old-secret"),),
+    )
+    with _upgraded(tmp_path / "service.sqlite", UNVERSIONED, token) as store:
+        assert store.get_meta("bootstrapped_at") == "2026-01-01T00:00:00+00:00"
+        record = TokenStore(store).authenticate("sst_analyst_the-old-secret")
+        assert record is not None and record.id == "tok_old" and record.project == "demo"
+        StoreRateLimiter(store, 1.0, 1).check("token:tok_old")  # the new table is there
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -191,11 +184,7 @@ def test_concurrent_requests_are_counted_exactly_once(open_store: OpenStore) -> 
             except RateLimited:
                 pass
 
-    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert in_threads(hammer, 4) == []
     assert sum(allowed) == 25
 
 
@@ -218,20 +207,7 @@ def test_postgres_hosts_starting_together_apply_each_migration_once(
 ) -> None:
     url = postgres_server.schema_url()
     stores: list[PostgresStateStore] = []
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            stores.append(PostgresStateStore(url))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    assert in_threads(lambda _: stores.append(PostgresStateStore(url)), 3) == []
     assert sorted(s.upgraded_from for s in stores) == [0, SCHEMA_VERSION, SCHEMA_VERSION]
     for store in stores:
         store.close()
@@ -308,34 +284,29 @@ release's own migration (applicant tokens, three more application columns), stil
 
 
 def test_a_state_dir_of_the_identity_release_is_upgraded_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "service.sqlite"
-    old = sqlite3.connect(path)
-    old.executescript(IDENTITY_UNVERSIONED.read_text())
-    old.execute(
-        "INSERT INTO institutions VALUES ('ku', 'KU', NULL, '[\"ku.dk\"]', '[]', '2026-01-01T00:00:00+00:00', "
-        "'admin')"
-    )
-    old.execute(
-        "INSERT INTO applicants VALUES ('apl_old', 'ku', 'Ane', 'ane@ku.dk', 'https://idp', 'sub-1', "
-        "'2026-01-01T00:00:00+00:00', 'oidc')"
-    )
-    old.execute(
-        "INSERT INTO tokens VALUES ('tok_apl', ?, 'sst_applicant_abcd', 'applicant', NULL, 'apl_old', 'Ane', "
-        "'2026-01-01T00:00:00+00:00', 'oidc', NULL, NULL)",
-        (hash_token("sst_applicant_the-old-secret"),),
-    )
-    old.execute(
-        "INSERT INTO applications VALUES ('app_old', 'k', '{}', 'approved', '2026-01-01T00:00:00+00:00', NULL, "
-        "NULL, 'auto', NULL, 'demo', 0.5, 0.0, NULL, 1, 'apl_old', 'ku', '[]')"
-    )
-    old.execute("INSERT INTO meta VALUES ('bootstrapped_at', '2026-01-01T00:00:00+00:00')")
-    old.commit()
-    old.close()
-
-    store = SqliteStateStore(path)
-    try:
-        assert store.upgraded_from == 1
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    rows = [
+        (
+            "INSERT INTO institutions VALUES ('ku', 'KU', NULL, '[\"ku.dk\"]', '[]', "
+            "'2026-01-01T00:00:00+00:00', 'admin')",
+            (),
+        ),
+        (
+            "INSERT INTO applicants VALUES ('apl_old', 'ku', 'Ane', 'ane@ku.dk', 'https://idp', 'sub-1', "
+            "'2026-01-01T00:00:00+00:00', 'oidc')",
+            (),
+        ),
+        (
+            "INSERT INTO tokens VALUES ('tok_apl', ?, 'sst_applicant_abcd', 'applicant', NULL, 'apl_old', "
+            "'Ane', '2026-01-01T00:00:00+00:00', 'oidc', NULL, NULL)",
+            (hash_token("sst_applicant_the-old-secret"),),
+        ),
+        (
+            "INSERT INTO applications VALUES ('app_old', 'k', '{}', 'approved', '2026-01-01T00:00:00+00:00', "
+            "NULL, NULL, 'auto', NULL, 'demo', 0.5, 0.0, NULL, 1, 'apl_old', 'ku', '[]')",
+            (),
+        ),
+    ]
+    with _upgraded(tmp_path / "service.sqlite", IDENTITY_UNVERSIONED, *rows) as store:
         record = TokenStore(store).authenticate("sst_applicant_the-old-secret")
         assert record is not None and record.role == "applicant" and record.applicant == "apl_old"
         identity = IdentityRegistry(store)
@@ -345,11 +316,6 @@ def test_a_state_dir_of_the_identity_release_is_upgraded_in_place(tmp_path: Path
         StoreWindowLimiter(store, 1, 60).check("addr:127.0.0.1")  # the new table is there
         with pytest.raises(sqlite3.IntegrityError):  # the role checks came along
             store.read().execute(_INSERT_TOKEN, ("tok_bad", "h9", "applicant"))
-    finally:
-        store.close()
-    again = SqliteStateStore(path)
-    assert again.upgraded_from == SCHEMA_VERSION
-    again.close()
 
 
 def test_the_application_window_holds_across_stores(open_store: OpenStore) -> None:

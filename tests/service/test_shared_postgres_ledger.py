@@ -24,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from service.cli import main
 from tests.helpers.pg_server import TemporaryPostgres
-from tests.service.svc_helpers import ADMIN_TOKEN, Server, bearer, fire_queries, start_server
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, bearer, fire_queries, two_hosts
 
 K = 6
 QUERIES_PER_HOST = 12
@@ -50,27 +50,8 @@ def hosts(
     key = secrets.token_hex(32)
     base = tmp_path_factory.mktemp("two-hosts")
 
-    def start(name: str) -> Server:
-        return start_server(
-            dataset,
-            base / name / "state",
-            workers=1,
-            settings={"SUNDSTAT_AUDIT_KEY": key},
-            args=["--ledger-url", url],
-        )
-
-    with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(start, name) for name in ("host-a", "host-b")]
-    started = [f.result() for f in futures if f.exception() is None]
-    if len(started) < 2:
-        for server in started:
-            server.stop()
-        raise next(e for f in futures if (e := f.exception()) is not None)
-    try:
-        yield Hosts(started[0], started[1], url, key)
-    finally:
-        for server in started:
-            server.stop()
+    with two_hosts(dataset, base, url, {"SUNDSTAT_AUDIT_KEY": key}, workers=1) as (a, b):
+        yield Hosts(a, b, url, key)
 
 
 def _analyst_token(client: httpx.Client, project: str, name: str) -> str:

@@ -10,7 +10,8 @@ import pytest
 from service.serve_checks import check_serving
 from service.settings import Settings, SettingsError
 from tests.helpers.required import require_spark
-from tests.service.svc_helpers import ADMIN_TOKEN, bearer, create_project, start_server
+from tests.helpers.server_fixtures import REGIONS, e11_by_region_project
+from tests.service.svc_helpers import ADMIN_TOKEN, bearer, start_server
 
 
 def test_spark_backend_needs_a_parquet_dir_with_a_catalog(tmp_path: Path) -> None:
@@ -40,33 +41,11 @@ def test_serve_on_spark_answers_a_grouped_count(tmp_path: Path, dataset: Path) -
         start_server(dataset, tmp_path / "state", args=args, timeout=240) as server,
         httpx.Client(base_url=server.url, timeout=120, headers=bearer(ADMIN_TOKEN)) as http,
     ):
-        body = {
-            "id": "spark-demo",
-            "title": "Spark",
-            "purpose": "research",
-            "registers": ["cpr", "lpr"],
-            "mode": "pure",
-            "epsilon": 1.0,
-            "delta": 0.0,
-        }
-        token = create_project(http, body, token_name="spark-analyst")
-        query = {
-            "project": "spark-demo",
-            "measure": "count_persons",
-            "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
-            "group_by": ["cpr.region"],
-            "epsilon": 0.25,
-        }
+        token, query = e11_by_region_project(http, "spark-demo")
         first = http.post("/v1/queries", json=query, headers=bearer(token))
         assert first.status_code == 200, first.text
         release = first.json()
-        assert [row["cpr.region"] for row in release["rows"]] == [
-            "Nordjylland",
-            "Midtjylland",
-            "Syddanmark",
-            "Hovedstaden",
-            "Sjælland",
-        ]
+        assert [row["cpr.region"] for row in release["rows"]] == REGIONS
         assert release["privacy"]["mechanism"] == "discrete_laplace" and not release["cached"]
         again = http.post("/v1/queries", json=query, headers=bearer(token)).json()
         assert again["cached"] and again["rows"] == release["rows"]

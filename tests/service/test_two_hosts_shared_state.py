@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from tests.helpers.pg_server import TemporaryPostgres
-from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, start_server
+from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, two_hosts
 
 TOKEN_BURST = 10
 AUTH_FAILURE_BURST = 5
@@ -47,21 +46,8 @@ def hosts(
         "SUNDSTAT_AUTH_FAILURE_BURST": str(AUTH_FAILURE_BURST),
     }
 
-    def start(name: str) -> Server:
-        return start_server(
-            dataset, base / name / "state", settings=settings, args=["--ledger-url", url], workers=2
-        )
-
-    with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(start, name) for name in ("host-a", "host-b")]
-    started = [f.result() for f in futures if f.exception() is None]
-    try:
-        if len(started) < 2:
-            raise next(e for f in futures if (e := f.exception()) is not None)
-        yield Hosts(started[0], started[1])
-    finally:
-        for server in started:
-            server.stop()
+    with two_hosts(dataset, base, url, settings, workers=2) as (a, b):
+        yield Hosts(a, b)
 
 
 def test_two_hosts_share_tokens_revocations_applications_applicants_and_rate_limits(hosts: Hosts) -> None:

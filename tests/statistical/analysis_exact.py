@@ -20,47 +20,6 @@ DAYS_PER_YEAR = 365.25
 AGE_BANDS_10 = tuple(f"{a}-{a + 9}" for a in range(0, 90, 10)) + ("90+",)
 SEXES = ("F", "M")
 
-# The two cohorts of the tests, in the query JSON of the contract.
-FIRST_MI = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
-        "entry": ["2012-01-01", "2020-12-31"],
-    },
-    "exclude": [
-        {
-            "register": "lpr",
-            "date": "admission_date",
-            "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I21"}],
-            "lookback_days": 1825,
-        }
-    ],
-    "follow_up_years": 5,
-}
-# Persons with a hospital contact in 2015 and no earlier type 2 diabetes, followed for a first E11.
-E11_AFTER_CONTACT = {
-    "index": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [],
-        "entry": ["2015-01-01", "2015-12-31"],
-    },
-    "exclude": [
-        {
-            "register": "lpr",
-            "date": "admission_date",
-            "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
-        }
-    ],
-    "outcome": {
-        "register": "lpr",
-        "date": "admission_date",
-        "where": [{"column": "lpr.icd10", "op": "prefix", "value": "E11"}],
-    },
-    "follow_up_years": 5,
-}
-
 
 def follow_up_days(years: float) -> int:
     """T: the declared follow-up in whole days (the contract's round(365.25 * years))."""

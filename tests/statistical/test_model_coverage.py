@@ -10,17 +10,15 @@ power: for the naive interval it must be. No seed is set.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from query_engine import estimators
 from query_engine.analyses import exact_analysis
 from query_engine.engine import Engine
-from query_engine.estimators import NoiseModel
-from query_engine.mechanisms import add_noise
 from query_engine.models_plan import ModelPlan
 from query_engine.spec import ProjectContext, parse_query
+from tests.helpers.cohorts import lpr_cohort
 from tests.helpers.server_fixtures import build_dataset
+from tests.statistical.noisy_poisson import exact_rate_ratios, noisy_fits
 from tests.statistical.stat_checks import P_REJECT, miss_rate_p
 
 pytestmark = pytest.mark.slow
@@ -29,15 +27,7 @@ REPETITIONS = 200
 QUERY = {
     "project": "p",
     "measure": "poisson_regression",
-    "cohort": {
-        "index": {
-            "register": "lpr",
-            "date": "admission_date",
-            "where": [{"column": "lpr.icd10", "op": "prefix", "value": "I"}],
-            "entry": ["2012-01-01", "2020-12-31"],
-        },
-        "follow_up_years": 5,
-    },
+    "cohort": lpr_cohort("I"),
     "group_by": ["cpr.sex", "cohort.period"],
     # A small loss, so that the noise is large beside the sampling error of the cells.
     "epsilon": 0.1,
@@ -61,25 +51,10 @@ def test_rate_ratio_intervals_cover_the_exact_estimate_and_naive_ones_do_not(eng
         "cohort.period": [k for _ in table.groups[0].keys for k in table.groups[1].keys],
     }
     assert len(labels["cpr.sex"]) == cells and exact["events"].sum() > 100
-    none = NoiseModel("laplace", 0.0)
-    truth = estimators.poisson_regression(
-        labels, exact["events"], exact["person_time"], events_noise=none, time_noise=none, draws=100
-    ).estimate
-    events_cal, time_cal = prepared.calibrations
-    noise = {
-        "events_noise": NoiseModel("laplace", events_cal.scale),
-        "time_noise": NoiseModel("laplace", time_cal.scale),
-    }
+    truth = exact_rate_ratios(labels, exact)
     sex = 0  # the term cpr.sex=M: every cell informs it
     misses = naive_misses = 0
-    for _ in range(REPETITIONS):
-        result = estimators.poisson_regression(
-            labels,
-            np.asarray(add_noise(events_cal, exact["events"])),
-            np.asarray(add_noise(time_cal, exact["person_time"])),
-            draws=400,
-            **noise,
-        )
+    for result in noisy_fits(labels, exact, prepared.calibrations, REPETITIONS):
         misses += not result.ci_low[sex] <= truth[sex] <= result.ci_high[sex]
         naive_misses += not result.naive_ci_low[sex] <= truth[sex] <= result.naive_ci_high[sex]
     assert miss_rate_p(misses, REPETITIONS, 0.05) > P_REJECT, f"{misses}/{REPETITIONS} misses"

@@ -5,35 +5,48 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from query_engine.estimators import NoiseModel, incidence_rates
+from query_engine.estimators import NoiseModel, RateEstimates, incidence_rates
 from query_engine.estimators.rates import PIVOT_DRAWS
-from tests.query_engine.estimators.simulate import coverage, rate_tables, understated
+from tests.query_engine.estimators.simulate import RateTables, coverage, rate_tables, understated
 
 REPETITIONS = 1500
 DRAWS = PIVOT_DRAWS  # what a release uses
 # ε = 1 split evenly: events (sensitivity 1) and person-time (sensitivity T = 1826 days) at ε = 1/2.
 EVENTS_NOISE = NoiseModel("laplace", 2.0)
 TIME_NOISE = NoiseModel("laplace", 3652.0)
+Noise = tuple[NoiseModel, NoiseModel]  # events, person-time
+
+
+def _tables(rng: np.random.Generator, rate_per_1000: float, person_years: float, noise: Noise) -> RateTables:
+    """``REPETITIONS`` cohorts at the population rate, with noisy events and person-time."""
+    events_noise, time_noise = noise
+    return rate_tables(
+        rng,
+        REPETITIONS,
+        rate_per_1000=rate_per_1000,
+        person_years=person_years,
+        events_noise=events_noise,
+        time_noise=time_noise,
+    )
+
+
+def _rates(tables: RateTables, noise: Noise, rng: np.random.Generator) -> RateEstimates:
+    """The release's rates and intervals from the noisy tables, assuming ``noise`` (maybe understated)."""
+    events_noise, time_noise = noise
+    return incidence_rates(
+        tables.noisy_events,
+        tables.noisy_days,
+        events_noise=events_noise,
+        time_noise=time_noise,
+        draws=DRAWS,
+        rng=rng,
+    )
 
 
 def test_intervals_cover_the_exact_and_the_population_rate() -> None:
     rng = np.random.default_rng(101)
-    tables = rate_tables(
-        rng,
-        REPETITIONS,
-        rate_per_1000=5.0,
-        person_years=10_000,
-        events_noise=EVENTS_NOISE,
-        time_noise=TIME_NOISE,
-    )
-    est = incidence_rates(
-        tables.noisy_events,
-        tables.noisy_days,
-        events_noise=EVENTS_NOISE,
-        time_noise=TIME_NOISE,
-        draws=DRAWS,
-        rng=rng,
-    )
+    tables = _tables(rng, 5.0, 10_000, (EVENTS_NOISE, TIME_NOISE))
+    est = _rates(tables, (EVENTS_NOISE, TIME_NOISE), rng)
     assert coverage(est.noise_ci_low, est.noise_ci_high, tables.exact_rate_per_1000) >= 0.93
     assert coverage(est.ci_low, est.ci_high, tables.rate_per_1000) >= 0.93
     assert coverage(est.ci_low, est.ci_high, tables.exact_rate_per_1000) >= 0.93
@@ -45,30 +58,9 @@ def test_where_noise_matters_ignoring_it_or_understating_it_undercovers() -> Non
     rng = np.random.default_rng(102)
     events_noise = NoiseModel("gaussian", 12.0)
     time_noise = NoiseModel("gaussian", 20_000.0)
-    tables = rate_tables(
-        rng,
-        REPETITIONS,
-        rate_per_1000=5.0,
-        person_years=10_000,
-        events_noise=events_noise,
-        time_noise=time_noise,
-    )
-    right = incidence_rates(
-        tables.noisy_events,
-        tables.noisy_days,
-        events_noise=events_noise,
-        time_noise=time_noise,
-        draws=DRAWS,
-        rng=rng,
-    )
-    wrong = incidence_rates(
-        tables.noisy_events,
-        tables.noisy_days,
-        events_noise=understated(events_noise, 1.3),
-        time_noise=understated(time_noise, 1.3),
-        draws=DRAWS,
-        rng=rng,
-    )
+    tables = _tables(rng, 5.0, 10_000, (events_noise, time_noise))
+    right = _rates(tables, (events_noise, time_noise), rng)
+    wrong = _rates(tables, (understated(events_noise, 1.3), understated(time_noise, 1.3)), rng)
     exact, population = tables.exact_rate_per_1000, tables.rate_per_1000
     assert coverage(right.noise_ci_low, right.noise_ci_high, exact) >= 0.93
     assert coverage(right.ci_low, right.ci_high, population) >= 0.93
@@ -131,27 +123,12 @@ def test_small_cohorts_at_tiny_epsilon_cover_and_flag_their_unbounded_intervals(
     """ε = 0.1 on 500 person-years: the time noise (sd 141 years) can make the person-time 0."""
     rng = np.random.default_rng(104)
     events_noise, time_noise = NoiseModel("laplace", 20.0), NoiseModel("laplace", 36_520.0)
-    tables = rate_tables(
-        rng,
-        REPETITIONS,
-        rate_per_1000=20.0,
-        person_years=500,
-        events_noise=events_noise,
-        time_noise=time_noise,
-    )
-    est = incidence_rates(
-        tables.noisy_events, tables.noisy_days, events_noise=events_noise, time_noise=time_noise, rng=rng
-    )
+    tables = _tables(rng, 20.0, 500, (events_noise, time_noise))
+    est = _rates(tables, (events_noise, time_noise), rng)
     unbounded = np.isinf(est.ci_high)
     assert 0.01 < unbounded.mean() < 0.5  # the regime where it matters
     assert np.isfinite(est.ci_low).all() and (est.ci_low >= 0).all()
     assert coverage(est.ci_low, est.ci_high, tables.rate_per_1000) >= 0.93
     assert coverage(est.noise_ci_low, est.noise_ci_high, tables.exact_rate_per_1000) >= 0.93
-    wrong = incidence_rates(
-        tables.noisy_events,
-        tables.noisy_days,
-        events_noise=understated(events_noise, 1.3),
-        time_noise=understated(time_noise, 1.3),
-        rng=rng,
-    )
+    wrong = _rates(tables, (understated(events_noise, 1.3), understated(time_noise, 1.3)), rng)
     assert coverage(wrong.noise_ci_low, wrong.noise_ci_high, tables.exact_rate_per_1000) < 0.93
