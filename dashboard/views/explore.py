@@ -177,14 +177,23 @@ def _builder_tab(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> None
                 keys_at=IDEMPOTENCY_KEYS,
                 kept_at=(RELEASE, RELEASE_QUERY),
             )
-    release = st.session_state.get(RELEASE)
-    if release:
-        st.divider()
-        st.subheader(t("result"))
-        shown_query = st.session_state.get(RELEASE_QUERY)
-        if draft is not None and shown_query != draft.to_query():
-            st.caption(t("result_of_earlier_query"))
-        render_release(release, shown_query, key="explore_result")
+    kept = _kept_release(RELEASE, RELEASE_QUERY, None if draft is None else draft.to_query())
+    if kept is not None:
+        render_release(kept[0], kept[1], key="explore_result")
+
+
+def _kept_release(release_at: str, request_at: str, drafted: Any) -> tuple[Any, Any] | None:
+    """The release kept in the session with the request that made it, under a result heading (noting
+    when the request ``drafted`` now differs from it); None when there is none."""
+    release = st.session_state.get(release_at)
+    if not release:
+        return None
+    st.divider()
+    st.subheader(t("result"))
+    request = st.session_state.get(request_at)
+    if drafted is not None and request != drafted:
+        st.caption(t("result_of_earlier_query"))
+    return release, request
 
 
 def _sql_draft(project: Mapping[str, Any]) -> query_draft.SqlDraft:
@@ -242,14 +251,9 @@ def _sql_tab(project: Mapping[str, Any]) -> None:
                 kept_at=(SQL_RELEASE, SQL_RELEASE_BODY),
                 sql=sql,
             )
-    release = st.session_state.get(SQL_RELEASE)
-    if release:
-        st.divider()
-        st.subheader(t("result"))
-        shown = st.session_state.get(SQL_RELEASE_BODY)
-        if draft is not None and shown != draft.to_body():
-            st.caption(t("result_of_earlier_query"))
-        render_release(release, None, key="explore_sql_result", sql=shown)
+    kept = _kept_release(SQL_RELEASE, SQL_RELEASE_BODY, None if draft is None else draft.to_body())
+    if kept is not None:
+        render_release(kept[0], None, key="explore_sql_result", sql=kept[1])
 
 
 def render() -> None:
