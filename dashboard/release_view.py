@@ -129,22 +129,19 @@ def render_release(
             st.dataframe(table, hide_index=True, width="stretch", height="content")
     d1, d2 = st.columns(2)
     stem = str(summary["release_id"] or "release")
-    d1.download_button(
-        t("download_csv"),
-        results.csv_bytes(release),
-        file_name=f"{stem}.csv",
-        mime="text/csv",
-        key=f"{key}_csv",
-        on_click="ignore",
-    )
-    d2.download_button(
-        t("download_parquet"),
-        results.parquet_bytes(release),
-        file_name=f"{stem}.parquet",
-        mime="application/vnd.apache.parquet",
-        key=f"{key}_parquet",
-        on_click="ignore",
-    )
+    for column, label, data, suffix, mime in (
+        (d1, t("download_csv"), results.csv_bytes(release), "csv", "text/csv"),
+        (
+            d2,
+            t("download_parquet"),
+            results.parquet_bytes(release),
+            "parquet",
+            "application/vnd.apache.parquet",
+        ),
+    ):
+        column.download_button(
+            label, data, file_name=f"{stem}.{suffix}", mime=mime, key=f"{key}_{suffix}", on_click="ignore"
+        )
     if sql:
         with st.expander(t("same_sql_as_code")):
             render_sql_code(sql, key=f"{key}_code", parsed=release.get("query"))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 
@@ -55,6 +55,14 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
+
+
+class _RequestOptions(TypedDict, total=False):
+    """What a request may carry besides its method and path."""
+
+    json: Any
+    params: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
 
 
 class ApiError(Exception):
@@ -190,30 +198,14 @@ class Client:
         """Close the connection pool."""
         self._http.close()
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        response = self._http.request(method, path, json=json, params=params, headers=headers)
+    def _request(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> Any:
+        response = self._http.request(method, path, **options)
         _raise_for(response)
         return response.json()
 
-    def _object(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> JSON:
+    def _object(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> JSON:
         """``_request`` for a route that answers with one JSON object."""
-        result: JSON = self._request(method, path, json=json, params=params, headers=headers)
+        result: JSON = self._request(method, path, **options)
         return result
 
     # --- public ---------------------------------------------------------------------------------

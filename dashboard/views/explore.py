@@ -25,7 +25,7 @@ from dashboard.session import (
     query_options,
     t,
 )
-from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
+from dashboard.spend_flow import kept_release, loss_inputs, preview, render_preview, run_button, spend
 from service.client import ApiError
 
 __all__ = ["render"]
@@ -177,23 +177,9 @@ def _builder_tab(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> None
                 keys_at=IDEMPOTENCY_KEYS,
                 kept_at=(RELEASE, RELEASE_QUERY),
             )
-    kept = _kept_release(RELEASE, RELEASE_QUERY, None if draft is None else draft.to_query())
+    kept = kept_release(RELEASE, RELEASE_QUERY, None if draft is None else draft.to_query())
     if kept is not None:
         render_release(kept[0], kept[1], key="explore_result")
-
-
-def _kept_release(release_at: str, request_at: str, drafted: Any) -> tuple[Any, Any] | None:
-    """The release kept in the session with the request that made it, under a result heading (noting
-    when the request ``drafted`` now differs from it); None when there is none."""
-    release = st.session_state.get(release_at)
-    if not release:
-        return None
-    st.divider()
-    st.subheader(t("result"))
-    request = st.session_state.get(request_at)
-    if drafted is not None and request != drafted:
-        st.caption(t("result_of_earlier_query"))
-    return release, request
 
 
 def _sql_draft(project: Mapping[str, Any]) -> query_draft.SqlDraft:
@@ -251,7 +237,7 @@ def _sql_tab(project: Mapping[str, Any]) -> None:
                 kept_at=(SQL_RELEASE, SQL_RELEASE_BODY),
                 sql=sql,
             )
-    kept = _kept_release(SQL_RELEASE, SQL_RELEASE_BODY, None if draft is None else draft.to_body())
+    kept = kept_release(SQL_RELEASE, SQL_RELEASE_BODY, None if draft is None else draft.to_body())
     if kept is not None:
         render_release(kept[0], None, key="explore_sql_result", sql=kept[1])
 
