@@ -9,7 +9,7 @@ stays on the page until the next run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import streamlit as st
 
@@ -23,7 +23,7 @@ from dashboard.session import (
     forget_session_data,
     t,
 )
-from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
+from dashboard.spend_flow import kept_release, loss_inputs, preview, render_preview, run_button, spend
 
 __all__ = ["Loss", "analysis_page", "group_picker", "page_frame"]
 
@@ -31,6 +31,12 @@ Loss = tuple[float, LossKind, float]
 """Confidence level, how the loss is stated, and its value."""
 
 DraftQuery = Callable[[Mapping[str, Any], BuiltCohort, Loss], Mapping[str, Any]]
+
+
+class RenderAnswer(Protocol):
+    """Draws a release (or an accepted preview) with widget keys starting with ``key``."""
+
+    def __call__(self, answer: Mapping[str, Any], /, *, key: str) -> None: ...
 
 
 def group_picker(
@@ -56,10 +62,10 @@ def analysis_page(
     prefix: str,
     title_key: str,
     draft_query: DraftQuery,
-    render_result: Callable[[Mapping[str, Any]], None],
+    render_result: RenderAnswer,
 ) -> None:
     """Draw a page: ``draft_query`` draws the page's options and returns the query (raising
-    ``DraftError`` while incomplete); ``render_result`` draws a release."""
+    ``DraftError`` while incomplete); ``render_result(release, key=...)`` draws a release."""
 
     def build(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> Mapping[str, Any]:
         built = cohort_builder(catalog, project, prefix)
@@ -73,13 +79,14 @@ def page_frame(
     prefix: str,
     title_key: str,
     build: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]],
-    render_result: Callable[[Mapping[str, Any]], None],
+    render_result: RenderAnswer,
     *,
-    render_expected: Callable[..., None] | None = None,
+    render_expected: RenderAnswer | None = None,
 ) -> None:
     """The frame of an analysis page whose ``build(catalog, project)`` draws all of its options (the
     cohort builder among them, or not) and returns the query, raising ``DraftError`` while incomplete;
-    ``render_expected(preview, key=...)`` shows what an accepted preview expects of the estimates."""
+    ``render_result(release, key=...)`` draws a release and ``render_expected(preview, key=...)`` what an
+    accepted preview expects of the estimates."""
     st.title(t(title_key))
     opened = analyst_project()
     if opened is None:
@@ -109,10 +116,6 @@ def page_frame(
                 kept_at=(release_at, query_at),
             )
             forget_session_data(COHORTS_CACHE)  # a run may have stored a new name
-    release = st.session_state.get(release_at)
-    if release:
-        st.divider()
-        st.subheader(t("result"))
-        if query is not None and st.session_state.get(query_at) != dict(query):
-            st.caption(t("result_of_earlier_query"))
-        render_result(release)
+    kept = kept_release(release_at, query_at, None if query is None else dict(query))
+    if kept is not None:
+        render_result(kept[0], key=f"{prefix}_result")

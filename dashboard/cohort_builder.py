@@ -26,7 +26,7 @@ from dashboard.cohort_draft import (
 )
 from dashboard.condition_widgets import condition_list, date_input
 from dashboard.query_draft import DraftError
-from dashboard.session import API_ERRORS, api, labeller, lang, session_cached, show_error, t
+from dashboard.session import call_api, labeller, lang, session_cached, t
 
 __all__ = ["COHORTS_CACHE", "BuiltCohort", "cohort_builder"]
 
@@ -92,13 +92,8 @@ def _event(
 
 def _stored(project: str) -> list[dict[str, Any]]:
     """The project's named cohorts (empty when they cannot be fetched just now: the error is shown)."""
-    try:
-        with api() as client:
-            listing = session_cached(COHORTS_CACHE, lambda: client.list_cohorts(project))
-    except API_ERRORS as exc:
-        show_error(exc)
-        return []
-    return list(listing.get("cohorts") or [])
+    listing = call_api(lambda client: session_cached(COHORTS_CACHE, lambda: client.list_cohorts(project)))
+    return [] if listing is None else list(listing.get("cohorts") or [])
 
 
 def _reuse(stored: list[dict[str, Any]], prefix: str) -> BuiltCohort:
@@ -129,16 +124,23 @@ def _exposure(catalog: Mapping[str, Any], registers: list[str], prefix: str) -> 
     with st.container(border=True, key=f"{prefix}_exposure"):
         a, b = st.columns(2)
         name = a.text_input(t("cohort_exposure_name"), value="exposed", key=f"{prefix}_exposure_name")
-        days = b.number_input(
-            t("cohort_lookback"),
-            min_value=0,
-            value=None,
-            step=1,
-            key=f"{prefix}_exposure_lookback",
-            placeholder=t("cohort_lookback_any"),
-        )
+        with b:
+            days = _lookback_days(f"{prefix}_exposure_lookback", least=0)
         event = _event(catalog, registers, f"{prefix}_exposure", default="lmdb")
-    return ExposureDraft(name.strip(), event, None if days is None else int(days))
+    return ExposureDraft(name.strip(), event, days)
+
+
+def _lookback_days(key: str, *, least: int) -> int | None:
+    """How many days before the index to look (None: any time before it)."""
+    days = st.number_input(
+        t("cohort_lookback"),
+        min_value=least,
+        value=None,
+        step=1,
+        key=key,
+        placeholder=t("cohort_lookback_any"),
+    )
+    return None if days is None else int(days)
 
 
 def _define(
@@ -157,15 +159,7 @@ def _define(
     if st.checkbox(t("cohort_exclude_on"), key=f"{prefix}_exclude_on", help=t("cohort_exclude_help")):
         with st.container(border=True, key=f"{prefix}_exclude"):
             exclude = _event(catalog, registers, f"{prefix}_exclude")
-            days = st.number_input(
-                t("cohort_lookback"),
-                min_value=1,
-                value=None,
-                step=1,
-                key=f"{prefix}_lookback",
-                placeholder=t("cohort_lookback_any"),
-            )
-            lookback = None if days is None else int(days)
+            lookback = _lookback_days(f"{prefix}_lookback", least=1)
     exposure = _exposure(catalog, registers, prefix) if with_exposure else None
     outcome = None
     kind = st.radio(

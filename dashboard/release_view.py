@@ -16,31 +16,29 @@ __all__ = ["render_privacy_facts", "render_query_code", "render_release", "rende
 
 _PLAIN_TABLE_ROWS = 100
 
+# Per code language: the downloaded file's name and media type.
+_DOWNLOADS = {
+    "json": ("query.json", "application/json"),
+    "python": ("query.py", "text/x-python"),
+    "sql": ("query.sql", "application/sql"),
+}
+
+
+def _code_download(label: str, text: str, language: str, key: str) -> None:
+    """``text`` shown as code in ``language``, with a button (``label``) that downloads it."""
+    file_name, mime = _DOWNLOADS[language]
+    st.code(text, language=language)
+    st.download_button(label, text, file_name=file_name, mime=mime, key=key, on_click="ignore")
+
 
 def render_query_code(query: Mapping[str, Any], key: str) -> None:
     """The query as JSON and as Python client code, each with a download button."""
     as_json, as_python = st.tabs([t("query_as_json"), t("query_as_python")])
     with as_json:
-        text = query_draft.query_json(query)
-        st.code(text, language="json")
-        st.download_button(
-            t("download_json"),
-            text,
-            file_name="query.json",
-            mime="application/json",
-            key=f"{key}_json",
-            on_click="ignore",
-        )
+        _code_download(t("download_json"), query_draft.query_json(query), "json", f"{key}_json")
     with as_python:
-        code = query_draft.python_snippet(query, api_url())
-        st.code(code, language="python")
-        st.download_button(
-            t("download_python"),
-            code,
-            file_name="query.py",
-            mime="text/x-python",
-            key=f"{key}_py",
-            on_click="ignore",
+        _code_download(
+            t("download_python"), query_draft.python_snippet(query, api_url()), "python", f"{key}_py"
         )
 
 
@@ -50,26 +48,9 @@ def render_sql_code(body: Mapping[str, Any], key: str, parsed: Mapping[str, Any]
     names = [t("query_as_sql"), t("query_as_python")] + ([t("query_as_parsed")] if parsed else [])
     tabs = st.tabs(names)
     with tabs[0]:
-        st.code(str(body.get("sql", "")), language="sql")
-        st.download_button(
-            t("download_sql"),
-            str(body.get("sql", "")),
-            file_name="query.sql",
-            mime="application/sql",
-            key=f"{key}_sql",
-            on_click="ignore",
-        )
+        _code_download(t("download_sql"), str(body.get("sql", "")), "sql", f"{key}_sql")
     with tabs[1]:
-        code = query_draft.sql_snippet(body, api_url())
-        st.code(code, language="python")
-        st.download_button(
-            t("download_python"),
-            code,
-            file_name="query.py",
-            mime="text/x-python",
-            key=f"{key}_py",
-            on_click="ignore",
-        )
+        _code_download(t("download_python"), query_draft.sql_snippet(body, api_url()), "python", f"{key}_py")
     if parsed:
         with tabs[2]:
             st.code(query_draft.query_json(parsed), language="json")
@@ -148,22 +129,19 @@ def render_release(
             st.dataframe(table, hide_index=True, width="stretch", height="content")
     d1, d2 = st.columns(2)
     stem = str(summary["release_id"] or "release")
-    d1.download_button(
-        t("download_csv"),
-        results.csv_bytes(release),
-        file_name=f"{stem}.csv",
-        mime="text/csv",
-        key=f"{key}_csv",
-        on_click="ignore",
-    )
-    d2.download_button(
-        t("download_parquet"),
-        results.parquet_bytes(release),
-        file_name=f"{stem}.parquet",
-        mime="application/vnd.apache.parquet",
-        key=f"{key}_parquet",
-        on_click="ignore",
-    )
+    for column, label, data, suffix, mime in (
+        (d1, t("download_csv"), results.csv_bytes(release), "csv", "text/csv"),
+        (
+            d2,
+            t("download_parquet"),
+            results.parquet_bytes(release),
+            "parquet",
+            "application/vnd.apache.parquet",
+        ),
+    ):
+        column.download_button(
+            label, data, file_name=f"{stem}.{suffix}", mime=mime, key=f"{key}_{suffix}", on_click="ignore"
+        )
     if sql:
         with st.expander(t("same_sql_as_code")):
             render_sql_code(sql, key=f"{key}_code", parsed=release.get("query"))

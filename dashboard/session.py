@@ -26,6 +26,7 @@ __all__ = [
     "analyst_project",
     "api",
     "api_url",
+    "call_api",
     "forget_session_data",
     "labeller",
     "lang",
@@ -146,6 +147,17 @@ def forget_session_data(*names: str) -> None:
     cache: dict[str, Any] = st.session_state.setdefault(_CACHE, {})
     for name in names or list(cache):
         cache.pop(name, None)
+
+
+def call_api(action: Callable[[Client], T], *, anonymous: bool = False) -> T | None:
+    """``action(client)`` on a client of this session (or an anonymous one); None after showing the
+    error when the API refuses or cannot be reached."""
+    try:
+        with api(anonymous=anonymous) as client:
+            return action(client)
+    except API_ERRORS as exc:
+        show_error(exc)
+        return None
 
 
 def show_error(exc: ApiError | httpx.TransportError) -> None:

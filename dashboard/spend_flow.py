@@ -19,7 +19,16 @@ from dashboard import query_draft, results
 from dashboard.session import API_ERRORS, api, forget_session_data, labeller, show_error, t
 from service.client import ApiError, Client
 
-__all__ = ["PREVIEWS", "loss_inputs", "preview", "render_preview", "run_button", "show_api_error", "spend"]
+__all__ = [
+    "PREVIEWS",
+    "kept_release",
+    "loss_inputs",
+    "preview",
+    "render_preview",
+    "run_button",
+    "show_api_error",
+    "spend",
+]
 
 PREVIEWS = "explore_previews"
 _MAX_PREVIEWS = 32
@@ -166,3 +175,17 @@ def spend(
         st.session_state[PREVIEWS] = {}  # the remaining budget they show has changed
     st.session_state[kept_at[0]] = release
     st.session_state[kept_at[1]] = request
+
+
+def kept_release(release_at: str, request_at: str, drafted: Any) -> tuple[Any, Any] | None:
+    """The release ``spend`` kept in the session with the request that made it, under a result heading
+    (noting when the request ``drafted`` now differs from it); None when there is none."""
+    release = st.session_state.get(release_at)
+    if not release:
+        return None
+    st.divider()
+    st.subheader(t("result"))
+    request = st.session_state.get(request_at)
+    if drafted is not None and request != drafted:
+        st.caption(t("result_of_earlier_query"))
+    return release, request

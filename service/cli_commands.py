@@ -341,14 +341,23 @@ def _create_institution(api: Any, a: argparse.Namespace) -> Any:
     )
 
 
+def _action_group(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *, help_: str, description: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The actions of a command that takes one (``sundstat <name> ACTION``, parsed into ``<name>_command``)."""
+    group = commands.add_parser(name, help=help_, description=description)
+    actions = group.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+    actions.required = True
+    return actions
+
+
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    admin = commands.add_parser(
+    sub = _action_group(
+        commands,
         "admin",
-        help="administer a running service through its API (projects, budgets, tokens, applications)",
+        help_="administer a running service through its API (projects, budgets, tokens, applications)",
         description="Administrator commands; they call the API with an administrator token.",
     )
-    sub = admin.add_subparsers(dest="admin_command", metavar="ACTION")
-    sub.required = True
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--api",
@@ -488,13 +497,12 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
 
 
 def _add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ledger = commands.add_parser(
+    sub = _action_group(
+        commands,
         "ledger",
-        help="offline checks of the budget ledger",
+        help_="offline checks of the budget ledger",
         description="Offline commands on the ledger: the file in the state directory, or PostgreSQL.",
     )
-    sub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION")
-    sub.required = True
     verify = sub.add_parser(
         "verify",
         help="recompute the audit chain and check every ledger table against it",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 
@@ -55,6 +55,14 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
+
+
+class _RequestOptions(TypedDict, total=False):
+    """What a request may carry besides its method and path."""
+
+    json: Any
+    params: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
 
 
 class ApiError(Exception):
@@ -190,78 +198,65 @@ class Client:
         """Close the connection pool."""
         self._http.close()
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        response = self._http.request(method, path, json=json, params=params, headers=headers)
+    def _request(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> Any:
+        response = self._http.request(method, path, **options)
         _raise_for(response)
         return response.json()
+
+    def _object(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> JSON:
+        """``_request`` for a route that answers with one JSON object."""
+        result: JSON = self._request(method, path, **options)
+        return result
 
     # --- public ---------------------------------------------------------------------------------
 
     def health(self) -> JSON:
         """``GET /v1/health``."""
-        result: JSON = self._request("GET", "/v1/health")
-        return result
+        return self._object("GET", "/v1/health")
 
     def catalog(self) -> JSON:
         """``GET /v1/catalog``: registers, columns, key sets, controllers, coverage."""
-        result: JSON = self._request("GET", "/v1/catalog")
-        return result
+        return self._object("GET", "/v1/catalog")
 
     def query_options(
         self, measure: str = "count_persons", register: str = "cpr", group_by: Sequence[str] = ()
     ) -> JSON:
         """``GET /v1/query-options``: the engine's per-query limits and the bounds this query may set."""
         params = {"measure": measure, "register": register, "group_by": list(group_by)}
-        result: JSON = self._request("GET", "/v1/query-options", params=params)
-        return result
+        return self._object("GET", "/v1/query-options", params=params)
 
     def catalog_dcat(self) -> JSON:
         """``GET /v1/catalog/dcat``: the catalog as DCAT-AP JSON-LD."""
-        result: JSON = self._request("GET", "/v1/catalog/dcat")
-        return result
+        return self._object("GET", "/v1/catalog/dcat")
 
     def transparency(self) -> JSON:
         """``GET /v1/transparency``: projects, per-register loss and the ledger head."""
-        result: JSON = self._request("GET", "/v1/transparency")
-        return result
+        return self._object("GET", "/v1/transparency")
 
     def me(self) -> JSON:
         """``GET /v1/me``: the role and project of this client's token."""
-        result: JSON = self._request("GET", "/v1/me")
-        return result
+        return self._object("GET", "/v1/me")
 
     # --- queries --------------------------------------------------------------------------------
 
     def preview(self, query: Mapping[str, Any]) -> JSON:
         """``POST /v1/queries/preview``: cost and expected accuracy; spends nothing."""
-        result: JSON = self._request("POST", "/v1/queries/preview", json=dict(query))
-        return result
+        return self._object("POST", "/v1/queries/preview", json=dict(query))
 
     def run(self, query: Mapping[str, Any], idempotency_key: str | None = None) -> JSON:
         """``POST /v1/queries``: spend budget and return the release (a retry with the same key is free)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        result: JSON = self._request("POST", "/v1/queries", json=dict(query), headers=headers)
-        return result
+        return self._object("POST", "/v1/queries", json=dict(query), headers=headers)
 
     def sql_preview(self, sql: str, *, project: str, **loss: Any) -> JSON:
         """``POST /v1/sql/preview``: like :meth:`preview` for an SQL text (loss as ``epsilon=...``)."""
-        result: JSON = self._request("POST", "/v1/sql/preview", json={"project": project, "sql": sql, **loss})
-        return result
+        return self._object("POST", "/v1/sql/preview", json={"project": project, "sql": sql, **loss})
 
     def sql(self, sql: str, *, project: str, idempotency_key: str | None = None, **loss: Any) -> JSON:
         """``POST /v1/sql``: like :meth:`run` for an SQL text; same charge and cache as the JSON query."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         body = {"project": project, "sql": sql, **loss}
-        result: JSON = self._request("POST", "/v1/sql", json=body, headers=headers)
-        return result
+        return self._object("POST", "/v1/sql", json=body, headers=headers)
 
     # --- analyses (pandas frames; the raw release is kept as ``.release``) ----------------------
 
@@ -287,8 +282,7 @@ class Client:
 
     def list_cohorts(self, project: str) -> JSON:
         """``GET /v1/projects/{id}/cohorts``: ``{"project", "count", "cohorts": [...]}``."""
-        result: JSON = self._request("GET", f"/v1/projects/{project}/cohorts")
-        return result
+        return self._object("GET", f"/v1/projects/{project}/cohorts")
 
     def cohorts(self, project: str) -> pd.DataFrame:
         """The project's named cohorts as a frame (one row per name; ``definition`` holds the whole)."""
@@ -305,23 +299,19 @@ class Client:
 
     def project(self, project: str) -> JSON:
         """``GET /v1/projects/{id}``."""
-        result: JSON = self._request("GET", f"/v1/projects/{project}")
-        return result
+        return self._object("GET", f"/v1/projects/{project}")
 
     def budget(self, project: str) -> JSON:
         """``GET /v1/projects/{id}/budget``."""
-        result: JSON = self._request("GET", f"/v1/projects/{project}/budget")
-        return result
+        return self._object("GET", f"/v1/projects/{project}/budget")
 
     def releases(self, project: str) -> JSON:
         """``GET /v1/projects/{id}/releases``: ``{"project", "count", "releases": [...]}``."""
-        result: JSON = self._request("GET", f"/v1/projects/{project}/releases")
-        return result
+        return self._object("GET", f"/v1/projects/{project}/releases")
 
     def release(self, project: str, release_id: str) -> JSON:
         """``GET /v1/projects/{id}/releases/{release_id}``."""
-        result: JSON = self._request("GET", f"/v1/projects/{project}/releases/{release_id}")
-        return result
+        return self._object("GET", f"/v1/projects/{project}/releases/{release_id}")
 
     def create_project(
         self,
@@ -352,28 +342,24 @@ class Client:
             "summary": summary,
             "permit_id": permit_id,
         }
-        result: JSON = self._request("POST", "/v1/projects", json=body)
-        return result
+        return self._object("POST", "/v1/projects", json=body)
 
     def set_budget(self, project: str, *, epsilon: float, delta: float = 0.0, reason: str) -> JSON:
         """``PUT /v1/projects/{id}/budget`` (admin)."""
         body = {"epsilon": epsilon, "delta": delta, "reason": reason}
-        result: JSON = self._request("PUT", f"/v1/projects/{project}/budget", json=body)
-        return result
+        return self._object("PUT", f"/v1/projects/{project}/budget", json=body)
 
     # --- tokens and caps ------------------------------------------------------------------------
 
     def create_token(self, project: str, name: str, *, ttl_days: int | None = None) -> JSON:
         """``POST /v1/projects/{id}/tokens`` (admin): a new analyst token, shown once."""
         body = _drop_none({"name": name, "role": "analyst", "ttl_days": ttl_days})
-        result: JSON = self._request("POST", f"/v1/projects/{project}/tokens", json=body)
-        return result
+        return self._object("POST", f"/v1/projects/{project}/tokens", json=body)
 
     def create_admin_token(self, name: str, *, ttl_days: int | None = None) -> JSON:
         """``POST /v1/admin/tokens`` (admin): a new administrator token, shown once."""
         body = _drop_none({"name": name, "role": "admin", "ttl_days": ttl_days})
-        result: JSON = self._request("POST", "/v1/admin/tokens", json=body)
-        return result
+        return self._object("POST", "/v1/admin/tokens", json=body)
 
     def list_tokens(self, project: str | None = None) -> list[JSON]:
         """``GET /v1/admin/tokens`` or ``GET /v1/projects/{id}/tokens`` (admin)."""
@@ -383,8 +369,7 @@ class Client:
 
     def revoke_token(self, token_id: str) -> JSON:
         """``DELETE /v1/admin/tokens/{token_id}`` (admin)."""
-        result: JSON = self._request("DELETE", f"/v1/admin/tokens/{token_id}")
-        return result
+        return self._object("DELETE", f"/v1/admin/tokens/{token_id}")
 
     def set_register_cap(
         self,
@@ -397,27 +382,23 @@ class Client:
     ) -> JSON:
         """``PUT /v1/registers/{name}/cap`` (admin): a global cap across all projects."""
         body = _drop_none({"epsilon": epsilon, "rho": rho, "delta": delta, "reason": reason})
-        result: JSON = self._request("PUT", f"/v1/registers/{register}/cap", json=body)
-        return result
+        return self._object("PUT", f"/v1/registers/{register}/cap", json=body)
 
     def ledger_verify(self) -> JSON:
         """``GET /v1/admin/ledger/verify`` (admin)."""
-        result: JSON = self._request("GET", "/v1/admin/ledger/verify")
-        return result
+        return self._object("GET", "/v1/admin/ledger/verify")
 
     # --- applications ---------------------------------------------------------------------------
 
     def policy(self) -> JSON:
         """``GET /v1/applications/policy``: the published approval policy."""
-        result: JSON = self._request("GET", "/v1/applications/policy")
-        return result
+        return self._object("GET", "/v1/applications/policy")
 
     def apply(self, application: Mapping[str, Any], *, applicant_token: str | None = None) -> JSON:
         """``POST /v1/applications``: keep ``status_key``; ``token`` is set when approved at once (only
         with an applicant token: ``applicant_token``, else this client's token)."""
         headers = {"Authorization": f"Bearer {applicant_token}"} if applicant_token else None
-        result: JSON = self._request("POST", "/v1/applications", json=dict(application), headers=headers)
-        return result
+        return self._object("POST", "/v1/applications", json=dict(application), headers=headers)
 
     # --- institutions and applicants (admin) ----------------------------------------------------
 
@@ -440,8 +421,7 @@ class Client:
                 "org_values": org_values or [],
             }
         )
-        result: JSON = self._request("POST", "/v1/institutions", json=body)
-        return result
+        return self._object("POST", "/v1/institutions", json=body)
 
     def list_institutions(self) -> list[JSON]:
         """``GET /v1/institutions`` (admin)."""
@@ -453,14 +433,12 @@ class Client:
     ) -> JSON:
         """``POST /v1/institutions/{id}/applicants`` (admin): an applicant account and its token (once)."""
         body = _drop_none({"name": name, "email": email, "ttl_days": ttl_days})
-        result: JSON = self._request("POST", f"/v1/institutions/{institution_id}/applicants", json=body)
-        return result
+        return self._object("POST", f"/v1/institutions/{institution_id}/applicants", json=body)
 
     def application_status(self, application_id: str, status_key: str | None = None) -> JSON:
         """``GET /v1/applications/{id}`` with the status key (administrators need none)."""
         headers = {"X-Status-Key": status_key} if status_key else None
-        result: JSON = self._request("GET", f"/v1/applications/{application_id}", headers=headers)
-        return result
+        return self._object("GET", f"/v1/applications/{application_id}", headers=headers)
 
     def list_applications(self, status: str | None = None) -> list[JSON]:
         """``GET /v1/applications`` (admin), optionally only ``pending``/``approved``/``rejected``."""
@@ -488,8 +466,7 @@ class Client:
                 "reason": reason,
             }
         )
-        result: JSON = self._request("POST", f"/v1/applications/{application_id}/decision", json=body)
-        return result
+        return self._object("POST", f"/v1/applications/{application_id}/decision", json=body)
 
     # --- models and Table 1 (pandas frames from service.model_frames, imported when first used) ------
 

@@ -25,14 +25,7 @@ _REGRESSIONS = ("poisson_regression", "logistic_regression", "linear_regression"
 
 def query_limits(settings: EngineSettings) -> QueryLimitsPublic:
     """The engine's per-query limits."""
-    return QueryLimitsPublic(
-        max_group_columns=settings.max_group_columns,
-        max_cells=settings.max_cells,
-        max_epsilon=settings.max_epsilon,
-        max_rho=settings.max_rho,
-        min_epsilon=settings.min_epsilon,
-        min_rho=settings.min_rho,
-    )
+    return QueryLimitsPublic.model_validate(settings, from_attributes=True)
 
 
 def query_options(

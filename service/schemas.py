@@ -221,8 +221,8 @@ class ProjectCreateRequest(BaseModel):
     )
 
 
-class ProjectPublic(BaseModel):
-    """A project: its permit (purpose, registers, expiry) and its budget."""
+class _ProjectAboutPublic(BaseModel):
+    """The fields every public view of a project starts with: what it is about and its mode."""
 
     id: str
     title: str
@@ -231,6 +231,11 @@ class ProjectPublic(BaseModel):
     summary: str
     registers: list[str]
     mode: Literal["pure", "zcdp"]
+
+
+class ProjectPublic(_ProjectAboutPublic):
+    """A project: its permit (purpose, registers, expiry) and its budget."""
+
     expires: dt.date | None
     created_at: str
     budget: BudgetPublic
@@ -449,16 +454,9 @@ class PolicyPublic(BaseModel):
     mode: str
 
 
-class TransparencyProjectPublic(BaseModel):
+class TransparencyProjectPublic(_ProjectAboutPublic):
     """One approved project as the public sees it."""
 
-    id: str
-    title: str
-    purpose: str
-    institution: str
-    summary: str
-    registers: list[str]
-    mode: Literal["pure", "zcdp"]
     created_at: str
     expires: dt.date | None
     epsilon_total: float

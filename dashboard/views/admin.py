@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import tables
-from dashboard.session import API_ERRORS, api, labeller, public_catalog, require_role, show_error, t
+from dashboard.session import API_ERRORS, api, call_api, labeller, public_catalog, require_role, show_error, t
 from service.client import Client
 
 __all__ = ["render"]
@@ -23,15 +23,22 @@ NOTICE = "admin_notice"
 def _call(action: Callable[[Client], Any], done: str | None = None, **values: Any) -> Any:
     """Run one API call; on success remember the ``done`` notice for the next run, on failure show
     the error and return None."""
-    try:
-        with api() as client:
-            result = action(client)
-    except API_ERRORS as exc:
-        show_error(exc)
-        return None
-    if done is not None:
+    result = call_api(action)
+    if result is not None and done is not None:
         st.session_state[NOTICE] = t(done, **values)
     return result
+
+
+def _saved_reason(prefix: str, chosen: Any) -> str | None:
+    """A form's reason field and save button: the reason when saved with one and with ``chosen`` set,
+    else None (with a warning when saved without a reason)."""
+    reason = st.text_input(t("reason"), key=f"{prefix}_reason")
+    if not (st.form_submit_button(t("save"), key=f"{prefix}_submit") and chosen):
+        return None
+    if not reason.strip():
+        st.warning(t("reason_needed"))
+        return None
+    return reason
 
 
 def _pending(app: dict[str, Any]) -> None:
@@ -140,16 +147,13 @@ def _projects(projects: list[dict[str, Any]], registers: list[str], purposes: li
         delta = st.number_input(
             t("budget_delta"), min_value=0.0, value=0.0, format="%.1e", key="admin_budget_delta"
         )
-        reason = st.text_input(t("reason"), key="admin_budget_reason")
-        if st.form_submit_button(t("save"), key="admin_budget_submit") and project:
-            if not reason.strip():
-                st.warning(t("reason_needed"))
-            elif _call(
-                lambda c: c.set_budget(project, epsilon=epsilon, delta=delta, reason=reason),
-                "done_budget",
-                project=project,
-            ):
-                st.rerun()
+        reason = _saved_reason("admin_budget", project)
+        if reason is not None and _call(
+            lambda c: c.set_budget(project, epsilon=epsilon, delta=delta, reason=reason),
+            "done_budget",
+            project=project,
+        ):
+            st.rerun()
     with right, st.form("admin_create_form"):
         st.markdown(f"**{t('create_project')}**")
         new_id = st.text_input(t("project_id"), key="admin_new_id")
@@ -198,11 +202,8 @@ def _tokens(projects: list[dict[str, Any]]) -> None:
         with st.container(key="admin_issued"):
             st.code(issued.get("token"), language=None)
         st.caption(t("token_once"))
-    try:
-        with api() as client:
-            tokens = client.list_tokens()
-    except API_ERRORS as exc:
-        show_error(exc)
+    tokens = call_api(lambda client: client.list_tokens())
+    if tokens is None:
         return
     columns = ["id", "prefix", "role", "project", "name", "created_at", "expires_at", "revoked_at", "active"]
     with st.container(key="admin_tokens_table"):
@@ -248,11 +249,8 @@ def _tokens(projects: list[dict[str, Any]]) -> None:
 
 
 def _caps(registers: list[str]) -> None:
-    try:
-        with api(anonymous=True) as client:
-            report = client.transparency()
-    except API_ERRORS as exc:
-        show_error(exc)
+    report = call_api(lambda client: client.transparency(), anonymous=True)
+    if report is None:
         return
     with st.container(key="admin_caps_table"):
         st.dataframe(tables.register_loss_table(report, t), hide_index=True, width="stretch")
@@ -265,18 +263,14 @@ def _caps(registers: list[str]) -> None:
         delta = c4.number_input(
             t("budget_delta"), min_value=0.0, value=0.0, format="%.1e", key="admin_cap_delta"
         )
-        reason = st.text_input(t("reason"), key="admin_cap_reason")
-        if st.form_submit_button(t("save"), key="admin_cap_submit") and register:
-            if not reason.strip():
-                st.warning(t("reason_needed"))
-            else:
-                amount = {"epsilon": value} if kind == "epsilon" else {"rho": value}
-                if _call(
-                    lambda c: c.set_register_cap(str(register), reason=reason, delta=delta, **amount),
-                    "done_cap",
-                    register=register,
-                ):
-                    st.rerun()
+        reason = _saved_reason("admin_cap", register)
+        amount = {"epsilon": value} if kind == "epsilon" else {"rho": value}
+        if reason is not None and _call(
+            lambda c: c.set_register_cap(str(register), reason=reason, delta=delta, **amount),
+            "done_cap",
+            register=register,
+        ):
+            st.rerun()
 
 
 def _ledger() -> None:

@@ -20,6 +20,7 @@ from dashboard.session import (
     API_ERRORS,
     api,
     api_url,
+    call_api,
     labeller,
     lang,
     public_catalog,
@@ -136,11 +137,11 @@ def _poll() -> None:
     last = st.session_state.get(LAST) or {}
     if not last.get("id"):
         return
-    try:
-        with api(anonymous=True) as client:
-            _merge(client.application_status(last["id"], last.get("status_key")))
-    except API_ERRORS as exc:
-        show_error(exc)
+    status = call_api(
+        lambda client: client.application_status(last["id"], last.get("status_key")), anonymous=True
+    )
+    if status is not None:
+        _merge(status)
 
 
 def _sign_in_with(new_token: str) -> None:

@@ -25,7 +25,7 @@ from dashboard.session import (
     query_options,
     t,
 )
-from dashboard.spend_flow import loss_inputs, preview, render_preview, run_button, spend
+from dashboard.spend_flow import kept_release, loss_inputs, preview, render_preview, run_button, spend
 from service.client import ApiError
 
 __all__ = ["render"]
@@ -177,14 +177,9 @@ def _builder_tab(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> None
                 keys_at=IDEMPOTENCY_KEYS,
                 kept_at=(RELEASE, RELEASE_QUERY),
             )
-    release = st.session_state.get(RELEASE)
-    if release:
-        st.divider()
-        st.subheader(t("result"))
-        shown_query = st.session_state.get(RELEASE_QUERY)
-        if draft is not None and shown_query != draft.to_query():
-            st.caption(t("result_of_earlier_query"))
-        render_release(release, shown_query, key="explore_result")
+    kept = kept_release(RELEASE, RELEASE_QUERY, None if draft is None else draft.to_query())
+    if kept is not None:
+        render_release(kept[0], kept[1], key="explore_result")
 
 
 def _sql_draft(project: Mapping[str, Any]) -> query_draft.SqlDraft:
@@ -242,14 +237,9 @@ def _sql_tab(project: Mapping[str, Any]) -> None:
                 kept_at=(SQL_RELEASE, SQL_RELEASE_BODY),
                 sql=sql,
             )
-    release = st.session_state.get(SQL_RELEASE)
-    if release:
-        st.divider()
-        st.subheader(t("result"))
-        shown = st.session_state.get(SQL_RELEASE_BODY)
-        if draft is not None and shown != draft.to_body():
-            st.caption(t("result_of_earlier_query"))
-        render_release(release, None, key="explore_sql_result", sql=shown)
+    kept = kept_release(SQL_RELEASE, SQL_RELEASE_BODY, None if draft is None else draft.to_body())
+    if kept is not None:
+        render_release(kept[0], None, key="explore_sql_result", sql=kept[1])
 
 
 def render() -> None:

@@ -159,11 +159,7 @@ def _build(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> Mapping[st
 def render() -> None:
     """The Models page."""
     page_frame(
-        _PREFIX,
-        "page_models",
-        _build,
-        lambda release: render_model_release(release, key="models_result"),
-        render_expected=render_expected_intervals,
+        _PREFIX, "page_models", _build, render_model_release, render_expected=render_expected_intervals
     )
 
 

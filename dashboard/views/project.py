@@ -13,6 +13,7 @@ from dashboard.release_view import render_release
 from dashboard.session import (
     API_ERRORS,
     api,
+    call_api,
     forget_session_data,
     lang,
     public_catalog,
@@ -48,11 +49,9 @@ def _render_budget(summary: budgets.BudgetSummary) -> None:
 
 
 def _open(project_id: str, release_id: str) -> None:
-    try:
-        with api() as client:
-            st.session_state[OPENED] = client.release(project_id, release_id)
-    except API_ERRORS as exc:
-        show_error(exc)
+    release = call_api(lambda client: client.release(project_id, release_id))
+    if release is not None:
+        st.session_state[OPENED] = release
 
 
 def render() -> None:

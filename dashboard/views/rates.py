@@ -48,9 +48,7 @@ def _draft(project: Mapping[str, Any], built: BuiltCohort, loss: Loss) -> Mappin
 
 def render() -> None:
     """The Rates page."""
-    analysis_page(
-        "rates", "page_rates", _draft, lambda release: render_rate_release(release, key="rates_result")
-    )
+    analysis_page("rates", "page_rates", _draft, render_rate_release)
 
 
 if __name__ == "__main__":

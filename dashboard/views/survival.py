@@ -52,12 +52,7 @@ def _draft(project: Mapping[str, Any], built: BuiltCohort, loss: Loss) -> Mappin
 
 def render() -> None:
     """The Survival page."""
-    analysis_page(
-        "survival",
-        "page_survival",
-        _draft,
-        lambda release: render_survival_release(release, key="survival_result"),
-    )
+    analysis_page("survival", "page_survival", _draft, render_survival_release)
 
 
 if __name__ == "__main__":

@@ -68,11 +68,7 @@ def _build(catalog: Mapping[str, Any], project: Mapping[str, Any]) -> Mapping[st
 def render() -> None:
     """The Table 1 page."""
     page_frame(
-        _PREFIX,
-        "page_table1",
-        _build,
-        lambda release: render_table1_release(release, key="table1_result"),
-        render_expected=render_expected_intervals,
+        _PREFIX, "page_table1", _build, render_table1_release, render_expected=render_expected_intervals
     )
 
 

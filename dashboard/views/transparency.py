@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import budgets, charts, tables
 from dashboard import formatting as fmt
-from dashboard.session import API_ERRORS, api, show_error, t
+from dashboard.session import call_api, t
 
 __all__ = ["render"]
 
@@ -18,11 +18,8 @@ def render() -> None:
     """The Transparency page."""
     st.title(t("page_transparency"))
     st.write(t("transparency_intro"))
-    try:
-        with api(anonymous=True) as client:
-            report = client.transparency()
-    except API_ERRORS as exc:
-        show_error(exc)
+    report = call_api(lambda client: client.transparency(), anonymous=True)
+    if report is None:
         return
     projects = budgets.transparency_projects_frame(report)
     registers = budgets.transparency_registers_frame(report)

@@ -118,10 +118,4 @@ def transparency(services: ServicesDep, caller: Caller) -> TransparencyPublic:
 @router.get("/me", summary="Who am I")
 def whoami(caller: Caller) -> WhoAmIPublic:
     """The caller as the service sees the token (anonymous without one)."""
-    return WhoAmIPublic(
-        role=caller.role,
-        token_id=caller.token_id,
-        project=caller.project,
-        name=caller.name,
-        applicant=caller.applicant,
-    )
+    return WhoAmIPublic.model_validate(caller, from_attributes=True)

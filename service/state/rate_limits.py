@@ -25,7 +25,24 @@ __all__ = ["StoreRateLimiter", "StoreWindowLimiter"]
 _FORGET_EVERY = 1000
 
 
-class StoreRateLimiter:
+class _StoreLimit:
+    """What both limits keep: the store, the prefix of their keys in it, what they count (named in the
+    refusal) and the clock; and their calls, so that every ``_FORGET_EVERY``-th sweeps out old rows."""
+
+    def __init__(self, store: StateStore, prefix: str, what: str, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._what = what
+        self._clock = clock
+        self._calls = 0
+
+    def _sweep_due(self) -> bool:
+        """Count one call; True when this one should also sweep out the rows no key needs any more."""
+        self._calls += 1
+        return self._calls % _FORGET_EVERY == 0
+
+
+class StoreRateLimiter(_StoreLimit):
     """``rate`` requests per second sustained and ``burst`` at once, per key, in ``store``."""
 
     def __init__(
@@ -38,23 +55,18 @@ class StoreRateLimiter:
         what: str = "requests",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(store, prefix, what, clock)
         self.rate = rate
         self.burst = burst
-        self._store = store
-        self._prefix = prefix
-        self._what = what
-        self._clock = clock
         self._interval = 1.0 / rate
         # Float slack so that exactly ``burst`` requests at one instant are allowed.
         self._tolerance = burst * self._interval * (1 + 1e-9)
-        self._calls = 0
 
     def check(self, key: str) -> None:
         """Count one request of ``key`` or raise ``RateLimited`` with the wait (nothing counted)."""
         now = self._clock()
         tat = self._store.rate_take(self._prefix + key, now, self._interval, self._tolerance)
-        self._calls += 1
-        if self._calls % _FORGET_EVERY == 0:
+        if self._sweep_due():
             self._store.rate_forget(now)
         if tat is not None:
             raise self._limited(tat, now)
@@ -75,7 +87,7 @@ class StoreRateLimiter:
         )
 
 
-class StoreWindowLimiter:
+class StoreWindowLimiter(_StoreLimit):
     """At most ``limit`` events per key in any ``window`` seconds, in ``store`` (a sliding log)."""
 
     def __init__(
@@ -88,25 +100,21 @@ class StoreWindowLimiter:
         what: str = "requests",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(store, prefix, what, clock)
         self.limit = limit
         self.window = window
-        self._store = store
-        self._prefix = prefix
-        self._what = what
-        self._clock = clock
-        self._calls = 0
 
     def check(self, key: str) -> None:
         """Count one event of ``key`` or raise ``RateLimited`` saying when the next one is allowed."""
         now = self._clock()
         key = self._prefix + key
-        self._calls += 1
+        sweep = self._sweep_due()
         with self._store.write() as conn:
             if self._store.dialect == "postgresql":
                 # READ COMMITTED: without the lock two hosts could both count limit - 1 and both insert.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
             conn.execute("DELETE FROM rate_events WHERE key = ? AND at <= ?", (key, now - self.window))
-            if self._calls % _FORGET_EVERY == 0:
+            if sweep:
                 conn.execute("DELETE FROM rate_events WHERE at <= ?", (now - self.window,))
             rows = conn.execute(
                 "SELECT at FROM rate_events WHERE key = ? ORDER BY at LIMIT ?", (key, self.limit)
