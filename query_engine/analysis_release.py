@@ -21,7 +21,7 @@ from query_engine.cohort_lexis import AGE_KINDS
 from query_engine.estimators import NoiseModel
 from query_engine.mechanisms import DPArray, NoiseCalibration
 from query_engine.postprocess import count_rows
-from query_engine.release import accuracy_public, mechanism_label, privacy_public
+from query_engine.release import accuracy_public, noise_public, preview_of, release_of
 from query_engine.release_models import AccuracyPublic, Preview, Release, columns_for, new_release_id
 from query_engine.spec import Query
 
@@ -64,8 +64,8 @@ def _noise_models(plan: AnalysisPlan, calibrations: Sequence[NoiseCalibration]) 
     return models
 
 
-def _parts(plan: AnalysisPlan) -> list[str] | None:
-    return [o.name for o in plan.outputs] if len(plan.outputs) > 1 else None
+def _parts(plan: AnalysisPlan) -> list[str]:
+    return [o.name for o in plan.outputs]
 
 
 def _group_rows(query: Query, plan: AnalysisPlan) -> list[Row]:
@@ -110,17 +110,16 @@ def make_analysis_preview(
             f"A histogram of {plan.group_cells} group(s) x {plan.bins.count} exit bins x 2 (event, censored); "
             "each person is in exactly one cell."
         )
-    return Preview(
-        loss=privacy_public(calibrations, _parts(plan)),
-        mechanism=mechanism_label(calibrations),
-        scale=calibrations[0].scale if len(calibrations) == 1 else None,
+    return preview_of(
+        query,
+        calibrations,
+        _parts(plan),
         cells=plan.cells,
-        expected_half_width=accuracy.half_width,
-        confidence=query.confidence,
-        registers=list(plan.registers),
+        registers=plan.registers,
         measure=plan.measure,
         accuracy=accuracy,
         notes=notes,
+        expected_half_width=accuracy.half_width,
     )
 
 
@@ -148,22 +147,18 @@ def make_analysis_release(
         rows, extra = _survival(query, plan, groups, noisy["count"], models["count"], rng)
     else:
         rows = _prevalence(query, groups, noisy["count"], models["count"], rng, small_cell_threshold)
-    return Release(
+    return release_of(
+        query,
+        calibrations,
+        _parts(plan),
         release_id=release_id,
-        project=query.project,
-        privacy=privacy_public(calibrations, _parts(plan)),
-        confidence=query.confidence,
         columns=analysis_columns(query.group_by, plan),
         rows=rows,
         measure=plan.measure,
-        query=query.canonical(),
         cells=len(rows),
         accuracy=_accuracy(query, plan, calibrations),
         small_cell_threshold=small_cell_threshold,
-        noise={
-            name: {"mechanism": c.mechanism, "scale": c.scale}
-            for name, c in zip(models, calibrations, strict=True)
-        },
+        noise=noise_public(_parts(plan), calibrations),
         **extra,
     )
 
