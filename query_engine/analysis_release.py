@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from itertools import product
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -47,6 +47,13 @@ _INTERVALS = ["ci_low", "ci_high", "noise_ci_low", "noise_ci_high", "sampling_ci
 # A rate's interval is unbounded above when the noisy person-time may be 0 (docs/analyses.md): its
 # ci_high is then null and this flag true, so a reader can tell "no upper end" from "suppressed".
 _UNBOUNDED = ["ci_unbounded", "noise_ci_unbounded"]
+
+
+class _RateNoise(TypedDict):
+    """The noise of a rate table's two released vectors, as the rate estimators take it."""
+
+    events_noise: NoiseModel
+    time_noise: NoiseModel
 
 
 def _num(x: Any) -> float | None:
@@ -179,12 +186,11 @@ def _rates(
 ) -> tuple[list[Row], dict[str, Any]]:
     events, days = np.asarray(noisy["events"]), np.asarray(noisy["person_time"])
     per = plan.per_person_years or 1000.0
-    noise = {"events_noise": models["events"], "time_noise": models["person_time"]}
+    noise = _RateNoise(events_noise=models["events"], time_noise=models["person_time"])
     estimates = estimators.incidence_rates(
         events,
         days,
-        events_noise=noise["events_noise"],
-        time_noise=noise["time_noise"],
+        **noise,
         per_person_years=per,
         confidence=query.confidence,
         draws=draws,
@@ -212,7 +218,7 @@ def _standardised(
     plan: AnalysisPlan,
     events: np.ndarray,
     days: np.ndarray,
-    noise: Mapping[str, NoiseModel],
+    noise: _RateNoise,
     per: float,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
@@ -232,8 +238,7 @@ def _standardised(
         by_stratum(events),
         by_stratum(days),
         weights,
-        events_noise=noise["events_noise"],
-        time_noise=noise["time_noise"],
+        **noise,
         per_person_years=per,
         confidence=query.confidence,
         rng=rng,
