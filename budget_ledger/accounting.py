@@ -27,7 +27,16 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from .errors import BudgetExceeded, InvalidBudget, ModeMismatch
-from .loss import ZERO, Charge, float_down, float_up, floor_sqrt, format_amount
+from .loss import (
+    ZERO,
+    Charge,
+    float_down,
+    float_down_or_none,
+    float_up,
+    float_up_or_none,
+    floor_sqrt,
+    format_amount,
+)
 
 __all__ = [
     "MODES",
@@ -246,6 +255,14 @@ def _refuse(
     )
 
 
+def _refuse_beyond(
+    project_id: str, measure: str, requested: Fraction, spent: Fraction, limit: Fraction, advice: str
+) -> None:
+    """``_refuse`` unless ``requested`` fits in what ``spent`` leaves of ``limit``."""
+    if spent + requested > limit:
+        _refuse(project_id, measure, requested, limit - spent, advice)
+
+
 def counted_as_rho(charge: Charge) -> str:
     """A zCDP charge as the query stated it: ``epsilon 0.1 (counted as rho 0.005)`` or ``rho 0.01``."""
     rho = format_amount(charge.zcdp_rho, rounding="up")
@@ -264,14 +281,14 @@ def admit_project(project_id: str, limits: BudgetLimits, totals: Totals, charge:
     check_mode(project_id, limits.mode, charge)
     more = "or ask an administrator to raise the project's budget."
     if limits.mode == "pure":
-        if totals.epsilon + charge.epsilon > limits.epsilon:
-            _refuse(
-                project_id,
-                "epsilon",
-                charge.epsilon,
-                limits.epsilon - totals.epsilon,
-                f"Lower the query's epsilon {more}",
-            )
+        _refuse_beyond(
+            project_id,
+            "epsilon",
+            charge.epsilon,
+            totals.epsilon,
+            limits.epsilon,
+            f"Lower the query's epsilon {more}",
+        )
     else:
         assert limits.rho is not None and limits.delta_conversion is not None
         cost = charge.zcdp_rho
@@ -290,15 +307,14 @@ def admit_project(project_id: str, limits: BudgetLimits, totals: Totals, charge:
                     f" left of its budget epsilon {format_amount(limits.epsilon)} at delta {format_amount(limits.delta)}"
                 ),
             )
-    if totals.delta + charge.delta > limits.delta_thresholding:
-        _refuse(
-            project_id,
-            "delta",
-            charge.delta,
-            limits.delta_thresholding - totals.delta,
-            "Thresholding (group keys without a public key set) costs delta; group by columns with "
-            f"public key sets {more}",
-        )
+    _refuse_beyond(
+        project_id,
+        "delta",
+        charge.delta,
+        totals.delta,
+        limits.delta_thresholding,
+        f"Thresholding (group keys without a public key set) costs delta; group by columns with public key sets {more}",
+    )
 
 
 # --- Status -------------------------------------------------------------------------------------
@@ -333,12 +349,6 @@ class BudgetStatus:
     def to_public(self) -> dict[str, object]:
         """JSON-ready floats: totals and remaining rounded down, spent rounded up."""
 
-        def down(value: Fraction | None) -> float | None:
-            return None if value is None else float_down(value)
-
-        def up(value: Fraction | None) -> float | None:
-            return None if value is None else float_up(value)
-
         return {
             "project": self.project_id,
             "mode": self.mode,
@@ -349,10 +359,10 @@ class BudgetStatus:
             "delta_spent": float_up(self.delta_spent),
             "delta_remaining": float_down(self.delta_remaining),
             "delta_thresholding": float_down(self.delta_thresholding),
-            "delta_conversion": down(self.delta_conversion),
-            "rho_total": down(self.rho_total),
-            "rho_spent": up(self.rho_spent),
-            "rho_remaining": down(self.rho_remaining),
+            "delta_conversion": float_down_or_none(self.delta_conversion),
+            "rho_total": float_down_or_none(self.rho_total),
+            "rho_spent": float_up_or_none(self.rho_spent),
+            "rho_remaining": float_down_or_none(self.rho_remaining),
             "largest_laplace_epsilon": float_down(self.largest_laplace_epsilon),
             "spends": self.spends,
         }

@@ -29,7 +29,17 @@ from typing import Literal
 
 from .accounting import Totals, counted_as_rho, epsilon_at, rho_budget
 from .errors import InvalidBudget, InvalidRequest, RegisterCapExceeded, RegisterCapPureOnly
-from .loss import ZERO, Amount, Charge, float_down, float_up, format_amount, to_budget_amount
+from .loss import (
+    ZERO,
+    Amount,
+    Charge,
+    float_down,
+    float_down_or_none,
+    float_up,
+    float_up_or_none,
+    format_amount,
+    to_budget_amount,
+)
 
 __all__ = [
     "CAP_UNITS",
@@ -281,12 +291,6 @@ class RegisterStatus:
         """JSON-ready floats (caps and remaining rounded down, spent rounded up)."""
         cap = self.cap
 
-        def down(value: Fraction | None) -> float | None:
-            return None if value is None else float_down(value)
-
-        def up(value: Fraction | None) -> float | None:
-            return None if value is None else float_up(value)
-
         return {
             "register": self.register,
             "epsilon_spent": float_up(self.epsilon_spent),
@@ -295,13 +299,13 @@ class RegisterStatus:
             "spends": self.spends,
             "cap_rho": None if cap is None else float_down(cap.rho),
             "cap_delta": None if cap is None else float_down(cap.delta),
-            "cap_epsilon_requested": None if cap is None else down(cap.epsilon_requested),
-            "rho_remaining": down(self.rho_remaining),
-            "delta_remaining": down(self.delta_remaining),
+            "cap_epsilon_requested": None if cap is None else float_down_or_none(cap.epsilon_requested),
+            "rho_remaining": float_down_or_none(self.rho_remaining),
+            "delta_remaining": float_down_or_none(self.delta_remaining),
             "cap_unit": None if cap is None else cap.unit,
             "cap_delta_requested": None if cap is None else float_down(cap.delta_requested),
-            "epsilon_remaining": down(self.epsilon_remaining),
-            "epsilon_equivalent_spent": up(self.epsilon_equivalent_spent),
+            "epsilon_remaining": float_down_or_none(self.epsilon_remaining),
+            "epsilon_equivalent_spent": float_up_or_none(self.epsilon_equivalent_spent),
             "promise": self.promise(),
         }
 

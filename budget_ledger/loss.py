@@ -26,6 +26,8 @@ __all__ = [
     "to_charge_amount",
     "float_down",
     "float_up",
+    "float_down_or_none",
+    "float_up_or_none",
     "format_amount",
     "floor_sqrt",
 ]
@@ -89,6 +91,16 @@ def float_up(value: Fraction) -> float:
     if Fraction(result) < value:
         result = math.nextafter(result, math.inf)
     return result
+
+
+def float_down_or_none(value: Fraction | None) -> float | None:
+    """``float_down`` of an amount that may be absent (``None`` stays ``None``)."""
+    return None if value is None else float_down(value)
+
+
+def float_up_or_none(value: Fraction | None) -> float | None:
+    """``float_up`` of an amount that may be absent (``None`` stays ``None``)."""
+    return None if value is None else float_up(value)
 
 
 def floor_sqrt(value: Fraction) -> Fraction:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from itertools import product
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from query_engine.cohort_lexis import AGE_KINDS
 from query_engine.estimators import NoiseModel
 from query_engine.mechanisms import DPArray, NoiseCalibration
 from query_engine.postprocess import count_rows
-from query_engine.release import accuracy_public, mechanism_label, privacy_public
+from query_engine.release import accuracy_public, noise_public, preview_of, release_of
 from query_engine.release_models import AccuracyPublic, Preview, Release, columns_for, new_release_id
 from query_engine.spec import Query
 
@@ -49,6 +49,13 @@ _INTERVALS = ["ci_low", "ci_high", "noise_ci_low", "noise_ci_high", "sampling_ci
 _UNBOUNDED = ["ci_unbounded", "noise_ci_unbounded"]
 
 
+class _RateNoise(TypedDict):
+    """The noise of a rate table's two released vectors, as the rate estimators take it."""
+
+    events_noise: NoiseModel
+    time_noise: NoiseModel
+
+
 def _num(x: Any) -> float | None:
     """A JSON number: NaN and infinities (no estimate) become null."""
     value = float(x)
@@ -64,8 +71,8 @@ def _noise_models(plan: AnalysisPlan, calibrations: Sequence[NoiseCalibration]) 
     return models
 
 
-def _parts(plan: AnalysisPlan) -> list[str] | None:
-    return [o.name for o in plan.outputs] if len(plan.outputs) > 1 else None
+def _parts(plan: AnalysisPlan) -> list[str]:
+    return [o.name for o in plan.outputs]
 
 
 def _group_rows(query: Query, plan: AnalysisPlan) -> list[Row]:
@@ -110,17 +117,16 @@ def make_analysis_preview(
             f"A histogram of {plan.group_cells} group(s) x {plan.bins.count} exit bins x 2 (event, censored); "
             "each person is in exactly one cell."
         )
-    return Preview(
-        loss=privacy_public(calibrations, _parts(plan)),
-        mechanism=mechanism_label(calibrations),
-        scale=calibrations[0].scale if len(calibrations) == 1 else None,
+    return preview_of(
+        query,
+        calibrations,
+        _parts(plan),
         cells=plan.cells,
-        expected_half_width=accuracy.half_width,
-        confidence=query.confidence,
-        registers=list(plan.registers),
+        registers=plan.registers,
         measure=plan.measure,
         accuracy=accuracy,
         notes=notes,
+        expected_half_width=accuracy.half_width,
     )
 
 
@@ -148,22 +154,18 @@ def make_analysis_release(
         rows, extra = _survival(query, plan, groups, noisy["count"], models["count"], rng)
     else:
         rows = _prevalence(query, groups, noisy["count"], models["count"], rng, small_cell_threshold)
-    return Release(
+    return release_of(
+        query,
+        calibrations,
+        _parts(plan),
         release_id=release_id,
-        project=query.project,
-        privacy=privacy_public(calibrations, _parts(plan)),
-        confidence=query.confidence,
         columns=analysis_columns(query.group_by, plan),
         rows=rows,
         measure=plan.measure,
-        query=query.canonical(),
         cells=len(rows),
         accuracy=_accuracy(query, plan, calibrations),
         small_cell_threshold=small_cell_threshold,
-        noise={
-            name: {"mechanism": c.mechanism, "scale": c.scale}
-            for name, c in zip(models, calibrations, strict=True)
-        },
+        noise=noise_public(_parts(plan), calibrations),
         **extra,
     )
 
@@ -184,12 +186,11 @@ def _rates(
 ) -> tuple[list[Row], dict[str, Any]]:
     events, days = np.asarray(noisy["events"]), np.asarray(noisy["person_time"])
     per = plan.per_person_years or 1000.0
-    noise = {"events_noise": models["events"], "time_noise": models["person_time"]}
+    noise = _RateNoise(events_noise=models["events"], time_noise=models["person_time"])
     estimates = estimators.incidence_rates(
         events,
         days,
-        events_noise=noise["events_noise"],
-        time_noise=noise["time_noise"],
+        **noise,
         per_person_years=per,
         confidence=query.confidence,
         draws=draws,
@@ -217,7 +218,7 @@ def _standardised(
     plan: AnalysisPlan,
     events: np.ndarray,
     days: np.ndarray,
-    noise: Mapping[str, NoiseModel],
+    noise: _RateNoise,
     per: float,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
@@ -237,8 +238,7 @@ def _standardised(
         by_stratum(events),
         by_stratum(days),
         weights,
-        events_noise=noise["events_noise"],
-        time_noise=noise["time_noise"],
+        **noise,
         per_person_years=per,
         confidence=query.confidence,
         rng=rng,

@@ -63,6 +63,19 @@ def _days(end: exp.Expr, start: exp.Expr) -> exp.Expr:
     return exp.DateDiff(this=end, expression=start)
 
 
+_AGAINST_INDEX: dict[tuple[bool, bool], type[exp.Binary]] = {
+    (False, False): exp.LT,
+    (False, True): exp.LTE,
+    (True, False): exp.GT,
+    (True, True): exp.GTE,
+}
+
+
+def _against_index(date: exp.Expr, index_date: exp.Expr, *, after: bool, same_day: bool) -> exp.Expr:
+    """A row's ``date`` before (``after``: after) the person's index date; ``same_day``: or on it."""
+    return _AGAINST_INDEX[(after, same_day)](this=date, expression=index_date)
+
+
 def _flag(condition: exp.Expr) -> exp.Expr:
     return exp.Case(ifs=[exp.If(this=condition, true=sql_lit(1))], default=sql_lit(0))
 
@@ -220,11 +233,7 @@ class _AnalysisSQL(_Builder):
         """Persons with a matching row before (``same_day``: on or before) their index date, within the lookback."""
         query, date = self.rule_rows(rule)
         index_date = sql_ref("idx", "index_date")
-        when: exp.Expr = (
-            exp.LTE(this=date, expression=index_date)
-            if same_day
-            else exp.LT(this=date, expression=index_date)
-        )
+        when = _against_index(date, index_date, after=False, same_day=same_day)
         conditions = [when, *[self.filter("x", f) for f in rule.filters]]
         if rule.lookback_days is not None:
             conditions.append(
@@ -235,12 +244,7 @@ class _AnalysisSQL(_Builder):
     def outcome(self, rule: DatedRule, same_day: bool) -> exp.Select:
         """Per person the first outcome date after the index date (on it, for a death date)."""
         query, date = self.rule_rows(rule)
-        index_date = sql_ref("idx", "index_date")
-        after: exp.Expr = (
-            exp.GTE(this=date, expression=index_date)
-            if same_day
-            else exp.GT(this=date, expression=index_date)
-        )
+        after = _against_index(date, sql_ref("idx", "index_date"), after=True, same_day=same_day)
         return (
             query.select(sql_ref("idx", "pid"), exp.alias_(exp.Min(this=date.copy()), "od"), copy=False)
             .where(sql_and([after, *[self.filter("x", f) for f in rule.filters]]))

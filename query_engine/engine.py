@@ -110,24 +110,15 @@ class _BoundedCache(dict[_K, _V]):
         return value
 
 
-def _cost(query: Query, prepared: _Prepared) -> Cost:
+def _cost(query: Query, prepared: _Prepared | PreparedAnalysis | PreparedModel) -> Cost:
+    """The cost of a prepared query, analysis or model; a plain query's carries its plan."""
     return Cost(
         loss=prepared.loss,
         mechanism=prepared.mechanism,
         registers=prepared.plan.registers,
         canonical=query.canonical(),
         query_hash=query.query_hash(),
-        plan=prepared.plan,
-    )
-
-
-def _analysis_cost(query: Query, analysis: PreparedAnalysis) -> Cost:
-    return Cost(
-        loss=analysis.loss,
-        mechanism=analysis.mechanism,
-        registers=analysis.plan.registers,
-        canonical=query.canonical(),
-        query_hash=query.query_hash(),
+        plan=prepared.plan if isinstance(prepared, _Prepared) else None,
     )
 
 
@@ -192,12 +183,9 @@ class Engine:
     def cost(self, query: Query, context: ProjectContext) -> Cost:
         """The exact privacy loss to charge (OpenDP's map), registers touched, canonical query."""
         if query.is_model:
-            model = self._model(query, context)
-            return Cost(
-                model.loss, model.mechanism, model.plan.registers, query.canonical(), query.query_hash()
-            )
+            return _cost(query, self._model(query, context))
         if query.is_analysis:
-            return _analysis_cost(query, self._analysis(query, context))
+            return _cost(query, self._analysis(query, context))
         return _cost(query, self._prepare(query, context))
 
     def preview(self, query: Query, context: ProjectContext) -> Preview:
@@ -214,7 +202,7 @@ class Engine:
             return self.preview(query, context), self.cost(query, context)  # one preparation, cached
         if query.is_analysis:
             analysis = self._analysis(query, context)
-            return preview_analysis(query, analysis), _analysis_cost(query, analysis)
+            return preview_analysis(query, analysis), _cost(query, analysis)
         prepared = self._prepare(query, context)
         return self._preview(query, prepared), _cost(query, prepared)
 

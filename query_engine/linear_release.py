@@ -19,7 +19,7 @@ from query_engine import estimators
 from query_engine.estimators import NoisyMoments
 from query_engine.linear_plan import LinearPlan
 from query_engine.mechanisms import DPArray, NoiseCalibration
-from query_engine.release import privacy_public
+from query_engine.release import noise_public, release_of
 from query_engine.release_models import AccuracyPublic, Release, new_release_id
 from query_engine.spec import Query
 
@@ -111,24 +111,21 @@ def make_linear_release(
             "count_scale": moments.count_scale,
         },
     }
-    return Release(
+    return release_of(
+        query,
+        calibrations,
+        names,
         release_id=release_id,
-        project=query.project,
-        privacy=privacy_public(calibrations, names if len(names) > 1 else None),
-        confidence=query.confidence,
         columns=LINEAR_COLUMNS,
         rows=rows,
         measure="linear_regression",
-        query=query.canonical(),
         cells=len(plan.parts),
         accuracy=AccuracyPublic(
             confidence=query.confidence,
             method="linear_regression: coefficients from noisy sufficient statistics; noise-aware Wald intervals",
         ),
-        noise={
-            name: {"mechanism": c.mechanism, "scale": c.scale}
-            for name, c in zip(names, calibrations, strict=True)
-        },
+        small_cell_threshold=None,
+        noise=noise_public(names, calibrations),
         model=model,
     )
 

@@ -366,14 +366,7 @@ def calibrate(
     for _ in range(_MAX_WIDEN_STEPS):
         loss = _additive(kind, scale).map(d_in)
         if loss <= target:
-            return _checked(
-                NoiseCalibration(
-                    mechanism="discrete_laplace" if kind == "laplace" else "discrete_gaussian",
-                    scale=scale,
-                    sensitivity=sensitivity,
-                    loss=_loss(measure, loss),
-                )
-            )
+            return _additive_calibration(kind, measure, sensitivity, scale, loss)
         scale *= _WIDEN
     raise PrivacyInvariantError(
         f"Could not calibrate {kind} noise below the target loss {target}: this is a bug.", stage="mechanism"
@@ -385,6 +378,13 @@ def calibrate_scale(kind: NoiseKind, sensitivity: Sensitivity, scale: float) -> 
     measure = _measure_of(kind)
     scale = _check_scale(scale)
     loss = _additive(kind, scale).map(_additive_d_in(kind, sensitivity))
+    return _additive_calibration(kind, measure, sensitivity, scale, loss)
+
+
+def _additive_calibration(
+    kind: NoiseKind, measure: PrivacyMeasure, sensitivity: Sensitivity, scale: float, loss: float
+) -> NoiseCalibration:
+    """The checked calibration of discrete Laplace/Gaussian noise at ``scale`` with OpenDP's ``loss``."""
     return _checked(
         NoiseCalibration(
             mechanism="discrete_laplace" if kind == "laplace" else "discrete_gaussian",

@@ -33,7 +33,7 @@ from query_engine.linear_plan import LinearPlan
 from query_engine.linear_release import linear_preview_rows, make_linear_release
 from query_engine.mechanisms import DPArray, NoiseCalibration
 from query_engine.models_plan import ModelPlan, Table1Variable
-from query_engine.release import mechanism_label, privacy_public
+from query_engine.release import noise_public, preview_of, release_of
 from query_engine.release_models import AccuracyPublic, Preview, Release, new_release_id
 from query_engine.spec import Query
 
@@ -267,22 +267,18 @@ def _table1_release(
         }
         for i, g in enumerate(group_keys)
     ]
-    return Release(
+    return release_of(
+        query,
+        calibrations,
+        _part_names(plan),
         release_id=release_id,
-        project=query.project,
-        privacy=privacy_public(calibrations, _part_names(plan)),
-        confidence=query.confidence,
         columns=TABLE1_COLUMNS,
         rows=_suppress(header + rows, dict(zip(group_keys, persons, strict=True)), threshold),
         measure="table1",
-        small_cell_threshold=threshold,
-        query=query.canonical(),
         cells=plan.cells,
         accuracy=_accuracy(query, plan),
-        noise={
-            name: {"mechanism": c.mechanism, "scale": c.scale}
-            for name, c in zip(_part_names(plan), calibrations, strict=True)
-        },
+        small_cell_threshold=threshold,
+        noise=noise_public(_part_names(plan), calibrations),
         table1={
             "group_by": group_name,
             "groups": list(group_keys),
@@ -435,13 +431,12 @@ def make_model_preview(
                 "expected_intervals: the half-width of a log ratio (level vs reference) for a given number of events "
                 "on each side, with the noise of this release and without it (naive)."
             ]
-    return Preview(
-        loss=privacy_public(calibrations, names if len(calibrations) > 1 else None),
-        mechanism=mechanism_label(calibrations),
-        scale=calibrations[0].scale if len(calibrations) == 1 else None,
+    return preview_of(
+        query,
+        calibrations,
+        names,
         cells=plan.cells,
-        confidence=query.confidence,
-        registers=list(plan.registers),
+        registers=plan.registers,
         measure=query.measure,
         accuracy=accuracy,
         notes=notes,

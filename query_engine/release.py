@@ -48,7 +48,10 @@ __all__ = [
     "make_preview",
     "make_release",
     "mechanism_label",
+    "noise_public",
+    "preview_of",
     "privacy_public",
+    "release_of",
 ]
 
 
@@ -175,8 +178,81 @@ def mechanism_label(calibrations: Sequence[NoiseCalibration]) -> str:
     return "+".join(dict.fromkeys(c.mechanism for c in calibrations))
 
 
-def _parts(plan: Plan) -> list[str] | None:
-    return [o.name for o in plan.outputs] if len(plan.outputs) > 1 else None
+def preview_of(
+    query: Query,
+    calibrations: Sequence[NoiseCalibration],
+    parts: Sequence[str],
+    *,
+    cells: int,
+    registers: Sequence[str],
+    measure: Measure,
+    accuracy: AccuracyPublic,
+    notes: list[str],
+    expected_half_width: float | None = None,
+    rank_error: float | None = None,
+    expected_intervals: list[dict[str, Any]] | None = None,
+) -> Preview:
+    """A preview of any kind of query: its loss (one part per calibration, named by ``parts``), its
+    mechanisms, the scale of a single calibration, and what the caller knows of its accuracy."""
+    return Preview(
+        loss=privacy_public(calibrations, parts),
+        mechanism=mechanism_label(calibrations),
+        scale=calibrations[0].scale if len(calibrations) == 1 else None,
+        cells=cells,
+        expected_half_width=expected_half_width,
+        confidence=query.confidence,
+        registers=list(registers),
+        measure=measure,
+        rank_error=rank_error,
+        accuracy=accuracy,
+        notes=notes,
+        expected_intervals=expected_intervals,
+    )
+
+
+def release_of(
+    query: Query,
+    calibrations: Sequence[NoiseCalibration],
+    parts: Sequence[str],
+    *,
+    release_id: str,
+    columns: list[str],
+    rows: list[Row],
+    measure: Measure,
+    cells: int,
+    accuracy: AccuracyPublic,
+    small_cell_threshold: int | None,
+    **estimates: Any,
+) -> Release:
+    """A release of any kind of query: its project, privacy block (as in ``preview_of``), confidence
+    and canonical query, its table, and the ``estimates`` fields of analyses and models."""
+    return Release(
+        release_id=release_id,
+        project=query.project,
+        privacy=privacy_public(calibrations, parts),
+        confidence=query.confidence,
+        columns=columns,
+        rows=rows,
+        measure=measure,
+        query=query.canonical(),
+        cells=cells,
+        accuracy=accuracy,
+        small_cell_threshold=small_cell_threshold,
+        **estimates,
+    )
+
+
+def noise_public(parts: Sequence[str], calibrations: Sequence[NoiseCalibration]) -> dict[str, dict[str, Any]]:
+    """The ``noise`` block of an analysis or model release: each released part's mechanism and scale,
+    so that its estimators can be rerun on the downloaded release."""
+    return {
+        name: {"mechanism": c.mechanism, "scale": c.scale}
+        for name, c in zip(parts, calibrations, strict=True)
+    }
+
+
+def _parts(plan: Plan) -> list[str]:
+    return [o.name for o in plan.outputs]
 
 
 def _accuracy(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration]) -> AccuracyPublic:
@@ -206,18 +282,17 @@ def make_preview(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibrati
             f"Each quantile comes with a value interval; for values spread evenly over the bounds expect {widths} "
             f"per cell (grid step {accuracy.grid_step:g}); data concentrated near the quantile give narrower ones."
         )
-    return Preview(
-        loss=privacy_public(calibrations, _parts(plan)),
-        mechanism=mechanism_label(calibrations),
-        scale=calibrations[0].scale if len(calibrations) == 1 else None,
+    return preview_of(
+        query,
+        calibrations,
+        _parts(plan),
         cells=plan.cells,
-        expected_half_width=accuracy.half_width,
-        confidence=query.confidence,
-        registers=list(plan.registers),
+        registers=plan.registers,
         measure=plan.measure,
-        rank_error=accuracy.rank_error,
         accuracy=accuracy,
         notes=notes,
+        expected_half_width=accuracy.half_width,
+        rank_error=accuracy.rank_error,
     )
 
 
@@ -283,15 +358,14 @@ def make_release(
                 interval=interval,
                 grid_step=float(scaled(quantile.step_units, value.resolution)),
             )
-    return Release(
+    return release_of(
+        query,
+        calibrations,
+        _parts(plan),
         release_id=new_release_id(),
-        project=query.project,
-        privacy=privacy_public(calibrations, _parts(plan)),
-        confidence=confidence,
         columns=columns_for(names, plan.measure),
         rows=rows,
         measure=plan.measure,
-        query=query.canonical(),
         cells=len(rows),
         accuracy=_accuracy(query, plan, calibrations),
         small_cell_threshold=small_cell_threshold,

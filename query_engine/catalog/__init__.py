@@ -1,33 +1,7 @@
 """The data catalog: its types (``types``) and the loading of its YAML definition (``load``)."""
 
+from query_engine.catalog import types
 from query_engine.catalog.load import load_catalog
-from query_engine.catalog.types import (
-    CATALOG_TABLE,
-    SQL_TYPES,
-    Bounds,
-    Catalog,
-    CatalogError,
-    Column,
-    ColumnType,
-    Derivation,
-    KeySet,
-    Register,
-    Text,
-    atc_prefix_length,
-)
+from query_engine.catalog.types import *  # noqa: F403  (the public names of ``types``, listed there once)
 
-__all__ = [
-    "Bounds",
-    "Catalog",
-    "CatalogError",
-    "Column",
-    "ColumnType",
-    "Derivation",
-    "KeySet",
-    "Register",
-    "Text",
-    "CATALOG_TABLE",
-    "SQL_TYPES",
-    "atc_prefix_length",
-    "load_catalog",
-]
+__all__ = [*types.__all__, "load_catalog"]

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 __all__ = [
     "Bounds",
@@ -227,6 +227,22 @@ class Column:
         return out
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_NamedT = TypeVar("_NamedT", bound=_Named)
+
+
+def _named(items: Iterable[_NamedT], name: str) -> _NamedT:
+    """The item called ``name`` (a column of a register, a register of the catalog); KeyError if none."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(name)
+
+
 @dataclass(frozen=True)
 class Register:
     """One register: its description, grain, contribution limits and columns."""
@@ -244,10 +260,7 @@ class Register:
     declared_rows_per_person: float | None = None
 
     def column(self, name: str) -> Column:
-        for col in self.columns:
-            if col.name == name:
-                return col
-        raise KeyError(name)
+        return _named(self.columns, name)
 
     def has_column(self, name: str) -> bool:
         return any(col.name == name for col in self.columns)
@@ -316,10 +329,7 @@ class Catalog:
         )
 
     def register(self, name: str) -> Register:
-        for reg in self.registers:
-            if reg.name == name:
-                return reg
-        raise KeyError(name)
+        return _named(self.registers, name)
 
     def has_register(self, name: str) -> bool:
         return any(reg.name == name for reg in self.registers)

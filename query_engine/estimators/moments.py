@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from query_engine.estimators.intervals import simulation
 from query_engine.estimators.noise import NoiseKind, NoiseModel
-from query_engine.estimators.rates import _check_confidence, _positive_draws
 from query_engine.estimators.regression import RegressionResult
 
 _EIGEN_FLOOR = 1e-9
@@ -59,9 +59,7 @@ def linear_regression(
     rng: np.random.Generator | None = None,
 ) -> RegressionResult:
     """Coefficients of y on X with noise-aware and naive Wald intervals."""
-    _check_confidence(confidence)
-    rng = rng if rng is not None else np.random.default_rng()
-    n_draws = _positive_draws(draws)
+    sim = simulation(confidence, draws, rng)
     p = len(moments.terms)
     xtx = _positive_definite(np.asarray(moments.xtx, dtype=float))
     xty = np.asarray(moments.xty, dtype=float)
@@ -72,13 +70,13 @@ def linear_regression(
     naive_cov = rss / residual_df * np.linalg.inv(xtx)
 
     upper = np.triu(np.ones((p, p), dtype=bool))
-    xtx_noise = np.zeros((n_draws, p, p))
+    xtx_noise = np.zeros((sim.draws, p, p))
     for i, j in zip(*np.nonzero(upper), strict=True):
-        draw = NoiseModel(moments.kind, float(moments.xtx_scale[i, j])).sample(rng, n_draws)
+        draw = NoiseModel(moments.kind, float(moments.xtx_scale[i, j])).sample(sim.rng, sim.draws)
         xtx_noise[:, i, j] = draw
         xtx_noise[:, j, i] = draw
     xty_noise = np.column_stack(
-        [NoiseModel(moments.kind, float(scale)).sample(rng, n_draws) for scale in moments.xty_scale]
+        [NoiseModel(moments.kind, float(scale)).sample(sim.rng, sim.draws) for scale in moments.xty_scale]
     )
     beta_star = np.linalg.solve(_positive_definite(xtx + xtx_noise), (xty + xty_noise)[..., None])[..., 0]
     noise_cov = np.atleast_2d(np.cov(beta_star, rowvar=False))

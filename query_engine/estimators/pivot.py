@@ -101,6 +101,40 @@ def ratio_interval(
     return np.minimum(low, estimate), np.maximum(high, estimate)
 
 
+def noise_and_full_intervals(
+    a_obs: np.ndarray,
+    b_obs: np.ndarray,
+    estimate: np.ndarray,
+    noise_a: np.ndarray,
+    noise_b: np.ndarray,
+    variance: QuadraticVariance,
+    *,
+    lower_bound: float,
+    upper_bound: float,
+    confidence: float,
+    rng: np.random.Generator,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``ratio_interval`` for the noise alone, then for the noise plus the sampling error.
+
+    Both use the same noise draws ``noise_a`` and ``noise_b`` ([rows, draws]); the second adds the
+    normal sampling term, drawn from ``rng``.
+    """
+
+    def interval(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return ratio_interval(
+            a_obs,
+            b_obs,
+            estimate,
+            PivotDraws(noise_a, noise_b, normal),
+            variance,
+            lower_bound=lower_bound,
+            upper_bound=upper_bound,
+            confidence=confidence,
+        )
+
+    return interval(np.zeros(noise_a.shape)), interval(rng.standard_normal(noise_a.shape))
+
+
 def _sign_changes(
     c: np.ndarray, m: np.ndarray, z: np.ndarray, p0: np.ndarray, p1: np.ndarray, p2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -17,23 +17,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from query_engine.estimators.intervals import NoiseAwareIntervals, as_pair, simulation
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.pivot import PivotDraws, QuadraticVariance, ratio_interval
-from query_engine.estimators.rates import PIVOT_DRAWS, _as_pair, _check_confidence, _positive_draws
+from query_engine.estimators.pivot import QuadraticVariance, noise_and_full_intervals
+from query_engine.estimators.rates import PIVOT_DRAWS
 
 
 @dataclass(frozen=True)
-class ProportionEstimates:
+class ProportionEstimates(NoiseAwareIntervals):
     """Proportions with their three intervals, one row per cell."""
 
     persons: np.ndarray
     proportion: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    noise_ci_low: np.ndarray
-    noise_ci_high: np.ndarray
-    sampling_ci_low: np.ndarray
-    sampling_ci_high: np.ndarray
 
 
 def proportions(
@@ -46,34 +41,38 @@ def proportions(
     rng: np.random.Generator | None = None,
 ) -> ProportionEstimates:
     """Proportions cases / (cases + non-cases) with intervals for noise, sampling and both."""
-    _check_confidence(confidence)
-    cases_obs, non_cases_obs = _as_pair(cases, non_cases)
-    rng = rng if rng is not None else np.random.default_rng()
-    shape = (cases_obs.size, _positive_draws(draws))
-    noise_cases = noise.sample(rng, shape)
-    noise_persons = noise_cases + noise.sample(rng, shape)
+    sim = simulation(confidence, draws, rng)
+    cases_obs, non_cases_obs = as_pair(cases, non_cases)
+    shape = (cases_obs.size, sim.draws)
+    noise_cases = noise.sample(sim.rng, shape)
+    noise_persons = noise_cases + noise.sample(sim.rng, shape)
     c = np.maximum(cases_obs, 0.0)
     persons = c + np.maximum(non_cases_obs, 0.0)
     n = np.maximum(persons, 1.0)
     p = np.where(persons > 0, c / n, 0.0)
-    binomial_variance = QuadraticVariance(np.zeros_like(n), n, -n)  # n·θ(1 − θ)
-
-    def interval(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return ratio_interval(
-            cases_obs,
-            cases_obs + non_cases_obs,
-            p,
-            PivotDraws(noise_cases, noise_persons, normal),
-            binomial_variance,
-            lower_bound=0.0,
-            upper_bound=1.0,
-            confidence=confidence,
-        )
-
-    noise_low, noise_high = interval(np.zeros(shape))
-    low, high = interval(rng.standard_normal(shape))
+    (noise_low, noise_high), (low, high) = noise_and_full_intervals(
+        cases_obs,
+        cases_obs + non_cases_obs,
+        p,
+        noise_cases,
+        noise_persons,
+        QuadraticVariance(np.zeros_like(n), n, -n),  # binomial: n·θ(1 − θ)
+        lower_bound=0.0,
+        upper_bound=1.0,
+        confidence=confidence,
+        rng=sim.rng,
+    )
     wilson_low, wilson_high = wilson_interval(c, persons, confidence)
-    return ProportionEstimates(persons, p, low, high, noise_low, noise_high, wilson_low, wilson_high)
+    return ProportionEstimates(
+        persons=persons,
+        proportion=p,
+        ci_low=low,
+        ci_high=high,
+        noise_ci_low=noise_low,
+        noise_ci_high=noise_high,
+        sampling_ci_low=wilson_low,
+        sampling_ci_high=wilson_high,
+    )
 
 
 def wilson_interval(

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from query_engine.estimators.intervals import NoiseAwareIntervals, as_pair, check_confidence, simulation
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.pivot import PivotDraws, QuadraticVariance, ratio_interval
+from query_engine.estimators.pivot import QuadraticVariance, noise_and_full_intervals
 
 DAYS_PER_YEAR = 365.25
 MIN_PERSON_DAYS = 1.0
@@ -29,17 +30,11 @@ PIVOT_DRAWS = 1000
 
 
 @dataclass(frozen=True)
-class RateEstimates:
+class RateEstimates(NoiseAwareIntervals):
     """Rates per ``per_person_years`` person-years with their three intervals, one row per cell."""
 
     person_years: np.ndarray
     rate: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    noise_ci_low: np.ndarray
-    noise_ci_high: np.ndarray
-    sampling_ci_low: np.ndarray
-    sampling_ci_high: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -66,15 +61,15 @@ def incidence_rates(
     rng: np.random.Generator | None = None,
 ) -> RateEstimates:
     """Rates per ``per_person_years`` with intervals for noise, sampling and both."""
-    events_obs, days_obs = _as_pair(events, person_days)
-    rng = rng if rng is not None else np.random.default_rng()
-    shape = (events_obs.size, _positive_draws(draws))
+    sim = simulation(confidence, draws, rng)
+    events_obs, days_obs = as_pair(events, person_days)
+    shape = (events_obs.size, sim.draws)
     daily = daily_rate_intervals(
         events_obs,
         days_obs,
-        events_noise.sample(rng, shape),
-        time_noise.sample(rng, shape),
-        rng=rng,
+        events_noise.sample(sim.rng, shape),
+        time_noise.sample(sim.rng, shape),
+        rng=sim.rng,
         confidence=confidence,
     )
     unit = DAYS_PER_YEAR * per_person_years
@@ -100,28 +95,23 @@ def daily_rate_intervals(
     confidence: float,
 ) -> DailyRateIntervals:
     """Rates per person-day of noisy (events, days) rows, given draws of each row's noise."""
-    _check_confidence(confidence)
+    check_confidence(confidence)
     events = np.maximum(events_obs, 0.0)
     days = np.maximum(days_obs, MIN_PERSON_DAYS)
     rate = events / days
     zero = np.zeros_like(days)
-    poisson_variance = QuadraticVariance(zero, days, zero)  # θ·days
-
-    def interval(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pivot = PivotDraws(events_noise_draws, time_noise_draws, normal)
-        return ratio_interval(
-            events_obs,
-            days_obs,
-            rate,
-            pivot,
-            poisson_variance,
-            lower_bound=0.0,
-            upper_bound=np.inf,
-            confidence=confidence,
-        )
-
-    noise_ci = interval(np.zeros(events_noise_draws.shape))
-    full_ci = interval(rng.standard_normal(events_noise_draws.shape))
+    noise_ci, full_ci = noise_and_full_intervals(
+        events_obs,
+        days_obs,
+        rate,
+        events_noise_draws,
+        time_noise_draws,
+        QuadraticVariance(zero, days, zero),  # Poisson: θ·days
+        lower_bound=0.0,
+        upper_bound=np.inf,
+        confidence=confidence,
+        rng=rng,
+    )
     return DailyRateIntervals(
         events, days, rate, full_ci, noise_ci, garwood_interval(events, days, confidence)
     )
@@ -136,26 +126,3 @@ def garwood_interval(
     low = np.where(k > 0, stats.chi2.ppf(alpha / 2, 2 * np.maximum(k, 1)) / 2, 0.0)
     high = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
     return low / days, high / days
-
-
-def _as_pair(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(first, dtype=float).reshape(-1)
-    b = np.asarray(second, dtype=float).reshape(-1)
-    if a.shape != b.shape:
-        raise ValueError(
-            f"The two count arrays differ in length ({a.size} and {b.size}); pass one value per cell."
-        )
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("The noisy counts must be finite numbers; remove missing cells before estimating.")
-    return a, b
-
-
-def _positive_draws(draws: int) -> int:
-    if draws < 100:
-        raise ValueError(f"Use at least 100 simulation draws, not {draws}.")
-    return int(draws)
-
-
-def _check_confidence(confidence: float) -> None:
-    if not 0.5 <= confidence < 1.0:
-        raise ValueError(f"The confidence must be in [0.5, 1), not {confidence}.")

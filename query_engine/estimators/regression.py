@@ -25,10 +25,11 @@ from scipy import stats
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
-from query_engine.estimators.design import categorical_design
+from query_engine.estimators.design import Design, categorical_design
+from query_engine.estimators.intervals import Simulation, as_pair, simulation
 from query_engine.estimators.irls import batch_glm
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.rates import MIN_PERSON_DAYS, _as_pair, _check_confidence, _positive_draws
+from query_engine.estimators.rates import MIN_PERSON_DAYS
 
 
 @dataclass(frozen=True)
@@ -56,24 +57,21 @@ def poisson_regression(
     rng: np.random.Generator | None = None,
 ) -> RegressionResult:
     """Rate ratios of a log-linear Poisson model with a log person-time offset."""
-    _check_confidence(confidence)
-    events_obs, days_obs = _as_pair(events, person_days)
-    design = categorical_design(covariates, events_obs.size, reference)
-    rng = rng if rng is not None else np.random.default_rng()
-    n_draws = _positive_draws(draws)
+    sim, events_obs, days_obs, design = _prepared(
+        covariates, events, person_days, reference, confidence, draws, rng
+    )
     include = days_obs > 0
     counts = np.maximum(events_obs, 0.0)
     days = np.maximum(days_obs, MIN_PERSON_DAYS)
-    fit = GLM(
-        counts[include], design.matrix[include], family=families.Poisson(), offset=np.log(days[include])
-    ).fit()
-    beta = np.asarray(fit.params, dtype=float)
-    naive = np.asarray(fit.conf_int(alpha=1 - confidence), dtype=float)
+    beta, naive = _fit(
+        GLM(counts[include], design.matrix[include], family=families.Poisson(), offset=np.log(days[include])),
+        confidence,
+    )
 
     fitted_mean = np.where(include, days * np.exp(design.matrix @ beta), 0.0)
-    shape = (n_draws, events_obs.size)
-    events_star = rng.poisson(np.broadcast_to(fitted_mean, shape)) + events_noise.sample(rng, shape)
-    days_star = np.maximum(days_obs, 0.0) + time_noise.sample(rng, shape)
+    shape = (sim.draws, events_obs.size)
+    events_star = sim.rng.poisson(np.broadcast_to(fitted_mean, shape)) + events_noise.sample(sim.rng, shape)
+    days_star = np.maximum(days_obs, 0.0) + time_noise.sample(sim.rng, shape)
     include_star = days_star > 0
     beta_star = batch_glm(
         design.matrix,
@@ -97,30 +95,50 @@ def logistic_regression(
     rng: np.random.Generator | None = None,
 ) -> RegressionResult:
     """Odds ratios of a logistic model fitted to noisy (outcome yes, outcome no) counts per cell."""
-    _check_confidence(confidence)
-    yes_obs, no_obs = _as_pair(outcome_yes, outcome_no)
-    design = categorical_design(covariates, yes_obs.size, reference)
-    rng = rng if rng is not None else np.random.default_rng()
-    n_draws = _positive_draws(draws)
+    sim, yes_obs, no_obs, design = _prepared(
+        covariates, outcome_yes, outcome_no, reference, confidence, draws, rng
+    )
     yes = np.maximum(yes_obs, 0.0)
     persons = yes + np.maximum(no_obs, 0.0)
     include = persons > 0
-    fit = GLM(
-        np.column_stack([yes, persons - yes])[include], design.matrix[include], family=families.Binomial()
-    ).fit()
-    beta = np.asarray(fit.params, dtype=float)
-    naive = np.asarray(fit.conf_int(alpha=1 - confidence), dtype=float)
+    beta, naive = _fit(
+        GLM(
+            np.column_stack([yes, persons - yes])[include], design.matrix[include], family=families.Binomial()
+        ),
+        confidence,
+    )
 
     probability = 1.0 / (1.0 + np.exp(-(design.matrix @ beta)))
-    shape = (n_draws, yes_obs.size)
-    yes_true = rng.binomial(
+    shape = (sim.draws, yes_obs.size)
+    yes_true = sim.rng.binomial(
         np.broadcast_to(persons.astype(np.int64), shape), np.broadcast_to(probability, shape)
     )
-    yes_star = np.maximum(yes_true + noise.sample(rng, shape), 0.0)
-    no_star = np.maximum(persons - yes_true + noise.sample(rng, shape), 0.0)
+    yes_star = np.maximum(yes_true + noise.sample(sim.rng, shape), 0.0)
+    no_star = np.maximum(persons - yes_true + noise.sample(sim.rng, shape), 0.0)
     persons_star = yes_star + no_star
     beta_star = batch_glm(design.matrix, yes_star, persons_star, family="binomial", include=persons_star > 0)
     return _ratio_result(design.terms, beta, beta_star, naive, confidence)
+
+
+def _prepared(
+    covariates: Mapping[str, Sequence[Any] | np.ndarray],
+    first: np.ndarray,
+    second: np.ndarray,
+    reference: Mapping[str, Hashable] | None,
+    confidence: float,
+    draws: int,
+    rng: np.random.Generator | None,
+) -> tuple[Simulation, np.ndarray, np.ndarray, Design]:
+    """The checked simulation set-up, the two noisy count arrays and the design matrix of a model."""
+    sim = simulation(confidence, draws, rng)
+    first_obs, second_obs = as_pair(first, second)
+    return sim, first_obs, second_obs, categorical_design(covariates, first_obs.size, reference)
+
+
+def _fit(model: GLM, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted coefficients of a GLM and their Wald intervals at ``confidence`` ([terms, 2])."""
+    fit = model.fit()
+    return np.asarray(fit.params, dtype=float), np.asarray(fit.conf_int(alpha=1 - confidence), dtype=float)
 
 
 def _ratio_result(

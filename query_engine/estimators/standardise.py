@@ -31,34 +31,23 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from query_engine.estimators.intervals import NoiseAwareIntervals, simulation
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.rates import (
-    DAYS_PER_YEAR,
-    MIN_PERSON_DAYS,
-    PIVOT_DRAWS,
-    _check_confidence,
-    _positive_draws,
-    daily_rate_intervals,
-)
+from query_engine.estimators.rates import DAYS_PER_YEAR, MIN_PERSON_DAYS, PIVOT_DRAWS, daily_rate_intervals
 
 _POISSON_MEAN_FLOOR = 0.5
 MIN_TIME_NOISE_SDS = 3.0
 
 
 @dataclass(frozen=True)
-class StandardisedRates:
-    """Standardised and crude rates per ``per_person_years``, one row per stratum."""
+class StandardisedRates(NoiseAwareIntervals):
+    """Standardised rates per ``per_person_years`` with their three intervals, and the crude rates
+    with their ``ci``; one row per stratum."""
 
     rate: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
     crude_rate: np.ndarray
     crude_ci_low: np.ndarray
     crude_ci_high: np.ndarray
-    noise_ci_low: np.ndarray
-    noise_ci_high: np.ndarray
-    sampling_ci_low: np.ndarray
-    sampling_ci_high: np.ndarray
     bands_used: np.ndarray  # [stratum, age band] booleans: the bands the rule kept
 
 
@@ -75,7 +64,7 @@ def direct_standardise(
     rng: np.random.Generator | None = None,
 ) -> StandardisedRates:
     """Directly standardised rates of 2-D [stratum, age band] noisy tables with intervals."""
-    _check_confidence(confidence)
+    sim = simulation(confidence, draws, rng)
     events_obs = np.atleast_2d(np.asarray(events, dtype=float))
     days_obs = np.atleast_2d(np.asarray(person_days, dtype=float))
     w = np.asarray(weights, dtype=float).reshape(-1)
@@ -86,8 +75,6 @@ def direct_standardise(
         )
     if (w < 0).any() or not np.isclose(w.sum(), 1.0):
         raise ValueError("The standard weights must be non-negative and sum to 1; use standard_weights().")
-    rng = rng if rng is not None else np.random.default_rng()
-    n_draws = _positive_draws(draws)
     unit = DAYS_PER_YEAR * per_person_years
     e = np.maximum(events_obs, 0.0)
     d = np.maximum(days_obs, MIN_PERSON_DAYS)
@@ -97,9 +84,9 @@ def direct_standardise(
         weights_used = np.where(kept_weight > 0, w * used / kept_weight, np.nan)  # [stratum, band]
     rate = (weights_used * e / d).sum(axis=1)
 
-    shape = (*events_obs.shape, n_draws)
-    noise_e = events_noise.sample(rng, shape)
-    noise_d = time_noise.sample(rng, shape)
+    shape = (*events_obs.shape, sim.draws)
+    noise_e = events_noise.sample(sim.rng, shape)
+    noise_d = time_noise.sample(sim.rng, shape)
     alpha = 1.0 - confidence
 
     # The unclamped statistic: noisy events enter as released, so the noise averages out.
@@ -114,7 +101,7 @@ def direct_standardise(
         return np.minimum(low, rate), np.maximum(high, rate)
 
     noise_low, noise_high = basic_interval(np.broadcast_to(e[..., None], shape))
-    low, high = basic_interval(rng.poisson(np.maximum(e, _POISSON_MEAN_FLOOR)[..., None], shape))
+    low, high = basic_interval(sim.rng.poisson(np.maximum(e, _POISSON_MEAN_FLOOR)[..., None], shape))
     sampling_low, sampling_high = fay_feuer_interval(e, d, weights_used, confidence)
 
     crude = daily_rate_intervals(
@@ -122,7 +109,7 @@ def direct_standardise(
         days_obs.sum(axis=1),
         noise_e.sum(axis=1),
         noise_d.sum(axis=1),
-        rng=rng,
+        rng=sim.rng,
         confidence=confidence,
     )
     return StandardisedRates(

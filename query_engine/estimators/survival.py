@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from query_engine.estimators.intervals import NoiseAwareIntervals, simulation
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.rates import _check_confidence, _positive_draws
 
 _LOG_FLOOR = 1e-10
 # Draws of the noise simulation: they estimate a variance (relative error sqrt(2/draws), 6% at 500, so
@@ -33,19 +33,13 @@ SURVIVAL_DRAWS = 500
 
 
 @dataclass(frozen=True)
-class SurvivalCurve:
+class SurvivalCurve(NoiseAwareIntervals):
     """Kaplan-Meier survival at the end of each bin, with noise-aware intervals."""
 
     time: np.ndarray
     at_risk: np.ndarray
     events: np.ndarray
     survival: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    noise_ci_low: np.ndarray
-    noise_ci_high: np.ndarray
-    sampling_ci_low: np.ndarray
-    sampling_ci_high: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -81,7 +75,7 @@ def kaplan_meier(
     rng: np.random.Generator | None = None,
 ) -> SurvivalCurve:
     """The Kaplan-Meier curve of one group's noisy (events, censored) counts per exit bin."""
-    _check_confidence(confidence)
+    sim = simulation(confidence, draws, rng)
     d_obs = np.asarray(events, dtype=float).reshape(-1)
     c_obs = np.asarray(censored, dtype=float).reshape(-1)
     times = np.asarray(time_end, dtype=float).reshape(-1)
@@ -93,13 +87,10 @@ def kaplan_meier(
         raise ValueError("The noisy counts and bin ends must be finite numbers; remove missing cells first.")
     if times.size and (np.diff(times) <= 0).any():
         raise ValueError("The bin ends must increase; pass the bins in time order.")
-    rng = rng if rng is not None else np.random.default_rng()
-    n_draws = _positive_draws(draws)
 
     at_risk, deaths, survival = _curve(d_obs, c_obs)
-    simulated = _curve(
-        d_obs + noise.sample(rng, (n_draws, d_obs.size)), c_obs + noise.sample(rng, (n_draws, d_obs.size))
-    )[2]
+    shape = (sim.draws, d_obs.size)
+    simulated = _curve(d_obs + noise.sample(sim.rng, shape), c_obs + noise.sample(sim.rng, shape))[2]
     log_simulated = np.log(np.maximum(simulated, _LOG_FLOOR))
     noise_var = log_simulated.var(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -114,7 +105,16 @@ def kaplan_meier(
     noise_low, noise_high = interval(noise_var)
     sampling_low, sampling_high = interval(greenwood)
     return SurvivalCurve(
-        times, at_risk, deaths, survival, low, high, noise_low, noise_high, sampling_low, sampling_high
+        time=times,
+        at_risk=at_risk,
+        events=deaths,
+        survival=survival,
+        ci_low=low,
+        ci_high=high,
+        noise_ci_low=noise_low,
+        noise_ci_high=noise_high,
+        sampling_ci_low=sampling_low,
+        sampling_ci_high=sampling_high,
     )
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from query_engine.estimators.intervals import Simulation, simulation
 from query_engine.estimators.noise import NoiseModel
-from query_engine.estimators.rates import _check_confidence, _positive_draws
 
 __all__ = ["GroupedQuantiles", "LevelShares", "grouped_quantiles", "level_shares"]
 
@@ -47,16 +47,17 @@ def _clamped(counts: np.ndarray) -> np.ndarray:
     return table
 
 
-def _simulate(table: np.ndarray, noise: NoiseModel, draws: int, rng: np.random.Generator) -> np.ndarray:
+def _simulate(table: np.ndarray, noise: NoiseModel, sim: Simulation) -> np.ndarray:
     """[draws, groups, levels] tables: multinomial persons around the shares plus fresh noise, clamped."""
     persons = table.sum(axis=1)
     shares = np.divide(
         table, persons[:, None], out=np.full_like(table, 1.0 / table.shape[1]), where=persons[:, None] > 0
     )
     sampled = np.stack(
-        [rng.multinomial(int(round(n)), p, size=draws) for n, p in zip(persons, shares, strict=True)], axis=1
+        [sim.rng.multinomial(int(round(n)), p, size=sim.draws) for n, p in zip(persons, shares, strict=True)],
+        axis=1,
     ).astype(float)
-    return np.maximum(sampled + noise.sample(rng, sampled.shape), 0.0)
+    return np.maximum(sampled + noise.sample(sim.rng, sampled.shape), 0.0)
 
 
 def _basic(
@@ -81,11 +82,10 @@ def level_shares(
     rng: np.random.Generator | None = None,
 ) -> LevelShares:
     """The share of each level within each group, from a noisy [groups, levels] histogram."""
-    _check_confidence(confidence)
-    rng = rng if rng is not None else np.random.default_rng()
+    sim = simulation(confidence, draws, rng)
     table = _clamped(counts)
     share = _shares(table)
-    simulated = _shares(_simulate(table, noise, _positive_draws(draws), rng))
+    simulated = _shares(_simulate(table, noise, sim))
     low, high = _basic(share, simulated, confidence, 0.0, 1.0)
     return LevelShares(table.sum(axis=1), table, share, low, high)
 
@@ -122,14 +122,13 @@ def grouped_quantiles(
 
     ``edges`` are the bins' ``bins + 1`` public edges; inside a bin values are taken as uniform.
     """
-    _check_confidence(confidence)
-    rng = rng if rng is not None else np.random.default_rng()
+    sim = simulation(confidence, draws, rng)
     table = _clamped(counts)
     edges = np.asarray(edges, dtype=float)
     if edges.shape != (table.shape[1] + 1,) or np.any(np.diff(edges) <= 0):
         raise ValueError(f"Give {table.shape[1] + 1} increasing bin edges for {table.shape[1]} bins.")
     wanted = np.asarray(levels, dtype=float)
     value = _quantiles_of(table, edges, wanted)
-    simulated = _quantiles_of(_simulate(table, noise, _positive_draws(draws), rng), edges, wanted)
+    simulated = _quantiles_of(_simulate(table, noise, sim), edges, wanted)
     low, high = _basic(value, simulated, confidence, float(edges[0]), float(edges[-1]))
     return GroupedQuantiles(tuple(levels), value, low, high)

@@ -97,10 +97,11 @@ def parse(sql: str) -> tuple[exp.Expr, SqlText]:
     except TokenError as error:
         offset = _token_error_offset(error, sql)
         text = SqlText.of(sql, [])
-        raise SqlSyntaxError(
-            text.at(offset, "the SQL text cannot be read here: a quote or comment is not closed."),
-            position=text.position(offset),
-            construct="token",
+        raise text.error(
+            SqlSyntaxError,
+            offset,
+            "token",
+            "the SQL text cannot be read here: a quote or comment is not closed.",
         ) from None
     text = SqlText.of(sql, tokens)
     _check_nesting(text)
@@ -114,20 +115,19 @@ def parse(sql: str) -> tuple[exp.Expr, SqlText]:
     first = statements[0]
     if first.token_type not in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
         word = first.text.upper()
-        raise UnsupportedSql(
-            text.at(
-                first.start,
-                f"the statement starts with {word}; only SELECT statements are supported.",
-            ),
-            position=text.position(first.start),
-            construct=word,
+        raise text.error(
+            UnsupportedSql,
+            first.start,
+            word,
+            f"the statement starts with {word}; only SELECT statements are supported.",
         )
     if len(statements) > 1:
         second = statements[1]
-        raise UnsupportedSql(
-            text.at(second.start, "a second statement starts here; send one SELECT statement per request."),
-            position=text.position(second.start),
-            construct="multiple statements",
+        raise text.error(
+            UnsupportedSql,
+            second.start,
+            "multiple statements",
+            "a second statement starts here; send one SELECT statement per request.",
         )
     _lint(text)
     try:
@@ -145,26 +145,22 @@ def _check_nesting(text: SqlText) -> None:
         run = run + 1 if token.token_type in _PREFIX_OPERATORS else 0
         cases += {TokenType.CASE: 1, TokenType.END: -1}.get(token.token_type, 0)
         if depth + cases + run > MAX_SQL_DEPTH:
-            raise SqlTooDeep(
-                text.at(
-                    token.start,
-                    f"parentheses, CASE and prefix operators (NOT, -, +) nest more than {MAX_SQL_DEPTH} levels "
-                    "deep here; write the condition without the extra nesting.",
-                ),
-                position=text.position(token.start),
-                construct="nesting",
+            raise text.error(
+                SqlTooDeep,
+                token.start,
+                "nesting",
+                f"parentheses, CASE and prefix operators (NOT, -, +) nest more than {MAX_SQL_DEPTH} levels "
+                "deep here; write the condition without the extra nesting.",
             )
         if token.token_type in (TokenType.AND, TokenType.OR):
             conditions += 1
             if conditions > MAX_SQL_CONDITIONS:
-                raise SqlTooDeep(
-                    text.at(
-                        token.start,
-                        f"the SQL text joins more than {MAX_SQL_CONDITIONS} conditions with AND/OR; "
-                        "use IN (...) lists or fewer conditions.",
-                    ),
-                    position=text.position(token.start),
-                    construct="conditions",
+                raise text.error(
+                    SqlTooDeep,
+                    token.start,
+                    "conditions",
+                    f"the SQL text joins more than {MAX_SQL_CONDITIONS} conditions with AND/OR; "
+                    "use IN (...) lists or fewer conditions.",
                 )
 
 
@@ -192,10 +188,8 @@ def _lint(text: SqlText) -> None:
         ):
             problem = "a dot here joins no names; write table.column or a number such as 0.5."
         if problem is not None:
-            raise SqlSyntaxError(
-                text.at(token.start, f"SQL syntax error near {token.text!r}: {problem}"),
-                position=text.position(token.start),
-                construct="syntax",
+            raise text.error(
+                SqlSyntaxError, token.start, "syntax", f"SQL syntax error near {token.text!r}: {problem}"
             )
 
 

@@ -56,7 +56,7 @@ class Scope:
         self, offset: int, construct: str, message: str, cls: type[SqlError] = UnsupportedSql
     ) -> NoReturn:
         """Raise ``cls`` with ``message`` at the line and column of ``offset``."""
-        raise cls(self.text.at(offset, message), position=self.text.position(offset), construct=construct)
+        raise self.text.error(cls, offset, construct, message)
 
     def refuse_node(self, node: exp.Expr, construct: str, message: str) -> NoReturn:
         """Refuse ``node`` as unsupported SQL, pointing at where it starts."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
-from .errors import SqlPosition
+from .errors import SqlError, SqlPosition
 
 __all__ = ["DIALECT", "JOIN_WORDS", "SqlText", "call_name"]
+
+_Error = TypeVar("_Error", bound=SqlError)
 
 DIALECT = "postgres"
 # Tokens that can start a join clause (walked back from the joined table).
@@ -54,6 +57,10 @@ class SqlText:
         """``message`` prefixed with the line and column of ``offset``."""
         position = self.position(offset)
         return f"Line {position['line']}, column {position['column']}: {message}"
+
+    def error(self, cls: type[_Error], offset: int, construct: str, message: str) -> _Error:
+        """A ``cls`` error with ``message`` at the line and column of ``offset``."""
+        return cls(self.at(offset, message), position=self.position(offset), construct=construct)
 
     def position(self, offset: int) -> SqlPosition:
         offset = max(0, min(offset, len(self.sql)))
