@@ -22,7 +22,7 @@ from datasets.build_support import BuildError, RejectsAboveLimit, _run, _scalar,
 from datasets.ingest_checks import column_check, quote, sql_literal
 from datasets.pseudonymise import cpr_problem, cpr_sql, pseudonymise
 from datasets.reject_policy import RejectPolicy, RejectReason, reject_summary
-from query_engine.catalog import CATALOG_TABLE, SQL_TYPES, Catalog
+from query_engine.catalog import CATALOG_TABLE, ROW_RANK_COLUMN, SQL_TYPES, Catalog
 
 BUILD_TABLE = "sundstat_build"
 _CPR_SHARE_LIMIT = 0.01  # above this share of CPR-shaped person_id values, the column is refused
@@ -107,10 +107,15 @@ def _load_register(
     good = _typed_sql(checks, names, source, joins, with_raw=False)
     if rejected:
         good += " WHERE r.__row NOT IN (SELECT __row FROM __bad)"
+    person, row_key = quote(reg.person_key), quote(reg.row_key)
+    if reg.grain != "person":
+        # Each row's rank among its person's rows by the random row_key: depends on that person's rows only.
+        definition += f", {quote(ROW_RANK_COLUMN)} BIGINT NOT NULL"
+        columns += f", ROW_NUMBER() OVER (PARTITION BY {person} ORDER BY {row_key})"
     con.execute(f"CREATE TABLE out.{quote(reg.name)} ({definition})")
     _run(
         con,
-        f"INSERT INTO out.{quote(reg.name)} SELECT {columns} FROM ({good}) ORDER BY {quote(reg.person_key)}",
+        f"INSERT INTO out.{quote(reg.name)} SELECT {columns} FROM ({good}) ORDER BY {person}, {row_key}",
         f"write {reg.name}",
     )
     reasons: tuple[RejectReason, ...] = ()

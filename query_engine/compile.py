@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from .catalog import Catalog, Register
+from .catalog import ROW_RANK_COLUMN, Catalog, Register
 from .plan import Filter, Plan, ValueSpec
 from .preaggregate import catalog_preaggregates
 from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
@@ -111,14 +111,38 @@ class _Builder(ColumnSql):
             if late and g.column.register == plan.person_register
         ]
         self.grain_keys = [k for k in self.keys if k not in self.person_keys]
-        # Row counts with c and G enforced: one weighted row per person and group (see ``bounding``).
+        self.row_ranking = self.how_rows_are_ranked()
+        # Row counts with c enforced: one weighted row per person and group (see ``bounding``). Without
+        # G bounding only if the cells are person-level: else one person's rows could fill two cells.
         self.weighted = (
             plan.measure == "count_rows"
             and plan.value is None
-            and plan.bounding.bound_rows
-            and plan.bounding.bound_groups
+            and self.row_ranking != "none"
+            and (plan.bounding.bound_groups or not self.grain_keys)
         )
         self.preaggregate = self.answering_preaggregate(preaggregates)
+
+    def how_rows_are_ranked(self) -> str:
+        """How a person's first c rows (by row_key) are kept: ``none`` (no row bound, or a verified
+        person-grain register, whose one row per person is always kept), ``stored`` (the build's rank
+        column of an event register, when no row condition changes the ranks and rows are ranked per
+        person only) or ``window`` (ROW_NUMBER over the person's rows)."""
+        plan, bounding = self.plan, self.plan.bounding
+        grain = self.catalog.register(plan.grain)
+        if not bounding.bound_rows or (
+            grain_verified(self.catalog, grain, self.dialect)
+            and bounding.max_rows >= 1
+            and not bounding.bound_groups
+        ):
+            return "none"
+        if (
+            self.dialect == "duckdb"
+            and grain.name in self.catalog.row_ranked_registers
+            and not plan.row_filters
+            and not bounding.bound_groups
+        ):
+            return "stored"
+        return "window"
 
     def param(self, value: Any) -> exp.Placeholder:
         self.params.append(value)
@@ -257,6 +281,8 @@ class _Builder(ColumnSql):
                 outputs.append(exp.alias_(self.column("g", grain, column), key))
         if plan.value is not None:
             outputs.append(exp.alias_(self.value("g", grain, plan.value), "v"))
+        if self.row_ranking == "stored" and not self.weighted:
+            outputs.append(exp.alias_(sql_col("g", ROW_RANK_COLUMN), "rn"))
         query = exp.select(*outputs).from_(exp.alias_(sql_table(grain.name), "g", table=True))
         conditions = [self.filter("g", f) for f in plan.row_filters]
         if plan.person_filters:
@@ -313,8 +339,8 @@ class _Builder(ColumnSql):
             steps.append(("person_groups", distinct))
             source = "person_groups"
         elif self.weighted:
-            # count_rows: the c rows a person keeps in a group are only counted, so the group's row
-            # count capped at c is the count of the kept rows; the group's smallest row_key ranks it.
+            # count_rows: the c rows a person keeps (in a group) are only counted, so the row count
+            # capped at c is the count of the kept rows; the group's smallest row_key ranks the group.
             weighted = (
                 exp.select(
                     sql_ref(source, "pid"),
@@ -327,19 +353,22 @@ class _Builder(ColumnSql):
                         ),
                         "w",
                     ),
-                    exp.alias_(exp.Min(this=sql_ref(source, "rk")), "grk"),
+                    *(
+                        [exp.alias_(exp.Min(this=sql_ref(source, "rk")), "grk")]
+                        if bounding.bound_groups
+                        else []
+                    ),
                 )
                 .from_(source)
                 .group_by(sql_ref(source, "pid"), *[c.copy() for c in group_cols])
             )
             steps.append(("rows_weighted", weighted))
             source = "rows_weighted"
-        elif bounding.bound_rows and not (
-            # A verified person-grain register has one row per person: ranking would keep every row.
-            grain_verified(self.catalog, self.catalog.register(plan.grain), self.dialect)
-            and bounding.max_rows >= 1
-            and not bounding.bound_groups
-        ):
+        elif self.row_ranking == "stored":
+            kept = exp.select("*").from_(source).where(sql_ref(source, "rn") <= sql_lit(bounding.max_rows))
+            steps.append(("rows_bounded", kept))
+            source = "rows_bounded"
+        elif self.row_ranking == "window":
             # Without G bounding the groups are one per person (person-level keys, or a person-grain
             # register whose one kept row has one group): partition by the person alone.
             partition = [sql_ref(source, "pid")] + (group_cols if bounding.bound_groups else [])

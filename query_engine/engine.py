@@ -49,6 +49,7 @@ from .preaggregate import usable_preaggregates
 from .quantile_interval import end_scores, interval_shift
 from .release import make_preview, make_release, mechanism_label
 from .release_models import Preview, Release
+from .row_ranks import row_ranked_registers
 from .settings import EngineSettings
 from .spec import ProjectContext, Query
 from .validate import group_warnings, validate
@@ -159,11 +160,15 @@ class Engine:
         try:
             catalog = Catalog.loads(backend.read_catalog_json())
             check_person_grain(backend, catalog)
-            # The connection is read-only, so the verified grain holds for as long as this engine serves.
-            catalog = dataclasses.replace(catalog, person_grain_verified=True)
-            preaggregates = usable_preaggregates(
-                lambda sql: backend.execute(CompiledQuery(sql, (), backend.dialect)), catalog
+
+            def run(sql: str) -> pa.Table:
+                return backend.execute(CompiledQuery(sql, (), backend.dialect))
+
+            # The connection is read-only: what was verified and stored holds while this engine serves.
+            catalog = dataclasses.replace(
+                catalog, person_grain_verified=True, row_ranked_registers=row_ranked_registers(run, catalog)
             )
+            preaggregates = usable_preaggregates(run, catalog)
         except Exception:
             backend.close()
             raise

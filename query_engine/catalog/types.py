@@ -28,15 +28,20 @@ __all__ = [
     "Register",
     "Text",
     "CATALOG_TABLE",
+    "ROW_RANK_COLUMN",
     "SQL_TYPES",
     "atc_prefix_length",
     "register_from_dict",
 ]
 
 # Physical layout of a built database: one table per register, named after it, holding exactly the
-# register's physical (non-derived) columns with these types, plus this one-row table with the
+# register's physical (non-derived) columns with these types (event registers also ROW_RANK_COLUMN),
+# plus this one-row table with the
 # resolved catalog as JSON (column ``catalog``), so that a database describes itself.
 CATALOG_TABLE = "sundstat_catalog"
+# The build adds this column to every event-grain register: the row's rank among its person's rows by
+# the stored random row_key (1 = smallest), so bounding an unfiltered register need not sort it.
+ROW_RANK_COLUMN = "__row_rank"
 SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE"}
 
 ColumnType = Literal["string", "integer", "float", "date"]
@@ -312,6 +317,8 @@ class Catalog:
     # the read-only database it serves, that every person-grain register holds at most one row per
     # person. The compiled SQL may then read such a register as it is instead of ranking its rows.
     person_grain_verified: bool = False
+    # Likewise set at open: the event registers whose table carries ``ROW_RANK_COLUMN``.
+    row_ranked_registers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_catalog(self)
