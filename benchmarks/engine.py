@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from query_engine import Engine, EngineSettings, ProjectContext, Query
+from query_engine.backends.duckdb_backend import QUERY_TUNING
 
 DEFAULT_SEED = 20261128
 CONTEXT = ProjectContext("pure")
@@ -81,6 +82,7 @@ def raw_connection(db: Path, settings: EngineSettings) -> duckdb.DuckDBPyConnect
             "autoinstall_known_extensions": False,
             "memory_limit": settings.memory_limit,
             "threads": settings.threads,
+            **QUERY_TUNING,
             "lock_configuration": True,
         },
     )
