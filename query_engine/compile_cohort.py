@@ -30,9 +30,10 @@ from sqlglot import exp
 from .catalog import Catalog
 from .cohort import AnalysisGroup, AnalysisPlan, CohortPlan, DatedRule
 from .cohort_lexis import ATTAINED_KINDS, birth_column, lexis_ctes
-from .compile import CompiledQuery, _Builder, person_register_ctes
+from .compile import CompiledQuery, _Builder
 from .plan import Cohort
 from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table
+from .sql_persons import person_register_ctes
 
 __all__ = ["compile_analysis", "result_key_columns"]
 
