@@ -32,8 +32,8 @@ from typing import Any
 from sqlglot import exp
 
 from .catalog import ROW_RANK_COLUMN, Catalog, Register
+from .compile_preaggregate import answering_preaggregate, preaggregated_ctes
 from .plan import Filter, Plan, ValueSpec
-from .preaggregate import catalog_preaggregates
 from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table, sql_window
 from .sql_columns import ColumnSql
 from .sql_persons import grain_verified, person_register_ctes
@@ -97,7 +97,7 @@ class _Builder(ColumnSql):
             and self.row_ranking != "none"
             and (plan.bounding.bound_groups or not self.grain_keys)
         )
-        self.preaggregate = self.answering_preaggregate(preaggregates)
+        self.preaggregate = answering_preaggregate(self, preaggregates)
 
     def how_rows_are_ranked(self) -> str:
         """How a person's first c rows (by row_key) are kept: ``none`` (no row bound, or a verified
@@ -145,7 +145,10 @@ class _Builder(ColumnSql):
 
     def filter(self, table: str, f: Filter) -> exp.Expr:
         register = self.catalog.register(f.column.register)
-        col = self.column(table, register, register.column(f.column.column))
+        return self.compare(self.column(table, register, register.column(f.column.column)), f)
+
+    def compare(self, col: exp.Expr, f: Filter) -> exp.Expr:
+        """``f``'s condition on the expression ``col`` (the column's values), values bound as parameters."""
         values = [self.param(v) for v in f.values]
         if f.op == "=":
             return exp.EQ(this=col, expression=values[0])
@@ -177,7 +180,7 @@ class _Builder(ColumnSql):
                     )
                 )
         if self.preaggregate is not None:
-            ctes.append(("bounded", self.preaggregated(self.preaggregate)))
+            ctes.extend(preaggregated_ctes(self, self.preaggregate))
             last = "bounded"
         else:
             ctes.append(("src", self.source()))
@@ -198,51 +201,6 @@ class _Builder(ColumnSql):
         for name, query in ctes:
             final = final.with_(name, as_=query)
         return final
-
-    def answering_preaggregate(self, available: frozenset[str]) -> str | None:
-        """The pre-aggregate table that answers this plan exactly, if one is available.
-
-        Only a bounded count over the whole grain register (no row, person or cohort condition)
-        grouped by the pre-aggregate's column and any person attributes: then its rows are this
-        plan's ``rows_weighted``/``person_groups`` with their ``groups_ranked`` rank.
-        """
-        plan = self.plan
-        counts = self.weighted if plan.measure == "count_rows" else plan.measure == "count_persons"
-        if (
-            not available
-            or self.dialect != "duckdb"
-            or not counts
-            or not plan.bounding.bound_groups
-            or plan.row_filters
-            or plan.person_filters
-            or plan.cohorts
-            or plan.partition_selection
-            or len(self.grain_keys) != 1
-        ):
-            return None
-        group = plan.groups[self.keys.index(self.grain_keys[0])]
-        for pre in catalog_preaggregates(self.catalog):
-            if pre.table in available and (pre.register, pre.column) == (plan.grain, group.column.column):
-                return pre.table
-        return None
-
-    def preaggregated(self, table: str) -> exp.Select:
-        """The bounded rows read from a pre-aggregate: the person's first G groups, weight min(n, c)."""
-        bounding = self.plan.bounding
-        outputs: list[exp.Expr] = [
-            exp.alias_(sql_col("a", "pid"), "pid"),
-            exp.alias_(sql_col("a", "g"), self.grain_keys[0]),
-        ]
-        if self.weighted:
-            weight = exp.Least(
-                this=sql_col("a", "n"), expressions=[sql_lit(bounding.max_rows)], ignore_nulls=True
-            )
-            outputs.append(exp.alias_(weight, "w"))
-        return (
-            exp.select(*outputs)
-            .from_(exp.alias_(sql_table(table), "a", table=True))
-            .where(sql_col("a", "gn") <= sql_lit(bounding.max_groups))
-        )
 
     def source(self) -> exp.Select:
         plan, catalog = self.plan, self.catalog

@@ -9,6 +9,12 @@ whose key is in K's public key set are in it, as in the compiler's ``kept`` step
 bounded person count, and which rows a person keeps still depends only on that person's own rows
 and the stored random row_key (the guarantee of the bounding is unchanged; docs/engine.md).
 
+A sliced pre-aggregate (R by K, sliced by S, e.g. contacts by chapter and year) holds per (person, S
+value, group) ``n`` and ``grk`` only. A count over R by K whose row conditions are all on S keeps the
+slices the conditions select and sums them per (person, group): ``SUM(n)`` and ``MIN(grk)`` are then the
+count and smallest row_key of the person's matching rows in the group, i.e. the compiler's
+``rows_weighted`` rows for the filtered query, which are ranked per person as on the register path.
+
 The build (``datasets.build``) creates the tables in the same database file as the registers and
 records in ``sundstat_preaggregates`` the SQL that defined each one and a digest of its source (row
 count and largest row_key). ``usable_preaggregates`` checks both at engine open: a pre-aggregate whose
@@ -39,16 +45,21 @@ __all__ = [
 PREAGGREGATE_MANIFEST = "sundstat_preaggregates"
 # The (register, group column) pairs most queries group event rows by; one table each.
 COMMON_GROUPS: tuple[tuple[str, str], ...] = (("lpr", "icd10_chapter"),)
+# The same, sliced by a column most queries filter them by (contacts of some years by chapter): per
+# (person, slice value, group) the count and smallest row_key, without the rank (it depends on the slice).
+SLICED_GROUPS: tuple[tuple[str, str, str], ...] = (("lpr", "icd10_chapter", "year"),)
 
 
 @dataclass(frozen=True)
 class Preaggregate:
-    """One pre-aggregate: its table, source register and group column, and its defining SQL."""
+    """One pre-aggregate: its table, source register and group column (and slice column, if sliced),
+    and its defining SQL."""
 
     register: str
     column: str
     table: str
     select_sql: str  # DuckDB SQL over the unqualified register table
+    slice_column: str | None = None
 
     @property
     def definition_sha256(self) -> str:
@@ -56,9 +67,10 @@ class Preaggregate:
 
 
 def catalog_preaggregates(catalog: Catalog) -> tuple[Preaggregate, ...]:
-    """The pre-aggregates this catalog's loaded event registers get (those of ``COMMON_GROUPS``)."""
+    """The pre-aggregates this catalog's loaded event registers get (``COMMON_GROUPS``, ``SLICED_GROUPS``)."""
+    wanted = [(r, c, None) for r, c in COMMON_GROUPS] + list(SLICED_GROUPS)
     found = []
-    for register_name, column_name in COMMON_GROUPS:
+    for register_name, column_name, slice_name in wanted:
         if register_name not in catalog.register_names:
             continue
         register = catalog.register(register_name)
@@ -66,42 +78,59 @@ def catalog_preaggregates(catalog: Catalog) -> tuple[Preaggregate, ...]:
         column = columns.get(column_name)
         if register.grain == "person" or column is None or column.keyset is None:
             continue
+        if slice_name is not None and slice_name not in columns:
+            continue
+        sliced = "" if slice_name is None else f"{slice_name}_"
         found.append(
             Preaggregate(
                 register_name,
                 column_name,
-                f"__preagg_{register_name}_{column_name}",
-                _select(catalog, register_name, column_name),
+                f"__preagg_{register_name}_{sliced}{column_name}",
+                _select(catalog, register_name, column_name, slice_name),
+                slice_name,
             )
         )
     return tuple(found)
 
 
-def _select(catalog: Catalog, register_name: str, column_name: str) -> str:
+def _select(catalog: Catalog, register_name: str, column_name: str, slice_name: str | None) -> str:
     register = catalog.register(register_name)
     column = register.column(column_name)
     assert column.keyset is not None
-    key = ColumnSql(catalog).column("r", register, column)
+    sql = ColumnSql(catalog)
+    key = sql.column("r", register, column)
     keys = [sql_lit(k) for k in catalog.keyset(column.keyset).values]
+    outputs = [
+        exp.alias_(sql_col("r", register.person_key), "pid"),
+        exp.alias_(sql_col("r", register.row_key), "rk"),
+        exp.alias_(key, "g"),
+    ]
+    if slice_name is not None:
+        outputs.append(exp.alias_(sql.column("r", register, register.column(slice_name)), "s"))
     rows = (
-        exp.select(
-            exp.alias_(sql_col("r", register.person_key), "pid"),
-            exp.alias_(sql_col("r", register.row_key), "rk"),
-            exp.alias_(key, "g"),
-        )
+        exp.select(*outputs)
         .from_(exp.alias_(exp.Table(this=sql_ident(register.name)), "r", table=True))
         .where(exp.In(this=key.copy(), expressions=keys))
     )
+    by = [sql_ref("rows", "pid"), *([sql_ref("rows", "s")] if slice_name else []), sql_ref("rows", "g")]
     groups = (
         exp.select(
-            sql_ref("rows", "pid"),
-            sql_ref("rows", "g"),
+            *by,
             exp.alias_(exp.cast(exp.Count(this=exp.Star()), "BIGINT"), "n"),
             exp.alias_(exp.Min(this=sql_ref("rows", "rk")), "grk"),
         )
         .from_("rows")
-        .group_by(sql_ref("rows", "pid"), sql_ref("rows", "g"))
+        .group_by(*[c.copy() for c in by])
     )
+    if slice_name is not None:
+        return (
+            exp.select("pid", "s", "g", "n", "grk")
+            .from_("groups")
+            .order_by(sql_ref("groups", "pid"), sql_ref("groups", "s"))
+            .with_("rows", as_=rows)
+            .with_("groups", as_=groups)
+            .sql(dialect="duckdb")
+        )
     order = [sql_ref("groups", "grk"), sql_ref("groups", "g")]
     rank = sql_window(exp.Anonymous(this="DENSE_RANK"), [sql_ref("groups", "pid")], order)
     final = (

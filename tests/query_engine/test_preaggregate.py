@@ -23,6 +23,17 @@ from tests.query_engine.engine_fixtures import create_db, random_dataset
 
 CONTEXT = ProjectContext("zcdp", delta_available=True)
 TABLE = "__preagg_lpr_icd10_chapter"
+SLICED = "__preagg_lpr_year_icd10_chapter"  # by person, year and chapter
+TABLES = frozenset({TABLE, SLICED})
+YEAR_FILTERS = {
+    "year_equal": [{"column": "lpr.year", "op": "=", "value": 2020}],
+    "years_in": [{"column": "lpr.year", "op": "in", "value": [2016, 2019, 2023]}],
+    "years_between": [{"column": "lpr.year", "op": "between", "value": [2012, 2015]}],
+    "years_from_and_not": [
+        {"column": "lpr.year", "op": ">=", "value": 2018},
+        {"column": "lpr.year", "op": "!=", "value": 2021},
+    ],
+}
 GROUPINGS = {
     "chapter": ["lpr.icd10_chapter"],
     "region_chapter": ["cpr.region", "lpr.icd10_chapter"],
@@ -53,7 +64,7 @@ def engine(generated_db: Path) -> Any:
 
 
 def test_build_writes_a_current_preaggregate_with_unique_group_ranks(engine: Engine) -> None:
-    assert engine.preaggregates == frozenset({TABLE})
+    assert engine.preaggregates == TABLES
     run = engine.backend.execute
 
     def scalar(sql: str) -> int:
@@ -92,10 +103,38 @@ def test_count_persons_from_the_preaggregate_equals_the_register_path(
     assert _as_lists(with_pre) == _as_lists(without)
 
 
+@pytest.mark.parametrize("years", list(YEAR_FILTERS))
+@pytest.mark.parametrize("grouping", ["chapter", "region_chapter"])
+@pytest.mark.parametrize(
+    ("measure", "max_groups", "max_rows"),
+    [("count_rows", 1, 1), ("count_rows", 3, 2), ("count_rows", 7, 50), ("count_persons", 2, 1)],
+)
+def test_year_filtered_counts_from_the_sliced_preaggregate_equal_the_register_path(
+    engine: Engine, years: str, grouping: str, measure: str, max_groups: int, max_rows: int
+) -> None:
+    extra = {"max_rows": max_rows} if measure == "count_rows" else {}
+    query = _query(measure, GROUPINGS[grouping], where=YEAR_FILTERS[years], max_groups=max_groups, **extra)
+    with_pre, without, sql = _both(engine, query)
+    assert SLICED in sql and f'"{TABLE}"' not in sql and '"lpr"' not in sql
+    assert _as_lists(with_pre) == _as_lists(without)
+    assert sum(sum(map(int, v)) for v in without.values.values()) > 0
+
+
 @pytest.mark.parametrize(
     "fields",
     [
-        pytest.param({"where": [{"column": "lpr.year", "op": "=", "value": 2020}]}, id="row_filter"),
+        pytest.param(
+            {"where": [{"column": "lpr.contact_type", "op": "=", "value": "inpatient"}]}, id="row_filter"
+        ),
+        pytest.param(
+            {
+                "where": [
+                    *YEAR_FILTERS["year_equal"],
+                    {"column": "lpr.contact_type", "op": "=", "value": "inpatient"},
+                ]
+            },
+            id="year_and_another_row_filter",
+        ),
         pytest.param({"where": [{"column": "cpr.sex", "op": "=", "value": "F"}]}, id="person_filter"),
         pytest.param({"where": [{"column": "lmdb.atc", "op": "prefix", "value": "A10"}]}, id="cohort"),
         pytest.param({"group_by": ["lpr.icd10_chapter", "lpr.year"]}, id="second_lpr_group"),
@@ -106,7 +145,7 @@ def test_preaggregate_is_not_used_where_it_does_not_answer_exactly(engine: Engin
     body = {"measure": "count_rows", "group_by": ["cpr.region", "lpr.icd10_chapter"], **fields}
     query = _query(body.pop("measure"), body.pop("group_by"), **body)
     with_pre, without, sql = _both(engine, query)
-    assert TABLE not in sql
+    assert "__preagg" not in sql
     assert _as_lists(with_pre) == _as_lists(without)
 
 
@@ -131,7 +170,7 @@ def _reopened_preaggregates(db: Path) -> frozenset[str]:
 def test_a_stale_preaggregate_is_never_used(generated_db: Path, tmp_path: Path, change: str) -> None:
     db = tmp_path / "copy.duckdb"
     shutil.copy(generated_db, db)
-    assert _reopened_preaggregates(db) == frozenset({TABLE})
+    assert _reopened_preaggregates(db) == TABLES
     con = duckdb.connect(str(db))
     try:
         con.execute(change)
@@ -140,7 +179,7 @@ def test_a_stale_preaggregate_is_never_used(generated_db: Path, tmp_path: Path, 
     assert _reopened_preaggregates(db) == frozenset()
     with Engine.open(db) as opened:
         query = _query("count_rows", GROUPINGS["region_chapter"])
-        assert TABLE not in opened.compiled(query, CONTEXT).sql
+        assert "__preagg" not in opened.compiled(query, CONTEXT).sql
 
 
 def _random_db(path: Path, catalog: Catalog, seed: int, persons: int) -> Path:
@@ -163,6 +202,7 @@ def _random_db(path: Path, catalog: Catalog, seed: int, persons: int) -> Path:
     max_rows=st.integers(1, 12),
     measure=st.sampled_from(["count_rows", "count_persons"]),
     grouping=st.sampled_from(list(GROUPINGS)),
+    years=st.sampled_from([None, *YEAR_FILTERS]),
 )
 def test_random_data_same_exact_aggregates_either_path(
     catalog: Catalog,
@@ -172,15 +212,18 @@ def test_random_data_same_exact_aggregates_either_path(
     max_rows: int,
     measure: str,
     grouping: str,
+    years: str | None,
 ) -> None:
     db = _random_db(tmp_path_factory.mktemp("pre") / "r.duckdb", catalog, seed, persons=60)
     fields: dict[str, Any] = {"max_groups": max_groups}
+    if years is not None:
+        fields["where"] = YEAR_FILTERS[years]
     if measure == "count_rows":
         fields["max_rows"] = max_rows
     with Engine.open(db) as opened:
         assert opened.preaggregates == frozenset(p.table for p in catalog_preaggregates(catalog))
         with_pre, without, sql = _both(opened, _query(measure, GROUPINGS[grouping], **fields))
-    assert TABLE in sql
+    assert (TABLE if years is None else SLICED) in sql
     assert _as_lists(with_pre) == _as_lists(without)
 
 
