@@ -61,7 +61,7 @@ def preaggregated_ctes(builder: _Builder, pre: Preaggregate) -> list[tuple[str, 
     key = builder.grain_keys[0]
     table = exp.alias_(sql_table(pre.table), "a", table=True)
 
-    def kept(source: exp.Expr, alias: str) -> exp.Select:
+    def kept(source: exp.Expr, alias: str, *conditions: exp.Expr) -> exp.Select:
         outputs: list[exp.Expr] = [
             exp.alias_(sql_col(alias, "pid"), "pid"),
             exp.alias_(sql_col(alias, "g"), key),
@@ -71,12 +71,17 @@ def preaggregated_ctes(builder: _Builder, pre: Preaggregate) -> list[tuple[str, 
                 this=sql_col(alias, "n"), expressions=[sql_lit(bounding.max_rows)], ignore_nulls=True
             )
             outputs.append(exp.alias_(weight, "w"))
-        return exp.select(*outputs).from_(source).where(sql_col(alias, "gn") <= sql_lit(bounding.max_groups))
+        within = sql_col(alias, "gn") <= sql_lit(bounding.max_groups)
+        return exp.select(*outputs).from_(source).where(sql_and([*conditions, within]))
 
+    filters = builder.plan.row_filters
     if pre.slice_column is None:
         return [("bounded", kept(table, "a"))]
+    if len(filters) == 1 and filters[0].op == "=":
+        # One slice: its stored rank is the rank among the groups of the person's matching rows.
+        return [("bounded", kept(table, "a", builder.compare(sql_col("a", "s"), filters[0])))]
     # The selected slices summed per person and group: the matching rows' count and smallest row_key.
-    where = sql_and([builder.compare(sql_col("a", "s"), f) for f in builder.plan.row_filters])
+    where = sql_and([builder.compare(sql_col("a", "s"), f) for f in filters])
     groups = (
         exp.select(
             sql_col("a", "pid"),

@@ -10,10 +10,11 @@ bounded person count, and which rows a person keeps still depends only on that p
 and the stored random row_key (the guarantee of the bounding is unchanged; docs/engine.md).
 
 A sliced pre-aggregate (R by K, sliced by S, e.g. contacts by chapter and year) holds per (person, S
-value, group) ``n`` and ``grk`` only. A count over R by K whose row conditions are all on S keeps the
-slices the conditions select and sums them per (person, group): ``SUM(n)`` and ``MIN(grk)`` are then the
-count and smallest row_key of the person's matching rows in the group, i.e. the compiler's
-``rows_weighted`` rows for the filtered query, which are ranked per person as on the register path.
+value, group) ``n``, ``grk`` and ``gn``, the group's rank within the person's slice. A count over R by K
+whose row conditions are all on S keeps the slices the conditions select and sums them per (person,
+group): ``SUM(n)`` and ``MIN(grk)`` are then the count and smallest row_key of the person's matching
+rows in the group, i.e. the compiler's ``rows_weighted`` rows for the filtered query, which are ranked
+per person as on the register path. A single ``S = v`` selects one slice, whose stored rank is that rank.
 
 The build (``datasets.build``) creates the tables in the same database file as the registers and
 records in ``sundstat_preaggregates`` the SQL that defined each one and a digest of its source (row
@@ -123,8 +124,14 @@ def _select(catalog: Catalog, register_name: str, column_name: str, slice_name: 
         .group_by(*[c.copy() for c in by])
     )
     if slice_name is not None:
+        # The rank within one slice answers a condition selecting that slice alone without a window.
+        in_slice = sql_window(
+            exp.Anonymous(this="DENSE_RANK"),
+            [sql_ref("groups", "pid"), sql_ref("groups", "s")],
+            [sql_ref("groups", "grk"), sql_ref("groups", "g")],
+        )
         return (
-            exp.select("pid", "s", "g", "n", "grk")
+            exp.select("pid", "s", "g", "n", "grk", exp.alias_(exp.cast(in_slice, "BIGINT"), "gn"))
             .from_("groups")
             .order_by(sql_ref("groups", "pid"), sql_ref("groups", "s"))
             .with_("rows", as_=rows)
