@@ -14,6 +14,7 @@ row moves the sum by at most half the width of the bounds; the release adds the 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -202,9 +203,16 @@ class QuantileSpec:
         return max(self.numerator, self.denominator - self.numerator)
 
     def candidate_values(self, resolution: float) -> tuple[float, ...]:
-        return tuple(
-            float((self.lo_units + j * self.step_units) * _exact(resolution)) for j in range(self.candidates)
-        )
+        return _candidate_values(self.lo_units, self.step_units, self.candidates, resolution)
+
+
+@functools.lru_cache(maxsize=256)
+def _candidate_values(
+    lo_units: int, step_units: int, candidates: int, resolution: float
+) -> tuple[float, ...]:
+    """The grid's values (cached: every release of a quantile query lists the same up to 2,000)."""
+    unit = _exact(resolution)
+    return tuple(float((lo_units + j * step_units) * unit) for j in range(candidates))
 
 
 @dataclass(frozen=True)
