@@ -31,7 +31,7 @@ from .catalog import Catalog
 from .cohort import AnalysisGroup, AnalysisPlan, CohortPlan, DatedRule
 from .cohort_lexis import ATTAINED_KINDS, birth_column, lexis_ctes
 from .compile import CompiledQuery, _Builder
-from .plan import Cohort
+from .plan import Cohort, Filter
 from .sql_ast import sql_and, sql_col, sql_lit, sql_ref, sql_table
 from .sql_persons import person_register_ctes
 
@@ -94,6 +94,8 @@ class _AnalysisSQL(_Builder):
         # Exposures not grouped by are not computed (they do not change who is a member).
         self.used_exposures = {g.source for g in plan.groups if g.kind == "exposure"}
         self.split = any(g.kind in ATTAINED_KINDS for g in plan.groups)
+        # Rule rows read once for several rules: (register, date, filters) -> CTE name (``rule_ctes``).
+        self.shared: dict[tuple[str, str, tuple[Filter, ...]], str] = {}
 
     def build(self) -> exp.Select:
         plan = self.analysis
@@ -212,6 +214,16 @@ class _AnalysisSQL(_Builder):
     def rule_ctes(self, cohort: CohortPlan) -> list[tuple[str, exp.Expr]]:
         """Exclusions, outcome, exposures, members and the exit, after the index (``idx``)."""
         ctes: list[tuple[str, exp.Expr]] = []
+        rules = [*cohort.exclusions, *([cohort.outcome] if cohort.outcome is not None else [])]
+        rules += [rule for name, rule in cohort.exposures if name in self.used_exposures]
+        # Rows that two rules select alike (e.g. E11 contacts: excluded before the index, the outcome
+        # after it) are read from the register once, in a CTE ``ev<k>`` both rules join to the index.
+        self.shared = {}
+        for rule in rules:
+            key = (rule.register, rule.date, rule.filters)
+            if key not in self.shared and sum(1 for r in rules if (r.register, r.date, r.filters) == key) > 1:
+                self.shared[key] = f"ev{len(self.shared)}"
+                ctes.append((self.shared[key], self.event_rows(rule)))
         for i, rule in enumerate(cohort.exclusions):
             ctes.append((f"ex{i}", self.dated(rule, same_day=False)))
         if cohort.outcome is not None:
@@ -223,19 +235,34 @@ class _AnalysisSQL(_Builder):
         ctes.append(("cohort", self.exit(cohort)))
         return ctes
 
-    def rule_rows(self, rule: DatedRule) -> tuple[exp.Select, exp.Expr]:
-        """Rows of the rule's register (alias ``x``) joined to their person's index date; and the row's date."""
+    def event_rows(self, rule: DatedRule) -> exp.Select:
+        """The rule's matching rows of its register: person (``pid``) and date (``d``)."""
+        register = self.catalog.register(rule.register)
+        query = exp.select(
+            exp.alias_(sql_col("x", register.person_key), "pid"), exp.alias_(sql_col("x", rule.date), "d")
+        ).from_(exp.alias_(sql_table(register.name), "x", table=True))
+        where = sql_and([self.filter("x", f) for f in rule.filters])
+        return query.where(where) if where is not None else query
+
+    def rule_rows(self, rule: DatedRule) -> tuple[exp.Select, exp.Expr, list[exp.Expr]]:
+        """Rows of the rule's register (alias ``x``) joined to their person's index date; the row's date;
+        and the rule's conditions on the rows (none where they come from a shared ``ev<k>``)."""
+        shared = self.shared.get((rule.register, rule.date, rule.filters))
+        if shared is not None:
+            on = exp.EQ(this=sql_col("x", "pid"), expression=sql_ref("idx", "pid"))
+            query = exp.select().from_(exp.alias_(sql_table(shared), "x", table=True)).join("idx", on=on)
+            return query, sql_col("x", "d"), []
         register = self.catalog.register(rule.register)
         on = exp.EQ(this=sql_col("x", register.person_key), expression=sql_ref("idx", "pid"))
         query = exp.select().from_(exp.alias_(sql_table(register.name), "x", table=True)).join("idx", on=on)
-        return query, sql_col("x", rule.date)
+        return query, sql_col("x", rule.date), [self.filter("x", f) for f in rule.filters]
 
     def dated(self, rule: DatedRule, *, same_day: bool) -> exp.Select:
         """Persons with a matching row before (``same_day``: on or before) their index date, within the lookback."""
-        query, date = self.rule_rows(rule)
+        query, date, matching = self.rule_rows(rule)
         index_date = sql_ref("idx", "index_date")
         when = _against_index(date, index_date, after=False, same_day=same_day)
-        conditions = [when, *[self.filter("x", f) for f in rule.filters]]
+        conditions = [when, *matching]
         if rule.lookback_days is not None:
             conditions.append(
                 exp.LTE(this=_days(index_date.copy(), date.copy()), expression=sql_lit(rule.lookback_days))
@@ -244,11 +271,11 @@ class _AnalysisSQL(_Builder):
 
     def outcome(self, rule: DatedRule, same_day: bool) -> exp.Select:
         """Per person the first outcome date after the index date (on it, for a death date)."""
-        query, date = self.rule_rows(rule)
+        query, date, matching = self.rule_rows(rule)
         after = _against_index(date, sql_ref("idx", "index_date"), after=True, same_day=same_day)
         return (
             query.select(sql_ref("idx", "pid"), exp.alias_(exp.Min(this=date.copy()), "od"), copy=False)
-            .where(sql_and([after, *[self.filter("x", f) for f in rule.filters]]))
+            .where(sql_and([after, *matching]))
             .group_by(sql_ref("idx", "pid"))
         )
 

@@ -58,6 +58,7 @@ class _LinearSQL(_AnalysisSQL):
         self.dialect = dialect
         self.params: list[Any] = []
         self.person = catalog.register(plan.person_register)
+        self.shared = {}
 
     def units(self, alias: str, term: NumericTerm) -> exp.Expr:
         """The clamped value in integer units of its resolution, clamped again to the units' range."""
