@@ -5,6 +5,7 @@ The query shape (every step partitioned by person, so one person's rows decide o
     persons      the person register, one row per person (its smallest row_key)
     idx_rows     rows of the index register matching the index filters, dated inside the entry window
     idx          per person the FIRST of them (the earliest date): the index date
+    ev<k>        rows that several rules below select alike, read once (person, date)
     ex<i>        persons with an exclusion row before their index date (within the lookback)
     outc         per person the first outcome row after the index date (same day for a death date)
     xp<i>        persons with an exposure row on or before their index date (within the lookback)
