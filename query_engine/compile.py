@@ -27,7 +27,7 @@ sum of ``units - M``, centred on the midpoint of the bounds), or ``j``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlglot import exp
 
@@ -99,7 +99,7 @@ class _Builder(ColumnSql):
         )
         self.preaggregate = answering_preaggregate(self, preaggregates)
 
-    def how_rows_are_ranked(self) -> str:
+    def how_rows_are_ranked(self) -> Literal["none", "stored", "window"]:
         """How a person's first c rows (by row_key) are kept: ``none`` (no row bound, or a verified
         person-grain register, whose one row per person is always kept), ``stored`` (the build's rank
         column of an event register, when no row condition changes the ranks and rows are ranked per
