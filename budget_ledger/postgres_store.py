@@ -170,6 +170,15 @@ class _PostgresTxn(SqlTxn):
         super().append_audit(entry)
 
 
+def _is_lost(con: _Connection, exc: psycopg.Error) -> bool:
+    """Whether ``exc`` means the connection itself is gone, not that the server refused a statement.
+
+    An error the server sent carries a SQLSTATE; a hung-up socket ("connection socket closed") does
+    not, and psycopg may raise it while the connection still looks open.
+    """
+    return con.closed or (isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None)
+
+
 class _Pool:
     """One process's connections: at most ``size``, reused, each lent to one transaction at a time."""
 
@@ -222,6 +231,15 @@ class _Pool:
         con.close()
         self._forget()
 
+    def drop_idle(self) -> None:
+        """Close every idle connection (after one was found lost: the others were opened before it)."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._cond.notify_all()
+        for con in idle:
+            con.close()
+
     def _forget(self) -> None:
         with self._cond:
             self._open -= 1
@@ -231,11 +249,7 @@ class _Pool:
         """Close the idle connections now; busy ones are closed when they come back."""
         with self._cond:
             self._closed = True
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
-            self._cond.notify_all()
-        for con in idle:
-            con.close()
+        self.drop_idle()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -456,7 +470,11 @@ class PostgresLedgerStore:
         pool.release(con)
 
     def _begin(self, pool: _Pool, begin_sql: str) -> _Connection:
-        """A pooled connection inside a new transaction; one stale connection is replaced once."""
+        """A pooled connection inside a new transaction; a lost pooled connection is replaced once.
+
+        Lost is decided by ``_is_lost``: psycopg may report a socket the server hung up on before it
+        marks the connection broken, so ``con.broken`` alone misses it.
+        """
         for attempt in (1, 2):
             con = pool.acquire()
             try:
@@ -464,9 +482,15 @@ class PostgresLedgerStore:
                 cursor.nextset()  # past BEGIN's result to the lock (or probe) row
                 row = cursor.fetchone()
             except psycopg.Error as exc:
-                self._give_back(pool, con)
-                if con.broken and attempt == 1:
-                    continue  # e.g. the server restarted since this pooled connection was opened
+                lost = _is_lost(con, exc)
+                if lost:
+                    pool.discard(con)
+                else:
+                    self._give_back(pool, con)
+                if lost and attempt == 1:
+                    # e.g. the server restarted: every idle connection opened before is lost too
+                    pool.drop_idle()
+                    continue
                 self._raise_if_unavailable(exc, con, at="to begin")
                 raise
             except BaseException:

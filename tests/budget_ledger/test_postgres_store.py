@@ -18,7 +18,12 @@ from budget_ledger.store import open_store
 from tests.budget_ledger.ledger_concurrency_driver import check_a_forked_child_spends_through_the_parent_store
 from tests.budget_ledger.ledger_helpers import pure_spec
 from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
-from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.helpers.pg_server import (  # noqa: F401
+    TemporaryPostgres,
+    hang_up,
+    pg_url_fixture,
+    postgres_server_fixture,
+)
 
 TENTH = Charge(epsilon=Fraction(1, 10))
 
@@ -194,6 +199,27 @@ def test_stale_pooled_connections_are_replaced(
     ledger.create_project(pure_spec(), "admin")
     assert postgres_server.terminate_sessions(pg_url) >= 1
     assert ledger.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "h", "q", actor="a").charged
+
+
+@pytest.mark.parametrize("how", ["terminated", "hung up"])
+def test_every_lost_idle_connection_is_replaced_not_only_the_first(
+    pg_url: str, postgres_server: TemporaryPostgres, audit_key: bytes, how: str
+) -> None:
+    store = PostgresLedgerStore(pg_url, pool_size=4)
+    ledger = Ledger(store, audit_key)
+    ledger.create_project(pure_spec(), "admin")
+    pool = store._current_pool()
+    held = [pool.acquire() for _ in range(3)]
+    for con in held:
+        pool.release(con)
+    if how == "terminated":
+        assert postgres_server.terminate_sessions(pg_url) >= 3
+    else:
+        for con in held:
+            hang_up(con)
+    assert ledger.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "h", "q", actor="a").charged
+    assert ledger.budget("diabetes-2026").spends == 1
+    store.close()
 
 
 def test_snapshot_refuses_writes(ledger: Ledger) -> None:

@@ -345,6 +345,12 @@ class TemporaryPostgres:
             time.sleep(0.05)
 
 
+def hang_up(con: psycopg.Connection[Any]) -> None:
+    """Shut a client connection's socket down under psycopg, as a server that went away leaves it."""
+    with socket.socket(fileno=os.dup(con.fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 # --- pytest fixtures: one server per session, shared by every module that imports them --------
 
 _shared: dict[str, Any] = {"server": None, "users": 0}

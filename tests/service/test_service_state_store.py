@@ -33,7 +33,7 @@ from service.state.schema import TOKENS, create_table
 from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
 from service.worker_services import open_ledger
-from tests.helpers.pg_server import TemporaryPostgres, pg_url_fixture  # noqa: F401
+from tests.helpers.pg_server import TemporaryPostgres, hang_up, pg_url_fixture  # noqa: F401
 from tests.helpers.threads import in_threads
 from tests.service.state_fixtures import OpenStore, open_store_fixture  # noqa: F401
 
@@ -220,15 +220,21 @@ def test_a_postgres_server_that_may_lose_commits_is_refused(postgres_server: Tem
         PostgresStateStore(postgres_server.url(name))
 
 
+@pytest.mark.parametrize("how", ["terminated", "hung up"])
 def test_a_lost_postgres_session_is_a_retryable_error_and_the_next_call_reconnects(
-    postgres_server: TemporaryPostgres,
+    postgres_server: TemporaryPostgres, how: str
 ) -> None:
     url = postgres_server.schema_url()
     store = PostgresStateStore(url)
     try:
         tokens = TokenStore(store)
         issued = tokens.issue("admin", name="a", ttl=dt.timedelta(days=1))
-        assert postgres_server.terminate_sessions(url) >= 1  # e.g. a database failover
+        if how == "terminated":
+            assert postgres_server.terminate_sessions(url) >= 1  # e.g. a database failover
+        else:  # the socket is gone before psycopg has marked the connection broken
+            idle = store._pools()[0]._idle
+            assert idle.qsize() == 1
+            hang_up(idle.queue[0])
         with pytest.raises(LedgerUnavailable, match="retry shortly"):
             tokens.authenticate(issued.token)
         assert tokens.authenticate(issued.token) is not None
