@@ -47,7 +47,7 @@ from .person_grain import check_person_grain
 from .plan import Plan, plan_query
 from .preaggregate import usable_preaggregates
 from .quantile_interval import end_scores, interval_shift
-from .release import make_preview, make_release, mechanism_label
+from .release import ReleaseFacts, make_preview, make_release, mechanism_label, release_facts
 from .release_models import Preview, Release
 from .row_ranks import row_ranked_registers
 from .settings import EngineSettings
@@ -89,6 +89,7 @@ class _Prepared:
     calibrations: tuple[NoiseCalibration, ...]  # one per plan output (quantile: point, lower, upper)
     loss: PrivacyLoss
     mechanism: str
+    facts: ReleaseFacts  # what its releases state before the data is read
 
 
 class _BoundedCache(dict[_K, _V]):
@@ -260,15 +261,16 @@ class Engine:
         self._recheck(query, context, prepared, cost)
         exact = self._execute(prepared.plan, timeout_s)
         keys, noisy = _noise(prepared, exact)
-        release = make_release(
+        return make_release(
             query,
             prepared.plan,
             prepared.calibrations,
             keys,
             noisy,
             small_cell_threshold=self.settings.small_cell_threshold,
+            facts=prepared.facts,
+            warnings=group_warnings(query, self.catalog),
         )
-        return release.model_copy(update={"warnings": group_warnings(query, self.catalog)})
 
     def _exact_for_tests(self, query: Query, context: ProjectContext | None = None) -> ExactAggregates:
         """The exact bounded aggregates, for tests only: never call this from the service."""
@@ -320,7 +322,7 @@ class Engine:
         loss = _combined(calibrations)
         self._check_limits(loss)
         mechanism = mechanism_label(calibrations)
-        return _Prepared(plan, calibrations, loss, mechanism)
+        return _Prepared(plan, calibrations, loss, mechanism, release_facts(query, plan, calibrations))
 
     def _check_limits(self, loss: PrivacyLoss) -> None:
         limit = self.settings.max_epsilon if loss.epsilon is not None else self.settings.max_rho

@@ -10,6 +10,7 @@ accuracy block (known before the data is touched) are built here; the rows, all 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from query_engine.accuracy import alpha_for, half_width, quantile_rank_error
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from query_engine.spec import Query
 
 __all__ = [
+    "ReleaseFacts",
     "accuracy_public",
     "make_preview",
     "make_release",
@@ -51,6 +53,7 @@ __all__ = [
     "noise_public",
     "preview_of",
     "privacy_public",
+    "release_facts",
     "release_of",
 ]
 
@@ -222,14 +225,16 @@ def release_of(
     cells: int,
     accuracy: AccuracyPublic,
     small_cell_threshold: int | None,
+    privacy: PrivacyPublic | None = None,
     **estimates: Any,
 ) -> Release:
-    """A release of any kind of query: its project, privacy block (as in ``preview_of``), confidence
-    and canonical query, its table, and the ``estimates`` fields of analyses and models."""
+    """A release of any kind of query: its project, privacy block (as in ``preview_of``; ``privacy``
+    if already built from the same calibrations), confidence and canonical query, its table, and the
+    ``estimates`` fields of analyses and models."""
     return Release(
         release_id=release_id,
         project=query.project,
-        privacy=privacy_public(calibrations, parts),
+        privacy=privacy if privacy is not None else privacy_public(calibrations, parts),
         confidence=query.confidence,
         columns=columns,
         rows=rows,
@@ -296,6 +301,30 @@ def make_preview(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibrati
     )
 
 
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """What every release of one prepared query states before any data is read: built once per
+    query and plan, so that a release only post-processes its DP outputs."""
+
+    privacy: PrivacyPublic
+    accuracy: AccuracyPublic
+    columns: tuple[str, ...]
+    candidates: tuple[int | float, ...] = ()  # a quantile's grid, as released numbers
+
+
+def release_facts(query: Query, plan: Plan, calibrations: Sequence[NoiseCalibration]) -> ReleaseFacts:
+    """The ``ReleaseFacts`` of a planned query and its calibrations."""
+    candidates: tuple[int | float, ...] = ()
+    if plan.quantile is not None and plan.value is not None:
+        candidates = tuple(number(c) for c in plan.quantile.candidate_values(plan.value.resolution))
+    return ReleaseFacts(
+        privacy=privacy_public(calibrations, _parts(plan)),
+        accuracy=_accuracy(query, plan, calibrations),
+        columns=tuple(columns_for(list(query.group_by), plan.measure)),
+        candidates=candidates,
+    )
+
+
 def make_release(
     query: Query,
     plan: Plan,
@@ -304,13 +333,18 @@ def make_release(
     noisy: Mapping[str, DPArray],
     *,
     small_cell_threshold: int,
+    facts: ReleaseFacts | None = None,
+    warnings: Sequence[str] = (),
 ) -> Release:
     """The release of a query from its DP outputs and public facts only.
 
     ``keys`` are the released group keys in order (for partition selection: the kept ones), and
     ``noisy`` the mechanisms' outputs by name: ``count``, ``sum`` (counts, sums, means) or ``index``
-    (the selected quantile candidate per cell).
+    (the selected quantile candidate per cell). ``facts`` are ``release_facts`` of the same query,
+    plan and calibrations (built here if not given).
     """
+    if facts is None:
+        facts = release_facts(query, plan, calibrations)
     names = list(query.group_by)
     named = [dict(zip(names, key, strict=True)) for key in keys]
     confidence = query.confidence
@@ -344,14 +378,13 @@ def make_release(
         else:
             quantile = plan.quantile
             assert quantile is not None
-            candidates = [number(c) for c in quantile.candidate_values(value.resolution)]
             interval = value_interval(
                 quantile, value.resolution, noisy["index"], noisy["lower_index"], noisy["upper_index"]
             )
             rows = quantile_rows(
                 named,
                 noisy["index"],
-                candidates,
+                facts.candidates,
                 first,
                 confidence,
                 quantile=quantile.level,
@@ -363,10 +396,12 @@ def make_release(
         calibrations,
         _parts(plan),
         release_id=new_release_id(),
-        columns=columns_for(names, plan.measure),
+        columns=list(facts.columns),
         rows=rows,
         measure=plan.measure,
         cells=len(rows),
-        accuracy=_accuracy(query, plan, calibrations),
+        accuracy=facts.accuracy,
         small_cell_threshold=small_cell_threshold,
+        privacy=facts.privacy,
+        warnings=list(warnings),
     )

@@ -31,7 +31,7 @@ __all__ = [
 class LossPart(BaseModel):
     """One measurement of a composite release (e.g. the noisy sum of a mean)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     part: str
     epsilon: float | None = None
@@ -44,7 +44,7 @@ class LossPart(BaseModel):
 class PrivacyPublic(BaseModel):
     """The privacy loss of a release as charged, and the mechanism that produced it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     epsilon: float | None = None
     delta: float = 0.0
@@ -58,7 +58,7 @@ class PrivacyPublic(BaseModel):
 class QuantileWidth(BaseModel):
     """The expected half-width of a quantile's value interval for cells of ``rows`` rows."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     rows: int
     half_width: float
@@ -71,7 +71,7 @@ class AccuracyPublic(BaseModel):
     rank and either interval end) and ``expected_half_widths`` (value units, per public cell size).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     half_width: float | None = None
     confidence: float
