@@ -65,6 +65,16 @@ def _spend_until_the_server_dies(url: str, key: bytes, acknowledged: str) -> Non
     os._exit(5)
 
 
+def _wait_for_acknowledged(path: Path, at_least: int, timeout: float = 60.0) -> None:
+    """Poll until ``path`` lists ``at_least`` acknowledged spends (the child's own progress)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() or len(path.read_text().split()) < at_least:
+        assert time.monotonic() < deadline, (
+            f"the child acknowledged fewer than {at_least} spends in {timeout:g} s"
+        )
+        time.sleep(0.01)
+
+
 @pytest.mark.slow
 def test_server_crash_keeps_every_acknowledged_spend(tmp_path: Path, audit_key: bytes) -> None:
     with TemporaryPostgres(require_bindir()) as server:
@@ -79,7 +89,8 @@ def test_server_crash_keeps_every_acknowledged_spend(tmp_path: Path, audit_key: 
                 target=_spend_until_the_server_dies, args=(url, audit_key, str(acknowledged))
             )
             child.start()
-            time.sleep(0.4 + 0.3 * crash)
+            # Crash mid-stream: once the child has been answered a few more times, not after a fixed time.
+            _wait_for_acknowledged(acknowledged, at_least=5 * (crash + 1))
             server.crash_and_restart()
             child.join(60)
             assert child.exitcode == 0
