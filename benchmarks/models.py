@@ -70,7 +70,8 @@ def _raw_fit(name: str, query: Query, table: Any, plan: Any) -> None:
     counts = table.column("n").to_numpy().astype(float).reshape(-1, 2)
     labels = {c: k[::2] for c, k in zip(covariates, keys, strict=True)}
     design = categorical_design(labels, counts.shape[0])
-    GLM(counts[:, ::-1], design.matrix, family=families.Binomial()).fit()
+    observed = counts.sum(axis=1) > 0  # a covariate pattern nobody has adds nothing to the likelihood
+    GLM(counts[observed, ::-1], design.matrix[observed], family=families.Binomial()).fit()
 
 
 def _raw_run(engine: Engine, name: str, query: Query, statements: Any, plan: Any) -> None:
