@@ -29,28 +29,25 @@ _MORE_MEMORY = "give the build more with --memory-limit (e.g. 4GB), or free disk
 
 
 @contextlib.contextmanager
-def _engine_errors() -> Iterator[None]:
-    """Turn an unexpected DuckDB error into a BuildError with a scrubbed message."""
+def _engine_errors(what: str | None = None) -> Iterator[None]:
+    """Turn an unexpected DuckDB error into a BuildError with a scrubbed message (which holds no data
+    values), saying what could not be done when ``what`` names it."""
     try:
         yield
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
     except duckdb.OutOfMemoryException as exc:
-        raise BuildError(f"The build ran out of memory ({_scrub(exc)}); {_MORE_MEMORY}") from None
+        failed = "The build ran out of memory" if what is None else f"Could not {what}, out of memory"
+        raise BuildError(f"{failed} ({_scrub(exc)}); {_MORE_MEMORY}") from None
     except duckdb.Error as exc:
-        raise BuildError(f"The database engine failed: {_scrub(exc)}") from None
+        failed = "The database engine failed" if what is None else f"Could not {what}"
+        raise BuildError(f"{failed}: {_scrub(exc)}") from None
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> None:
-    """Execute ``sql``; a DuckDB failure becomes a BuildError whose message holds no data values."""
-    try:
+    """Execute ``sql``; a DuckDB failure becomes a BuildError that says it could not ``what``."""
+    with _engine_errors(what):
         con.execute(sql)
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
-    except duckdb.OutOfMemoryException as exc:
-        raise BuildError(f"Could not {what}, out of memory ({_scrub(exc)}); {_MORE_MEMORY}") from None
-    except duckdb.Error as exc:
-        raise BuildError(f"Could not {what}: {_scrub(exc)}") from None
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:

@@ -70,6 +70,11 @@ def compile_plan(
     )
 
 
+def _at_most(source: str, rank: str, limit: int) -> exp.Select:
+    """``SELECT * FROM source WHERE source.rank <= limit``: the rows a bound keeps, by their rank."""
+    return exp.select("*").from_(source).where(sql_ref(source, rank) <= sql_lit(limit))
+
+
 class _Builder(ColumnSql):
     """Builds the AST for one plan, collecting bound parameters in order of their numbers."""
 
@@ -300,8 +305,7 @@ class _Builder(ColumnSql):
             steps.append(("rows_weighted", weighted))
             source = "rows_weighted"
         elif self.row_ranking == "stored":
-            kept = exp.select("*").from_(source).where(sql_ref(source, "rn") <= sql_lit(bounding.max_rows))
-            steps.append(("rows_bounded", kept))
+            steps.append(("rows_bounded", _at_most(source, "rn", bounding.max_rows)))
             source = "rows_bounded"
         elif self.row_ranking == "window":
             # Without G bounding the groups are one per person (person-level keys, or a person-grain
@@ -313,14 +317,7 @@ class _Builder(ColumnSql):
                 windows.append(exp.alias_(first_row, "grk"))
             ranked = exp.select("*", *windows).from_(source)
             steps.append(("rows_ranked", ranked))
-            steps.append(
-                (
-                    "rows_bounded",
-                    exp.select("*")
-                    .from_("rows_ranked")
-                    .where(sql_ref("rows_ranked", "rn") <= sql_lit(bounding.max_rows)),
-                )
-            )
+            steps.append(("rows_bounded", _at_most("rows_ranked", "rn", bounding.max_rows)))
             source = "rows_bounded"
         if bounding.bound_groups:
             order = [sql_ref(source, "grk"), *[sql_ref(source, k) for k in self.grain_keys]]
@@ -331,14 +328,7 @@ class _Builder(ColumnSql):
                 ),
             ).from_(source)
             steps.append(("groups_ranked", ranked))
-            steps.append(
-                (
-                    "bounded",
-                    exp.select("*")
-                    .from_("groups_ranked")
-                    .where(sql_ref("groups_ranked", "gn") <= sql_lit(bounding.max_groups)),
-                )
-            )
+            steps.append(("bounded", _at_most("groups_ranked", "gn", bounding.max_groups)))
         return steps
 
     def persons(self) -> list[tuple[str, exp.Select]]:

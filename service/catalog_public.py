@@ -43,14 +43,7 @@ def catalog_json(catalog: Catalog) -> dict[str, Any]:
     for reg in catalog.registers:
         registers.append(
             {
-                "name": reg.name,
-                "title": reg.title.to_json(),
-                "description": reg.description.to_json(),
-                "controller": reg.controller,
-                "coverage": {"from": reg.coverage[0], "to": reg.coverage[1]},
-                "grain": reg.grain,
-                "rows_per_person": {"default": reg.rows_per_person[0], "max": reg.rows_per_person[1]},
-                "groups_per_person": {"default": reg.groups_per_person[0], "max": reg.groups_per_person[1]},
+                **reg.header_json(),
                 "columns": [
                     {
                         "name": col.name,

@@ -11,7 +11,7 @@ from dashboard import budgets, charts, tables
 from dashboard import formatting as fmt
 from dashboard.session import call_api, t
 
-__all__ = ["render"]
+__all__ = ["CAP_LINE_FIELDS", "render"]
 
 
 def render() -> None:
@@ -67,6 +67,21 @@ def render() -> None:
     st.caption(t("generated_at", at=report.get("generated_at", "-")))
 
 
+# Per cap unit: the placeholders of its ``cap_line_<unit>`` sentence and the report field each shows.
+CAP_LINE_FIELDS = {
+    "epsilon": {"cap": "cap_epsilon_requested", "spent": "epsilon_spent", "left": "epsilon_remaining"},
+    "epsilon_delta": {
+        "cap": "cap_epsilon_requested",
+        "delta": "cap_delta_requested",
+        "spent": "rho_spent",
+        "rho": "cap_rho",
+        "equivalent": "epsilon_equivalent_spent",
+        "left": "rho_remaining",
+    },
+    "rho": {"rho": "cap_rho", "spent": "rho_spent", "left": "rho_remaining"},
+}
+
+
 def _cap_line(row: dict[str, Any]) -> str:
     """One register's cap in the unit it was set in, what is spent and what is left."""
 
@@ -76,35 +91,11 @@ def _cap_line(row: dict[str, Any]) -> str:
             return fmt.delta(value)
         return fmt.remaining(value) if key.endswith("remaining") else fmt.number(value)
 
-    unit = row.get("cap_unit")
-    if unit == "epsilon":
-        return t(
-            "cap_line_epsilon",
-            register=row["register"],
-            cap=num("cap_epsilon_requested"),
-            spent=num("epsilon_spent"),
-            left=num("epsilon_remaining"),
-        )
-    if unit == "epsilon_delta":
-        return t(
-            "cap_line_epsilon_delta",
-            register=row["register"],
-            cap=num("cap_epsilon_requested"),
-            delta=num("cap_delta_requested"),
-            spent=num("rho_spent"),
-            rho=num("cap_rho"),
-            equivalent=num("epsilon_equivalent_spent"),
-            left=num("rho_remaining"),
-        )
-    if unit == "rho":
-        return t(
-            "cap_line_rho",
-            register=row["register"],
-            rho=num("cap_rho"),
-            spent=num("rho_spent"),
-            left=num("rho_remaining"),
-        )
-    return t("cap_line_none", register=row["register"])
+    unit = str(row.get("cap_unit"))
+    fields = CAP_LINE_FIELDS.get(unit)
+    if fields is None:
+        return t("cap_line_none", register=row["register"])
+    return t(f"cap_line_{unit}", register=row["register"], **{name: num(key) for name, key in fields.items()})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from ..catalog import CATALOG_TABLE
 from ..compile import CompiledQuery
-from ..errors import ExecutionFailed, QueryTimeout
+from ..errors import ExecutionFailed
+from .base import query_timeout, time_limit
 
 __all__ = ["DuckDBBackend"]
 
@@ -229,17 +230,13 @@ class DuckDBBackend:
             if self._closed:
                 raise ExecutionFailed("The database connection is closed.", stage=_STAGE)
             cursor = self._con.cursor()
-        limit = self._timeout_s if timeout_s is None else max(0.0, min(timeout_s, self._timeout_s))
+        limit = time_limit(self._timeout_s, timeout_s)
         ticket, timed_out = self._watchdog.watch(cursor, limit)
         try:
             return cursor.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
         except duckdb.Error as exc:
             if timed_out.is_set():
-                raise QueryTimeout(
-                    f"The query ran longer than {limit:g} s and was stopped; narrow it (fewer "
-                    "groups, a shorter period) or ask an administrator for a longer timeout.",
-                    stage=_STAGE,
-                ) from None
+                raise query_timeout(limit) from None
             # The DuckDB message may quote data (e.g. a failed cast); only its type is passed on.
             raise ExecutionFailed(
                 f"The query failed in the database ({type(exc).__name__}).", stage=_STAGE

@@ -32,7 +32,8 @@ import pyarrow as pa
 
 from ..catalog import CATALOG_TABLE, SQL_TYPES, Catalog
 from ..compile import CompiledQuery
-from ..errors import ExecutionFailed, QueryTimeout
+from ..errors import ExecutionFailed
+from .base import query_timeout, time_limit
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -213,7 +214,7 @@ class SparkBackend:
         # Tags and the interrupt flag are properties of the calling thread (pinned to a JVM thread).
         context.addJobTag(tag)
         context.setInterruptOnCancel(True)
-        limit = self._timeout_s if timeout_s is None else max(0.0, min(timeout_s, self._timeout_s))
+        limit = time_limit(self._timeout_s, timeout_s)
         timer = threading.Timer(limit, cancel)
         timer.daemon = True
         timer.start()
@@ -221,11 +222,7 @@ class SparkBackend:
             return self._session.sql(compiled.sql, args=args or None).toArrow()
         except Exception as exc:
             if timed_out.is_set():
-                raise QueryTimeout(
-                    f"The query ran longer than {limit:g} s and was stopped; narrow it (fewer "
-                    "groups, a shorter period) or ask an administrator for a longer timeout.",
-                    stage=_STAGE,
-                ) from None
+                raise query_timeout(limit) from None
             raise ExecutionFailed(f"The query failed in Spark ({_spark_error(exc)}).", stage=_STAGE) from None
         finally:
             timer.cancel()

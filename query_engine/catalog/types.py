@@ -282,7 +282,9 @@ class Register:
     def row_key(self) -> str:
         return next(c.name for c in self.columns if c.role == "row_key")
 
-    def to_json(self) -> dict[str, Any]:
+    def header_json(self) -> dict[str, Any]:
+        """The register's own declaration without its columns, as JSON: the catalog file and the
+        public catalog both describe a register with it."""
         return {
             "name": self.name,
             "title": self.title.to_json(),
@@ -292,6 +294,11 @@ class Register:
             "grain": self.grain,
             "rows_per_person": {"default": self.rows_per_person[0], "max": self.rows_per_person[1]},
             "groups_per_person": {"default": self.groups_per_person[0], "max": self.groups_per_person[1]},
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.header_json(),
             "columns": [c.to_json() for c in self.columns],
             **(
                 {"declared_rows_per_person": self.declared_rows_per_person}

@@ -10,6 +10,7 @@ import pytest
 from dashboard import query_draft
 from dashboard.i18n import LANGUAGES, placeholders, translate, translations
 from dashboard.model_draft import MODEL_KINDS
+from dashboard.views.transparency import CAP_LINE_FIELDS
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 
@@ -35,6 +36,7 @@ FAMILIES = {
     "route_": ("auto", "admin"),
     "col_": ("column", "type", "description", "keyset", "bounds", "derived"),
     "projects_": ("pure", "zcdp"),
+    "cap_line_": tuple(CAP_LINE_FIELDS),
     "analysis_intro_": ("rates", "survival", "models", "table1"),
     "model_kind_": MODEL_KINDS,
     "model_kind_help_": MODEL_KINDS,
