@@ -18,14 +18,17 @@ from tests.helpers.server_fixtures import start_server as _start_server
 __all__ = [
     "ADMIN_TOKEN",
     "ERROR_KEYS",
+    "Hosts",
     "ProjectAccess",
     "Server",
+    "admin_client",
     "assert_error",
     "bearer",
     "build_dataset",
     "cli_commands",
     "create_project",
     "fire_queries",
+    "issue_token",
     "start_server",
     "two_hosts",
 ]
@@ -40,10 +43,20 @@ def start_server(db: Path, state_dir: Path, **options: Any) -> Server:
     return _start_server(db, state_dir, admin_token=ADMIN_TOKEN, **options)
 
 
+@dataclass(frozen=True)
+class Hosts:
+    """Two running API hosts on one PostgreSQL schema (the ledger, and with it the service state)."""
+
+    a: Server
+    b: Server
+    ledger_url: str
+    settings: Mapping[str, str]
+
+
 @contextlib.contextmanager
 def two_hosts(
     db: Path, base: Path, ledger_url: str, settings: Mapping[str, str], workers: int
-) -> Iterator[tuple[Server, Server]]:
+) -> Iterator[Hosts]:
     """Host A and host B, started at once (each with its own state directory under ``base``) on the
     PostgreSQL ledger at ``ledger_url``; both stopped at the end, also when one failed to start."""
 
@@ -58,7 +71,7 @@ def two_hosts(
     try:
         if len(started) < 2:
             raise next(e for f in futures if (e := f.exception()) is not None)
-        yield started[0], started[1]
+        yield Hosts(started[0], started[1], ledger_url, settings)
     finally:
         for server in started:
             server.stop()
@@ -89,6 +102,18 @@ class ProjectAccess:
 def bearer(token: str | None) -> dict[str, str]:
     """The Authorization header for ``token`` (none for None)."""
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def admin_client(server: Server) -> httpx.Client:
+    """An httpx client on ``server`` with the service tests' administrator token."""
+    return httpx.Client(base_url=server.url, headers=bearer(ADMIN_TOKEN), timeout=60)
+
+
+def issue_token(admin: httpx.Client, project: str, name: str) -> str:
+    """A new analyst token of ``project``, issued through ``admin`` (an administrator's client)."""
+    issued = admin.post(f"/v1/projects/{project}/tokens", json={"name": name})
+    assert issued.status_code == 201, issued.text
+    return str(issued.json()["token"])
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
