@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import secrets
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from tests.helpers.server_fixtures import Server, build_dataset, create_project
 from tests.helpers.server_fixtures import start_server as _start_server
+
+if TYPE_CHECKING:
+    from tests.helpers.pg_server import TemporaryPostgres
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -55,10 +59,18 @@ class Hosts:
 
 @contextlib.contextmanager
 def two_hosts(
-    db: Path, base: Path, ledger_url: str, settings: Mapping[str, str], workers: int
+    db: Path,
+    postgres: TemporaryPostgres,
+    base: Path,
+    settings: Mapping[str, str] | None = None,
+    *,
+    workers: int,
 ) -> Iterator[Hosts]:
-    """Host A and host B, started at once (each with its own state directory under ``base``) on the
-    PostgreSQL ledger at ``ledger_url``; both stopped at the end, also when one failed to start."""
+    """Host A and host B, started at once (each with its own state directory under ``base``) with
+    ``settings`` and one audit key, on a fresh schema of ``postgres`` as their ledger; both stopped at
+    the end, also when one failed to start."""
+    ledger_url = postgres.schema_url()
+    settings = {"SUNDSTAT_AUDIT_KEY": secrets.token_hex(32), **(settings or {})}
 
     def start(name: str) -> Server:
         return start_server(

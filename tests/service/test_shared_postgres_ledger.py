@@ -10,7 +10,6 @@ affords exactly ``K`` of them.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,11 +42,7 @@ def hosts(
     dataset: Path, postgres_server: TemporaryPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Hosts]:
     """Host A and host B, started at once on a fresh PostgreSQL schema."""
-    url = postgres_server.schema_url()
-    key = secrets.token_hex(32)
-    base = tmp_path_factory.mktemp("two-hosts")
-
-    with two_hosts(dataset, base, url, {"SUNDSTAT_AUDIT_KEY": key}, workers=1) as hosts:
+    with two_hosts(dataset, postgres_server, tmp_path_factory.mktemp("two-hosts"), workers=1) as hosts:
         yield hosts
 
 

@@ -9,7 +9,6 @@ no refill) and failed authentications per address allow bursts of 5; everything 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,17 +25,15 @@ AUTH_FAILURE_BURST = 5
 def hosts(
     dataset: Path, postgres_server: TemporaryPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Hosts]:
-    url = postgres_server.schema_url()
-    base = tmp_path_factory.mktemp("two-hosts-state")
     settings = {
-        "SUNDSTAT_AUDIT_KEY": secrets.token_hex(32),
         "SUNDSTAT_RATE_LIMIT_PER_SECOND": "0.0001",
         "SUNDSTAT_RATE_LIMIT_BURST": str(TOKEN_BURST),
         "SUNDSTAT_AUTH_FAILURE_RATE_PER_SECOND": "0.0001",
         "SUNDSTAT_AUTH_FAILURE_BURST": str(AUTH_FAILURE_BURST),
     }
 
-    with two_hosts(dataset, base, url, settings, workers=2) as hosts:
+    base = tmp_path_factory.mktemp("two-hosts-state")
+    with two_hosts(dataset, postgres_server, base, settings, workers=2) as hosts:
         yield hosts
 
 
