@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 
 from tests.helpers.server_fixtures import Server, build_dataset, create_project
 from tests.helpers.server_fixtures import start_server as _start_server
@@ -35,6 +36,7 @@ __all__ = [
     "issue_token",
     "start_server",
     "two_hosts",
+    "two_hosts_fixture",
 ]
 
 ADMIN_TOKEN = "sst_admin_test_" + "x" * 40
@@ -87,6 +89,21 @@ def two_hosts(
     finally:
         for server in started:
             server.stop()
+
+
+def two_hosts_fixture(*, workers: int, settings: Mapping[str, str] | None = None) -> Any:
+    """A module's ``hosts`` fixture (assign it to ``hosts``): ``two_hosts`` on the service tests' dataset
+    and PostgreSQL server, started once per module."""
+
+    @pytest.fixture(scope="module")
+    def hosts(
+        dataset: Path, postgres_server: TemporaryPostgres, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Hosts]:
+        base = tmp_path_factory.mktemp("two-hosts")
+        with two_hosts(dataset, postgres_server, base, settings, workers=workers) as started:
+            yield started
+
+    return hosts
 
 
 def cli_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

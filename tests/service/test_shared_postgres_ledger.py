@@ -11,9 +11,7 @@ affords exactly ``K`` of them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +19,6 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from service.cli import main
-from tests.helpers.pg_server import TemporaryPostgres
 from tests.service.svc_helpers import (
     ADMIN_TOKEN,
     Hosts,
@@ -29,7 +26,7 @@ from tests.service.svc_helpers import (
     bearer,
     fire_queries,
     issue_token,
-    two_hosts,
+    two_hosts_fixture,
 )
 
 K = 6
@@ -37,13 +34,8 @@ QUERIES_PER_HOST = 12
 THREADS_PER_HOST = 4
 
 
-@pytest.fixture(scope="module")
-def hosts(
-    dataset: Path, postgres_server: TemporaryPostgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Hosts]:
-    """Host A and host B, started at once on a fresh PostgreSQL schema."""
-    with two_hosts(dataset, postgres_server, tmp_path_factory.mktemp("two-hosts"), workers=1) as hosts:
-        yield hosts
+hosts = two_hosts_fixture(workers=1)
+"""Host A and host B, started at once on a fresh PostgreSQL schema."""
 
 
 def test_two_hosts_spend_one_budget_exactly_once(

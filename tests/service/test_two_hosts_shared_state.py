@@ -9,32 +9,28 @@ no refill) and failed authentications per address allow bursts of 5; everything 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.helpers.pg_server import TemporaryPostgres
-from tests.service.svc_helpers import Hosts, admin_client, assert_error, bearer, issue_token, two_hosts
+from tests.service.svc_helpers import (
+    Hosts,
+    admin_client,
+    assert_error,
+    bearer,
+    issue_token,
+    two_hosts_fixture,
+)
 
 TOKEN_BURST = 10
 AUTH_FAILURE_BURST = 5
 
 
-@pytest.fixture(scope="module")
-def hosts(
-    dataset: Path, postgres_server: TemporaryPostgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Hosts]:
-    settings = {
+hosts = two_hosts_fixture(
+    workers=2,
+    settings={
         "SUNDSTAT_RATE_LIMIT_PER_SECOND": "0.0001",
         "SUNDSTAT_RATE_LIMIT_BURST": str(TOKEN_BURST),
         "SUNDSTAT_AUTH_FAILURE_RATE_PER_SECOND": "0.0001",
         "SUNDSTAT_AUTH_FAILURE_BURST": str(AUTH_FAILURE_BURST),
-    }
-
-    base = tmp_path_factory.mktemp("two-hosts-state")
-    with two_hosts(dataset, postgres_server, base, settings, workers=2) as hosts:
-        yield hosts
+    },
+)
 
 
 def test_two_hosts_share_tokens_revocations_applications_applicants_and_rate_limits(hosts: Hosts) -> None:
