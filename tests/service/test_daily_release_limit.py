@@ -9,14 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.svc_helpers import (
-    Server,
-    admin_client,
-    assert_error,
-    bearer,
-    create_project,
-    start_server,
-)
+from tests.service.svc_helpers import Server, admin_client, assert_error, bearer, create_project, start_server
 
 
 @pytest.fixture(scope="module")
