@@ -121,11 +121,29 @@ def interleaved(
     return {"dp_ms": dp_ms, "raw_ms": raw_ms, "ratio": round(dp_ms / raw_ms, 3)}
 
 
-def print_timings(results: dict[str, dict[str, float]], label: str = "query", width: int = 34) -> None:
-    """The table of ``interleaved`` results, one row per query."""
+def timing_parser(description: str, repeats: int, persons: int = 100_000) -> argparse.ArgumentParser:
+    """``dataset_parser`` plus the options of a DP-versus-raw timing: ``--repeats``, ``--threads``."""
+    parser = dataset_parser(description, persons)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def report_timings(
+    persons: int,
+    results: dict[str, dict[str, float]],
+    key: str = "queries",
+    label: str = "query",
+    width: int = 34,
+    **extra: object,
+) -> None:
+    """The table of ``interleaved`` results, one row per query, then as the last line one JSON object:
+    ``persons``, the results under ``key``, ``max_ratio`` (the largest DP / raw ratio) and ``extra``."""
     print(f"{label:<{width}} {'dp_ms':>9} {'raw_ms':>9} {'ratio':>7}")
     for name, r in results.items():
         print(f"{name:<{width}} {r['dp_ms']:>9.2f} {r['raw_ms']:>9.2f} {r['ratio']:>7.3f}")
+    max_ratio = max(r["ratio"] for r in results.values())
+    print(json.dumps({"persons": persons, key: results, "max_ratio": max_ratio, **extra}))
 
 
 def dp_run(engine: Engine, query: Query) -> object:
@@ -157,19 +175,9 @@ def bench(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = dataset_parser(__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = timing_parser(__doc__.splitlines()[0], repeats=21).parse_args(argv)
     db = dataset(args.persons, args.seed, args.data_dir)
-    results = bench(db, args.repeats, args.threads)
-    print_timings(results)
-    summary = {
-        "persons": args.persons,
-        "queries": results,
-        "max_ratio": max(r["ratio"] for r in results.values()),
-    }
-    print(json.dumps(summary))
+    report_timings(args.persons, bench(db, args.repeats, args.threads))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ raw) and ``max_ms`` (the slowest DP run). Targets (issue 15): at most 1.5x raw a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from benchmarks.engine import bench, dataset, dataset_parser, print_timings
+from benchmarks.engine import bench, dataset, report_timings, timing_parser
 from tests.helpers.cohorts import E11_AFTER_CONTACT, FIRST_MI
 
 QUERIES: dict[str, dict[str, Any]] = {
@@ -48,21 +47,16 @@ TARGET_MS = 2000.0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = dataset_parser(__doc__.splitlines()[0], persons=1_000_000)
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    db = dataset(args.persons, args.seed, args.data_dir)
-    results = bench(db, args.repeats, args.threads, QUERIES)
-    print_timings(results, "analysis")
-    summary = {
-        "persons": args.persons,
-        "analyses": results,
-        "max_ratio": max(r["ratio"] for r in results.values()),
-        "max_ms": max(r["dp_ms"] for r in results.values()),
-        "targets": {"max_ratio": TARGET_RATIO, "max_ms": TARGET_MS},
-    }
-    print(json.dumps(summary))
+    args = timing_parser(__doc__.splitlines()[0], repeats=9, persons=1_000_000).parse_args(argv)
+    results = bench(dataset(args.persons, args.seed, args.data_dir), args.repeats, args.threads, QUERIES)
+    report_timings(
+        args.persons,
+        results,
+        "analyses",
+        "analysis",
+        max_ms=max(r["dp_ms"] for r in results.values()),
+        targets={"max_ratio": TARGET_RATIO, "max_ms": TARGET_MS},
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ last line, one JSON object with ``max_ratio``.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
-from benchmarks.engine import CONTEXT, dataset, dataset_parser, dp_run, interleaved, print_timings
+from benchmarks.engine import CONTEXT, dataset, dp_run, interleaved, report_timings, timing_parser
 from query_engine import Engine, EngineSettings, Query
 from query_engine.estimators.design import categorical_design
 from query_engine.linear_release import _moments
@@ -94,21 +93,9 @@ def bench(db: Path, repeats: int, threads: int) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = dataset_parser(__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = timing_parser(__doc__.splitlines()[0], repeats=5).parse_args(argv)
     results = bench(dataset(args.persons, args.seed, args.data_dir), args.repeats, args.threads)
-    print_timings(results, width=30)
-    print(
-        json.dumps(
-            {
-                "persons": args.persons,
-                "queries": results,
-                "max_ratio": max(r["ratio"] for r in results.values()),
-            }
-        )
-    )
+    report_timings(args.persons, results, width=30)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ DASHBOARD = "The dashboard talks to the API only"
 DATASETS = "datasets uses only the catalog types"
 LEDGER = "budget_ledger needs only the standard library"
 ESTIMATORS = "The estimators are pure post-processing"
+CONTRACTS = (LAYERS, DASHBOARD, DATASETS, LEDGER, ESTIMATORS)
+VERDICT = re.compile("(" + "|".join(map(re.escape, CONTRACTS)) + r").*? (KEPT|BROKEN)")
+"""A contract's name and, after it in ``lint-imports``' output (white space folded), its verdict."""
+ESTIMATOR = "query_engine/estimators/x.py"
 
 CLEAN = {
     "query_engine/catalog/__init__.py": "from query_engine.catalog.types import Catalog\n",
@@ -64,24 +68,12 @@ VIOLATIONS = {
     ),
     "datasets imports the ledger": ("datasets/x.py", "import budget_ledger.ledger\n", DATASETS),
     "ledger imports numpy": ("budget_ledger/x.py", "import numpy\n", LEDGER),
-    "estimators import the engine": (
-        "query_engine/estimators/x.py",
-        "import query_engine.engine\n",
-        ESTIMATORS,
-    ),
-    "estimators import the catalog": (
-        "query_engine/estimators/x.py",
-        "from query_engine.catalog import types\n",
-        ESTIMATORS,
-    ),
-    "estimators import duckdb": ("query_engine/estimators/x.py", "import duckdb\n", ESTIMATORS),
-    "estimators import opendp": ("query_engine/estimators/x.py", "import opendp\n", ESTIMATORS),
-    "estimators import the ledger": (
-        "query_engine/estimators/x.py",
-        "import budget_ledger.ledger\n",
-        ESTIMATORS,
-    ),
-    "estimators import datasets": ("query_engine/estimators/x.py", "import datasets.build\n", ESTIMATORS),
+    "estimators import the engine": (ESTIMATOR, "import query_engine.engine\n", ESTIMATORS),
+    "estimators import the catalog": (ESTIMATOR, "from query_engine.catalog import types\n", ESTIMATORS),
+    "estimators import duckdb": (ESTIMATOR, "import duckdb\n", ESTIMATORS),
+    "estimators import opendp": (ESTIMATOR, "import opendp\n", ESTIMATORS),
+    "estimators import the ledger": (ESTIMATOR, "import budget_ledger.ledger\n", ESTIMATORS),
+    "estimators import datasets": (ESTIMATOR, "import datasets.build\n", ESTIMATORS),
 }
 
 
@@ -102,15 +94,8 @@ def _lint(tmp_path: Path, files: dict[str, str]) -> tuple[int, dict[str, str]]:
         timeout=120,
     )
     output = " ".join(result.stdout.split())  # contract names are wrapped over lines
-    verdicts = dict(
-        re.findall(
-            r"(Layers: dashboard over service|The dashboard talks to the API only|"
-            r"datasets uses only the catalog types|budget_ledger needs only the "
-            r"standard library|The estimators are pure post-processing).*? (KEPT|BROKEN)",
-            output,
-        )
-    )
-    assert len(verdicts) == 5, result.stdout + result.stderr
+    verdicts = dict(VERDICT.findall(output))
+    assert len(verdicts) == len(CONTRACTS), result.stdout + result.stderr
     return result.returncode, verdicts
 
 

@@ -391,6 +391,14 @@ def _type(tab: Page, key: str, text: str) -> None:
     settle(tab, before)
 
 
+def index_on_icd10(tab: Page, page_key: str, prefix: str) -> None:
+    """Index the cohort of the ``page_key`` page at the lpr contacts whose ICD-10 code starts with ``prefix``."""
+    click(tab, f".st-key-{page_key}_index_add_condition_lpr button")
+    pick(tab, f"{page_key}_index_cond_lpr_0_column", "lpr.icd10")
+    pick(tab, f"{page_key}_index_cond_lpr_0_op", "starts with")
+    _type(tab, f"{page_key}_index_cond_lpr_0_text", prefix)
+
+
 def test_a_survival_analysis_end_to_end_and_cohorts_stay_with_their_project(
     page: Page, api_server: Api
 ) -> None:
@@ -398,10 +406,7 @@ def test_a_survival_analysis_end_to_end_and_cohorts_stay_with_their_project(
     _, token_b = api_server.new_project(epsilon=3.0)
     sign_in(page, token_a)
     go(page, "Survival")
-    click(page, ".st-key-survival_index_add_condition_lpr button")
-    pick(page, "survival_index_cond_lpr_0_column", "lpr.icd10")
-    pick(page, "survival_index_cond_lpr_0_op", "starts with")
-    _type(page, "survival_index_cond_lpr_0_text", "I21")
+    index_on_icd10(page, "survival", "I21")
     _type(page, "survival_name", COHORT_NAME)
     pick(page, "survival_group_by", "cpr.sex")
     preview = page.locator(".st-key-survival_preview")
@@ -440,10 +445,7 @@ def test_the_models_page_runs_a_poisson_model_and_shows_its_forest_plot_and_term
     _, token = api_server.new_project(epsilon=3.0)
     sign_in(page, token)
     go(page, "Models")
-    click(page, ".st-key-models_index_add_condition_lpr button")
-    pick(page, "models_index_cond_lpr_0_column", "lpr.icd10")
-    pick(page, "models_index_cond_lpr_0_op", "starts with")
-    _type(page, "models_index_cond_lpr_0_text", "I")
+    index_on_icd10(page, "models", "I")
     pick(page, "models_poisson_regression_group_by", "cpr.sex")
     _type(page, "models_epsilon", "1")
     preview = page.locator(".st-key-models_preview")

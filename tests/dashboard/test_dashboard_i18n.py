@@ -11,6 +11,7 @@ from dashboard import query_draft
 from dashboard.i18n import LANGUAGES, placeholders, translate, translations
 from dashboard.model_draft import MODEL_KINDS
 from dashboard.views.transparency import CAP_LINE_FIELDS
+from service.settings import EHDS_PURPOSES
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 
@@ -23,14 +24,7 @@ FAMILIES = {
     "loss_help_": ("epsilon", "rho", "target_ci"),
     "role_": ("admin", "analyst", "anonymous"),
     "mode_": ("pure", "zcdp"),
-    "purpose_": (
-        "public_health",
-        "policy",
-        "official_statistics",
-        "education",
-        "research",
-        "care_improvement",
-    ),
+    "purpose_": EHDS_PURPOSES,
     "grain_": ("person", "event", "person_year"),
     "status_": ("pending", "approved", "rejected"),
     "route_": ("auto", "admin"),

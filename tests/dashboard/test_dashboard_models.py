@@ -15,6 +15,7 @@ import pytest
 from dashboard import charts as charts_module
 from dashboard import model_tables
 from dashboard.i18n import translate
+from query_engine.models_release import TABLE1_COLUMNS
 from service.model_frames import table1_frames
 from tests.dashboard.dash_helpers import FakeApi, app_test, charts, open_page, pure_privacy, sign_in, texts
 from tests.dashboard.test_dashboard_analyses import FIRST_MI, PREVIEW, _api, _sent
@@ -317,17 +318,7 @@ TABLE1 = {
     "cached": False,
     "privacy": PRIVACY,
     "confidence": 0.95,
-    "columns": [
-        "variable",
-        "level",
-        "statistic",
-        "group",
-        "value",
-        "ci_low",
-        "ci_high",
-        "count",
-        "suppressed",
-    ],
+    "columns": TABLE1_COLUMNS,
     "rows": TABLE1_ROWS,
     "small_cell_threshold": 5,
     "budget": {"epsilon_remaining": 1.0},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -26,10 +27,14 @@ class Synthetic:
     catalog: Catalog
     db: duckdb.DuckDBPyConnection
 
-    def scalar(self, sql: str) -> object:
+    def row(self, sql: str) -> tuple[Any, ...]:
+        """The one row ``sql`` returns."""
         row = self.db.execute(sql).fetchone()
-        assert row is not None
-        return row[0]
+        assert row is not None, sql
+        return row
+
+    def scalar(self, sql: str) -> object:
+        return self.row(sql)[0]
 
     @staticmethod
     def age_sql(birth: str, at: str) -> str:

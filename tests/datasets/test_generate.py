@@ -163,11 +163,8 @@ def test_keys_are_unique_random_positive_int64(synthetic: Synthetic, register: s
     if reg.grain == "person":
         keys.append(reg.person_key)
     for key in keys:
-        n, distinct, lo, hi = (
-            synthetic.db.execute(
-                f"SELECT count(*), count(DISTINCT {key}), min({key}), max({key}) FROM {register}"
-            ).fetchone()
-            or ()
+        n, distinct, lo, hi = synthetic.row(
+            f"SELECT count(*), count(DISTINCT {key}), min({key}), max({key}) FROM {register}"
         )
         assert n == distinct, key
         assert lo >= 1 and hi < 2**62, key

@@ -116,12 +116,9 @@ def test_breast_cancer_is_almost_only_in_women(synthetic: Synthetic) -> None:
 
 def test_births_are_only_to_women_aged_20_to_45(synthetic: Synthetic) -> None:
     age = synthetic.age_sql("c.birth_date", "l.admission_date")
-    sexes, lo, hi, n = (
-        synthetic.db.execute(
-            f"SELECT list(DISTINCT sex), min({age}), max({age}), count(*) FROM lpr l JOIN cpr c USING (person_id) "
-            "WHERE icd10 IN ('O80', 'O82')"
-        ).fetchone()
-        or ()
+    sexes, lo, hi, n = synthetic.row(
+        f"SELECT list(DISTINCT sex), min({age}), max({age}), count(*) FROM lpr l JOIN cpr c USING (person_id) "
+        "WHERE icd10 IN ('O80', 'O82')"
     )
     assert sexes == ["F"] and lo >= 20 and hi <= 45
     assert n > 0.01 * synthetic.persons
@@ -145,12 +142,9 @@ def test_hip_fractures_are_mostly_in_old_women(synthetic: Synthetic) -> None:
 
 
 def test_contact_counts_are_heavy_tailed(synthetic: Synthetic) -> None:
-    median, p99, top, none = (
-        synthetic.db.execute(
-            "SELECT median(n), quantile_cont(n, 0.99), max(n), avg((n = 0)::INT) FROM "
-            "(SELECT count(l.person_id) AS n FROM cpr LEFT JOIN lpr l USING (person_id) GROUP BY cpr.person_id)"
-        ).fetchone()
-        or ()
+    median, p99, top, none = synthetic.row(
+        "SELECT median(n), quantile_cont(n, 0.99), max(n), avg((n = 0)::INT) FROM "
+        "(SELECT count(l.person_id) AS n FROM cpr LEFT JOIN lpr l USING (person_id) GROUP BY cpr.person_id)"
     )
     assert median <= 6
     assert p99 >= 5 * max(median, 1) and top >= 20 * max(median, 1)
@@ -206,14 +200,11 @@ def test_drug_users_mostly_have_the_diagnosis(
 def test_patients_are_treated_after_the_diagnosis(
     synthetic: Synthetic, diagnosis: str, drug: str, share: float
 ) -> None:
-    treated, after = (
-        synthetic.db.execute(
-            f"WITH d AS (SELECT person_id, min(admission_date) AS first FROM lpr WHERE icd10 = '{diagnosis}' GROUP BY 1), "
-            f"u AS (SELECT person_id, min(date) AS first FROM lmdb WHERE {drug} GROUP BY 1) "
-            "SELECT avg((u.person_id IS NOT NULL)::INT), avg((u.first >= d.first)::INT) FILTER (u.person_id IS NOT NULL) "
-            "FROM d LEFT JOIN u USING (person_id)"
-        ).fetchone()
-        or ()
+    treated, after = synthetic.row(
+        f"WITH d AS (SELECT person_id, min(admission_date) AS first FROM lpr WHERE icd10 = '{diagnosis}' GROUP BY 1), "
+        f"u AS (SELECT person_id, min(date) AS first FROM lmdb WHERE {drug} GROUP BY 1) "
+        "SELECT avg((u.person_id IS NOT NULL)::INT), avg((u.first >= d.first)::INT) FILTER (u.person_id IS NOT NULL) "
+        "FROM d LEFT JOIN u USING (person_id)"
     )
     assert treated > share
     assert after > 0.9
@@ -255,13 +246,10 @@ def test_background_prescribing_follows_age_and_sex(synthetic: Synthetic) -> Non
 def test_causes_of_death_follow_the_diagnoses(
     synthetic: Synthetic, diagnosis: str, causes: str, share: float
 ) -> None:
-    with_diagnosis, without = (
-        synthetic.db.execute(
-            f"WITH d AS (SELECT DISTINCT person_id FROM lpr WHERE icd10 = '{diagnosis}') "
-            f"SELECT avg((cause_icd10 IN ({causes}))::INT) FILTER (d.person_id IS NOT NULL), "
-            f"avg((cause_icd10 IN ({causes}))::INT) FILTER (d.person_id IS NULL) FROM dar LEFT JOIN d USING (person_id)"
-        ).fetchone()
-        or ()
+    with_diagnosis, without = synthetic.row(
+        f"WITH d AS (SELECT DISTINCT person_id FROM lpr WHERE icd10 = '{diagnosis}') "
+        f"SELECT avg((cause_icd10 IN ({causes}))::INT) FILTER (d.person_id IS NOT NULL), "
+        f"avg((cause_icd10 IN ({causes}))::INT) FILTER (d.person_id IS NULL) FROM dar LEFT JOIN d USING (person_id)"
     )
     assert with_diagnosis > share and with_diagnosis > 2 * without
 
@@ -284,11 +272,8 @@ def test_income_peaks_in_late_working_age_and_follows_sex_and_education(syntheti
         f"JOIN cpr c USING (person_id) WHERE {age} BETWEEN 35 AND 60 GROUP BY 1",
     )
     assert by_level[7] > by_level[3] > by_level[2]
-    negative, missing = (
-        synthetic.db.execute(
-            "SELECT avg((disposable_income < 0)::INT), avg((disposable_income IS NULL)::INT) FROM ind"
-        ).fetchone()
-        or ()
+    negative, missing = synthetic.row(
+        "SELECT avg((disposable_income < 0)::INT), avg((disposable_income IS NULL)::INT) FROM ind"
     )
     assert 0 < negative < 0.01 and 0 < missing < 0.01
 

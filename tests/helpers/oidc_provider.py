@@ -12,14 +12,13 @@ import html
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from tests.helpers.required import missing
-from tests.helpers.server_fixtures import Process, free_port, spawn
+from tests.helpers.server_fixtures import Process, free_port, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_DIR = ROOT / "tests" / "oidc"
@@ -74,19 +73,8 @@ def start_provider(redirect_uri: str, log_dir: Path, timeout: float = 60.0) -> P
         {},
     )
     provider = Provider(started.process, started.log, f"http://127.0.0.1:{port}")
-    discovery = f"{provider.issuer}/.well-known/openid-configuration"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if provider.process.poll() is not None:
-            raise RuntimeError(f"the OIDC provider exited:\n{provider.output()}")
-        try:
-            if httpx.get(discovery, timeout=2).status_code == 200:
-                return provider
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    provider.stop()
-    raise RuntimeError(f"the OIDC provider did not answer within {timeout} s:\n{provider.output()}")
+    wait_for(f"{provider.issuer}/.well-known/openid-configuration", provider, timeout)
+    return provider
 
 
 _FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', re.S | re.I)

@@ -15,6 +15,7 @@ from query_engine.errors import EngineInternalError, LossOutOfRange, PrivacyInva
 from query_engine.mechanisms import (
     DPArray,
     NoiseCalibration,
+    NoiseKind,
     PrivacyLoss,
     Sensitivity,
     add_noise,
@@ -42,6 +43,13 @@ EPSILONS = [1e-4, 0.01, 0.1, 0.3, 1 / 3, 0.5, 1.0, 2.0, 7.3]
 RHOS = [1e-6, 0.001, 0.05, 0.1, 0.125, 0.5, 2.0]
 
 
+LOSS_OF: dict[NoiseKind, str] = {"laplace": "epsilon", "gaussian": "rho"}
+"""The loss each noise kind is calibrated in (the other one stays None)."""
+TARGETS = [pytest.param("laplace", e, id=f"epsilon_{e:g}") for e in EPSILONS] + [
+    pytest.param("gaussian", r, id=f"rho_{r:g}") for r in RHOS
+]
+
+
 def fresh_laplace(scale: float) -> dp.Measurement:
     return dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l1_distance(T=dp.i64), scale=scale
@@ -54,42 +62,43 @@ def fresh_gaussian(scale: float) -> dp.Measurement:
     )
 
 
+def opendp_loss(kind: NoiseKind, scale: float, sensitivity: Sensitivity) -> float:
+    """What a fresh OpenDP measurement of ``kind`` at ``scale`` charges: the map of the L1 (Laplace)
+    or L2 (Gaussian) sensitivity."""
+    if kind == "laplace":
+        return float(fresh_laplace(scale).map(sensitivity.l1))
+    return float(fresh_gaussian(scale).map(sensitivity.l2))
+
+
+def calibrated(kind: NoiseKind, sensitivity: Sensitivity, target: float) -> NoiseCalibration:
+    """``calibrate`` with ``target`` as the epsilon (Laplace) or the rho (Gaussian)."""
+    return calibrate(kind, sensitivity, **{LOSS_OF[kind]: target})
+
+
 # --- calibration ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("sensitivity", SENSITIVITIES)
-@pytest.mark.parametrize("epsilon", EPSILONS)
-def test_laplace_loss_is_opendp_map_and_meets_target(sensitivity: Sensitivity, epsilon: float) -> None:
-    calibration = calibrate("laplace", sensitivity, epsilon=epsilon)
-    charged = calibration.loss.epsilon
+@pytest.mark.parametrize(("kind", "target"), TARGETS)
+def test_loss_is_opendp_map_and_meets_target(
+    sensitivity: Sensitivity, kind: NoiseKind, target: float
+) -> None:
+    calibration = calibrated(kind, sensitivity, target)
+    charged = getattr(calibration.loss, LOSS_OF[kind])
     assert charged is not None
-    assert charged == fresh_laplace(calibration.scale).map(sensitivity.l1)
-    assert charged <= epsilon
-    assert charged >= epsilon * (1 - 1e-9)
-    assert calibration.loss.rho is None and calibration.loss.delta == 0.0
-    assert calibration.mechanism == "discrete_laplace"
-
-
-@pytest.mark.parametrize("sensitivity", SENSITIVITIES)
-@pytest.mark.parametrize("rho", RHOS)
-def test_gaussian_loss_is_opendp_map_and_meets_target(sensitivity: Sensitivity, rho: float) -> None:
-    calibration = calibrate("gaussian", sensitivity, rho=rho)
-    charged = calibration.loss.rho
-    assert charged is not None
-    assert charged == fresh_gaussian(calibration.scale).map(sensitivity.l2)
-    assert charged <= rho
-    assert charged >= rho * (1 - 1e-9)
-    assert calibration.loss.epsilon is None and calibration.mechanism == "discrete_gaussian"
+    assert charged == opendp_loss(kind, calibration.scale, sensitivity)
+    assert charged <= target
+    assert charged >= target * (1 - 1e-9)
+    other = "rho" if kind == "laplace" else "epsilon"
+    assert getattr(calibration.loss, other) is None and calibration.loss.delta == 0.0
+    assert calibration.mechanism == f"discrete_{kind}"
 
 
 @pytest.mark.parametrize("kind", ["laplace", "gaussian"])
-def test_calibrate_scale_reads_loss_by_map(kind: str) -> None:
+def test_calibrate_scale_reads_loss_by_map(kind: NoiseKind) -> None:
     sensitivity = Sensitivity.for_contribution(4, 3)
-    calibration = calibrate_scale(kind, sensitivity, 12.5)  # type: ignore[arg-type]
-    if kind == "laplace":
-        assert calibration.loss.epsilon == fresh_laplace(12.5).map(sensitivity.l1)
-    else:
-        assert calibration.loss.rho == fresh_gaussian(12.5).map(sensitivity.l2)
+    calibration = calibrate_scale(kind, sensitivity, 12.5)
+    assert getattr(calibration.loss, LOSS_OF[kind]) == opendp_loss(kind, 12.5, sensitivity)
 
 
 @pytest.mark.parametrize(
@@ -146,12 +155,8 @@ def test_privacy_loss_has_exactly_one_of_epsilon_and_rho() -> None:
 
 
 @pytest.mark.parametrize("kind", ["laplace", "gaussian"])
-def test_add_noise_returns_int64_dp_array(kind: str) -> None:
-    calibration = (
-        calibrate("laplace", Sensitivity.for_contribution(1, 1), epsilon=1.0)
-        if kind == "laplace"
-        else calibrate("gaussian", Sensitivity.for_contribution(1, 1), rho=0.5)
-    )
+def test_add_noise_returns_int64_dp_array(kind: NoiseKind) -> None:
+    calibration = calibrated(kind, Sensitivity.for_contribution(1, 1), 1.0 if kind == "laplace" else 0.5)
     exact = np.arange(50, dtype=np.int64) * 1000
     noisy = add_noise(calibration, exact)
     assert isinstance(noisy, DPArray) and noisy.dtype == np.int64 and noisy.shape == exact.shape
@@ -205,13 +210,9 @@ def _tampered(calibration: NoiseCalibration) -> list[NoiseCalibration]:
 
 
 @pytest.mark.parametrize("kind", ["laplace", "gaussian"])
-def test_tampered_calibration_raises_and_releases_nothing(kind: str) -> None:
+def test_tampered_calibration_raises_and_releases_nothing(kind: NoiseKind) -> None:
     sensitivity = Sensitivity.for_contribution(2, 3)
-    calibration = (
-        calibrate("laplace", sensitivity, epsilon=0.7)
-        if kind == "laplace"
-        else calibrate("gaussian", sensitivity, rho=0.2)
-    )
+    calibration = calibrated(kind, sensitivity, 0.7 if kind == "laplace" else 0.2)
     for tampered in _tampered(calibration):
         with pytest.raises(PrivacyInvariantError):
             add_noise(tampered, np.zeros(3, dtype=np.int64))
@@ -226,13 +227,9 @@ def test_tampered_mechanism_name_raises() -> None:
 
 
 @pytest.mark.parametrize("kind", ["laplace", "gaussian"])
-def test_add_noise_on_20_cells_is_well_under_a_millisecond(kind: str) -> None:
+def test_add_noise_on_20_cells_is_well_under_a_millisecond(kind: NoiseKind) -> None:
     sensitivity = Sensitivity.for_contribution(1, 1)
-    calibration = (
-        calibrate("laplace", sensitivity, epsilon=0.5)
-        if kind == "laplace"
-        else calibrate("gaussian", sensitivity, rho=0.1)
-    )
+    calibration = calibrated(kind, sensitivity, 0.5 if kind == "laplace" else 0.1)
     exact = np.arange(20, dtype=np.int64)
     add_noise(calibration, exact)
     timings = []

@@ -174,43 +174,29 @@ def test_mean_rows_never_divide_by_a_non_positive_count(mean_calibrations) -> No
 def test_quantile_rows_report_the_candidate_and_its_rank_error() -> None:
     calibration = calibrate_quantile(19 * 2, 1.0, 5, 2)
     interval = ([10.0, 40.0], [19.0, 50.0])
-    rows = quantile_rows(
-        keys_for(2),
-        dp_array([0, 4]),
-        [10, 20, 30, 40, 50],
-        calibration,
-        0.95,
-        quantile=0.95,
-        interval=interval,
-        grid_step=10.0,
-    )
+
+    def rows_of(cells: int, noisy: list[int], candidates: list[int]) -> list[dict[str, Any]]:
+        return quantile_rows(
+            keys_for(cells),
+            dp_array(noisy),
+            candidates,
+            calibration,
+            0.95,
+            quantile=0.95,
+            interval=interval,
+            grid_step=10.0,
+        )
+
+    rows = rows_of(2, [0, 4], [10, 20, 30, 40, 50])
     assert [r["value"] for r in rows] == [10, 50]
     assert [(r["ci_low"], r["ci_high"]) for r in rows] == [(10, 19), (40, 50)]
     assert all(r["grid_step"] == 10 and not r["suppressed"] for r in rows)
     expected = quantile_rank_error(calibration, alpha_for(0.95), 20)
     assert expected <= rows[0]["rank_error"] <= expected + 0.01
     with pytest.raises(EngineInternalError):
-        quantile_rows(
-            keys_for(1),
-            dp_array([0]),
-            [10, 20],
-            calibration,
-            0.95,
-            quantile=0.95,
-            interval=interval,
-            grid_step=10,
-        )
+        rows_of(1, [0], [10, 20])
     with pytest.raises(EngineInternalError, match="one value interval per cell"):
-        quantile_rows(
-            keys_for(1),
-            dp_array([0]),
-            [10, 20, 30, 40, 50],
-            calibration,
-            0.95,
-            quantile=0.95,
-            interval=interval,
-            grid_step=10,
-        )
+        rows_of(1, [0], [10, 20, 30, 40, 50])
 
 
 def test_threshold_rows_use_released_keys() -> None:

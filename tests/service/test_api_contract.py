@@ -303,12 +303,7 @@ def test_register_cap_is_enforced(
     http: httpx.Client, admin_headers: dict[str, str], make_project: Callable[..., ProjectAccess]
 ) -> None:
     project = make_project(5.0, registers=("cpr", "udda"))
-    query = {
-        "project": project.id,
-        "measure": "count_persons",
-        "group_by": ["udda.isced_level"],
-        "epsilon": 1.0,
-    }
+    query = count_query(project.id, 1.0, group_by=["udda.isced_level"])
     borne = next(
         (r for r in http.get("/v1/transparency").json()["registers"] if r["register"] == "udda"),
         {"rho_spent": 0.0},
@@ -339,12 +334,7 @@ def test_ledger_verify_route(http: httpx.Client, admin_headers: dict[str, str]) 
 
 def test_register_not_permitted(http: httpx.Client, make_project: Callable[..., ProjectAccess]) -> None:
     project = make_project(1.0, registers=("cpr",))
-    query = {
-        "project": project.id,
-        "measure": "count_persons",
-        "group_by": ["lpr.contact_type"],
-        "epsilon": 0.1,
-    }
+    query = count_query(project.id, 0.1, group_by=["lpr.contact_type"])
     body = assert_error(
         http.post("/v1/queries", json=query, headers=project.headers), 403, "register_not_permitted"
     )

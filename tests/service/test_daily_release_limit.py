@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, create_project, start_server
+from tests.service.svc_helpers import Server, admin_client, assert_error, bearer, create_project, start_server
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _analyst(server: Server, project: str) -> httpx.Client:
         "epsilon": 5.0,
         "delta": 0.0,
     }
-    with httpx.Client(base_url=server.url, headers=bearer(ADMIN_TOKEN), timeout=60) as admin:
+    with admin_client(server) as admin:
         token = create_project(admin, body, token_name="analyst")
     return httpx.Client(base_url=server.url, headers=bearer(token), timeout=60)
 

@@ -61,18 +61,26 @@ def oidc(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
             yield provider, server
 
 
+def _browser() -> httpx.Client:
+    """A client that, like a browser, keeps cookies; it shows each redirect instead of following it."""
+    return httpx.Client(timeout=30, follow_redirects=False)
+
+
+def _callback_url(browser: httpx.Client, server: Server, account: str, institution: str | None = "ku") -> str:
+    """Start the sign-in at sundstat and sign in as ``account`` at the provider; returns the URL of
+    sundstat's callback that the provider sends the browser back to."""
+    params = {"institution": institution} if institution else {}
+    login = browser.get(f"{server.url}/v1/auth/login", params=params)
+    assert login.status_code == 303, login.text
+    assert login.headers["location"].startswith("http://127.0.0.1:")
+    assert "code_challenge_method=S256" in login.headers["location"]
+    return sign_in_at_provider(browser, login.headers["location"], account, f"{server.url}/v1/auth/callback")
+
+
 def _sign_in(server: Server, account: str, institution: str | None = "ku") -> httpx.Response:
     """The whole browser flow; returns the response of sundstat's callback."""
-    params = {"institution": institution} if institution else {}
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
-        login = browser.get(f"{server.url}/v1/auth/login", params=params)
-        assert login.status_code == 303, login.text
-        assert login.headers["location"].startswith("http://127.0.0.1:")
-        assert "code_challenge_method=S256" in login.headers["location"]
-        back = sign_in_at_provider(
-            browser, login.headers["location"], account, f"{server.url}/v1/auth/callback"
-        )
-        return browser.get(back)
+    with _browser() as browser:
+        return browser.get(_callback_url(browser, server, account, institution))
 
 
 def test_sign_in_gives_an_applicant_token_that_gets_automatic_approval(oidc: tuple[Provider, Server]) -> None:
@@ -122,22 +130,16 @@ def test_a_person_outside_registered_institutions_is_refused(
 
 def test_a_callback_is_used_once(oidc: tuple[Provider, Server]) -> None:
     _, server = oidc
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
-        login = browser.get(f"{server.url}/v1/auth/login", params={"institution": "ku"})
-        back = sign_in_at_provider(
-            browser, login.headers["location"], "alice", f"{server.url}/v1/auth/callback"
-        )
+    with _browser() as browser:
+        back = _callback_url(browser, server, "alice")
         assert browser.get(back).status_code == 200
         assert_error(browser.get(back), 401, "sign_in_failed")
 
 
 def test_only_the_browser_that_started_the_sign_in_can_finish_it(oidc: tuple[Provider, Server]) -> None:
     _, server = oidc
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
-        login = browser.get(f"{server.url}/v1/auth/login", params={"institution": "ku"})
-        back = sign_in_at_provider(
-            browser, login.headers["location"], "alice", f"{server.url}/v1/auth/callback"
-        )
+    with _browser() as browser:
+        back = _callback_url(browser, server, "alice")
         # Someone who obtained the callback URL (say, sent it to a victim) cannot use it elsewhere ...
         elsewhere = httpx.get(back)
         assert "another browser" in assert_error(elsewhere, 401, "sign_in_failed")["error"]
@@ -150,7 +152,7 @@ def test_a_forged_state_or_a_stolen_code_is_refused(oidc: tuple[Provider, Server
     forged = httpx.get(f"{server.url}/v1/auth/callback", params={"code": "x", "state": "made-up"})
     assert_error(forged, 401, "sign_in_failed")
     # A real state with a code that is not the provider's: the code exchange fails.
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
+    with _browser() as browser:
         login = browser.get(f"{server.url}/v1/auth/login")
         state = httpx.URL(login.headers["location"]).params["state"]
         wrong = browser.get(f"{server.url}/v1/auth/callback", params={"code": "not-a-code", "state": state})
@@ -164,7 +166,7 @@ def test_login_for_an_unknown_institution_is_404(oidc: tuple[Provider, Server]) 
 
 def test_cancelling_at_the_provider_is_a_clear_refusal(oidc: tuple[Provider, Server]) -> None:
     _, server = oidc
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
+    with _browser() as browser:
         url = browser.get(f"{server.url}/v1/auth/login", params={"institution": "ku"}).headers["location"]
         while (page := browser.get(url)).status_code != 200:
             url = str(page.url.join(page.headers["location"]))

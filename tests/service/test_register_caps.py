@@ -23,7 +23,15 @@ from budget_ledger import Ledger, MemoryStore, SqliteStore, load_or_create_audit
 from service.bootstrap import apply_default_caps, check_auto_approval_caps, uncapped_registers
 from service.cli import build_parser
 from service.settings import Settings, SettingsError
-from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, create_project, start_server
+from tests.service.svc_helpers import (
+    ADMIN_TOKEN,
+    Server,
+    admin_client,
+    assert_error,
+    bearer,
+    create_project,
+    start_server,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EPSILON, DEFAULT_DELTA = 20.0, 1e-7
@@ -38,7 +46,7 @@ def fresh(dataset: Path, tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def admin(fresh: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fresh.url, headers=bearer(ADMIN_TOKEN), timeout=60) as client:
+    with admin_client(fresh) as client:
         yield client
 
 

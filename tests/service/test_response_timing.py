@@ -22,8 +22,8 @@ import pytest
 
 from service.settings import Settings
 from tests.service.svc_helpers import (
-    ADMIN_TOKEN,
     Server,
+    admin_client,
     assert_error,
     bearer,
     build_dataset,
@@ -102,7 +102,7 @@ def _project(server: Server) -> dict[str, str]:
         "epsilon": 1000.0,
         "delta": 0.0,
     }
-    with httpx.Client(base_url=server.url, headers=bearer(ADMIN_TOKEN), timeout=60) as admin:
+    with admin_client(server) as admin:
         token = create_project(admin, body, token_name="analyst")
     return {"project": project, "token": token}
 

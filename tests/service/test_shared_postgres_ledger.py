@@ -10,12 +10,8 @@ affords exactly ``K`` of them.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,51 +19,29 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from service.cli import main
-from tests.helpers.pg_server import TemporaryPostgres
-from tests.service.svc_helpers import ADMIN_TOKEN, Server, bearer, fire_queries, two_hosts
+from tests.service.svc_helpers import (
+    ADMIN_TOKEN,
+    Hosts,
+    admin_client,
+    bearer,
+    fire_queries,
+    issue_token,
+    two_hosts_fixture,
+)
 
 K = 6
 QUERIES_PER_HOST = 12
 THREADS_PER_HOST = 4
 
 
-@dataclass
-class Hosts:
-    """Two running API hosts sharing one PostgreSQL ledger."""
-
-    a: Server
-    b: Server
-    ledger_url: str
-    audit_key: str
-
-
-@pytest.fixture(scope="module")
-def hosts(
-    dataset: Path, postgres_server: TemporaryPostgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Hosts]:
-    """Host A and host B, started at once on a fresh PostgreSQL schema."""
-    url = postgres_server.schema_url()
-    key = secrets.token_hex(32)
-    base = tmp_path_factory.mktemp("two-hosts")
-
-    with two_hosts(dataset, base, url, {"SUNDSTAT_AUDIT_KEY": key}, workers=1) as (a, b):
-        yield Hosts(a, b, url, key)
-
-
-def _analyst_token(client: httpx.Client, project: str, name: str) -> str:
-    issued = client.post(f"/v1/projects/{project}/tokens", json={"name": name})
-    assert issued.status_code == 201, issued.text
-    return str(issued.json()["token"])
+hosts = two_hosts_fixture(workers=1)
+"""Host A and host B, started at once on a fresh PostgreSQL schema."""
 
 
 def test_two_hosts_spend_one_budget_exactly_once(
     hosts: Hosts, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    admin = bearer(ADMIN_TOKEN)
-    with (
-        httpx.Client(base_url=hosts.a.url, headers=admin, timeout=60) as on_a,
-        httpx.Client(base_url=hosts.b.url, headers=admin, timeout=60) as on_b,
-    ):
+    with admin_client(hosts.a) as on_a, admin_client(hosts.b) as on_b:
         # The project is created on host A; its budget is set on host B: one ledger.
         project = "shared-budget"
         body = {
@@ -89,8 +63,8 @@ def test_two_hosts_spend_one_budget_exactly_once(
         assert on_b.put(f"/v1/projects/{project}/budget", json=budget).status_code == 200
 
         # With a PostgreSQL ledger the service state is there too: a token works on either host.
-        token_a = _analyst_token(on_a, project, "analyst on host A")
-        token_b = _analyst_token(on_b, project, "analyst on host B")
+        token_a = issue_token(on_a, project, "analyst on host A")
+        token_b = issue_token(on_b, project, "analyst on host B")
         assert on_b.get(f"/v1/projects/{project}/budget", headers=bearer(token_a)).status_code == 200
 
         queries = [{**query, "confidence": round(0.5 + i / 1000, 3)} for i in range(2 * QUERIES_PER_HOST)]
@@ -132,7 +106,7 @@ def test_two_hosts_spend_one_budget_exactly_once(
             assert verified["ok"] is True, verified
 
     # Offline, from the URL and the key alone (no state directory).
-    monkeypatch.setenv("SUNDSTAT_AUDIT_KEY", hosts.audit_key)
+    monkeypatch.setenv("SUNDSTAT_AUDIT_KEY", hosts.settings["SUNDSTAT_AUDIT_KEY"])
     monkeypatch.delenv("SUNDSTAT_LEDGER_URL", raising=False)
     assert main(["ledger", "verify", "--ledger-url", hosts.ledger_url]) == 0
     printed = capsys.readouterr().out

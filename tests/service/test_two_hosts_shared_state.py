@@ -9,63 +9,40 @@ no refill) and failed authentications per address allow bursts of 5; everything 
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-import httpx
-import pytest
-
-from tests.helpers.pg_server import TemporaryPostgres
-from tests.service.svc_helpers import ADMIN_TOKEN, Server, assert_error, bearer, two_hosts
+from tests.service.svc_helpers import (
+    Hosts,
+    admin_client,
+    assert_error,
+    bearer,
+    issue_token,
+    two_hosts_fixture,
+)
 
 TOKEN_BURST = 10
 AUTH_FAILURE_BURST = 5
 
 
-@dataclass
-class Hosts:
-    """Two running API hosts on one PostgreSQL database."""
-
-    a: Server
-    b: Server
-
-
-@pytest.fixture(scope="module")
-def hosts(
-    dataset: Path, postgres_server: TemporaryPostgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Hosts]:
-    url = postgres_server.schema_url()
-    base = tmp_path_factory.mktemp("two-hosts-state")
-    settings = {
-        "SUNDSTAT_AUDIT_KEY": secrets.token_hex(32),
+hosts = two_hosts_fixture(
+    workers=2,
+    settings={
         "SUNDSTAT_RATE_LIMIT_PER_SECOND": "0.0001",
         "SUNDSTAT_RATE_LIMIT_BURST": str(TOKEN_BURST),
         "SUNDSTAT_AUTH_FAILURE_RATE_PER_SECOND": "0.0001",
         "SUNDSTAT_AUTH_FAILURE_BURST": str(AUTH_FAILURE_BURST),
-    }
-
-    with two_hosts(dataset, base, url, settings, workers=2) as (a, b):
-        yield Hosts(a, b)
+    },
+)
 
 
 def test_two_hosts_share_tokens_revocations_applications_applicants_and_rate_limits(hosts: Hosts) -> None:
-    admin = bearer(ADMIN_TOKEN)
-    with (
-        httpx.Client(base_url=hosts.a.url, headers=admin, timeout=60) as on_a,
-        httpx.Client(base_url=hosts.b.url, headers=admin, timeout=60) as on_b,
-    ):
+    with admin_client(hosts.a) as on_a, admin_client(hosts.b) as on_b:
         body = {"id": "shared-state", "title": "Two hosts", "purpose": "research", "registers": ["cpr"]}
         assert on_a.post("/v1/projects", json={**body, "epsilon": 1}).status_code == 201
 
-        def issue(client: httpx.Client, name: str) -> str:
-            issued = client.post("/v1/projects/shared-state/tokens", json={"name": name})
-            assert issued.status_code == 201, issued.text
-            return str(issued.json()["token"])
-
         # A token issued on host A works on host B (and the other way round).
-        kept, revoked = issue(on_a, "kept"), issue(on_b, "revoked")
+        kept, revoked = (
+            issue_token(on_a, "shared-state", "kept"),
+            issue_token(on_b, "shared-state", "revoked"),
+        )
         budget = "/v1/projects/shared-state/budget"
         assert on_b.get(budget, headers=bearer(kept)).status_code == 200
         assert on_a.get(budget, headers=bearer(revoked)).status_code == 200
@@ -113,7 +90,7 @@ def test_two_hosts_share_tokens_revocations_applications_applicants_and_rate_lim
         assert [p["permit_id"] for p in shown if p["id"] == project] == [auto.json()["id"]]
 
         # One per-token limit across both hosts: 6 requests on A and 6 on B, 10 accepted, 2 refused.
-        limited = issue(on_b, "limited")
+        limited = issue_token(on_b, "shared-state", "limited")
         statuses = []
         for client in [on_a, on_b] * 6:
             statuses.append(client.get(budget, headers=bearer(limited)).status_code)
