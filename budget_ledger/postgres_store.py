@@ -340,6 +340,12 @@ class PostgresLedgerStore:
             ).fetchone()
             assert row is not None
             self._check_durability(row)
+        except psycopg.Error as exc:
+            con.close()
+            raise LedgerUnavailable(
+                f"The PostgreSQL ledger at {self.where} dropped a new connection while it was being set "
+                f"up ({_first_line(exc)}); nothing was written, retry."
+            ) from None
         except BaseException:
             con.close()
             raise

@@ -161,12 +161,20 @@ class PostgresStateStore:
                 f"Cannot connect to the PostgreSQL service state at {self.where}: {first}. Check the URL "
                 "(SUNDSTAT_STATE_URL, else SUNDSTAT_LEDGER_URL) and that the server is running."
             ) from None
-        if counters:
-            con.execute("SET synchronous_commit = off")
-            return con
-        row = con.execute(
-            "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc"
-        ).fetchone()
+        try:
+            if counters:
+                con.execute("SET synchronous_commit = off")
+                return con
+            row = con.execute(
+                "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc"
+            ).fetchone()
+        except psycopg.Error as exc:
+            con.close()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LedgerUnavailable(
+                f"The PostgreSQL service state at {self.where} dropped a new connection while it was being "
+                f"set up ({first}); retry shortly."
+            ) from None
         assert row is not None
         weak = [
             f"{name}={value}"

@@ -65,10 +65,15 @@ def _spend_until_the_server_dies(url: str, key: bytes, acknowledged: str) -> Non
     os._exit(5)
 
 
+def _acknowledged(path: Path) -> int:
+    """How many spends the children have been answered so far."""
+    return len(path.read_text().split()) if path.exists() else 0
+
+
 def _wait_for_acknowledged(path: Path, at_least: int, timeout: float = 60.0) -> None:
     """Poll until ``path`` lists ``at_least`` acknowledged spends (the child's own progress)."""
     deadline = time.monotonic() + timeout
-    while not path.exists() or len(path.read_text().split()) < at_least:
+    while _acknowledged(path) < at_least:
         assert time.monotonic() < deadline, (
             f"the child acknowledged fewer than {at_least} spends in {timeout:g} s"
         )
@@ -83,14 +88,15 @@ def test_server_crash_keeps_every_acknowledged_spend(tmp_path: Path, audit_key: 
         Ledger(store, audit_key).create_project(pure_spec(PROJECT, epsilon=10_000), "admin")
         store.close()
         acknowledged = tmp_path / "acknowledged.txt"
-        for crash in range(2):
+        for _ in range(2):  # two crashes
             context = multiprocessing.get_context("fork")
             child = context.Process(
                 target=_spend_until_the_server_dies, args=(url, audit_key, str(acknowledged))
             )
+            before = _acknowledged(acknowledged)
             child.start()
-            # Crash mid-stream: once the child has been answered a few more times, not after a fixed time.
-            _wait_for_acknowledged(acknowledged, at_least=5 * (crash + 1))
+            # Crash mid-stream: once this child has been answered a few times, not after a fixed time.
+            _wait_for_acknowledged(acknowledged, at_least=before + 5)
             server.crash_and_restart()
             child.join(60)
             assert child.exitcode == 0

@@ -21,6 +21,7 @@ from tests.budget_ledger.pg_ledger import postgres_store_fixture  # noqa: F401
 from tests.helpers.pg_server import (  # noqa: F401
     TemporaryPostgres,
     hang_up,
+    hang_up_new_connections,
     pg_url_fixture,
     postgres_server_fixture,
 )
@@ -220,6 +221,17 @@ def test_every_lost_idle_connection_is_replaced_not_only_the_first(
     assert ledger.reserve_and_commit("diabetes-2026", ["cpr"], TENTH, "h", "q", actor="a").charged
     assert ledger.budget("diabetes-2026").spends == 1
     store.close()
+
+
+def test_a_connection_dropped_while_it_is_set_up_is_a_retryable_error(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes away between accepting a connection and the durability check (a crash)."""
+    hang_up_new_connections(monkeypatch)
+    with pytest.raises(LedgerUnavailable, match="dropped a new connection.*nothing was written, retry"):
+        PostgresLedgerStore(pg_url)
+    monkeypatch.undo()
+    PostgresLedgerStore(pg_url).close()
 
 
 def test_snapshot_refuses_writes(ledger: Ledger) -> None:

@@ -351,6 +351,19 @@ def hang_up(con: psycopg.Connection[Any]) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+def hang_up_new_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``psycopg.connect`` hang up each new connection right after the server accepted it, as a
+    server that crashes between the connection and its first statement does."""
+    connect = psycopg.connect
+
+    def connect_then_hang_up(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        con = connect(*args, **kwargs)
+        hang_up(con)
+        return con
+
+    monkeypatch.setattr(psycopg, "connect", connect_then_hang_up)
+
+
 # --- pytest fixtures: one server per session, shared by every module that imports them --------
 
 _shared: dict[str, Any] = {"server": None, "users": 0}

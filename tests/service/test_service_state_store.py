@@ -33,7 +33,7 @@ from service.state.schema import TOKENS, create_table
 from service.state.sqlite import SqliteStateStore
 from service.tokens import TokenStore, hash_token
 from service.worker_services import open_ledger
-from tests.helpers.pg_server import TemporaryPostgres, hang_up, pg_url_fixture  # noqa: F401
+from tests.helpers.pg_server import TemporaryPostgres, hang_up, hang_up_new_connections, pg_url_fixture  # noqa: F401
 from tests.helpers.threads import in_threads
 from tests.service.state_fixtures import OpenStore, open_store_fixture  # noqa: F401
 
@@ -218,6 +218,18 @@ def test_a_postgres_server_that_may_lose_commits_is_refused(postgres_server: Tem
     postgres_server.sql(f"ALTER DATABASE {name} SET synchronous_commit = off")
     with pytest.raises(UnsafeStore, match="synchronous_commit=off"):
         PostgresStateStore(postgres_server.url(name))
+
+
+def test_a_postgres_connection_dropped_while_it_is_set_up_is_a_retryable_error(
+    postgres_server: TemporaryPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes away between accepting a connection and the durability check (a crash)."""
+    url = postgres_server.schema_url()
+    hang_up_new_connections(monkeypatch)
+    with pytest.raises(LedgerUnavailable, match="dropped a new connection.*retry shortly"):
+        PostgresStateStore(url)
+    monkeypatch.undo()
+    PostgresStateStore(url).close()
 
 
 @pytest.mark.parametrize("how", ["terminated", "hung up"])
