@@ -29,31 +29,47 @@ def batch_glm(
 
     Poisson: counts with mean exposure·exp(Xβ) (exposure = person-time). Binomial: successes out of
     ``exposure`` trials with probability expit(Xβ). Cells with ``include`` False get no weight.
+
+    The iterations start from each cell's own observed mean, pulled towards the row's (as statsmodels
+    starts), not from one common rate: from there a cell whose count is 50 times its share would make
+    the first step overshoot by e^50, and the weights of the next could no longer be told apart in
+    floating point (a singular X'WX).
     """
-    batch, cells = response.shape
     columns = design.shape[1]
-    beta = np.zeros((batch, columns))
-    if family == "poisson":
-        total_rate = (response * include).sum(1) / np.maximum((exposure * include).sum(1), 1e-300)
-        beta[:, 0] = np.log(np.maximum(total_rate, 1e-300))
-    else:
-        share = (response * include).sum(1) / np.maximum((exposure * include).sum(1), 1e-300)
-        share = np.clip(share, 1e-6, 1 - 1e-6)
-        beta[:, 0] = np.log(share / (1 - share))
     ridge = _RIDGE * np.eye(columns)
+    eta, mean = _start(family, response, exposure, include)
+    beta = np.zeros((response.shape[0], columns))
     for _ in range(_ITERATIONS):
-        eta = np.clip(beta @ design.T, -_ETA_LIMIT, _ETA_LIMIT)
-        if family == "poisson":
-            mean = exposure * np.exp(eta)
-            weight = mean
-        else:
-            p = 1.0 / (1.0 + np.exp(-eta))
-            mean = exposure * p
-            weight = exposure * p * (1 - p)
-        weight = np.where(include, weight, 0.0)
-        safe = np.maximum(weight, 1e-300)
-        working = eta + np.where(include, (response - mean) / safe, 0.0)
+        # d mean / d eta: the mean itself for the log link, n·p·(1-p) for the logit link.
+        slope = mean if family == "poisson" else mean * (1.0 - mean / np.maximum(exposure, 1e-300))
+        weight = np.where(include, slope, 0.0)
+        # X'W z with the working response z = eta + (y - mean) / weight, written without the division.
+        weighted_working = np.where(include, weight * eta + (response - mean), 0.0)
         xtwx = np.einsum("ci,bc,cj->bij", design, weight, design) + ridge
-        xtwz = np.einsum("ci,bc->bi", design, weight * working)
+        xtwz = np.einsum("ci,bc->bi", design, weighted_working)
         beta = np.linalg.solve(xtwx, xtwz[..., None])[..., 0]
+        eta = np.clip(beta @ design.T, -_ETA_LIMIT, _ETA_LIMIT)
+        mean = _mean(family, exposure, eta)
     return beta
+
+
+def _mean(family: Literal["poisson", "binomial"], exposure: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    if family == "poisson":
+        return exposure * np.exp(eta)
+    return exposure / (1.0 + np.exp(-eta))
+
+
+def _start(
+    family: Literal["poisson", "binomial"], response: np.ndarray, exposure: np.ndarray, include: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first linear predictor and mean: Poisson, halfway between each cell's count and the row's
+    mean count; binomial, (y + 1/2) / (n + 1), as statsmodels starts its fits."""
+    if family == "poisson":
+        included = np.maximum(include.sum(1, keepdims=True), 1)
+        row_mean = (response * include).sum(1, keepdims=True) / included
+        mean = np.maximum((response + row_mean) / 2.0, 0.5)  # never log(0), even for an empty row
+        eta = np.clip(np.log(mean / np.maximum(exposure, 1e-300)), -_ETA_LIMIT, _ETA_LIMIT)
+        return eta, _mean(family, exposure, eta)
+    share = np.clip((response + 0.5) / (exposure + 1.0), 1e-6, 1 - 1e-6)
+    eta = np.clip(np.log(share / (1.0 - share)), -_ETA_LIMIT, _ETA_LIMIT)
+    return eta, _mean(family, exposure, eta)
