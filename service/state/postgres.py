@@ -76,6 +76,11 @@ class _Connection:
         return self.con.execute(_portable(sql).encode(), tuple(parameters))
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of a driver error (its detail lines may quote SQL), or its type."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class _Pool:
     """At most ``size`` connections of one process, each lent to one caller at a time."""
 
@@ -100,9 +105,8 @@ class _Pool:
             try:
                 yield con
             except psycopg.OperationalError as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise LedgerUnavailable(
-                    f"The connection to the service state was lost ({first}); retry shortly."
+                    f"The connection to the service state was lost ({_first_line(exc)}); retry shortly."
                 ) from None
             finally:
                 # Reused only when it is back outside a transaction (after a commit or a rollback).
@@ -156,10 +160,9 @@ class PostgresStateStore:
                 self._url, autocommit=True, row_factory=_row_factory, connect_timeout=10, **self._names
             )
         except psycopg.Error as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise LedgerUnavailable(
-                f"Cannot connect to the PostgreSQL service state at {self.where}: {first}. Check the URL "
-                "(SUNDSTAT_STATE_URL, else SUNDSTAT_LEDGER_URL) and that the server is running."
+                f"Cannot connect to the PostgreSQL service state at {self.where}: {_first_line(exc)}. "
+                "Check the URL (SUNDSTAT_STATE_URL, else SUNDSTAT_LEDGER_URL) and that the server is running."
             ) from None
         try:
             if counters:
@@ -170,10 +173,9 @@ class PostgresStateStore:
             ).fetchone()
         except psycopg.Error as exc:
             con.close()
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise LedgerUnavailable(
                 f"The PostgreSQL service state at {self.where} dropped a new connection while it was being "
-                f"set up ({first}); retry shortly."
+                f"set up ({_first_line(exc)}); retry shortly."
             ) from None
         assert row is not None
         weak = [
